@@ -1,0 +1,101 @@
+// Command gmailtls probes STARTTLS toward Gmail's MX hosts from mail relays,
+// keeps the history in SQLite, escalates from blip to incident and answers
+// from Slack. main only parses flags and wires the packages together.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// env is what every subcommand gets from the process: streams and the
+// environment, passed in so that tests can run subcommands in-process.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// subcommand is one entry of the command table.
+type subcommand struct {
+	summary string
+	run     func(ctx context.Context, e *env, args []string) int
+}
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func commandTable() map[string]subcommand {
+	return map[string]subcommand{
+		"probe":   {"run a STARTTLS probe toward the target's MX hosts", runProbe},
+		"version": {"print the version", runVersion},
+		"config":  {"config check: validate a configuration file", runConfig},
+		"status":  {"print each relay's escalation level from stored history", runStatus},
+		"history": {"print stored probe results, newest first", runHistory},
+		"relays":  {"list configured relays and their state", runRelays},
+		"serve":   {"run the Slack bot, the scheduler and the metrics endpoint", runServe},
+		"console": {"type bot commands in a terminal, without Slack", runConsole},
+		"agent":   {"run the relay agent (HTTPS probe endpoint for the bot)", runAgent},
+		"backup":  {"copy the live database consistently to a file", runBackup},
+	}
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	return dispatch(ctx, e, os.Args[1:])
+}
+
+// dispatch runs the subcommand named by args[0].
+func dispatch(ctx context.Context, e *env, args []string) int {
+	table := commandTable()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stderr, table)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, ok := table[args[0]]
+	if !ok {
+		fmt.Fprintf(e.stderr, "gmailtls: unknown command %q\n\n", args[0])
+		usage(e.stderr, table)
+		return exitUsage
+	}
+	return cmd.run(ctx, e, args[1:])
+}
+
+func usage(w io.Writer, table map[string]subcommand) {
+	fmt.Fprintln(w, "usage: gmailtls <command> [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(table))
+	for n := range table {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, table[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'gmailtls <command> -h' for a command's flags.")
+}
+
+func runVersion(_ context.Context, e *env, _ []string) int {
+	fmt.Fprintf(e.stdout, "gmailtls %s\n", version)
+	return exitOK
+}

@@ -1,0 +1,172 @@
+// Package config loads gmailtls's TOML configuration: it decodes bytes
+// strictly (unknown keys are errors with their line), applies defaults and
+// environment overrides, resolves secrets from the environment or files, and
+// validates every section, reporting all problems at once.
+package config
+
+import "time"
+
+// Config is the whole configuration file.
+type Config struct {
+	Target     Target     `toml:"target"`
+	Storage    Storage    `toml:"storage"`
+	Retention  Retention  `toml:"retention"`
+	Relays     []Relay    `toml:"relay"`
+	Slack      Slack      `toml:"slack"`
+	Access     Access     `toml:"access"`
+	Probing    Probing    `toml:"probing"`
+	Reports    []Report   `toml:"report"`
+	Alerts     Alerts     `toml:"alerts"`
+	Escalation Escalation `toml:"escalation"`
+	HTTP       HTTP       `toml:"http"`
+	Log        Log        `toml:"log"`
+	Agent      *Agent     `toml:"agent"`
+
+	// Dir is the folder of the file the config came from; relative paths
+	// (storage.path, ca_file, secret_file) are resolved against it.
+	Dir string `toml:"-"`
+}
+
+// Target says which mail exchangers are probed.
+type Target struct {
+	Domain     string   `toml:"domain"`     // default "gmail.com"
+	MX         []string `toml:"mx"`         // pinned host[:port] list
+	ServerName string   `toml:"servername"` // SNI and verification name
+	CAFile     string   `toml:"ca_file"`    // extra roots (PEM)
+	Timeout    Duration `toml:"timeout"`    // per stage, default 20s
+	Family     string   `toml:"family"`     // "4", "6" or "any" (default)
+	HelloName  string   `toml:"helo_name"`  // EHLO argument, default host name
+	// Concurrency bounds the probes of one run (default 16).
+	Concurrency int `toml:"concurrency"`
+}
+
+// Storage says where the SQLite database lives.
+type Storage struct {
+	Path string `toml:"path"` // default "gmailtls.db", relative to Dir
+}
+
+// Retention bounds how long history is kept.
+type Retention struct {
+	Raw    Duration `toml:"raw"`    // default 30 days
+	Rollup Duration `toml:"rollup"` // default 400 days
+}
+
+// Relay is a named place a probe runs from.
+type Relay struct {
+	Name       string   `toml:"name"`
+	Kind       string   `toml:"kind"`        // "local" or "agent"
+	SourceIPs  []string `toml:"source_ips"`  // local: probe each outbound IP
+	URL        string   `toml:"url"`         // agent
+	SecretEnv  string   `toml:"secret_env"`  // agent: env var holding the secret
+	SecretFile string   `toml:"secret_file"` // agent: file holding the secret
+	CAFile     string   `toml:"ca_file"`     // agent: CA of the agent's TLS cert
+	Timeout    Duration `toml:"timeout"`     // agent request timeout, default 60s
+
+	// Secret is resolved from SecretEnv or SecretFile; never logged.
+	Secret Secret `toml:"-"`
+}
+
+// Slack configures the bot's connection to Slack.
+type Slack struct {
+	Mode              string `toml:"mode"` // "socket" (default) or "http"
+	APIURL            string `toml:"api_url"`
+	BotTokenEnv       string `toml:"bot_token_env"`
+	BotTokenFile      string `toml:"bot_token_file"`
+	AppTokenEnv       string `toml:"app_token_env"`
+	AppTokenFile      string `toml:"app_token_file"`
+	SigningSecretEnv  string `toml:"signing_secret_env"`
+	SigningSecretFile string `toml:"signing_secret_file"`
+	Listen            string `toml:"listen"`  // http mode
+	Command           string `toml:"command"` // default "/gmailtls"
+
+	BotToken      Secret `toml:"-"`
+	AppToken      Secret `toml:"-"`
+	SigningSecret Secret `toml:"-"`
+}
+
+// Access says who may run what.
+type Access struct {
+	Channels []string `toml:"channels"` // empty: any channel
+	Users    []string `toml:"users"`    // empty: anyone
+	Admins   []string `toml:"admins"`
+}
+
+// Probing is the periodic probing of every relay.
+type Probing struct {
+	Schedule string `toml:"schedule"` // default "@every 5m"; "" or "off" disables
+}
+
+// Report is one scheduled health summary.
+type Report struct {
+	Cron    string   `toml:"cron"`
+	Channel string   `toml:"channel"`
+	Window  Duration `toml:"window"` // default 24h
+}
+
+// Alerts says where level changes are posted.
+type Alerts struct {
+	Channel     string   `toml:"channel"`
+	RemindEvery Duration `toml:"remind_every"` // default 1h
+	PostWatch   bool     `toml:"post_watch"`   // default false
+	// FlapLimit is the number of level changes in an hour above which a
+	// relay is reported once as flapping (default 4).
+	FlapLimit int `toml:"flap_limit"`
+}
+
+// Escalation is the policy that turns history into levels.
+type Escalation struct {
+	Consecutive  int      `toml:"consecutive"`   // default 3
+	MOfK         []int    `toml:"m_of_k"`        // default [3, 5]
+	Window       Duration `toml:"window"`        // x failures in y: y, default 15m
+	WindowCount  int      `toml:"window_count"`  // x failures in y: x, default 3
+	RecoverAfter int      `toml:"recover_after"` // default 2
+}
+
+// HTTP serves /metrics, /healthz and /readyz.
+type HTTP struct {
+	Listen string `toml:"listen"` // default "127.0.0.1:9425"; "off" disables
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `toml:"format"` // "text" (default) or "json"
+	Level  string `toml:"level"`  // "debug", "info" (default), "warn", "error"
+}
+
+// Agent is the configuration of `gmailtls agent`.
+type Agent struct {
+	Listen     string `toml:"listen"` // default "127.0.0.1:9426"
+	TLSCert    string `toml:"tls_cert"`
+	TLSKey     string `toml:"tls_key"`
+	SecretEnv  string `toml:"secret_env"`
+	SecretFile string `toml:"secret_file"`
+	// PreviousSecretEnv / PreviousSecretFile hold the old secret during a
+	// rotation: both are accepted until it is removed.
+	PreviousSecretEnv  string `toml:"previous_secret_env"`
+	PreviousSecretFile string `toml:"previous_secret_file"`
+	MaxProbes          int    `toml:"max_probes"` // default 4
+	MTAStack           bool   `toml:"mta_stack"`  // also run openssl/posttls-finger
+	Postqueue          string `toml:"postqueue"`  // default "postqueue"
+
+	Secret         Secret `toml:"-"`
+	PreviousSecret Secret `toml:"-"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("20s",
+// "1h30m") or with a day suffix ("30d").
+type Duration struct{ time.Duration }
+
+// Secret is a value that must never reach a log: its String and
+// MarshalText forms are redacted.
+type Secret string
+
+// String returns a redacted form.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }

@@ -1,0 +1,82 @@
+package probe
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Resolver looks up the MX set of a domain and the addresses of a host.
+// *net.Resolver satisfies it.
+type Resolver interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+}
+
+// Dialer opens the TCP connection of one probe. source is the local address
+// to bind to; the zero netip.Addr lets the system choose. It exists to
+// facilitate testing and source-address binding.
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string, source netip.Addr) (net.Conn, error)
+}
+
+// Timeouts bounds each stage of a probe. A zero field takes its default.
+type Timeouts struct {
+	DNS       time.Duration
+	Connect   time.Duration
+	Banner    time.Duration
+	EHLO      time.Duration
+	StartTLS  time.Duration
+	Handshake time.Duration
+	PostTLS   time.Duration
+}
+
+// Target is one pinned mail exchanger: a host name or IP literal and a port.
+type Target struct {
+	Host string
+	Port int
+}
+
+// Config says what to probe and how. The zero value of every optional field
+// takes a sensible default.
+type Config struct {
+	// Relay is the name recorded in every result ("local" when empty).
+	Relay string
+	// Domain whose MX set is probed (default "gmail.com"); ignored when MX
+	// is set, except as the report's domain.
+	Domain string
+	// MX pins the mail exchangers instead of looking up the domain's MX set.
+	MX []Target
+	// ServerName, when set, is the SNI and verification name for every
+	// target instead of the MX host name.
+	ServerName string
+	// RootCAs verifies the server's certificate; nil means the system roots.
+	RootCAs *x509.CertPool
+	// Sources are the local addresses to probe from, each on its own; empty
+	// means the system's choice.
+	Sources []netip.Addr
+	// Family is "4", "6" or "any" (default "any").
+	Family string
+	// HelloName is the EHLO argument (default: the host name).
+	HelloName string
+	// Timeouts per stage; Timeout, when set, is the default for every stage.
+	Timeouts Timeouts
+	Timeout  time.Duration
+	// Concurrency bounds the probes that run at once (default 16).
+	Concurrency int
+	// MaxLineBytes and MaxReplyLines bound what a server may send
+	// (defaults 4096 and 100).
+	MaxLineBytes  int
+	MaxReplyLines int
+	// NoRetry disables the narrower-ClientHello retries after tls_reset or
+	// tls_timeout.
+	NoRetry bool
+
+	Resolver Resolver
+	Dialer   Dialer
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
