@@ -11,6 +11,9 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	// Zone data for CRON_TZ= schedules, so the static image needs none.
+	_ "time/tzdata"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -40,16 +43,17 @@ const (
 
 func commandTable() map[string]subcommand {
 	return map[string]subcommand{
-		"probe":   {"run a STARTTLS probe toward the target's MX hosts", runProbe},
-		"version": {"print the version", runVersion},
-		"config":  {"config check: validate a configuration file", runConfig},
-		"status":  {"print each relay's escalation level from stored history", runStatus},
-		"history": {"print stored probe results, newest first", runHistory},
-		"relays":  {"list configured relays and their state", runRelays},
-		"serve":   {"run the Slack bot, the scheduler and the metrics endpoint", runServe},
-		"console": {"type bot commands in a terminal, without Slack", runConsole},
-		"agent":   {"run the relay agent (HTTPS probe endpoint for the bot)", runAgent},
-		"backup":  {"copy the live database consistently to a file", runBackup},
+		"probe":       {"run a STARTTLS probe toward the target's MX hosts", runProbe},
+		"version":     {"print the version", runVersion},
+		"config":      {"config check: validate a configuration file", runConfig},
+		"status":      {"print each relay's escalation level from stored history", runStatus},
+		"history":     {"print stored probe results, newest first", runHistory},
+		"relays":      {"list configured relays and their state", runRelays},
+		"serve":       {"run the Slack bot, the scheduler and the metrics endpoint", runServe},
+		"console":     {"type bot commands in a terminal, without Slack", runConsole},
+		"agent":       {"run the relay agent (HTTPS probe endpoint for the bot)", runAgent},
+		"backup":      {"copy the live database consistently to a file", runBackup},
+		"healthcheck": {"exit 0 if /healthz answers ok (for container HEALTHCHECK)", runHealthcheck},
 	}
 }
 
