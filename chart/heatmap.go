@@ -1,0 +1,137 @@
+// Package chart draws the health summary's heatmap: relays down the side,
+// hours across, each cell coloured by the share of failed probes in that
+// hour. Figures come in, PNG bytes go out; nothing here knows Slack or SQL.
+package chart
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"time"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+)
+
+// Cell is one relay-hour of the heatmap.
+type Cell struct {
+	Attempts int
+	Failures int
+}
+
+// Heatmap is the input of Render: one row per relay, one column per hour.
+type Heatmap struct {
+	Title  string
+	Relays []string
+	// Start is the beginning of the first hour column.
+	Start time.Time
+	// Cells[r][h] is relay r in hour h; every row has the same length.
+	Cells [][]Cell
+}
+
+// Layout constants, in pixels.
+const (
+	CellWidth   = 14
+	CellHeight  = 18
+	labelWidth  = 8*7 + 12 // up to 8 characters of 7 px plus padding
+	titleHeight = 24
+	axisHeight  = 20
+	margin      = 8
+	maxColumns  = 24 * 31
+	maxRows     = 500
+)
+
+// ErrEmpty is returned for a heatmap with no relays or no hours.
+var ErrEmpty = errors.New("chart: nothing to draw (no relays or no hours)")
+
+// Size returns the pixel size Render produces for h.
+func Size(h Heatmap) (width, height int) {
+	cols := 0
+	if len(h.Cells) > 0 {
+		cols = len(h.Cells[0])
+	}
+	return margin*2 + labelWidth + cols*CellWidth, margin*2 + titleHeight + len(h.Relays)*CellHeight + axisHeight
+}
+
+// Render draws h as a PNG.
+func Render(h Heatmap) ([]byte, error) {
+	if len(h.Relays) == 0 || len(h.Cells) == 0 || len(h.Cells[0]) == 0 {
+		return nil, ErrEmpty
+	}
+	if len(h.Cells) != len(h.Relays) {
+		return nil, fmt.Errorf("chart: %d relays but %d rows of cells", len(h.Relays), len(h.Cells))
+	}
+	cols := len(h.Cells[0])
+	if cols > maxColumns || len(h.Relays) > maxRows {
+		return nil, fmt.Errorf("chart: %d×%d cells is more than a chart can show (at most %d relays × %d hours)", len(h.Relays), cols, maxRows, maxColumns)
+	}
+	for i, row := range h.Cells {
+		if len(row) != cols {
+			return nil, fmt.Errorf("chart: row %d (%s) has %d hours, want %d", i, h.Relays[i], len(row), cols)
+		}
+	}
+	w, ht := Size(h)
+	img := image.NewRGBA(image.Rect(0, 0, w, ht))
+	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+
+	text := func(x, y int, s string, c color.Color) {
+		d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
+		d.DrawString(s)
+	}
+	ink := color.RGBA{0x22, 0x22, 0x22, 0xff}
+	text(margin, margin+14, h.Title, ink)
+
+	top := margin + titleHeight
+	left := margin + labelWidth
+	for r, name := range h.Relays {
+		y := top + r*CellHeight
+		label := name
+		if len(label) > 8 {
+			label = label[:7] + "…"
+		}
+		text(margin, y+13, label, ink)
+		for c, cell := range h.Cells[r] {
+			x := left + c*CellWidth
+			rect := image.Rect(x+1, y+1, x+CellWidth-1, y+CellHeight-1)
+			draw.Draw(img, rect, image.NewUniform(CellColor(cell)), image.Point{}, draw.Src)
+		}
+	}
+	// Hour ticks every 6 columns, labelled with the hour of day (UTC or the
+	// zone of Start).
+	axisY := top + len(h.Relays)*CellHeight + 14
+	for c := 0; c < cols; c += 6 {
+		t := h.Start.Add(time.Duration(c) * time.Hour)
+		text(left+c*CellWidth, axisY, t.Format("15h"), ink)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, fmt.Errorf("chart: encode PNG: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// CellColor maps a cell to its colour: grey for no probes, green for all
+// passed, through yellow to red as the failure share grows.
+func CellColor(c Cell) color.RGBA {
+	if c.Attempts <= 0 {
+		return color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
+	}
+	share := float64(c.Failures) / float64(c.Attempts)
+	switch {
+	case share <= 0:
+		return color.RGBA{0x2e, 0xa0, 0x43, 0xff}
+	case share < 0.25:
+		return color.RGBA{0xb8, 0xd8, 0x4a, 0xff}
+	case share < 0.5:
+		return color.RGBA{0xf2, 0xc1, 0x2e, 0xff}
+	case share < 1:
+		return color.RGBA{0xef, 0x7d, 0x22, 0xff}
+	default:
+		return color.RGBA{0xd6, 0x29, 0x29, 0xff}
+	}
+}
