@@ -1,0 +1,484 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Verb names a command of the /gmailtls grammar.
+type Verb string
+
+// The verbs of the grammar. Pause and resume are for admins only.
+const (
+	VerbCheck    Verb = "check"
+	VerbStatus   Verb = "status"
+	VerbHistory  Verb = "history"
+	VerbRelays   Verb = "relays"
+	VerbEvidence Verb = "evidence"
+	VerbReport   Verb = "report"
+	VerbHelp     Verb = "help"
+	VerbPause    Verb = "pause"
+	VerbResume   Verb = "resume"
+)
+
+// Verbs lists every verb in the order help shows them.
+var Verbs = []Verb{
+	VerbCheck, VerbStatus, VerbHistory, VerbRelays, VerbEvidence, VerbReport,
+	VerbHelp, VerbPause, VerbResume,
+}
+
+// AdminOnly reports whether only admins may run the verb.
+func (v Verb) AdminOnly() bool { return v == VerbPause || v == VerbResume }
+
+// Usage returns the verb's one-line syntax, e.g. "check <relay|all> [--mx host]".
+func (v Verb) Usage() string {
+	switch v {
+	case VerbCheck:
+		return "check <relay|all> [--mx host]"
+	case VerbStatus:
+		return "status"
+	case VerbHistory:
+		return "history <relay> [24h|7d]"
+	case VerbRelays:
+		return "relays"
+	case VerbEvidence:
+		return "evidence <relay>"
+	case VerbReport:
+		return "report [24h|7d]"
+	case VerbHelp:
+		return "help [command]"
+	case VerbPause:
+		return "pause <relay> [1h|2d]"
+	case VerbResume:
+		return "resume <relay>"
+	}
+	return string(v)
+}
+
+// Defaults and bounds of the grammar's durations.
+const (
+	DefaultHistoryWindow = 24 * time.Hour
+	DefaultReportWindow  = 24 * time.Hour
+	DefaultPause         = time.Hour
+	// MaxWindow bounds history and report windows (the rollup retention).
+	MaxWindow = 400 * 24 * time.Hour
+	// MaxPause bounds a pause.
+	MaxPause = 90 * 24 * time.Hour
+	// maxInput bounds the text Parse looks at; Slack caps a slash command's
+	// text well below it.
+	maxInput = 4096
+	// maxDays bounds the day part of a duration (100 years).
+	maxDays = 36500
+)
+
+// AllRelays is the relay argument of "check all".
+const AllRelays = "all"
+
+// Command is a parsed /gmailtls command.
+type Command struct {
+	Verb Verb
+	// Relay is the relay argument ("" when the verb takes none). For check
+	// it may be AllRelays.
+	Relay string
+	// MX is check's --mx host, as typed (lower-cased).
+	MX string
+	// Window is the history or report window.
+	Window time.Duration
+	// Duration is how long pause lasts.
+	Duration time.Duration
+	// Topic is help's optional verb.
+	Topic Verb
+}
+
+// String returns the canonical text of the command, which Parse reads back
+// to the same Command.
+func (c Command) String() string {
+	parts := []string{string(c.Verb)}
+	switch c.Verb {
+	case VerbCheck:
+		parts = append(parts, c.Relay)
+		if c.MX != "" {
+			parts = append(parts, "--mx", c.MX)
+		}
+	case VerbHistory:
+		parts = append(parts, c.Relay, FormatWindow(c.Window))
+	case VerbReport:
+		parts = append(parts, FormatWindow(c.Window))
+	case VerbEvidence, VerbResume:
+		parts = append(parts, c.Relay)
+	case VerbPause:
+		parts = append(parts, c.Relay, FormatWindow(c.Duration))
+	case VerbHelp:
+		if c.Topic != "" {
+			parts = append(parts, string(c.Topic))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// ErrSyntax marks a command that does not follow the grammar. Every parse
+// error wraps it.
+var ErrSyntax = errors.New("commands: syntax error")
+
+// ParseError is a command that could not be parsed: Message says what was
+// wrong and names the valid choices; Verb is the verb it concerns, if known.
+type ParseError struct {
+	Verb    Verb
+	Message string
+}
+
+func (e *ParseError) Error() string { return e.Message }
+
+// Unwrap makes errors.Is(err, ErrSyntax) hold.
+func (e *ParseError) Unwrap() error { return ErrSyntax }
+
+func syntaxErr(v Verb, format string, args ...any) error {
+	return &ParseError{Verb: v, Message: fmt.Sprintf(format, args...)}
+}
+
+var relayNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidRelayName reports whether name is a valid relay name.
+func ValidRelayName(name string) bool { return relayNameRE.MatchString(name) }
+
+// mxArgRE accepts a host name, an IP literal or host:port as typed in a
+// pinned target list; Handler checks it against the configured targets.
+var mxArgRE = regexp.MustCompile(`^[a-z0-9.:\[\]_-]{1,262}$`)
+
+// Parse reads the text of a /gmailtls command. Empty text is help. Verbs are
+// case-insensitive and relay names are folded to lower case. Parse knows
+// the grammar, not the configuration: an unknown relay name is reported by
+// the handler, which knows the relays.
+func Parse(text string) (Command, error) {
+	if len(text) > maxInput {
+		return Command{}, syntaxErr("", "that command is %d bytes long; commands are short, e.g. %q", len(text), VerbCheck.Usage())
+	}
+	args := strings.Fields(text)
+	if len(args) == 0 {
+		return Command{Verb: VerbHelp}, nil
+	}
+	word := strings.ToLower(args[0])
+	// Accept "/gmailtls check ..." pasted into the console.
+	if strings.HasPrefix(word, "/") && len(args) > 1 {
+		args = args[1:]
+		word = strings.ToLower(args[0])
+	}
+	v := Verb(word)
+	rest := args[1:]
+	switch v {
+	case VerbCheck:
+		return parseCheck(rest)
+	case VerbStatus, VerbRelays:
+		if err := noMore(v, rest); err != nil {
+			return Command{}, err
+		}
+		return Command{Verb: v}, nil
+	case VerbReport:
+		c := Command{Verb: v, Window: DefaultReportWindow}
+		if len(rest) > 0 {
+			w, err := parseWindow(v, rest[0], MaxWindow)
+			if err != nil {
+				return Command{}, err
+			}
+			c.Window = w
+			if err := noMore(v, rest[1:]); err != nil {
+				return Command{}, err
+			}
+		}
+		return c, nil
+	case VerbHistory:
+		c := Command{Verb: v, Window: DefaultHistoryWindow}
+		r, err := relayArg(v, rest, false)
+		if err != nil {
+			return Command{}, err
+		}
+		c.Relay = r
+		if len(rest) > 1 {
+			w, err := parseWindow(v, rest[1], MaxWindow)
+			if err != nil {
+				return Command{}, err
+			}
+			c.Window = w
+			if err := noMore(v, rest[2:]); err != nil {
+				return Command{}, err
+			}
+		}
+		return c, nil
+	case VerbEvidence, VerbResume:
+		r, err := relayArg(v, rest, false)
+		if err != nil {
+			return Command{}, err
+		}
+		if err := noMore(v, rest[1:]); err != nil {
+			return Command{}, err
+		}
+		return Command{Verb: v, Relay: r}, nil
+	case VerbPause:
+		c := Command{Verb: v, Duration: DefaultPause}
+		r, err := relayArg(v, rest, false)
+		if err != nil {
+			return Command{}, err
+		}
+		c.Relay = r
+		if len(rest) > 1 {
+			d, err := parseWindow(v, rest[1], MaxPause)
+			if err != nil {
+				return Command{}, err
+			}
+			c.Duration = d
+			if err := noMore(v, rest[2:]); err != nil {
+				return Command{}, err
+			}
+		}
+		return c, nil
+	case VerbHelp:
+		c := Command{Verb: v}
+		if len(rest) > 0 {
+			t := Verb(strings.ToLower(rest[0]))
+			if !knownVerb(t) {
+				return Command{}, syntaxErr(v, "there is no command %q to explain; the commands are %s", clip(rest[0]), verbList())
+			}
+			c.Topic = t
+			if err := noMore(v, rest[1:]); err != nil {
+				return Command{}, err
+			}
+		}
+		return c, nil
+	}
+	msg := fmt.Sprintf("unknown command %q; the commands are %s", clip(args[0]), verbList())
+	if s := suggest(word); s != "" {
+		msg = fmt.Sprintf("unknown command %q: did you mean %q? The commands are %s", clip(args[0]), s, verbList())
+	}
+	return Command{}, &ParseError{Message: msg}
+}
+
+func parseCheck(rest []string) (Command, error) {
+	c := Command{Verb: VerbCheck}
+	var positional []string
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		la := strings.ToLower(a)
+		switch {
+		case la == "--mx" || la == "-mx":
+			if i+1 >= len(rest) {
+				return Command{}, syntaxErr(VerbCheck, "--mx needs a host: %s", VerbCheck.Usage())
+			}
+			if c.MX != "" {
+				return Command{}, syntaxErr(VerbCheck, "--mx may be given once: %s", VerbCheck.Usage())
+			}
+			i++
+			mx, err := mxArg(rest[i])
+			if err != nil {
+				return Command{}, err
+			}
+			c.MX = mx
+		case strings.HasPrefix(la, "--mx=") || strings.HasPrefix(la, "-mx="):
+			if c.MX != "" {
+				return Command{}, syntaxErr(VerbCheck, "--mx may be given once: %s", VerbCheck.Usage())
+			}
+			mx, err := mxArg(a[strings.Index(a, "=")+1:])
+			if err != nil {
+				return Command{}, err
+			}
+			c.MX = mx
+		case strings.HasPrefix(a, "-"):
+			return Command{}, syntaxErr(VerbCheck, "unknown option %q; check takes only --mx: %s", clip(a), VerbCheck.Usage())
+		default:
+			positional = append(positional, a)
+		}
+	}
+	r, err := relayArg(VerbCheck, positional, true)
+	if err != nil {
+		return Command{}, err
+	}
+	if err := noMore(VerbCheck, positional[1:]); err != nil {
+		return Command{}, err
+	}
+	c.Relay = r
+	return c, nil
+}
+
+func mxArg(s string) (string, error) {
+	h := strings.ToLower(strings.TrimSuffix(s, "."))
+	if !mxArgRE.MatchString(h) {
+		return "", syntaxErr(VerbCheck, "%q is not a mail exchanger name; --mx takes one of the target's MX hosts, e.g. gmail-smtp-in.l.google.com", clip(s))
+	}
+	return h, nil
+}
+
+// relayArg returns the relay name in args[0], validated and folded to
+// lower case. allowAll accepts "all".
+func relayArg(v Verb, args []string, allowAll bool) (string, error) {
+	if len(args) == 0 {
+		what := "a relay name"
+		if allowAll {
+			what = `a relay name or "all"`
+		}
+		return "", syntaxErr(v, "%s needs %s: %s (the relays command lists them)", v, what, v.Usage())
+	}
+	r := strings.ToLower(args[0])
+	if allowAll && r == AllRelays {
+		return r, nil
+	}
+	if !ValidRelayName(r) {
+		return "", syntaxErr(v, "%q is not a relay name: relay names are 1 to 63 lower-case letters, digits and dashes, starting with a letter or digit; usage: %s", clip(args[0]), v.Usage())
+	}
+	return r, nil
+}
+
+func noMore(v Verb, extra []string) error {
+	if len(extra) == 0 {
+		return nil
+	}
+	return syntaxErr(v, "%s does not take %q; usage: %s", v, clip(strings.Join(extra, " ")), v.Usage())
+}
+
+// ParseWindow reads a duration as the grammar writes it: a Go duration
+// ("90m", "1h30m") or whole days ("7d", "1d12h").
+func ParseWindow(s string) (time.Duration, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" {
+		return 0, errors.New("empty duration")
+	}
+	var days int64
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil || n < 0 || n > maxDays {
+			return 0, fmt.Errorf("%q is not a duration", s)
+		}
+		days = n
+		s = s[i+1:]
+		if s == "" {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	if d > math.MaxInt64-time.Duration(days)*24*time.Hour {
+		return 0, fmt.Errorf("%q is too long", s)
+	}
+	return time.Duration(days)*24*time.Hour + d, nil
+}
+
+func parseWindow(v Verb, s string, limit time.Duration) (time.Duration, error) {
+	d, err := ParseWindow(s)
+	if err != nil || d <= 0 {
+		return 0, syntaxErr(v, "%q is not a duration; write e.g. 30m, 24h or 7d: %s", clip(s), v.Usage())
+	}
+	if d > limit {
+		return 0, syntaxErr(v, "%s is too long: at most %s", clip(s), FormatWindow(limit))
+	}
+	return d, nil
+}
+
+// FormatWindow writes d the way ParseWindow reads it, in whole days where
+// it can ("7d", "24h" stays "24h", "36h" is "1d12h").
+func FormatWindow(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d <= 0 {
+		return "0s"
+	}
+	if d <= day {
+		return shortDuration(d)
+	}
+	days := d / day
+	rest := d % day
+	if rest == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%s", days, shortDuration(rest))
+}
+
+// shortDuration drops the zero units time.Duration.String leaves ("1h0m0s"
+// → "1h").
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+func knownVerb(v Verb) bool {
+	for _, k := range Verbs {
+		if k == v {
+			return true
+		}
+	}
+	return false
+}
+
+func verbList() string {
+	names := make([]string, len(Verbs))
+	for i, v := range Verbs {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
+}
+
+// suggest returns the verb nearest to word when it is a likely typo.
+func suggest(word string) string {
+	best, bestD := "", 3
+	for _, v := range Verbs {
+		if d := editDistance(word, string(v)); d < bestD {
+			best, bestD = string(v), d
+		}
+	}
+	if bestD > 1 && len(word) < 4 {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance, bounded to short words.
+func editDistance(a, b string) int {
+	if len(a) > 32 || len(b) > 32 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// clip bounds user text echoed back in an error.
+func clip(s string) string {
+	const n = 60
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	cut := n
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
