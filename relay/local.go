@@ -1,0 +1,245 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gmailtls/gmailtls/probe"
+)
+
+// Local probes in process, from this host, optionally bound to each of the
+// relay's source IPs in turn. The exported fields are optional and must be
+// set before the first call.
+type Local struct {
+	name    string
+	base    probe.Config
+	sources []netip.Addr
+
+	// MTAStack allows Options.MTAStack: run the host's own openssl and
+	// posttls-finger toward the IPs the native probe reached.
+	MTAStack bool
+	// CAFile is the PEM file of extra roots that the MTA-stack tools are
+	// given (the native probe uses base.RootCAs).
+	CAFile string
+	// CAPath is the hashed certificate folder of the system trust store
+	// given to posttls-finger (default /etc/ssl/certs).
+	CAPath string
+	// Commands runs openssl, posttls-finger, postqueue, postconf and exim
+	// (default: ExecRunner).
+	Commands CommandRunner
+	// Postqueue is the postqueue program (default "postqueue").
+	Postqueue string
+	// Version is the gmailtls version reported by Info.
+	Version string
+	// Hostname returns the host name reported by Info (default os.Hostname).
+	Hostname func() (string, error)
+	// InterfaceAddrs lists the host's addresses for Info (default
+	// net.InterfaceAddrs).
+	InterfaceAddrs func() ([]net.Addr, error)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives debug and error logs (default: the base config's
+	// logger, else discarded).
+	Logger *slog.Logger
+}
+
+// NewLocal returns a relay that probes from this host. base says what to
+// probe (the configured target); sourceIPs, when not empty, replace
+// base.Sources so that each outbound IP of the relay is probed on its own.
+func NewLocal(name string, base probe.Config, sourceIPs []netip.Addr) *Local {
+	base.Relay = name
+	if len(sourceIPs) > 0 {
+		base.Sources = slices.Clone(sourceIPs)
+	}
+	return &Local{name: name, base: base, sources: base.Sources}
+}
+
+// Name is the relay's name.
+func (l *Local) Name() string { return l.name }
+
+// Kind is KindLocal.
+func (l *Local) Kind() string { return KindLocal }
+
+// Base returns the probe configuration the relay probes with.
+func (l *Local) Base() probe.Config { return l.base }
+
+func (l *Local) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	if l.base.Now != nil {
+		return l.base.Now()
+	}
+	return time.Now()
+}
+
+func (l *Local) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	if l.base.Logger != nil {
+		return l.base.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (l *Local) commands() CommandRunner {
+	if l.Commands != nil {
+		return l.Commands
+	}
+	return ExecRunner{}
+}
+
+// Probe runs the native probe toward the configured target, narrowed to
+// opts.MX, and, when opts.MTAStack is set and the relay allows it, the
+// relay's own TLS tools toward the same IPs. An MX host outside the target
+// is an error wrapping ErrNotConfigured; a bad family wraps ErrOptions.
+func (l *Local) Probe(ctx context.Context, opts Options) (probe.Report, error) {
+	cfg, prefs, failed, err := l.plan(ctx, opts)
+	if err != nil {
+		return probe.Report{}, err
+	}
+	if failed != nil {
+		return *failed, nil
+	}
+	rep, err := probe.Run(ctx, cfg)
+	if err != nil {
+		return rep, fmt.Errorf("relay %s: %w", l.name, err)
+	}
+	if rep.Relay == "" {
+		rep.Relay = l.name
+	}
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if r.Engine == "" {
+			r.Engine = probe.EngineNative
+		}
+		if p, ok := prefs[strings.ToLower(r.MX)]; ok && r.Preference == 0 {
+			r.Preference = p
+		}
+	}
+	if opts.MTAStack && l.MTAStack {
+		rep.Results = append(rep.Results, l.runMTAStack(ctx, cfg, rep.Results)...)
+	}
+	return rep, nil
+}
+
+// ValidFamily reports whether f is an accepted Options.Family.
+func ValidFamily(f string) bool {
+	switch f {
+	case "", "4", "6", "any":
+		return true
+	}
+	return false
+}
+
+// plan turns options into the probe configuration to run. prefs carries the
+// MX preferences learnt while narrowing a DNS target (pinned targets lose
+// them). failed is set when narrowing itself failed at the DNS stage.
+func (l *Local) plan(ctx context.Context, opts Options) (cfg probe.Config, prefs map[string]uint16, failed *probe.Report, err error) {
+	cfg = l.base
+	if !ValidFamily(opts.Family) {
+		return cfg, nil, nil, fmt.Errorf("%w: family %q (want 4, 6 or any)", ErrOptions, opts.Family)
+	}
+	if opts.Family != "" {
+		cfg.Family = opts.Family
+	}
+	cfg.NoRetry = cfg.NoRetry || opts.NoRetry
+	if len(opts.MX) == 0 {
+		return cfg, nil, nil, nil
+	}
+	if len(l.base.MX) > 0 {
+		var narrowed []probe.Target
+		for _, want := range opts.MX {
+			t, ok := matchPinned(l.base.MX, want)
+			if !ok {
+				return cfg, nil, nil, fmt.Errorf("%w: %q is not one of the configured MX hosts", ErrNotConfigured, want)
+			}
+			if !slices.Contains(narrowed, t) {
+				narrowed = append(narrowed, t)
+			}
+		}
+		cfg.MX = narrowed
+		return cfg, nil, nil, nil
+	}
+	// A DNS target: only hosts of the domain's MX set may be asked for.
+	domain := cfg.Domain
+	if domain == "" {
+		domain = "gmail.com"
+	}
+	var res probe.Resolver = net.DefaultResolver
+	if cfg.Resolver != nil {
+		res = cfg.Resolver
+	}
+	lctx := ctx
+	if d := dnsTimeout(cfg); d > 0 {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	start := l.now()
+	mxs, lerr := res.LookupMX(lctx, domain)
+	if lerr != nil {
+		rep := probe.Report{Relay: l.name, Domain: domain, StartedAt: start}
+		for _, want := range opts.MX {
+			rep.Results = append(rep.Results, probe.Result{
+				Relay: l.name, Engine: probe.EngineNative, MX: want, Port: 25,
+				StartedAt: start, Stage: probe.StageDNS, Failure: probe.FailDNSError,
+				Error:      fmt.Sprintf("MX lookup of %s: %v", domain, lerr),
+				Hints:      []string{"check the relay's resolver and its DNS egress"},
+				Transcript: []string{},
+				Timings:    probe.Timings{Total: ms(l.now().Sub(start))},
+			})
+		}
+		return cfg, nil, &rep, nil
+	}
+	prefs = make(map[string]uint16)
+	for _, mx := range mxs {
+		prefs[normHost(mx.Host)] = mx.Pref
+	}
+	var narrowed []probe.Target
+	for _, want := range opts.MX {
+		h := normHost(want)
+		if _, ok := prefs[h]; !ok {
+			return cfg, nil, nil, fmt.Errorf("%w: %q is not in the MX set of %s", ErrNotConfigured, want, domain)
+		}
+		t := probe.Target{Host: h, Port: 25}
+		if !slices.Contains(narrowed, t) {
+			narrowed = append(narrowed, t)
+		}
+	}
+	cfg.MX = narrowed
+	return cfg, prefs, nil, nil
+}
+
+func dnsTimeout(cfg probe.Config) time.Duration {
+	if cfg.Timeouts.DNS > 0 {
+		return cfg.Timeouts.DNS
+	}
+	return cfg.Timeout
+}
+
+// matchPinned finds want ("host" or "host:port") among pinned targets.
+func matchPinned(pinned []probe.Target, want string) (probe.Target, bool) {
+	w := normHost(want)
+	for _, t := range pinned {
+		h := normHost(t.Host)
+		if w == h || w == normHost(net.JoinHostPort(t.Host, strconv.Itoa(t.Port))) {
+			return t, true
+		}
+	}
+	return probe.Target{}, false
+}
+
+func normHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,233 @@
+// Package relay runs probes from where mail actually leaves: in process on
+// this host (Local, optionally bound to each of the relay's outbound source
+// IPs) or on a remote relay through its `gmailtls agent` (Agent, over signed
+// HTTPS). It also holds the agent's HTTP server (NewServer), the request
+// signature both sides share (Sign, Verify), and the relay-side facts the
+// bot asks for: host information (Info) and Gmail-bound mail in the local
+// queue (Queue).
+//
+// A request to an agent flows like this:
+//
+//  1. the bot's Agent encodes Options as JSON and signs
+//     "v1:"+ts+":"+method+":"+path+":"+body with the relay's shared secret;
+//  2. the agent's server caps the body, verifies the signature, the clock
+//     skew and the replay cache, and only then decodes the options;
+//  3. it narrows the configured target to the requested MX hosts (never
+//     adding one), runs the native probe and, when asked, the relay's own
+//     TLS stack (openssl s_client, posttls-finger) toward the same IPs;
+//  4. it answers with the same JSON report as `gmailtls probe --json`.
+//
+// Whatever goes wrong between the bot and the agent becomes a result with
+// failure agent_unreachable or agent_error, never a Gmail failure class.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/gmailtls/gmailtls/probe"
+)
+
+// Relay kinds, as written in config.toml's [[relay]] kind.
+const (
+	KindLocal = "local"
+	KindAgent = "agent"
+)
+
+// Sentinel errors of the package. Errors returned by its functions wrap one
+// of these first, so callers can use errors.Is.
+var (
+	// ErrOptions marks probe options that cannot be honoured (bad family,
+	// an MX host that is not part of the configured target).
+	ErrOptions = errors.New("relay: invalid probe options")
+	// ErrNotConfigured marks an MX host outside the configured target.
+	ErrNotConfigured = errors.New("relay: not a configured target")
+	// ErrAgentUnreachable marks an agent that could not be reached or did
+	// not answer in time.
+	ErrAgentUnreachable = errors.New("relay: agent unreachable")
+	// ErrAgentError marks an agent that answered, but not usefully.
+	ErrAgentError = errors.New("relay: agent error")
+	// ErrSignature marks a request whose signature is missing, wrong,
+	// skewed or replayed.
+	ErrSignature = errors.New("relay: bad request signature")
+)
+
+// Options is what a caller may choose for one probe. The target (domain, MX
+// set, servername, CA) is always the configured one: a caller can narrow it
+// to a subset of the configured MX hosts but never add one.
+//
+// Options is also the JSON body of POST /v1/probe.
+type Options struct {
+	// MX narrows the probe to these MX host names (or pinned host:port
+	// entries) of the configured target; empty means all of them.
+	MX []string `json:"mx,omitempty"`
+	// Family is "4", "6" or "any"; empty keeps the configured family.
+	Family string `json:"family,omitempty"`
+	// NoRetry disables the narrower-ClientHello retries after a reset.
+	NoRetry bool `json:"no_retry,omitempty"`
+	// MTAStack also runs the relay's own TLS tools (openssl s_client,
+	// posttls-finger) toward the same MX IPs, where the relay allows it.
+	MTAStack bool `json:"mta_stack,omitempty"`
+}
+
+// Runner runs a probe for one relay.
+type Runner interface {
+	// Probe runs one probe. Failures of the probe, or of the agent that
+	// runs it, are results with a failure class; the error is for options
+	// that cannot be honoured and programming errors only.
+	Probe(ctx context.Context, opts Options) (probe.Report, error)
+	// Name is the relay's configured name.
+	Name() string
+	// Kind is KindLocal or KindAgent.
+	Kind() string
+}
+
+// InfoQueuer is a relay that can describe its host and its mail queue.
+type InfoQueuer interface {
+	Info(ctx context.Context) (Info, error)
+	Queue(ctx context.Context) (Queue, error)
+}
+
+// Info describes the host a relay probes from: what an escalation to a
+// network or Google team needs besides the results themselves.
+type Info struct {
+	Hostname    string    `json:"hostname"`
+	Version     string    `json:"version"`
+	OutboundIPs []string  `json:"outbound_ips"`
+	Clock       time.Time `json:"clock"`
+	// MTA is "postfix", "exim" or empty when neither was found.
+	MTA        string `json:"mta,omitempty"`
+	MTAVersion string `json:"mta_version,omitempty"`
+	// TLSLibrary is the output of `openssl version`, e.g.
+	// "OpenSSL 3.0.19 27 Jan 2026 (Library: OpenSSL 3.0.19 27 Jan 2026)".
+	TLSLibrary string `json:"tls_library,omitempty"`
+}
+
+// Queue summarises Gmail-bound mail waiting in the relay's queue.
+type Queue struct {
+	// Deferred counts deferred messages with at least one recipient at
+	// gmail.com or googlemail.com.
+	Deferred int
+	// OldestAge is the age of the oldest of them.
+	OldestAge time.Duration
+	// TopReason is the most common deferral reason, normalised so that the
+	// same cause groups (IP addresses and queue ids replaced).
+	TopReason string
+	// Recipients counts the Gmail recipients of those messages.
+	Recipients int
+	// Malformed counts lines of `postqueue -j` output that could not be
+	// parsed and were skipped.
+	Malformed int
+	// Available is false when the queue could not be read (no Postfix, or
+	// postqueue failed); Error then says why.
+	Available bool
+	Error     string
+}
+
+type queueJSON struct {
+	Deferred   int     `json:"deferred"`
+	OldestAgeS float64 `json:"oldest_age_s"`
+	TopReason  string  `json:"top_reason,omitempty"`
+	Recipients int     `json:"recipients"`
+	Malformed  int     `json:"malformed_lines,omitempty"`
+	Available  bool    `json:"available"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// MarshalJSON writes the queue in snake_case with the oldest age in seconds
+// ("oldest_age_s").
+func (q Queue) MarshalJSON() ([]byte, error) {
+	return json.Marshal(queueJSON{
+		Deferred:   q.Deferred,
+		OldestAgeS: q.OldestAge.Seconds(),
+		TopReason:  q.TopReason,
+		Recipients: q.Recipients,
+		Malformed:  q.Malformed,
+		Available:  q.Available,
+		Error:      q.Error,
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (q *Queue) UnmarshalJSON(b []byte) error {
+	var j queueJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	if math.IsNaN(j.OldestAgeS) || math.IsInf(j.OldestAgeS, 0) || j.OldestAgeS < 0 || j.OldestAgeS > 100*365*24*3600 {
+		return fmt.Errorf("oldest_age_s out of range: %v", j.OldestAgeS)
+	}
+	*q = Queue{
+		Deferred:   j.Deferred,
+		OldestAge:  time.Duration(j.OldestAgeS * float64(time.Second)),
+		TopReason:  j.TopReason,
+		Recipients: j.Recipients,
+		Malformed:  j.Malformed,
+		Available:  j.Available,
+		Error:      j.Error,
+	}
+	return nil
+}
+
+// ClockSkew estimates how far the relay's clock is ahead of ours (negative:
+// behind) from an Info answer requested at sentAt and received at
+// receivedAt (both our clock). The request's round trip is split evenly.
+func ClockSkew(info Info, sentAt, receivedAt time.Time) time.Duration {
+	if info.Clock.IsZero() {
+		return 0
+	}
+	mid := sentAt.Add(receivedAt.Sub(sentAt) / 2)
+	return info.Clock.Sub(mid)
+}
+
+// SignificantSkew is the clock skew above which CertExpiredHint speaks up.
+const SignificantSkew = 2 * time.Minute
+
+// CertExpiredHint is the hint added to a cert_expired result when the
+// relay's clock is off: a wrong clock makes a valid certificate look expired
+// (or not yet valid). It is empty when the skew is below SignificantSkew.
+func CertExpiredHint(skew time.Duration) string {
+	abs := skew
+	if abs < 0 {
+		abs = -abs
+	}
+	if abs < SignificantSkew {
+		return ""
+	}
+	dir := "ahead of"
+	if skew < 0 {
+		dir = "behind"
+	}
+	return fmt.Sprintf("the relay's clock is %s %s the bot's: a wrong clock makes valid certificates look expired; fix NTP on the relay before blaming the certificate",
+		abs.Round(time.Second), dir)
+}
+
+// ApplyClockSkew adds CertExpiredHint to every cert_expired result of rep.
+func ApplyClockSkew(rep *probe.Report, skew time.Duration) {
+	hint := CertExpiredHint(skew)
+	if hint == "" {
+		return
+	}
+	for i := range rep.Results {
+		if rep.Results[i].Failure == probe.FailCertExpired {
+			rep.Results[i].Hints = appendHint(rep.Results[i].Hints, hint)
+		}
+	}
+}
+
+// MTAStackHint is added to an MTA-stack result that fails toward an IP that
+// the native probe reached successfully.
+const MTAStackHint = "the network path is fine, the relay's TLS library or its configuration is not"
+
+func appendHint(hints []string, h string) []string {
+	for _, x := range hints {
+		if x == h {
+			return hints
+		}
+	}
+	return append(hints, h)
+}

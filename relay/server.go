@@ -1,0 +1,283 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gmailtls/gmailtls/probe"
+)
+
+// Server defaults.
+const (
+	DefaultMaxProbes = 4
+	DefaultMaxBody   = 64 << 10
+	// replayCacheSize bounds the signatures remembered for replay detection.
+	replayCacheSize = 100_000
+	// maxRequestMX bounds the MX hosts one request may name.
+	maxRequestMX = 64
+)
+
+// ServerConfig configures the agent's HTTP server.
+type ServerConfig struct {
+	// Base is the agent's configured target; requests can only narrow it.
+	Base probe.Config
+	// Secrets are the accepted shared secrets: the current one and, during
+	// a rotation, the previous one. Empty secrets are ignored; with none,
+	// every signed request is refused.
+	Secrets [][]byte
+	// MaxProbes bounds the probes in flight (default 4); beyond, 429.
+	MaxProbes int
+	// MaxBody caps a request body in bytes (default 64 KiB); beyond, 413.
+	MaxBody int64
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives request and error logs (default: discarded).
+	Logger *slog.Logger
+	// Version is the gmailtls version reported by /v1/info.
+	Version string
+	// Commands runs openssl, posttls-finger, postqueue, postconf and exim
+	// (default ExecRunner).
+	Commands CommandRunner
+	// MTAStack allows requests to run the relay's own TLS tools.
+	MTAStack bool
+	// CAFile is the extra-roots PEM file of the target, handed to the
+	// MTA-stack tools (the native probe uses Base.RootCAs).
+	CAFile string
+	// CAPath is the system trust store folder for posttls-finger (default
+	// /etc/ssl/certs).
+	CAPath string
+	// Postqueue is the postqueue program (default "postqueue").
+	Postqueue string
+}
+
+type server struct {
+	cfg    ServerConfig
+	local  *Local
+	sem    chan struct{}
+	replay *replayCache
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// NewServer returns the agent's HTTP handler: POST /v1/probe, GET /v1/info,
+// GET /v1/queue (all signed) and GET /healthz (unsigned). Bodies are capped
+// before the signature is checked over their exact bytes; nothing runs
+// before the signature, the clock skew and the replay cache have passed.
+// Panics in a handler are recovered, logged and answered with 500.
+func NewServer(cfg ServerConfig) http.Handler {
+	if cfg.MaxProbes <= 0 {
+		cfg.MaxProbes = DefaultMaxProbes
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Commands == nil {
+		cfg.Commands = ExecRunner{}
+	}
+	base := cfg.Base
+	if base.Logger == nil {
+		base.Logger = cfg.Logger
+	}
+	local := NewLocal(base.Relay, base, nil)
+	local.MTAStack = cfg.MTAStack
+	local.CAFile = cfg.CAFile
+	local.CAPath = cfg.CAPath
+	local.Commands = cfg.Commands
+	local.Postqueue = cfg.Postqueue
+	local.Version = cfg.Version
+	local.Now = cfg.Now
+	local.Logger = cfg.Logger
+	s := &server{
+		cfg:    cfg,
+		local:  local,
+		sem:    make(chan struct{}, cfg.MaxProbes),
+		replay: newReplayCache(replayCacheSize),
+		log:    cfg.Logger,
+		now:    cfg.Now,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathHealthz, s.healthz)
+	mux.Handle("POST "+PathProbe, s.signed(s.probe))
+	mux.Handle("GET "+PathInfo, s.signed(s.info))
+	mux.Handle("GET "+PathQueue, s.signed(s.queue))
+	return s.recoverer(mux)
+}
+
+// recoverer turns a panic into a 500 and a log line.
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("agent: panic while serving a request", "method", r.Method, "path", r.URL.Path,
+					"remote", r.RemoteAddr, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				httpError(w, http.StatusInternalServerError, "internal error: see the agent's log")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// signed caps and reads the body, checks the signature and the replay
+// cache, and hands the exact body bytes to h.
+func (s *server) signed(h func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.log.Warn("agent: request body too large", "path", r.URL.Path, "remote", r.RemoteAddr, "limit", s.cfg.MaxBody)
+				httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", s.cfg.MaxBody))
+				return
+			}
+			httpError(w, http.StatusBadRequest, "could not read the request body")
+			return
+		}
+		now := s.now()
+		tsh, sigh := r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature)
+		if err := Verify(s.cfg.Secrets, tsh, sigh, r.Method, r.URL.Path, body, now); err != nil {
+			s.log.Warn("agent: refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
+			httpError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		ts, _ := parseTimestamp(tsh) // checked by Verify
+		if err := s.replay.check(sigh, time.Unix(ts, 0).Add(MaxSkew), now); err != nil {
+			s.log.Warn("agent: refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
+			httpError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		h(w, r, body)
+	})
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+// decodeProbeRequest parses the body of POST /v1/probe strictly: unknown
+// fields, trailing data, a bad family or malformed MX names are errors. An
+// empty body means default options.
+func decodeProbeRequest(body []byte) (Options, error) {
+	var opts Options
+	if len(bytes.TrimSpace(body)) == 0 {
+		return opts, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&opts); err != nil {
+		return Options{}, fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Options{}, fmt.Errorf("%w: data after the JSON object", ErrOptions)
+	}
+	if !ValidFamily(opts.Family) {
+		return Options{}, fmt.Errorf("%w: family %q (want 4, 6 or any)", ErrOptions, truncate(opts.Family, 20))
+	}
+	if len(opts.MX) > maxRequestMX {
+		return Options{}, fmt.Errorf("%w: %d MX hosts (at most %d)", ErrOptions, len(opts.MX), maxRequestMX)
+	}
+	for _, mx := range opts.MX {
+		if mx == "" || len(mx) > 261 {
+			return Options{}, fmt.Errorf("%w: MX host %q", ErrOptions, truncate(mx, 40))
+		}
+		for _, c := range mx {
+			if c <= ' ' || c == 0x7f || c == '/' || c == '@' {
+				return Options{}, fmt.Errorf("%w: MX host %q", ErrOptions, truncate(mx, 40))
+			}
+		}
+	}
+	return opts, nil
+}
+
+func (s *server) probe(w http.ResponseWriter, r *http.Request, body []byte) {
+	opts, err := decodeProbeRequest(body)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		httpError(w, http.StatusTooManyRequests, fmt.Sprintf("%d probes already running: try again shortly", s.cfg.MaxProbes))
+		return
+	}
+	start := s.now()
+	rep, err := s.local.Probe(r.Context(), opts)
+	switch {
+	case errors.Is(err, ErrNotConfigured):
+		s.log.Warn("agent: refused a probe outside the configured target", "remote", r.RemoteAddr, "reason", err.Error())
+		httpError(w, http.StatusForbidden, "not a configured target: "+err.Error())
+		return
+	case errors.Is(err, ErrOptions):
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		s.log.Error("agent: probe could not run", "error", err.Error())
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	failed := 0
+	for _, res := range rep.Results {
+		if !res.OK {
+			failed++
+		}
+	}
+	s.log.Info("agent: probe done", "remote", r.RemoteAddr, "results", len(rep.Results), "failed", failed,
+		"mx", opts.MX, "mta_stack", opts.MTAStack, "duration", s.now().Sub(start).Round(time.Millisecond).String())
+	writeJSON(w, rep)
+}
+
+func (s *server) info(w http.ResponseWriter, r *http.Request, _ []byte) {
+	info, err := s.local.Info(r.Context())
+	if err != nil {
+		s.log.Error("agent: info failed", "error", err.Error())
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, info)
+}
+
+func (s *server) queue(w http.ResponseWriter, r *http.Request, _ []byte) {
+	q, err := s.local.Queue(r.Context())
+	if err != nil {
+		s.log.Error("agent: queue failed", "error", err.Error())
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, q)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "encoding the answer: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(data, '\n'))
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
