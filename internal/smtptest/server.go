@@ -54,6 +54,10 @@ const (
 // maxLineBytes bounds one command line from a client, CRLF included.
 const maxLineBytes = 4096
 
+// maxSkipBytes bounds how much of an over-long command line the server
+// skips before it gives up on the connection.
+const maxSkipBytes = 1 << 20
+
 // maxCommands bounds the commands of one session.
 const maxCommands = 1000
 

@@ -50,7 +50,7 @@ func (c *client) expect(code int) string {
 func (c *client) cmd(line string, code int) string {
 	c.t.Helper()
 	if err := c.tp.PrintfLine("%s", line); err != nil {
-		c.t.Fatalf("send %q: %v", line, err)
+		c.t.Fatalf("send %.40q: %v", line, err)
 	}
 	return c.expect(code)
 }
@@ -473,6 +473,8 @@ func TestLongLine(t *testing.T) {
 	c := dial(t, s)
 	c.expect(220)
 	c.cmd("EHLO "+strings.Repeat("a", 2*maxLineBytes), 500)
+	c.cmd("", 555)
+	c.cmd("QUIT", 221)
 }
 
 func TestIPv6(t *testing.T) {

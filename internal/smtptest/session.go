@@ -73,10 +73,13 @@ func (ss *session) run() {
 		ss.reply(fmt.Sprintf("220 %s ESMTP ffa0c8e4b3d2-%05d.1 - gsmtp", gmailName, ss.id))
 	}
 	for n := 0; n < maxCommands && ss.werr == nil; n++ {
-		line, err := ss.readLine()
+		line, refused, err := ss.readLine()
 		if err != nil {
 			ss.log.Debug("session ended", "err", err)
 			return
+		}
+		if refused {
+			continue
 		}
 		if !ss.handle(line) {
 			return
@@ -120,6 +123,8 @@ func (ss *session) handle(line string) bool {
 		ss.reply(replyNoMail)
 	case "RCPT", "DATA", "BDAT":
 		ss.reply("503 5.5.1 MAIL first.")
+	case "":
+		ss.reply("555 5.5.2 Syntax error.")
 	default:
 		ss.reply(replyUnknown)
 	}
@@ -285,23 +290,35 @@ func (ss *session) endlessReply() {
 }
 
 // readLine reads one command line, bounded by maxLineBytes, and records it.
-func (ss *session) readLine() (string, error) {
+// An over-long line is skipped and refused with a 500 reply: refused is
+// then true.
+func (ss *session) readLine() (line string, refused bool, err error) {
 	ss.touch()
 	b, err := ss.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
+		// Skip the rest of the line, up to a bound, and refuse it.
 		ss.record("C: " + string(b[:64]) + "... (line too long)")
+		total := len(b)
+		for errors.Is(err, bufio.ErrBufferFull) && total < maxSkipBytes {
+			ss.touch()
+			b, err = ss.br.ReadSlice('\n')
+			total += len(b)
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("command line longer than %d bytes: %w", total, err)
+		}
 		ss.reply("500 5.5.2 Line too long")
-		return "", fmt.Errorf("command line longer than %d bytes", maxLineBytes)
+		return "", true, nil
 	}
 	if err != nil {
 		if len(b) > 0 {
 			ss.record("C: " + strings.TrimRight(string(b), "\r\n") + " (unterminated)")
 		}
-		return "", err
+		return "", false, err
 	}
-	line := strings.TrimRight(string(b), "\r\n")
+	line = strings.TrimRight(string(b), "\r\n")
 	ss.record("C: " + line)
-	return line, nil
+	return line, false, nil
 }
 
 // reply sends a reply of one or more lines and records it.

@@ -27,11 +27,17 @@ import (
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
 
-// run parses args, serves until a signal arrives and returns the exit
-// status: 0 after a clean stop, 1 on a runtime error, 2 on a usage error.
-func run(args []string, stdout, stderr io.Writer) int {
+// run parses args, serves until ctx ends (SIGINT or SIGTERM in main) and
+// returns the exit status: 0 after a clean stop, 1 on a runtime error, 2
+// on a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("smtptestd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", smtptest.DefaultAddr, "listen `address` (loopback: 127.0.0.1:0, [::1]:0, 127.0.0.5:2525)")
@@ -95,12 +101,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	// os.Stdout is unbuffered: the line is out when Fprintf returns.
 	fmt.Fprintf(stdout, "listening %s\n", srv.Addr())
-	if f, ok := stdout.(*os.File); ok {
-		_ = f.Sync()
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errs := srv.Errors()
 	for {
 		select {
