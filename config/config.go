@@ -6,6 +6,9 @@ package config
 
 import "time"
 
+// The methods of Duration and Secret are in duration.go and secret.go; the
+// loading, defaults and validation in load.go and validate.go.
+
 // Config is the whole configuration file.
 type Config struct {
 	Target     Target     `toml:"target"`
@@ -25,6 +28,10 @@ type Config struct {
 	// Dir is the folder of the file the config came from; relative paths
 	// (storage.path, ca_file, secret_file) are resolved against it.
 	Dir string `toml:"-"`
+
+	// meta remembers where each key was written (for error messages) and
+	// which keys came from the environment; nil for a Config built in code.
+	meta *meta
 }
 
 // Target says which mail exchangers are probed.
