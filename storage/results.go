@@ -1,0 +1,592 @@
+package storage
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gmailtls/gmailtls/probe"
+)
+
+// Triggers of a probe run.
+const (
+	TriggerSlash    = "slash"
+	TriggerButton   = "button"
+	TriggerSchedule = "schedule"
+	TriggerCLI      = "cli"
+	TriggerConsole  = "console"
+	TriggerConfirm  = "confirm"
+)
+
+// Run is one probe run: who or what asked for it, from which relay, when.
+type Run struct {
+	ID    int64
+	Relay string
+	// Trigger is one of slash, button, schedule, cli, console, confirm.
+	Trigger     string
+	RequestedBy string
+	StartedAt   time.Time
+}
+
+// RunWithResults is one element of a batch for RecordRuns.
+type RunWithResults struct {
+	Run     Run
+	Results []probe.Result
+}
+
+// StoredResult is a probe result as read back. Times come back in UTC and
+// timings rounded to a tenth of a millisecond. Transcript is nil when it
+// was not kept (only failures and the newest success per relay × MX keep
+// theirs) or not asked for.
+type StoredResult struct {
+	ID    int64
+	RunID int64
+	probe.Result
+	Trigger string
+}
+
+// maxTranscriptLines bounds a stored transcript; longer ones keep their
+// head and tail around a marker line.
+const maxTranscriptLines = 200
+
+// RecordRun stores one run and its results in one transaction and returns
+// the new ids, results in the order given. The run's relay is created if
+// it is not configured (kind ""), and every result is stored under it.
+func (s *Store) RecordRun(ctx context.Context, run Run, results []probe.Result) (runID int64, resultIDs []int64, err error) {
+	var ids [][]int64
+	var runIDs []int64
+	err = s.write(ctx, "record run", func(tx *sql.Tx) error {
+		var err error
+		runIDs, ids, err = s.insertRuns(ctx, tx, []RunWithResults{{Run: run, Results: results}})
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return runIDs[0], ids[0], nil
+}
+
+// RecordRuns stores a batch of runs in one transaction: the fast path for
+// bulk writers such as the history generator.
+func (s *Store) RecordRuns(ctx context.Context, batch []RunWithResults) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return s.write(ctx, "record runs", func(tx *sql.Tx) error {
+		_, _, err := s.insertRuns(ctx, tx, batch)
+		return err
+	})
+}
+
+// newestKey is relay × MX: the unit for which the newest success keeps
+// its transcript.
+type newestKey struct{ relayID, mxID int64 }
+
+type candidate struct {
+	run, res  int
+	startedAt int64
+}
+
+func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResults) ([]int64, [][]int64, error) {
+	now := s.now()
+	in := newInterner(ctx, tx, &s.cache, ms(now))
+	runStmt, err := tx.PrepareContext(ctx, `INSERT INTO runs (relay_id, trigger, requested_by, started_at) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer runStmt.Close()
+	resStmt, err := tx.PrepareContext(ctx, `INSERT INTO results (
+		run_id, relay_id, path_id, started_at, ok, stage, failure, engine, error, smtp_code, smtp_text,
+		tls_id, cert_id, t_dns, t_connect, t_banner, t_ehlo, t_starttls, t_handshake, t_post_tls, t_total,
+		hints, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resStmt.Close()
+
+	// Resolve relays and paths first, and pick per relay × MX the newest
+	// success of the batch: the only success whose transcript is kept.
+	relayIDs := make([]int64, len(batch))
+	pathIDs := make([][]int64, len(batch))
+	newest := map[newestKey]candidate{}
+	for i := range batch {
+		rw := &batch[i]
+		name := rw.Run.Relay
+		if name == "" && len(rw.Results) > 0 {
+			name = rw.Results[0].Relay
+		}
+		if name == "" {
+			return nil, nil, errors.New("run has no relay name")
+		}
+		if relayIDs[i], err = in.relay(name); err != nil {
+			return nil, nil, err
+		}
+		pathIDs[i] = make([]int64, len(rw.Results))
+		for j := range rw.Results {
+			r := &rw.Results[j]
+			pid, mxID, err := in.path(relayIDs[i], r)
+			if err != nil {
+				return nil, nil, err
+			}
+			pathIDs[i][j] = pid
+			if r.OK {
+				k := newestKey{relayIDs[i], mxID}
+				c := candidate{run: i, res: j, startedAt: ms(r.StartedAt)}
+				if old, ok := newest[k]; !ok || c.startedAt >= old.startedAt {
+					newest[k] = c
+				}
+			}
+		}
+	}
+	// A candidate only wins if it is not older than the stored newest.
+	type previous struct {
+		resultID int64
+		win      bool
+	}
+	prev := map[newestKey]previous{}
+	keep := map[[2]int]bool{}
+	for k, c := range newest {
+		var id, at int64
+		err := tx.QueryRowContext(ctx, `
+			SELECT n.result_id, r.started_at FROM newest_success n JOIN results r ON r.id = n.result_id
+			WHERE n.relay_id = ? AND n.mx_id = ?`, k.relayID, k.mxID).Scan(&id, &at)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			prev[k] = previous{win: true}
+		case err != nil:
+			return nil, nil, err
+		default:
+			prev[k] = previous{resultID: id, win: c.startedAt >= at}
+		}
+		if prev[k].win {
+			keep[[2]int{c.run, c.res}] = true
+		}
+	}
+
+	runIDs := make([]int64, len(batch))
+	resIDs := make([][]int64, len(batch))
+	for i := range batch {
+		rw := &batch[i]
+		started := rw.Run.StartedAt
+		if started.IsZero() {
+			for _, r := range rw.Results {
+				if !r.StartedAt.IsZero() && (started.IsZero() || r.StartedAt.Before(started)) {
+					started = r.StartedAt
+				}
+			}
+		}
+		if started.IsZero() {
+			started = now
+		}
+		trigger := rw.Run.Trigger
+		if trigger == "" {
+			trigger = TriggerCLI
+		}
+		res, err := runStmt.ExecContext(ctx, relayIDs[i], trigger, rw.Run.RequestedBy, ms(started))
+		if err != nil {
+			return nil, nil, fmt.Errorf("insert run: %w", err)
+		}
+		if runIDs[i], err = res.LastInsertId(); err != nil {
+			return nil, nil, err
+		}
+		resIDs[i] = make([]int64, len(rw.Results))
+		for j := range rw.Results {
+			r := &rw.Results[j]
+			args, err := s.resultArgs(in, r, !r.OK || keep[[2]int{i, j}])
+			if err != nil {
+				return nil, nil, err
+			}
+			res, err := resStmt.ExecContext(ctx, append([]any{runIDs[i], relayIDs[i], pathIDs[i][j]}, args...)...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("insert result %s[%s]: %w", r.MX, r.IP, err)
+			}
+			if resIDs[i][j], err = res.LastInsertId(); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for k, c := range newest {
+		p := prev[k]
+		if !p.win {
+			continue
+		}
+		id := resIDs[c.run][c.res]
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO newest_success (relay_id, mx_id, result_id) VALUES (?, ?, ?)
+			ON CONFLICT (relay_id, mx_id) DO UPDATE SET result_id = excluded.result_id`,
+			k.relayID, k.mxID, id); err != nil {
+			return nil, nil, err
+		}
+		if p.resultID != 0 && p.resultID != id {
+			if _, err := tx.ExecContext(ctx, `UPDATE results SET transcript = NULL WHERE id = ? AND ok = 1`, p.resultID); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return runIDs, resIDs, nil
+}
+
+// resultArgs returns the stored columns of r from started_at on.
+func (s *Store) resultArgs(in *interner, r *probe.Result, withTranscript bool) ([]any, error) {
+	tlsID, err := in.tlsParams(r.TLS)
+	if err != nil {
+		return nil, err
+	}
+	certID, err := in.certChain(r.TLS)
+	if err != nil {
+		return nil, err
+	}
+	var hints, transcript any
+	if len(r.Hints) > 0 {
+		b, err := json.Marshal(r.Hints)
+		if err != nil {
+			return nil, err
+		}
+		hints = string(b)
+	}
+	if withTranscript && len(r.Transcript) > 0 {
+		b, err := encodeTranscript(r.Transcript)
+		if err != nil {
+			return nil, err
+		}
+		transcript = b
+	}
+	t := &r.Timings
+	return []any{
+		ms(r.StartedAt), r.OK, nullStr(string(r.Stage)), nullStr(string(r.Failure)), nullStr(r.Engine),
+		nullStr(r.Error), nullInt(int64(r.SMTPCode)), nullStr(r.SMTPText), tlsID, certID,
+		nullInt(tenths(t.DNS)), nullInt(tenths(t.Connect)), nullInt(tenths(t.Banner)), nullInt(tenths(t.EHLO)),
+		nullInt(tenths(t.StartTLS)), nullInt(tenths(t.Handshake)), nullInt(tenths(t.PostTLS)), nullInt(tenths(t.Total)),
+		hints, transcript,
+	}, nil
+}
+
+func nullStr(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
+func nullInt(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+// encodeTranscript trims a transcript to maxTranscriptLines and deflates
+// its JSON form.
+func encodeTranscript(lines []string) ([]byte, error) {
+	if len(lines) > maxTranscriptLines {
+		head := maxTranscriptLines / 2
+		tail := maxTranscriptLines - head - 1
+		trimmed := make([]string, 0, maxTranscriptLines)
+		trimmed = append(trimmed, lines[:head]...)
+		trimmed = append(trimmed, fmt.Sprintf("%s(%d lines trimmed by storage)", probe.Note, len(lines)-head-tail))
+		trimmed = append(trimmed, lines[len(lines)-tail:]...)
+		lines = trimmed
+	}
+	j, err := json.Marshal(lines)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, flate.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(j); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// maxTranscriptBytes bounds what decodeTranscript inflates.
+const maxTranscriptBytes = 1 << 20
+
+func decodeTranscript(b []byte) ([]string, error) {
+	j, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), maxTranscriptBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("transcript: %w", err)
+	}
+	if len(j) > maxTranscriptBytes {
+		return nil, errors.New("transcript: larger than 1 MiB inflated")
+	}
+	var lines []string
+	if err := json.Unmarshal(j, &lines); err != nil {
+		return nil, fmt.Errorf("transcript: %w", err)
+	}
+	return lines, nil
+}
+
+// resultCols are the columns scanResult reads, in order; the caller
+// appends "r.transcript" or "NULL".
+const resultCols = `r.id, r.run_id, r.relay_id, r.path_id, r.started_at, r.ok, r.stage, r.failure, r.engine,
+	r.error, r.smtp_code, r.smtp_text, r.tls_id, r.cert_id, r.t_dns, r.t_connect, r.t_banner, r.t_ehlo,
+	r.t_starttls, r.t_handshake, r.t_post_tls, r.t_total, r.hints, ru.trigger`
+
+func selectResults(withTranscript bool) string {
+	t := "NULL"
+	if withTranscript {
+		t = "r.transcript"
+	}
+	return `SELECT ` + resultCols + `, ` + t + ` FROM results r JOIN runs ru ON ru.id = r.run_id `
+}
+
+// scanResults reads every row of rows into StoredResults.
+func (s *Store) scanResults(ctx context.Context, q querier, rows *sql.Rows) ([]StoredResult, error) {
+	defer rows.Close()
+	type raw struct {
+		relayID, pathID           int64
+		stage, failure, engine    sql.NullString
+		errText, smtpText, hints  sql.NullString
+		smtpCode, tlsID, certID   sql.NullInt64
+		dns, conn, banner, ehlo   sql.NullInt64
+		starttls, hs, post, total sql.NullInt64
+		startedAt                 int64
+		transcript                []byte
+	}
+	var out []StoredResult
+	var raws []raw
+	for rows.Next() {
+		var sr StoredResult
+		var x raw
+		if err := rows.Scan(&sr.ID, &sr.RunID, &x.relayID, &x.pathID, &x.startedAt, &sr.OK, &x.stage, &x.failure, &x.engine,
+			&x.errText, &x.smtpCode, &x.smtpText, &x.tlsID, &x.certID, &x.dns, &x.conn, &x.banner, &x.ehlo,
+			&x.starttls, &x.hs, &x.post, &x.total, &x.hints, &sr.Trigger, &x.transcript); err != nil {
+			return nil, err
+		}
+		out = append(out, sr)
+		raws = append(raws, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	// Resolve interned values after the cursor is closed: a lookup may
+	// need the same connection.
+	for i := range out {
+		sr, x := &out[i], &raws[i]
+		name, err := s.relayName(ctx, q, x.relayID)
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.pathByID(ctx, q, x.pathID)
+		if err != nil {
+			return nil, err
+		}
+		sr.Relay = name
+		sr.MX, sr.Preference, sr.IP, sr.Port = p.key.mx, p.key.preference, p.key.ip, p.key.port
+		sr.SourceIP, sr.ServerName = p.key.sourceIP, p.key.serverName
+		sr.StartedAt = fromMS(x.startedAt)
+		sr.Stage, sr.Failure, sr.Engine = probe.Stage(x.stage.String), probe.Failure(x.failure.String), x.engine.String
+		sr.Error, sr.SMTPCode, sr.SMTPText = x.errText.String, int(x.smtpCode.Int64), x.smtpText.String
+		sr.Timings = probe.Timings{
+			DNS: fromTenths(x.dns), Connect: fromTenths(x.conn), Banner: fromTenths(x.banner), EHLO: fromTenths(x.ehlo),
+			StartTLS: fromTenths(x.starttls), Handshake: fromTenths(x.hs), PostTLS: fromTenths(x.post), Total: fromTenths(x.total),
+		}
+		if x.tlsID.Valid {
+			k, err := s.tlsByID(ctx, q, x.tlsID.Int64)
+			if err != nil {
+				return nil, err
+			}
+			sr.TLS = &probe.TLSInfo{Version: k.version, Cipher: k.cipher, Group: k.group, Variant: k.variant, Verified: k.verified}
+			if x.certID.Valid {
+				c, err := s.certsByID(ctx, q, x.certID.Int64)
+				if err != nil {
+					return nil, err
+				}
+				sr.TLS.PeerCertificates = slices.Clone(c)
+			}
+		}
+		if x.hints.Valid {
+			if err := json.Unmarshal([]byte(x.hints.String), &sr.Hints); err != nil {
+				return nil, fmt.Errorf("result %d: hints: %w", sr.ID, err)
+			}
+		}
+		if x.transcript != nil {
+			if sr.Transcript, err = decodeTranscript(x.transcript); err != nil {
+				return nil, fmt.Errorf("result %d: %w", sr.ID, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Result returns one result with its transcript (when kept), or
+// ErrNotFound.
+func (s *Store) Result(ctx context.Context, id int64) (StoredResult, error) {
+	var out []StoredResult
+	err := s.read(ctx, "read result", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, selectResults(true)+`WHERE r.id = ?`, id)
+		if err != nil {
+			return err
+		}
+		out, err = s.scanResults(ctx, tx, rows)
+		return err
+	})
+	if err != nil {
+		return StoredResult{}, err
+	}
+	if len(out) == 0 {
+		return StoredResult{}, fmt.Errorf("storage: result %d: %w (it may have been rolled up by retention)", id, ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// HistoryQuery selects results for History. Zero fields do not filter.
+type HistoryQuery struct {
+	Relay        string
+	Since, Until time.Time // Since inclusive, Until exclusive
+	Limit        int       // 0: no limit
+	FailuresOnly bool
+	// WithTranscript loads kept transcripts too (slower).
+	WithTranscript bool
+}
+
+// History returns raw results, newest first. Results older than the raw
+// retention have been rolled up and are not returned.
+func (s *Store) History(ctx context.Context, q HistoryQuery) ([]StoredResult, error) {
+	var out []StoredResult
+	err := s.read(ctx, "read history", func(tx *sql.Tx) error {
+		var where []string
+		var args []any
+		if q.Relay != "" {
+			id, err := s.relayID(ctx, tx, q.Relay)
+			if err != nil {
+				return err
+			}
+			where, args = append(where, "r.relay_id = ?"), append(args, id)
+		}
+		if !q.Since.IsZero() {
+			where, args = append(where, "r.started_at >= ?"), append(args, ms(q.Since))
+		}
+		if !q.Until.IsZero() {
+			where, args = append(where, "r.started_at < ?"), append(args, ms(q.Until))
+		}
+		if q.FailuresOnly {
+			where = append(where, "r.ok = 0")
+		}
+		query := selectResults(q.WithTranscript)
+		if len(where) > 0 {
+			query += "WHERE " + strings.Join(where, " AND ")
+		}
+		query += " ORDER BY r.started_at DESC, r.id DESC"
+		if q.Limit > 0 {
+			query += " LIMIT ?"
+			args = append(args, q.Limit)
+		}
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		out, err = s.scanResults(ctx, tx, rows)
+		return err
+	})
+	return out, err
+}
+
+// Recent returns the input of escalation: for every relay that is not
+// retired, its last perRelayLimit results and every result since since,
+// all oldest first (by start time, then id). Transcripts are not loaded;
+// use Result for one.
+func (s *Store) Recent(ctx context.Context, since time.Time, perRelayLimit int) ([]StoredResult, error) {
+	var out []StoredResult
+	err := s.read(ctx, "read recent results", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM relays WHERE retired = 0 ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			lower := ms(since)
+			if since.IsZero() {
+				lower = 1<<63 - 1
+			}
+			if perRelayLimit > 0 {
+				var nth int64
+				err := tx.QueryRowContext(ctx, `SELECT started_at FROM results WHERE relay_id = ?
+					ORDER BY started_at DESC LIMIT 1 OFFSET ?`, id, perRelayLimit-1).Scan(&nth)
+				if errors.Is(err, sql.ErrNoRows) {
+					lower = -1 << 63 // fewer than perRelayLimit results: all of them
+				} else if err != nil {
+					return err
+				} else {
+					lower = min(lower, nth)
+				}
+			}
+			rows, err := tx.QueryContext(ctx, selectResults(false)+`WHERE r.relay_id = ? AND r.started_at >= ?`, id, lower)
+			if err != nil {
+				return err
+			}
+			res, err := s.scanResults(ctx, tx, rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, res...)
+		}
+		return nil
+	})
+	slices.SortStableFunc(out, func(a, b StoredResult) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
+	return out, err
+}
+
+// LastRun returns a relay's latest run and its results (with kept
+// transcripts), or ErrNotFound.
+func (s *Store) LastRun(ctx context.Context, relay string) (Run, []StoredResult, error) {
+	var run Run
+	var res []StoredResult
+	err := s.read(ctx, "read last run", func(tx *sql.Tx) error {
+		id, err := s.relayID(ctx, tx, relay)
+		if err != nil {
+			return err
+		}
+		var started int64
+		err = tx.QueryRowContext(ctx, `SELECT id, trigger, requested_by, started_at FROM runs
+			WHERE relay_id = ? ORDER BY started_at DESC, id DESC LIMIT 1`, id).
+			Scan(&run.ID, &run.Trigger, &run.RequestedBy, &started)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: relay %q has no probe runs yet", ErrNotFound, relay)
+		}
+		if err != nil {
+			return err
+		}
+		run.Relay, run.StartedAt = relay, fromMS(started)
+		rows, err := tx.QueryContext(ctx, selectResults(true)+`WHERE r.run_id = ? ORDER BY r.id`, run.ID)
+		if err != nil {
+			return err
+		}
+		res, err = s.scanResults(ctx, tx, rows)
+		return err
+	})
+	return run, res, err
+}
