@@ -1,0 +1,304 @@
+package escalation
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// want is the expected state of one relay.
+type want struct {
+	level Level
+	scope Scope
+}
+
+func TestEvaluateTable(t *testing.T) {
+	// Isolates the "x failures in y minutes" rule: M of K cannot fire.
+	windowOnly := DefaultPolicy()
+	windowOnly.M, windowOnly.K = 9, 10
+
+	tests := []struct {
+		name   string
+		lines  []string
+		step   time.Duration // between slots; 5m when zero
+		policy *Policy
+		queues func(h *history) []QueueSample
+		relays map[string]want
+		global want
+	}{
+		// ok: the last probes succeeded.
+		{
+			name:   "ok: every probe passes",
+			lines:  []string{"relay-1: ✓✓✓✓"},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeNone}},
+			global: want{LevelOK, ScopeNone},
+		},
+		{
+			name:   "ok: no history yet",
+			lines:  nil,
+			global: want{LevelOK, ScopeNone},
+		},
+		// watch: a single failure, or a failure already followed by a success.
+		{
+			name:   "watch: a single failure",
+			lines:  []string{"relay-1: ✓✓✓✗"},
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "watch: a failure followed by a success",
+			lines:  []string{"relay-1: ✓✗✓"},
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "watch: two failures followed by a success",
+			lines:  []string{"relay-1: ✗✗✓"},
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "watch: a partial failure is a failing run",
+			lines:  []string{"relay-1: ✓m"},
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "recovery: back to ok after R successes",
+			lines:  []string{"relay-1: ✓✗✓✓"},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeNone}},
+			global: want{LevelOK, ScopeNone},
+		},
+		// investigate: N in a row, M of the last K, x in y minutes.
+		{
+			name:   "investigate: three in a row, everything failing is one host",
+			lines:  []string{"relay-1: ✓✗✗✗", "relay-2: ✓✓✓✓"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}, "relay-2": {LevelOK, ScopeNone}},
+			global: want{LevelInvestigate, ScopeOneHost},
+		},
+		{
+			name:   "investigate: three of the last five",
+			lines:  []string{"relay-1: ✗✓✗✓✗"},
+			step:   10 * time.Minute, // the 15-minute window never holds three
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}},
+			global: want{LevelInvestigate, ScopeOneHost},
+		},
+		{
+			name:   "two of the last five is not enough",
+			lines:  []string{"relay-1: ✓✗✓✓✓✗"},
+			step:   10 * time.Minute,
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "investigate: three failures within 15 minutes",
+			lines:  []string{"relay-1: ✗✓✗✓✗"},
+			step:   2 * time.Minute,
+			policy: &windowOnly,
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}},
+		},
+		{
+			name:   "three failures spread over 40 minutes are not in the window",
+			lines:  []string{"relay-1: ✗✓✗✓✗"},
+			step:   10 * time.Minute,
+			policy: &windowOnly,
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}},
+		},
+		{
+			name:   "investigate: one source IP fails while the other passes",
+			lines:  []string{"relay-1: ✓sss"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneSourceIP}},
+			global: want{LevelInvestigate, ScopeOneSourceIP},
+		},
+		{
+			name:   "investigate: some MX fail while others pass",
+			lines:  []string{"relay-1: ✓mmm"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeMixedMX}},
+			global: want{LevelInvestigate, ScopeMixedMX},
+		},
+		{
+			name:   "investigate: breadth covers the recent failing runs",
+			lines:  []string{"relay-1: ✓m✗m"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}},
+		},
+		// hysteresis
+		{
+			name:   "hysteresis: one success does not lower investigate",
+			lines:  []string{"relay-1: ✗✗✗✓"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}},
+		},
+		{
+			name:   "hysteresis: R successes bring investigate straight to ok",
+			lines:  []string{"relay-1: ✗✗✗✓✓"},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeNone}},
+			global: want{LevelOK, ScopeNone},
+		},
+		{
+			name:   "a flapping relay stays at investigate",
+			lines:  []string{"relay-1: ✗✗✗✓✗✓✗✓"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}},
+		},
+		// incident
+		{
+			name:   "incident: two relays at investigate",
+			lines:  []string{"relay-1: ✗✗✗", "relay-2: ✓✗✗✗", "relay-3: ✓✓✓✓"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}, "relay-2": {LevelInvestigate, ScopeOneHost}, "relay-3": {LevelOK, ScopeNone}},
+			global: want{LevelIncident, ScopeAllGmail},
+		},
+		{
+			name:   "incident: every relay fails toward Gmail at once",
+			lines:  []string{"relay-1: ✓✓✗", "relay-2: ✓✓✗"},
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}, "relay-2": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelIncident, ScopeAllGmail},
+		},
+		{
+			name:   "no incident when one relay of three still passes",
+			lines:  []string{"relay-1: ✓✓✗", "relay-2: ✓✓✗", "relay-3: ✓✓✓"},
+			relays: map[string]want{"relay-1": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "a single relay failing is never an incident",
+			lines:  []string{"relay-1: ✓✓✗"},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "a relay without recent results does not count toward all relays",
+			lines:  []string{"relay-1: ✓✗·······", "relay-2: ✓✓·······✗"},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
+			name:   "incident: several relays fail toward some MX while others pass",
+			lines:  []string{"relay-1: mmm", "relay-2: mmm"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeMixedMX}, "relay-2": {LevelInvestigate, ScopeMixedMX}},
+			global: want{LevelIncident, ScopeMixedMX},
+		},
+		{
+			name:   "incident hysteresis: held until every relay has R successes",
+			lines:  []string{"relay-1: ✓✗✓✓", "relay-2: ✓✗✓·"},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeNone}, "relay-2": {LevelWatch, ScopeOneEvent}},
+			global: want{LevelIncident, ScopeAllGmail},
+		},
+		{
+			name:   "incident recovers when every relay has R successes",
+			lines:  []string{"relay-1: ✓✗✓✓", "relay-2: ✓✗✓✓"},
+			global: want{LevelOK, ScopeNone},
+		},
+		{
+			name:  "incident: Gmail-bound queues rising on two relays",
+			lines: []string{"relay-1: ✓✓✓", "relay-2: ✓✓✓"},
+			queues: func(h *history) []QueueSample {
+				return []QueueSample{
+					{Relay: "relay-1", At: h.slot(0), Deferred: 0},
+					{Relay: "relay-1", At: h.slot(2), Deferred: 40, OldestAge: 9 * time.Minute},
+					{Relay: "relay-2", At: h.slot(0), Deferred: 3},
+					{Relay: "relay-2", At: h.slot(1), Deferred: 8},
+					{Relay: "relay-2", At: h.slot(2), Deferred: 21, OldestAge: 11 * time.Minute},
+				}
+			},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeNone}, "relay-2": {LevelOK, ScopeNone}},
+			global: want{LevelIncident, ScopeAllGmail},
+		},
+		{
+			name:  "a queue rising on one relay only is no incident",
+			lines: []string{"relay-1: ✓✓✓", "relay-2: ✓✓✓"},
+			queues: func(h *history) []QueueSample {
+				return []QueueSample{
+					{Relay: "relay-1", At: h.slot(0), Deferred: 0},
+					{Relay: "relay-1", At: h.slot(2), Deferred: 40},
+					{Relay: "relay-2", At: h.slot(0), Deferred: 30},
+					{Relay: "relay-2", At: h.slot(2), Deferred: 2},
+				}
+			},
+			global: want{LevelOK, ScopeNone},
+		},
+		{
+			name:  "a queue rise that left the window no longer counts",
+			lines: []string{"relay-1: ✓✓✓✓✓✓✓✓", "relay-2: ✓✓✓✓✓✓✓✓"},
+			queues: func(h *history) []QueueSample {
+				return []QueueSample{
+					{Relay: "relay-1", At: h.slot(0), Deferred: 0},
+					{Relay: "relay-1", At: h.slot(1), Deferred: 40},
+					{Relay: "relay-2", At: h.slot(0), Deferred: 0},
+					{Relay: "relay-2", At: h.slot(1), Deferred: 40},
+				}
+			},
+			global: want{LevelOK, ScopeNone},
+		},
+		// agent trouble is not Gmail trouble
+		{
+			name:   "agent unreachable only: ok, relay_agent",
+			lines:  []string{"relay-1: ✓aaaa"},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeRelayAgent}},
+			global: want{LevelOK, ScopeNone},
+		},
+		{
+			name:   "agent failures do not break a failure streak",
+			lines:  []string{"relay-1: ✗a✗a✗"},
+			step:   10 * time.Minute,
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}},
+		},
+		{
+			name:   "agent failures do not make a success streak",
+			lines:  []string{"relay-1: ✗✗✗aa✓aa"},
+			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeOneHost}},
+		},
+		{
+			name:   "agent errors beside passing results: the run passes",
+			lines:  []string{"relay-1: ✗✗✗ee"},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeNone}},
+		},
+		{
+			name:   "two relays with unreachable agents are no incident",
+			lines:  []string{"relay-1: aaaa", "relay-2: aaaa"},
+			relays: map[string]want{"relay-1": {LevelOK, ScopeRelayAgent}, "relay-2": {LevelOK, ScopeRelayAgent}},
+			global: want{LevelOK, ScopeNone},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			step := tc.step
+			if step == 0 {
+				step = 5 * time.Minute
+			}
+			h := newHistory(step, tc.lines...)
+			p := DefaultPolicy()
+			if tc.policy != nil {
+				p = *tc.policy
+			}
+			var queues []QueueSample
+			if tc.queues != nil {
+				queues = tc.queues(h)
+			}
+			now := h.end().Add(time.Minute)
+			a := Evaluate(now, h.obs, queues, nil, p)
+			for name, w := range tc.relays {
+				rs := mustRelay(t, a, name)
+				if rs.Level != w.level || rs.Scope != w.scope {
+					t.Errorf("%s: level %s scope %q, want %s %q (state %+v)", name, rs.Level, rs.Scope, w.level, w.scope, rs)
+				}
+				if rs.Advice != AdviceFor(rs.Level, rs.Scope) {
+					t.Errorf("%s: advice %q, want AdviceFor's %q", name, rs.Advice, AdviceFor(rs.Level, rs.Scope))
+				}
+				if rs.Level != LevelOK && len(rs.Evidence) == 0 {
+					t.Errorf("%s: level %s without evidence", name, rs.Level)
+				}
+				for _, id := range rs.Evidence {
+					if !slices.Contains(h.failingIDs(name), id) {
+						t.Errorf("%s: evidence %d is not a failing Gmail observation of the relay", name, id)
+					}
+				}
+			}
+			if tc.global.level != "" && (a.Global.Level != tc.global.level || a.Global.Scope != tc.global.scope) {
+				t.Errorf("global: level %s scope %q, want %s %q (state %+v)", a.Global.Level, a.Global.Scope, tc.global.level, tc.global.scope, a.Global)
+			}
+			if a.Global.Relay != "" {
+				t.Errorf("global relay name %q, want empty", a.Global.Relay)
+			}
+			if !slices.IsSortedFunc(a.Relays, func(x, y RelayState) int { return strings.Compare(x.Relay, y.Relay) }) {
+				t.Errorf("relays not sorted by name")
+			}
+		})
+	}
+}
