@@ -2,12 +2,14 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -166,12 +168,12 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 	}
 	cfg.meta = m
 
+	m.loc = locate(string(data))
 	var raw rawConfig
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
-		return nil, m.syntaxProblem(err)
+		return nil, m.syntaxProblem(cfg, err)
 	}
-	m.loc = locate(string(data))
 
 	// Decode each section over its defaults, and each list item over the
 	// item defaults; collect type errors instead of stopping at the first.
@@ -219,7 +221,7 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 	}
 	unknown := m.unknownKeys(&md, failed)
 	if len(typeErrs) > 0 {
-		return nil, errors.Join(append(typeErrs, unknown...)...)
+		return nil, errors.Join(byLine(append(typeErrs, unknown...))...)
 	}
 	for _, k := range md.Keys() {
 		m.explicit[k.String()] = true
@@ -242,9 +244,23 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 		probs = append(probs, Problems(err)...)
 	}
 	if len(probs) > 0 {
-		return nil, errors.Join(probs...)
+		return nil, errors.Join(byLine(probs)...)
 	}
 	return cfg, nil
+}
+
+// byLine orders problems by line, keeping the order of those on one line;
+// problems of the whole file (line 0) come first.
+func byLine(probs []error) []error {
+	line := func(e error) int {
+		var p *Problem
+		if errors.As(e, &p) {
+			return p.Line
+		}
+		return 0
+	}
+	slices.SortStableFunc(probs, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
+	return probs
 }
 
 // checkText rejects input that is not text before the TOML parser sees it,
@@ -264,23 +280,27 @@ func checkText(data []byte, name string) *Problem {
 	if bad < 0 {
 		return nil
 	}
-	line := 1 + bytes.Count(data[:bad], []byte("\n"))
-	what := "is not a text file"
 	if bytes.HasPrefix(data, []byte("SQLite format 3\x00")) {
-		what = "is an SQLite database, not a configuration file (storage.path points at the database)"
+		return &Problem{File: name, Msg: "this is an SQLite database, not a configuration file; " +
+			"give the TOML configuration (see config.toml.example)"}
 	}
-	return &Problem{File: name, Line: line, Msg: fmt.Sprintf("the file %s: byte %d is not UTF-8 text; "+
-		"a configuration is a TOML text file (see config.toml.example)", what, bad)}
+	line := 1 + bytes.Count(data[:bad], []byte("\n"))
+	return &Problem{File: name, Line: line, Msg: fmt.Sprintf("not a TOML text file: binary or non-UTF-8 data at byte %d; "+
+		"a configuration is UTF-8 text (see config.toml.example)", bad)}
 }
 
-// syntaxProblem turns a TOML parse error into a Problem with line and column.
-func (m *meta) syntaxProblem(err error) error {
+// syntaxProblem turns a TOML parse error into a Problem with line and
+// column, and a top-level type error ("relay = 5") into one naming the key.
+func (m *meta) syntaxProblem(cfg *Config, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		return &Problem{
 			File: m.file, Line: pe.Position.Line, Col: pe.Position.Col,
 			Msg: "TOML syntax error: " + pe.Message, Err: err,
 		}
+	}
+	if decodeMsg.MatchString(err.Error()) {
+		return m.decodeProblem(cfg, err, "", -1)
 	}
 	return &Problem{File: m.file, Msg: "cannot decode the file: " + strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 }
@@ -406,15 +426,17 @@ func (m *meta) unknownKeys(md *toml.MetaData, failed map[string]bool) []error {
 		}
 		out = append(out, &Problem{File: m.file, Line: line, Key: indexed, Msg: msg})
 	}
+	located := map[string]bool{}
 	for _, kp := range m.loc.keys {
 		plain := toml.Key(kp.segs).String()
 		if undecoded[plain] {
+			located[plain] = true
 			emit(plain, kp.indexed, kp.line)
 		}
 	}
 	// Anything the locator missed is still reported, without a line.
 	for _, k := range md.Undecoded() {
-		if plain := k.String(); !seen[plain] && undecoded[plain] {
+		if plain := k.String(); !located[plain] && !seen[plain] && undecoded[plain] {
 			emit(plain, plain, 0)
 		}
 	}
@@ -469,7 +491,7 @@ func suggest(plain string) string {
 			continue
 		}
 		if strings.EqualFold(k, plain) {
-			return k
+			return k[strings.LastIndexByte(k, '.')+1:]
 		}
 		if d := editDistance(k, plain); d < bestDist || d == bestDist && d < 3 && k < best {
 			best, bestDist = k, d

@@ -140,7 +140,7 @@ func (v *validator) storage() {
 	v.positive("retention.raw", r.Raw)
 	v.positive("retention.rollup", r.Rollup)
 	if r.Raw.Duration > 0 && r.Rollup.Duration > 0 && r.Rollup.Duration < r.Raw.Duration {
-		v.add("retention.rollup", "(%s) is shorter than retention.raw (%s); hourly rollups must outlive the raw results", r.Rollup, r.Raw)
+		v.add("retention.rollup", "%s is shorter than retention.raw (%s); hourly rollups must outlive the raw results", r.Rollup, r.Raw)
 	}
 }
 
@@ -335,7 +335,7 @@ func (v *validator) channel(key, ch string, required bool) {
 func (v *validator) schedules() {
 	if s := v.c.Probing.Schedule; s != "" && s != "off" {
 		if err := CheckCron(s); err != nil {
-			v.add("probing.schedule", "%v (or \"off\" to disable periodic probing)", err)
+			v.add("probing.schedule", "%v; \"off\" disables periodic probing", err)
 		}
 	}
 	for i, r := range v.c.Reports {
@@ -455,22 +455,25 @@ func (v *validator) agent() {
 	if strings.TrimSpace(a.Postqueue) == "" {
 		v.add("agent.postqueue", "is empty; name the postqueue command (default \"postqueue\")")
 	}
-	if v.c.explicitBoth("agent.secret") {
+	bothSecret := v.c.explicitBoth("agent.secret")
+	if bothSecret {
 		v.add("agent.secret_file", "set secret_env or secret_file, not both")
 	}
-	if v.c.explicitBoth("agent.previous_secret") {
+	bothPrevious := v.c.explicitBoth("agent.previous_secret")
+	if bothPrevious {
 		v.add("agent.previous_secret_file", "set previous_secret_env or previous_secret_file, not both")
 	}
 	if v.c.meta == nil || !v.c.meta.agent {
 		return
 	}
 	switch {
+	case bothSecret:
 	case a.SecretEnv == "" && a.SecretFile == "":
 		v.add("agent.secret_env", "is empty; the agent needs the shared secret of its relay entry: set secret_env or secret_file")
 	case a.Secret == "":
 		v.missingSecret("agent.secret", a.SecretEnv, a.SecretFile, "the shared secret the bot's relay entry uses")
 	}
-	if (a.PreviousSecretEnv != "" || a.PreviousSecretFile != "") && a.PreviousSecret == "" {
+	if (a.PreviousSecretEnv != "" || a.PreviousSecretFile != "") && a.PreviousSecret == "" && !bothPrevious {
 		v.missingSecret("agent.previous_secret", a.PreviousSecretEnv, a.PreviousSecretFile, "the previous secret, kept during a rotation; remove the key when the rotation is over")
 	}
 }
