@@ -1,0 +1,241 @@
+package probe
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// TextWidth is the terminal width WriteText keeps every line within.
+const TextWidth = 100
+
+// tailLines is how many transcript lines WriteText shows per failure.
+const tailLines = 8
+
+// WriteText writes rep for a person at a terminal: a header, one line per
+// result with ✓ or ✗, MX host, address, source (when there are several),
+// stage and failure class or TLS version and cipher, and total time; then,
+// for every failure, its error, hints and the tail of its transcript.
+// Every line fits in TextWidth columns.
+func WriteText(w io.Writer, rep Report) error {
+	bw := bufio.NewWriter(w)
+	failed := 0
+	sources := map[string]bool{}
+	for _, r := range rep.Results {
+		if !r.OK {
+			failed++
+		}
+		sources[r.SourceIP] = true
+	}
+	showSource := len(sources) > 1
+
+	status := fmt.Sprintf("all %d ok", len(rep.Results))
+	switch {
+	case len(rep.Results) == 0:
+		status = "no results"
+	case failed > 0:
+		status = fmt.Sprintf("%d of %d failed", failed, len(rep.Results))
+	}
+	header := fmt.Sprintf("gmailtls probe of %s from relay %s, %s: %s",
+		rep.Domain, rep.Relay, rep.StartedAt.Format(time.RFC3339), status)
+	fmt.Fprintln(bw, clipWidth(header, TextWidth))
+
+	rows := make([][]string, len(rep.Results))
+	for i, r := range rep.Results {
+		mark := "✓"
+		if !r.OK {
+			mark = "✗"
+		}
+		src := ""
+		if showSource {
+			src = "from " + orDash(r.SourceIP)
+		}
+		rows[i] = []string{mark, r.MX, displayAddr(r), src, outcome(r), fmt.Sprintf("%.1f ms", r.Timings.Total)}
+	}
+	for _, row := range layout(rows, showSource) {
+		fmt.Fprintln(bw, row)
+	}
+
+	for _, r := range rep.Results {
+		if r.OK {
+			continue
+		}
+		fmt.Fprintln(bw)
+		title := fmt.Sprintf("✗ %s %s", r.MX, displayAddr(r))
+		if showSource {
+			title += " from " + orDash(r.SourceIP)
+		}
+		title += fmt.Sprintf(": %s %s", r.Stage, r.Failure)
+		if r.SMTPCode != 0 {
+			title += fmt.Sprintf(" (%d)", r.SMTPCode)
+		}
+		fmt.Fprintln(bw, clipWidth(title, TextWidth))
+		if r.Error != "" {
+			writeWrapped(bw, "  error: ", r.Error)
+		}
+		if r.SMTPText != "" {
+			writeWrapped(bw, "  reply: ", fmt.Sprintf("%d %s", r.SMTPCode, r.SMTPText))
+		}
+		if r.TLS != nil && r.TLS.Variant != "" {
+			writeWrapped(bw, "  works: ", fmt.Sprintf("%s with the %s ClientHello", tlsSummary(r.TLS), r.TLS.Variant))
+		}
+		for _, h := range r.Hints {
+			writeWrapped(bw, "  hint: ", h)
+		}
+		if n := len(r.Transcript); n > 0 {
+			fmt.Fprintf(bw, "  transcript (last %d of %d lines):\n", min(n, tailLines), n)
+			for _, l := range r.Transcript[max(0, n-tailLines):] {
+				fmt.Fprintln(bw, clipWidth("    "+l, TextWidth))
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+// displayAddr is "ip" for port 25, "ip:port" or "[v6]:port" otherwise, and
+// "-" when no address was resolved.
+func displayAddr(r Result) string {
+	if r.IP == "" {
+		return "-"
+	}
+	if r.Port == 0 || r.Port == DefaultPort {
+		return r.IP
+	}
+	if strings.Contains(r.IP, ":") {
+		return fmt.Sprintf("[%s]:%d", r.IP, r.Port)
+	}
+	return fmt.Sprintf("%s:%d", r.IP, r.Port)
+}
+
+// outcome is "ok TLS1.3 AES_128_GCM_SHA256" or "handshake tls_reset".
+func outcome(r Result) string {
+	if r.OK {
+		return "ok  " + tlsSummary(r.TLS)
+	}
+	s := fmt.Sprintf("%s %s", r.Stage, r.Failure)
+	if r.SMTPCode != 0 {
+		s += fmt.Sprintf(" %d", r.SMTPCode)
+	}
+	return s
+}
+
+// tlsSummary is the version and cipher in a compact form for the table.
+func tlsSummary(t *TLSInfo) string {
+	if t == nil {
+		return ""
+	}
+	v := strings.ReplaceAll(t.Version, " ", "")
+	c := strings.Replace(strings.TrimPrefix(t.Cipher, "TLS_"), "_WITH_", "_", 1)
+	return strings.TrimSpace(v + " " + c)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// layout aligns the columns of rows (mark, mx, addr, src, outcome, ms)
+// and shrinks the widest ones until every line fits in TextWidth.
+func layout(rows [][]string, showSource bool) []string {
+	const (
+		cMark = iota
+		cMX
+		cAddr
+		cSrc
+		cOut
+		cMS
+		nCols
+	)
+	width := make([]int, nCols)
+	for _, row := range rows {
+		for c, cell := range row {
+			width[c] = max(width[c], utf8.RuneCountInString(cell))
+		}
+	}
+	gaps := 2 * 4 // between mx, addr, outcome, ms
+	if showSource {
+		gaps += 2
+	} else {
+		width[cSrc] = 0
+	}
+	total := func() int {
+		return width[cMark] + 1 + width[cMX] + width[cAddr] + width[cSrc] + width[cOut] + width[cMS] + gaps
+	}
+	// Shrink the outcome to 28, then the MX host to 16, then the source
+	// and address, then the outcome again, one column at a time.
+	for _, s := range []struct{ col, floor int }{{cOut, 28}, {cMX, 16}, {cSrc, 20}, {cAddr, 15}, {cOut, 12}} {
+		if over := total() - TextWidth; over > 0 {
+			width[s.col] = max(s.floor, width[s.col]-over)
+		}
+	}
+	lines := make([]string, len(rows))
+	for i, row := range rows {
+		var b strings.Builder
+		b.WriteString(row[cMark])
+		b.WriteByte(' ')
+		b.WriteString(pad(row[cMX], width[cMX]))
+		b.WriteString("  ")
+		b.WriteString(pad(row[cAddr], width[cAddr]))
+		if showSource {
+			b.WriteString("  ")
+			b.WriteString(pad(row[cSrc], width[cSrc]))
+		}
+		b.WriteString("  ")
+		b.WriteString(pad(row[cOut], width[cOut]))
+		b.WriteString("  ")
+		b.WriteString(strings.Repeat(" ", width[cMS]-utf8.RuneCountInString(row[cMS])))
+		b.WriteString(row[cMS])
+		lines[i] = clipWidth(b.String(), TextWidth)
+	}
+	return lines
+}
+
+// pad clips or pads s to exactly n columns.
+func pad(s string, n int) string {
+	s = clipWidth(s, n)
+	return s + strings.Repeat(" ", n-utf8.RuneCountInString(s))
+}
+
+// clipWidth shortens s to at most n runes, ending in "…" when cut.
+func clipWidth(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	runes := []rune(s)
+	return string(runes[:n-1]) + "…"
+}
+
+// writeWrapped writes text after prefix, wrapped at word boundaries to
+// TextWidth, continuation lines indented under the text.
+func writeWrapped(w io.Writer, prefix, text string) {
+	indent := strings.Repeat(" ", utf8.RuneCountInString(prefix))
+	avail := TextWidth - len(indent)
+	line := prefix
+	n := 0
+	for _, word := range strings.Fields(text) {
+		wl := utf8.RuneCountInString(word)
+		if n > 0 && n+1+wl > avail {
+			fmt.Fprintln(w, line)
+			line, n = indent, 0
+		}
+		if n > 0 {
+			line += " "
+			n++
+		}
+		if wl > avail {
+			word = clipWidth(word, avail)
+			wl = avail
+		}
+		line += word
+		n += wl
+	}
+	fmt.Fprintln(w, line)
+}
