@@ -76,11 +76,14 @@ type RelayState struct {
 	// global level: those that took part in the incident, or those above
 	// ok. Empty for a relay.
 	FailingRelays []string
-	// LastRunAt and LastRunID identify the newest attempt already counted
-	// (the start time and RunID of that probe run). Evaluate uses them to
-	// tell new runs from runs the previous assessment has seen.
-	LastRunAt time.Time
-	LastRunID int64
+	// LastRunAt and LastRunID identify the newest run already counted (the
+	// start time and RunID of that probe run, agent failures included);
+	// Evaluate uses them to tell new runs from runs the previous assessment
+	// has seen. LastAttemptAt is when the newest attempt toward Gmail
+	// ended.
+	LastRunAt     time.Time
+	LastRunID     int64
+	LastAttemptAt time.Time
 }
 
 // Assessment is the escalation state of every relay and across relays.
@@ -100,12 +103,13 @@ func (a *Assessment) Relay(name string) (RelayState, bool) {
 
 // run is one probe run of one relay: the unit of the attempt counts.
 type run struct {
-	at     time.Time // earliest observation: the run's key with runID
-	runID  int64
-	step   time.Time // when the run is taken into account (latest Gmail observation, monotone per relay)
-	obs    []*Observation
-	gmail  bool // holds at least one observation judged toward Gmail
-	failed bool // at least one of them failed
+	at      time.Time // earliest observation: the run's key with runID
+	runID   int64
+	step    time.Time // when the run is taken into account (its latest observation, monotone per relay)
+	obs     []*Observation
+	gmail   bool // holds at least one observation judged toward Gmail: an attempt
+	failed  bool // at least one of those failed
+	attempt int  // index in relayWalk.attempts, -1 for agent-only runs
 }
 
 func (r *run) after(at time.Time, id int64) bool {
@@ -120,7 +124,7 @@ type relayWalk struct {
 	st       RelayState
 	runs     []*run // every run in the history given, by key
 	attempts []*run // the runs judged toward Gmail, by key
-	first    int    // index in attempts of the first attempt not yet counted
+	first    int    // index in runs of the first run not yet counted
 	queue    []QueueSample
 	// lastAttemptAt is the step time of the newest counted attempt.
 	lastAttemptAt time.Time
@@ -129,18 +133,21 @@ type relayWalk struct {
 // Evaluate derives the escalation state at now from history.
 //
 // obs is the recent history (any order; observations after now are
-// ignored). It should hold at least the newest Policy.Lookback runs of each
-// relay and everything within the lookback window, and probe runs should be
-// handed in complete, in the order they ran. queues are the agents' queue
-// samples (those after now are ignored). prev is the previous assessment,
-// nil on the first run: the state of each relay continues from it, and only
-// runs newer than prev's RelayState.LastRunAt/LastRunID move the level;
-// older runs still count for the rules (M of K, windows). A relay known to
-// prev but absent from obs keeps its state; drop retired relays from prev to
-// forget them.
+// ignored). It should hold at least what Policy.Lookback asks for, and
+// probe runs should be handed in complete, in the order they ran. queues
+// are the agents' queue samples (those after now are ignored); they are
+// judged at the end of each run and at now. prev is the previous
+// assessment, nil on the first run: the state of each relay continues from
+// it, and only runs newer than prev's RelayState.LastRunAt/LastRunID move
+// the level; older runs still count for the rules (M of K, windows). A
+// relay known to prev but absent from obs keeps its state; drop retired
+// relays from prev to forget them.
 //
-// Feeding complete runs one after the other, each with now at the end of
-// the run, gives exactly the state Replay rebuilds from the whole history.
+// Calling Evaluate after every complete run (agent failures included), with
+// now at the end of the run, gives exactly the state Replay rebuilds from
+// the whole history. Calling it at other times is allowed (the global
+// rules look at what is recent at now) but a replay cannot reproduce those
+// extra evaluations.
 func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Assessment, p Policy) Assessment {
 	p = p.withDefaults()
 	walks := map[string]*relayWalk{}
@@ -159,7 +166,7 @@ func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Asse
 			if w.st.Level == "" {
 				w.st.Level = LevelOK
 			}
-			w.lastAttemptAt = rs.LastRunAt
+			w.lastAttemptAt = rs.LastAttemptAt
 		}
 	}
 
@@ -185,36 +192,35 @@ func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Asse
 
 	type pending struct {
 		w *relayWalk
-		a *run
-		j int
+		r *run
 	}
 	var todo []pending
 	for _, w := range ws {
 		slices.SortStableFunc(w.queue, func(a, b QueueSample) int { return a.At.Compare(b.At) })
 		w.prepare(prev != nil)
-		for j := w.first; j < len(w.attempts); j++ {
-			todo = append(todo, pending{w, w.attempts[j], j})
+		for _, r := range w.runs[w.first:] {
+			todo = append(todo, pending{w, r})
 		}
 	}
-	// Attempts of all relays, in the order they completed; ties by relay
-	// name, then by run key, so the order never depends on the input's.
+	// Runs of all relays, in the order they completed; ties by relay name,
+	// then by run key, so the order never depends on the input's.
 	slices.SortStableFunc(todo, func(x, y pending) int {
-		if c := x.a.step.Compare(y.a.step); c != 0 {
+		if c := x.r.step.Compare(y.r.step); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(x.w.st.Relay, y.w.st.Relay); c != 0 {
 			return c
 		}
-		if c := x.a.at.Compare(y.a.at); c != 0 {
+		if c := x.r.at.Compare(y.r.at); c != 0 {
 			return c
 		}
-		return cmp.Compare(x.a.runID, y.a.runID)
+		return cmp.Compare(x.r.runID, y.r.runID)
 	})
 
 	g := newGlobal(prev)
 	for _, t := range todo {
-		t.w.count(t.j, p)
-		g.step(t.a.step, ws, p)
+		t.w.count(t.r, p)
+		g.step(t.r.step, ws, p)
 	}
 	g.step(now, ws, p)
 
@@ -254,6 +260,9 @@ func groupRuns(now time.Time, obs []Observation, get func(string) *relayWalk) {
 		if o.At.Before(r.at) {
 			r.at = o.At
 		}
+		if o.At.After(r.step) {
+			r.step = o.At
+		}
 		r.obs = append(r.obs, o)
 		if o.agentFailure() {
 			continue
@@ -262,14 +271,11 @@ func groupRuns(now time.Time, obs []Observation, get func(string) *relayWalk) {
 		if !o.OK {
 			r.failed = true
 		}
-		if o.At.After(r.step) {
-			r.step = o.At
-		}
 	}
 }
 
-// prepare sorts the relay's runs and finds the first attempt that prev has
-// not counted yet.
+// prepare sorts the relay's runs and finds the first run that prev has not
+// counted yet.
 func (w *relayWalk) prepare(hasPrev bool) {
 	slices.SortFunc(w.runs, func(a, b *run) int {
 		if c := a.at.Compare(b.at); c != 0 {
@@ -282,29 +288,27 @@ func (w *relayWalk) prepare(hasPrev bool) {
 		for _, o := range r.obs {
 			w.noteTimes(o)
 		}
-		if !r.gmail {
-			continue
-		}
 		// Step times are monotone per relay so that the global order keeps
 		// each relay's own order.
 		if r.step.Before(step) {
 			r.step = step
 		}
 		step = r.step
-		w.attempts = append(w.attempts, r)
+		r.attempt = -1
+		if r.gmail {
+			r.attempt = len(w.attempts)
+			w.attempts = append(w.attempts, r)
+		}
 	}
 	w.first = 0
 	if hasPrev && (!w.st.LastRunAt.IsZero() || w.st.LastRunID != 0) {
 		at, id := w.st.LastRunAt, w.st.LastRunID
-		w.first = len(w.attempts)
-		for j, a := range w.attempts {
-			if a.after(at, id) {
-				w.first = j
+		w.first = len(w.runs)
+		for i, r := range w.runs {
+			if r.after(at, id) {
+				w.first = i
 				break
 			}
-		}
-		if w.first > 0 {
-			w.lastAttemptAt = w.attempts[w.first-1].step
 		}
 	}
 }
@@ -328,13 +332,17 @@ func (w *relayWalk) noteTimes(o *Observation) {
 	}
 }
 
-// count takes attempt j into account: streaks, level, scope, evidence.
-func (w *relayWalk) count(j int, p Policy) {
-	a := w.attempts[j]
+// count takes run r into account: streaks, level, scope, evidence.
+func (w *relayWalk) count(r *run, p Policy) {
 	st := &w.st
-	st.LastRunAt, st.LastRunID = a.at, a.runID
-	w.lastAttemptAt = a.step
-	if !a.failed {
+	st.LastRunAt, st.LastRunID = r.at, r.runID
+	if !r.gmail {
+		return // the agent's trouble: no attempt toward Gmail
+	}
+	j := r.attempt
+	w.lastAttemptAt = r.step
+	st.LastAttemptAt = r.step
+	if !r.failed {
 		st.ConsecutiveSuccesses++
 		st.ConsecutiveFailures = 0
 		if st.ConsecutiveSuccesses >= p.RecoverAfter {
@@ -354,7 +362,7 @@ func (w *relayWalk) count(j int, p Policy) {
 		st.Evidence = nil
 	}
 	st.Level = Max(st.Level, trigger)
-	for _, o := range a.obs {
+	for _, o := range r.obs {
 		if !o.OK && !o.agentFailure() {
 			st.Evidence = addEvidence(st.Evidence, o.ID)
 		}
@@ -518,7 +526,15 @@ func newGlobal(prev *Assessment) *global {
 func (g *global) rule(t time.Time, ws []*relayWalk, p Policy) map[string]bool {
 	var inv, recent, rising []string
 	allFailing := true
-	from := t.Add(-p.Window)
+	// "Recent" is measured from the newest attempt, not from t, so that
+	// the rule depends on probe results only, never on when it is asked.
+	var newest time.Time
+	for _, w := range ws {
+		if w.lastAttemptAt.After(newest) && !w.lastAttemptAt.After(t) {
+			newest = w.lastAttemptAt
+		}
+	}
+	from := newest.Add(-p.Window)
 	for _, w := range ws {
 		if w.st.Level == LevelInvestigate {
 			inv = append(inv, w.st.Relay)

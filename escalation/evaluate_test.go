@@ -169,6 +169,11 @@ func TestEvaluateTable(t *testing.T) {
 			global: want{LevelWatch, ScopeOneEvent},
 		},
 		{
+			name:   "an agent-only run later does not age a passing relay out of all relays",
+			lines:  []string{"relay-1: ✓···", "relay-2: ··✗·", "relay-3: ··✗a"},
+			global: want{LevelWatch, ScopeOneEvent},
+		},
+		{
 			name:   "incident: several relays fail toward some MX while others pass",
 			lines:  []string{"relay-1: mmm", "relay-2: mmm"},
 			relays: map[string]want{"relay-1": {LevelInvestigate, ScopeMixedMX}, "relay-2": {LevelInvestigate, ScopeMixedMX}},

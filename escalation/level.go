@@ -176,11 +176,13 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
-// Lookback says how much history Evaluate needs per relay to give the same
-// answer as a full replay when it is also handed the previous assessment:
-// the newest `runs` runs of each relay, and every run and queue sample
-// younger than `window` before now. Storage queries use it to bound what
-// they load.
+// Lookback says how much history Evaluate needs to give the same answer as
+// a full replay when it is also handed the previous assessment: for each
+// relay, its newest `runs` probe runs that reached Gmail (runs holding only
+// agent_unreachable or agent_error results do not count toward the number)
+// with every run after the oldest of them, plus every run and queue sample
+// younger than `window` before now. Loading a little more never hurts.
+// Storage queries use it to bound what they load.
 func (p Policy) Lookback() (runs int, window time.Duration) {
 	p = p.withDefaults()
 	runs = max(p.Consecutive, p.K, p.RecoverAfter, p.WindowCount)
