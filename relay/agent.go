@@ -117,6 +117,7 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	sent := a.now()
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrAgentUnreachable, u.Redacted(), err)
@@ -130,10 +131,37 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 		return nil, fmt.Errorf("%w: %s: answer larger than %d bytes", ErrAgentError, u.Redacted(), MaxResponseBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
+		advice := statusAdvice(resp.StatusCode)
+		if resp.StatusCode == http.StatusUnauthorized {
+			if h := a.skewFromDate(resp.Header.Get("Date"), sent); h != "" {
+				advice = " (" + h + ")"
+			}
+		}
 		return nil, fmt.Errorf("%w: %s answered %s: %s%s", ErrAgentError, u.Redacted(), resp.Status,
-			strings.TrimSpace(truncate(string(data), 300)), statusAdvice(resp.StatusCode))
+			strings.TrimSpace(truncate(string(data), 300)), advice)
 	}
 	return data, nil
+}
+
+// skewFromDate explains a refused request by the agent's clock when its
+// Date header is more than MaxSkew away from ours: signatures then cannot
+// pass, whatever the secret.
+func (a *Agent) skewFromDate(date string, sent time.Time) string {
+	t, err := http.ParseTime(date)
+	if err != nil {
+		return ""
+	}
+	skew := ClockSkew(Info{Clock: t}, sent, a.now())
+	if skew > -MaxSkew+time.Second && skew < MaxSkew-time.Second {
+		return ""
+	}
+	dir := "ahead of"
+	if skew < 0 {
+		dir, skew = "behind", -skew
+	}
+	// Date has a resolution of one second: minutes are all that is known.
+	return fmt.Sprintf("the agent's clock is about %s %s the bot's: signed requests cannot pass until NTP is fixed on the relay or the bot",
+		skew.Round(time.Minute), dir)
 }
 
 func statusAdvice(code int) string {

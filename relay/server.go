@@ -113,7 +113,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST "+PathProbe, s.signed(s.probe))
 	mux.Handle("GET "+PathInfo, s.signed(s.info))
 	mux.Handle("GET "+PathQueue, s.signed(s.queue))
-	return s.recoverer(mux)
+	return s.recoverer(s.dated(mux))
 }
 
 // recoverer turns a panic into a 500 and a log line.
@@ -163,6 +163,15 @@ func (s *server) signed(h func(w http.ResponseWriter, r *http.Request, body []by
 			return
 		}
 		h(w, r, body)
+	})
+}
+
+// dated sets the Date header from the agent's clock, so that a client
+// refused for clock skew can tell how far off the clocks are.
+func (s *server) dated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
+		next.ServeHTTP(w, r)
 	})
 }
 

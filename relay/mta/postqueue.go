@@ -180,13 +180,14 @@ var (
 // NormalizeReason rewrites a Postfix delay reason so that the same cause
 // groups: IP addresses become "[IP]" or "IP", Gmail's per-message tokens
 // before "- gsmtp" and Postfix queue ids are dropped, the altN Gmail MX
-// names fold into one, and white space is collapsed. For example
+// names fold into the primary's (the cause, not the host, is what groups),
+// and white space is collapsed. For example
 //
 //	SSL_connect error to alt2.gmail-smtp-in.l.google.com[142.250.150.27]:25: lost connection
 //
 // becomes
 //
-//	SSL_connect error to altN.gmail-smtp-in.l.google.com[IP]:25: lost connection
+//	SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection
 func NormalizeReason(s string) string {
 	s = reGsmtpID.ReplaceAllString(s, "- gsmtp")
 	s = reBracketIP.ReplaceAllString(s, "[IP]")
@@ -198,7 +199,7 @@ func NormalizeReason(s string) string {
 		return m
 	})
 	s = reQueueID.ReplaceAllString(s, "QUEUEID")
-	s = reAltMX.ReplaceAllString(s, "altN.gmail-smtp-in.l.google.com")
+	s = reAltMX.ReplaceAllString(s, "gmail-smtp-in.l.google.com")
 	s = reSpace.ReplaceAllString(strings.TrimSpace(s), " ")
 	if len(s) > 300 {
 		s = s[:300]
