@@ -183,9 +183,6 @@ func lookback(hist []Observation, now time.Time, p Policy) []Observation {
 	n, window := p.Lookback()
 	keep := map[int]bool{}
 	byRelay := map[string][]int{}
-	for _, run := range runsOf(hist) {
-		_ = run
-	}
 	runs := runsOf(hist)
 	for i, run := range runs {
 		byRelay[run.relay] = append(byRelay[run.relay], i)
