@@ -203,6 +203,14 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 		cfg.Relays = make([]Relay, len(raw.Relays))
 		for i, prim := range raw.Relays {
 			cfg.Relays[i] = defaultRelay()
+			// The name first, so that a type error in this relay can name
+			// it (the decoder visits keys in random order).
+			var named struct {
+				Name string `toml:"name"`
+			}
+			if md.PrimitiveDecode(prim, &named) == nil {
+				cfg.Relays[i].Name = named.Name
+			}
 			if err := md.PrimitiveDecode(prim, &cfg.Relays[i]); err != nil {
 				failed[fmt.Sprintf("relay[%d]", i)] = true
 				typeErrs = append(typeErrs, m.decodeProblem(cfg, err, "relay", i))

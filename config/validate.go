@@ -214,12 +214,12 @@ func (c *Config) missingSecret(key, env, file, what string) *Problem {
 	if file != "" {
 		if c.meta != nil {
 			if err := c.meta.secretErrs[key+"_file"]; err != nil {
-				return c.problem(key+"_file", "cannot read %s (%s): %s", c.Resolve(file), what, errText(err))
+				return c.problem(key+"_file", "cannot read %s: %s; it should hold %s", c.Resolve(file), errText(err), what)
 			}
 		}
-		return c.problem(key+"_file", "%s is empty (%s)", c.Resolve(file), what)
+		return c.problem(key+"_file", "%s is empty; it should hold %s", c.Resolve(file), what)
 	}
-	return c.problem(key+"_env", "the environment variable %s is empty or not set (%s)", env, what)
+	return c.problem(key+"_env", "the environment variable %s is empty or not set; it should hold %s", env, what)
 }
 
 func (v *validator) agentURL(key, raw string) {
@@ -474,7 +474,7 @@ func (v *validator) agent() {
 		v.missingSecret("agent.secret", a.SecretEnv, a.SecretFile, "the shared secret the bot's relay entry uses")
 	}
 	if (a.PreviousSecretEnv != "" || a.PreviousSecretFile != "") && a.PreviousSecret == "" && !bothPrevious {
-		v.missingSecret("agent.previous_secret", a.PreviousSecretEnv, a.PreviousSecretFile, "the previous secret, kept during a rotation; remove the key when the rotation is over")
+		v.missingSecret("agent.previous_secret", a.PreviousSecretEnv, a.PreviousSecretFile, "the previous secret during a rotation (remove previous_secret_* when the rotation is over)")
 	}
 }
 

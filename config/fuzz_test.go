@@ -1,0 +1,47 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse: no input makes Parse panic, and every error wraps ErrInvalid.
+func FuzzParse(f *testing.F) {
+	if data, err := os.ReadFile(exampleFile); err == nil {
+		f.Add(data)
+	}
+	files, _ := filepath.Glob("testdata/bad/*.toml")
+	for _, file := range files {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("[[relay]]\nname = \"a\"\n[relay.x]\ny = { z = [1, {w = 2}] }\n"))
+	f.Add([]byte("[probing]\nschedule = \"CRON_TZ=UTC\"\n"))
+	f.Add([]byte("a = '''\n[x]\n'''\n\"b\".c = 1\n"))
+	dir := f.TempDir()
+	env := fakeenv(map[string]string{"GMAILTLS_AGENT_SECRET": "s"})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "fuzz.toml", dir, env)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			for _, p := range Problems(err) {
+				if !errors.Is(p, ErrInvalid) {
+					t.Fatalf("problem does not wrap ErrInvalid: %v", p)
+				}
+			}
+			if c != nil {
+				t.Fatal("a Config came with the error")
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted what Validate rejects: %v", err)
+		}
+		_ = locate(string(data)).line("relay[0].name")
+	})
+}
