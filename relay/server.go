@@ -32,6 +32,11 @@ type ServerConfig struct {
 	// a rotation, the previous one. Empty secrets are ignored; with none,
 	// every signed request is refused.
 	Secrets [][]byte
+	// SecretsFunc, when set, is asked for the accepted secrets on every
+	// request instead of Secrets, so that a running agent can take a new
+	// secret (SIGHUP) without a restart and without forgetting its replay
+	// cache.
+	SecretsFunc func() [][]byte
 	// MaxProbes bounds the probes in flight (default 4); beyond, 429.
 	MaxProbes int
 	// MaxBody caps a request body in bytes (default 64 KiB); beyond, 413.
@@ -151,7 +156,11 @@ func (s *server) signed(h func(w http.ResponseWriter, r *http.Request, body []by
 		}
 		now := s.now()
 		tsh, sigh := r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature)
-		if err := Verify(s.cfg.Secrets, tsh, sigh, r.Method, r.URL.Path, body, now); err != nil {
+		secrets := s.cfg.Secrets
+		if s.cfg.SecretsFunc != nil {
+			secrets = s.cfg.SecretsFunc()
+		}
+		if err := Verify(secrets, tsh, sigh, r.Method, r.URL.Path, body, now); err != nil {
 			s.log.Warn("agent: refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 			httpError(w, http.StatusUnauthorized, err.Error())
 			return

@@ -2,10 +2,276 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
 )
 
-func runAgent(_ context.Context, e *env, _ []string) int {
-	fmt.Fprintln(e.stderr, "gmailtls agent: not implemented yet")
-	return exitUsage
+// agentShutdownGrace bounds how long a stopping agent waits for requests in
+// flight.
+const agentShutdownGrace = 30 * time.Second
+
+// runAgent runs the relay agent: `gmailtls agent --config agent.toml`. It
+// serves relay.NewServer over HTTPS (tls_cert/tls_key) or, bound to
+// loopback only, plain HTTP, until ctx ends; SIGHUP re-reads the secrets.
+func runAgent(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	path := fs.String("config", "agent.toml", "the agent's configuration `file` ([target] and [agent])")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: gmailtls agent [--config agent.toml]")
+		fmt.Fprintln(e.stderr, "\nServes POST /v1/probe, GET /v1/info, GET /v1/queue (signed) and GET /healthz to the bot.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "gmailtls agent: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return exitUsage
+	}
+	cfg, err := config.LoadAgent(*path, e.getenv)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls agent: %v\n", err)
+		return exitUsage
+	}
+	if cfg.Agent == nil {
+		fmt.Fprintf(e.stderr, "gmailtls agent: %s has no [agent] table\n", *path)
+		return exitUsage
+	}
+	logger := agentLogger(e.stderr, cfg.Log)
+	a, err := newAgentRun(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls agent: %v\n", err)
+		return exitUsage
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.reloadSecrets(*path, e.getenv)
+			}
+		}
+	}()
+	if err := a.serve(ctx); err != nil {
+		logger.Error("agent stopped", "error", err.Error())
+		return exitFailed
+	}
+	return exitOK
+}
+
+// agentRun is one running agent.
+type agentRun struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	secrets atomic.Pointer[[][]byte]
+	handler http.Handler
+	tls     *tls.Config // nil: plain HTTP on loopback
+	// listening, when set, receives the bound address once the agent
+	// accepts connections (tests listen on 127.0.0.1:0).
+	listening func(addr string)
+}
+
+// newAgentRun checks what the agent needs before it binds anything: the
+// loopback rule for plain HTTP, the TLS key pair, the target.
+func newAgentRun(cfg *config.Config, logger *slog.Logger) (*agentRun, error) {
+	ac := cfg.Agent
+	host, _, err := net.SplitHostPort(ac.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("agent.listen %q is not host:port: %w", ac.Listen, err)
+	}
+	a := &agentRun{cfg: cfg, log: logger}
+	if ac.TLSCert == "" && ac.TLSKey == "" {
+		if !agentLoopback(host) {
+			return nil, fmt.Errorf("refusing to serve plain HTTP on %s: the agent speaks plain HTTP only when bound to loopback (127.0.0.1, ::1); set tls_cert and tls_key in [agent] to serve HTTPS on other addresses", ac.Listen)
+		}
+	} else {
+		cert, err := tls.LoadX509KeyPair(cfg.Resolve(ac.TLSCert), cfg.Resolve(ac.TLSKey))
+		if err != nil {
+			return nil, fmt.Errorf("loading the agent's TLS certificate %s and key %s: %w", cfg.Resolve(ac.TLSCert), cfg.Resolve(ac.TLSKey), err)
+		}
+		a.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	base, err := agentProbeConfig(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	secrets := agentSecrets(ac)
+	if len(secrets) == 0 {
+		return nil, errors.New("the agent has no secret: set [agent] secret_env or secret_file")
+	}
+	a.secrets.Store(&secrets)
+	a.handler = relay.NewServer(relay.ServerConfig{
+		Base:        base,
+		SecretsFunc: func() [][]byte { return *a.secrets.Load() },
+		MaxProbes:   ac.MaxProbes,
+		Logger:      logger,
+		Version:     version,
+		MTAStack:    ac.MTAStack,
+		CAFile:      cfg.Resolve(cfg.Target.CAFile),
+		Postqueue:   ac.Postqueue,
+	})
+	return a, nil
+}
+
+func agentSecrets(ac *config.Agent) [][]byte {
+	var out [][]byte
+	if v := ac.Secret.Value(); v != "" {
+		out = append(out, []byte(v))
+	}
+	if v := ac.PreviousSecret.Value(); v != "" {
+		out = append(out, []byte(v))
+	}
+	return out
+}
+
+// reloadSecrets re-reads the configuration and takes its secrets (SIGHUP):
+// the way to rotate the secret without a restart. Anything else that
+// changed needs a restart; a file that no longer loads changes nothing.
+func (a *agentRun) reloadSecrets(path string, getenv func(string) string) {
+	cfg, err := config.LoadAgent(path, getenv)
+	if err != nil {
+		a.log.Error("agent: reload failed, keeping the current secrets", "config", path, "error", err.Error())
+		return
+	}
+	secrets := agentSecrets(cfg.Agent)
+	if len(secrets) == 0 {
+		a.log.Error("agent: reload found no secret, keeping the current secrets", "config", path)
+		return
+	}
+	a.secrets.Store(&secrets)
+	a.log.Info("agent: secrets reloaded", "accepted_secrets", len(secrets))
+}
+
+// serve listens and serves until ctx ends, then shuts down gracefully.
+func (a *agentRun) serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Agent.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", a.cfg.Agent.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if a.tls != nil {
+		scheme = "https"
+		srv.TLSConfig = a.tls
+		ln = tls.NewListener(ln, a.tls)
+	}
+	addr := ln.Addr().String()
+	a.log.Info("agent listening", "url", scheme+"://"+addr, "mta_stack", a.cfg.Agent.MTAStack, "max_probes", a.cfg.Agent.MaxProbes)
+	if a.listening != nil {
+		a.listening(addr)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("agent stopping", "grace", agentShutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), agentShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func agentLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// agentProbeConfig turns [target] into the probe configuration the agent
+// probes with. (A local helper: cmd_probe.go had no shared conversion when
+// the agent was written.)
+func agentProbeConfig(cfg *config.Config, logger *slog.Logger) (probe.Config, error) {
+	t := cfg.Target
+	pc := probe.Config{
+		Domain:      t.Domain,
+		ServerName:  t.ServerName,
+		Family:      t.Family,
+		HelloName:   t.HelloName,
+		Timeout:     t.Timeout.Duration,
+		Concurrency: t.Concurrency,
+		Logger:      logger,
+	}
+	if h, err := os.Hostname(); err == nil {
+		pc.Relay = h
+	}
+	for _, m := range t.MX {
+		tg, err := probe.ParseTarget(m)
+		if err != nil {
+			return pc, fmt.Errorf("target.mx %q: %w", m, err)
+		}
+		pc.MX = append(pc.MX, tg)
+	}
+	if t.CAFile != "" {
+		p := cfg.Resolve(t.CAFile)
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return pc, fmt.Errorf("target.ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return pc, fmt.Errorf("target.ca_file %s holds no PEM certificate", p)
+		}
+		pc.RootCAs = pool
+	}
+	return pc, nil
+}
+
+// agentLogger builds the agent's logger from [log].
+func agentLogger(w io.Writer, lc config.Log) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
