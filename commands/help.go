@@ -1,6 +1,10 @@
 package commands
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // explain is the one-line description of each verb.
 func (v Verb) explain() string {
@@ -104,10 +108,12 @@ func ErrorResponse(command string, err error) Response {
 	if command == "" {
 		command = "/gmailtls"
 	}
+	msg := userText(err)
 	r := Response{
-		Title:     "gmailtls: " + err.Error(),
+		Title:     "gmailtls could not do that",
 		Verdict:   VerdictWarn,
-		Summary:   err.Error(),
+		Summary:   msg,
+		Sections:  []Section{{Lines: []string{msg}}},
 		Ephemeral: true,
 	}
 	if pe, ok := err.(*ParseError); ok {
@@ -121,4 +127,16 @@ func ErrorResponse(command string, err error) Response {
 		r.Sections = []Section{{Lines: lines}}
 	}
 	return r
+}
+
+// userText is an error's text for the person who typed the command: the
+// package prefixes of this package's sentinels are left out.
+func userText(err error) string {
+	msg := err.Error()
+	for _, s := range []error{ErrUnknownRelay, ErrTarget, ErrButton} {
+		if errors.Is(err, s) {
+			msg = strings.TrimPrefix(msg, s.Error()+": ")
+		}
+	}
+	return msg
 }

@@ -1,0 +1,60 @@
+package commands
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/gmailtls/gmailtls/config"
+)
+
+func TestAuthorize(t *testing.T) {
+	open := config.Access{Admins: []string{"UADMIN"}}
+	closed := config.Access{Channels: []string{"COPS"}, Users: []string{"UALICE", "bob"}, Admins: []string{"UADMIN"}}
+	slash := func(user, name, channel string) Request {
+		return Request{UserID: user, UserName: name, ChannelID: channel, Source: SourceSlash}
+	}
+	tests := []struct {
+		name   string
+		access config.Access
+		req    Request
+		verb   Verb
+		reason string // "" means allowed
+	}{
+		{"anyone may check when lists are empty", open, slash("UX", "x", "CANY"), VerbCheck, ""},
+		{"pause needs an admin", open, slash("UX", "x", "CANY"), VerbPause, "pause is for gmailtls admins only"},
+		{"admin may pause", open, slash("UADMIN", "", "CANY"), VerbPause, ""},
+		{"resume needs an admin", open, slash("UX", "x", "CANY"), VerbResume, "resume is for gmailtls admins only"},
+		{"channel not allowed", closed, slash("UALICE", "", "COTHER"), VerbStatus, "does not take commands in this channel"},
+		{"user not allowed", closed, slash("UEVE", "eve", "COPS"), VerbStatus, "not on the gmailtls user list"},
+		{"user allowed by id", closed, slash("UALICE", "", "COPS"), VerbStatus, ""},
+		{"user allowed by name", closed, slash("UBOB", "bob", "COPS"), VerbCheck, ""},
+		{"admin not on user list still allowed", closed, slash("UADMIN", "", "COPS"), VerbResume, ""},
+		{"allowed user is not admin", closed, slash("UALICE", "", "COPS"), VerbPause, "for gmailtls admins only"},
+		{"button presses follow the same rules", closed, Request{UserID: "UEVE", ChannelID: "COPS", Source: SourceButton}, VerbCheck, "not on the gmailtls user list"},
+		{"console is trusted", closed, Request{UserName: "console", Source: SourceConsole}, VerbPause, ""},
+		{"cli is trusted", closed, Request{Source: SourceCLI}, VerbCheck, ""},
+		{"scheduler is trusted", closed, Request{Source: SourceSchedule}, VerbCheck, ""},
+		{"unknown source is not trusted", closed, Request{UserID: "UEVE"}, VerbCheck, "does not take commands in this channel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Authorize(tt.access, tt.req, tt.verb)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("allowed, want refusal %q", tt.reason)
+			}
+			if !errors.Is(err, ErrRefused) {
+				t.Errorf("%v does not wrap ErrRefused", err)
+			}
+			if !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("refusal %q does not say %q", err, tt.reason)
+			}
+		})
+	}
+}

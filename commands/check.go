@@ -1,0 +1,719 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// Bounds that keep each message small (the Slack renderer enforces Slack's
+// limits, but a message should not need it).
+const (
+	// maxRows is the number of result rows in one message; more go to a
+	// thread message.
+	maxRows = 12
+	// maxTranscripts and maxTranscriptLines bound the transcript answer.
+	maxTranscripts     = 4
+	maxTranscriptLines = 40
+	// maxEvidenceResults bounds the results listed as evidence.
+	maxEvidenceResults = 10
+	// infoTimeout bounds the agent info request behind Evidence.
+	infoTimeout = 10 * time.Second
+)
+
+// previousRun is what a Re-run button remembers of the run it was on.
+type previousRun struct {
+	RunID int64
+	At    time.Time
+	OK    bool
+}
+
+// clock formats a time of day in the handler's zone, e.g. "12:03".
+func (h *Handler) clock(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	lt := t.In(h.loc)
+	now := h.now().In(h.loc)
+	if lt.Year() != now.Year() || lt.YearDay() != now.YearDay() {
+		return lt.Format("Jan 2 15:04")
+	}
+	return lt.Format("15:04")
+}
+
+// stamp formats a time with its date and zone, e.g. "2026-05-01 12:03:04 CEST".
+func (h *Handler) stamp(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.In(h.loc).Format("2006-01-02 15:04:05 MST")
+}
+
+// exact formats a time to the millisecond with its offset and zone.
+func (h *Handler) exact(t time.Time) string {
+	return t.In(h.loc).Format("2006-01-02T15:04:05.000-07:00 (MST)")
+}
+
+// mark is ✓ or ✗.
+func mark(ok bool) string {
+	if ok {
+		return "✓"
+	}
+	return "✗"
+}
+
+// msText writes milliseconds for people: "48 ms", "20012 ms".
+func msText(ms float64) string {
+	if ms <= 0 {
+		return "0 ms"
+	}
+	if ms < 10 {
+		return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
+	}
+	return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
+}
+
+// addr writes an MX address, with the port when it is not 25.
+func addr(r probe.Result) string {
+	ip := r.IP
+	if ip == "" {
+		return "-"
+	}
+	if r.Port != 0 && r.Port != 25 {
+		if strings.Contains(ip, ":") {
+			return "[" + ip + "]:" + strconv.Itoa(r.Port)
+		}
+		return ip + ":" + strconv.Itoa(r.Port)
+	}
+	return ip
+}
+
+// ResultRow is one result on one line: mark, MX, address, source (when
+// showSource), then what passed (TLS version, cipher) or what failed (stage,
+// failure class, SMTP code), and the time taken.
+func ResultRow(r probe.Result, showSource bool) string {
+	var b strings.Builder
+	b.WriteString(mark(r.OK))
+	b.WriteByte(' ')
+	if r.Engine != "" && r.Engine != probe.EngineNative {
+		b.WriteString("[" + r.Engine + "] ")
+	}
+	mx := r.MX
+	if mx == "" {
+		mx = "(no MX)"
+	}
+	b.WriteString(mx)
+	b.WriteByte(' ')
+	b.WriteString(addr(r))
+	if showSource && r.SourceIP != "" {
+		b.WriteString(" from " + r.SourceIP)
+	}
+	if r.OK {
+		if r.TLS != nil {
+			b.WriteString(" · " + r.TLS.Version + " · " + r.TLS.Cipher)
+		}
+	} else {
+		stage := string(r.Stage)
+		if stage == "" {
+			stage = "?"
+		}
+		b.WriteString(" · " + stage + " · " + string(r.Failure))
+		if r.SMTPCode != 0 {
+			b.WriteString(" " + strconv.Itoa(r.SMTPCode))
+		}
+		if r.TLS != nil && r.TLS.Version != "" {
+			b.WriteString(" · " + r.TLS.Version)
+		}
+		if r.TLS != nil && r.TLS.Variant != "" {
+			b.WriteString(" (passes with " + r.TLS.Variant + ")")
+		}
+	}
+	b.WriteString(" · " + msText(r.Timings.Total))
+	return b.String()
+}
+
+// showSources reports whether results come from more than one source IP.
+func showSources(results []probe.Result) bool {
+	var first string
+	for i, r := range results {
+		if i == 0 {
+			first = r.SourceIP
+			continue
+		}
+		if r.SourceIP != first {
+			return true
+		}
+	}
+	return false
+}
+
+// verdictOf colours a check.
+func verdictOf(c CheckResult) Verdict {
+	switch {
+	case len(c.Report.Results) == 0:
+		return VerdictWarn
+	case c.OK():
+		return VerdictOK
+	case c.AgentOnly():
+		return VerdictWarn
+	}
+	return VerdictFail
+}
+
+// failureCounts is "tls_reset ×3, cert_expired ×1", most frequent first.
+func failureCounts(results []probe.Result) string {
+	counts := map[string]int{}
+	for _, r := range results {
+		if !r.OK {
+			counts[string(r.Failure)]++
+		}
+	}
+	return classCounts(counts)
+}
+
+func classCounts(counts map[string]int) string {
+	classes := make([]string, 0, len(counts))
+	for c := range counts {
+		classes = append(classes, c)
+	}
+	slices.SortFunc(classes, func(a, b string) int {
+		if counts[a] != counts[b] {
+			return counts[b] - counts[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(classes))
+	for i, c := range classes {
+		name := c
+		if name == "" {
+			name = "unknown"
+		}
+		parts[i] = fmt.Sprintf("%s ×%d", name, counts[c])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkTitle is the header of a check message.
+func (h *Handler) checkTitle(c CheckResult) string {
+	target := h.targetLabel()
+	n, failed := len(c.Report.Results), 0
+	for _, r := range c.Report.Results {
+		if !r.OK {
+			failed++
+		}
+	}
+	switch {
+	case n == 0:
+		return fmt.Sprintf("%s: no probe ran", c.Relay)
+	case failed == 0:
+		return fmt.Sprintf("%s: STARTTLS to %s passed", c.Relay, target)
+	case c.AgentOnly():
+		return fmt.Sprintf("%s: the relay's agent did not answer; %s not judged", c.Relay, target)
+	case failed == n:
+		return fmt.Sprintf("%s: STARTTLS to %s failed", c.Relay, target)
+	}
+	return fmt.Sprintf("%s: STARTTLS to %s failed on %d of %d probes", c.Relay, target, failed, n)
+}
+
+// passedText is "passed" or "failed" for the re-run comparison.
+func passedText(ok bool) string {
+	if ok {
+		return "passed"
+	}
+	return "failed"
+}
+
+// levelText is a level with its scope, e.g. "investigate (one_host)".
+func levelText(l escalation.Level, s escalation.Scope) string {
+	if l == "" {
+		l = escalation.LevelOK
+	}
+	if s == "" {
+		return string(l)
+	}
+	return string(l) + " (" + string(s) + ")"
+}
+
+// CheckResponse is the message for one checked relay: title and verdict,
+// one row per MX × IP (× source), hints for the failures, the escalation
+// level with scope and advice, and the Re-run, Transcript and Evidence
+// buttons. prev, from a Re-run button, adds "failed 12:03 → passed 12:05".
+func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) Response {
+	results := c.Report.Results
+	src := showSources(results)
+	var rows []string
+	for _, r := range results {
+		rows = append(rows, ResultRow(r, src))
+	}
+	failed, failedIDs := c.Failed()
+	resp := Response{
+		Title:   h.checkTitle(c),
+		Verdict: verdictOf(c),
+	}
+	var summary []string
+	summary = append(summary, fmt.Sprintf("%s: %d/%d passed", c.Relay, len(results)-len(failed), len(results)))
+	if len(failed) > 0 {
+		summary = append(summary, failureCounts(results))
+	}
+	summary = append(summary, "level "+string(escalation.Max(c.State.Level)))
+	resp.Summary = strings.Join(summary, " · ")
+
+	if prev != nil {
+		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("Re-run: %s %s → %s %s",
+			passedText(prev.OK), h.clock(prev.At), passedText(c.OK()), h.clock(c.Report.StartedAt))}})
+	}
+	shown := rows
+	if len(rows) > maxRows {
+		shown = rows[:maxRows]
+	}
+	resultSec := Section{Heading: "Results", Lines: slices.Clone(shown)}
+	if len(rows) > maxRows {
+		resultSec.Lines = append(resultSec.Lines, fmt.Sprintf("… %d more rows in the thread", len(rows)-maxRows))
+		resp.Thread = append(resp.Thread, Response{
+			Title:    fmt.Sprintf("%s: all %d results of run %d", c.Relay, len(rows), c.RunID),
+			Verdict:  resp.Verdict,
+			Summary:  fmt.Sprintf("%s: %d more results", c.Relay, len(rows)-maxRows),
+			Sections: chunkLines("", rows[maxRows:], 25),
+		})
+	}
+	if len(results) == 0 {
+		resultSec.Lines = []string{"no results: the target has no MX host the relay could probe"}
+	}
+	resp.Sections = append(resp.Sections, resultSec)
+	if hints := hintLines(failed); len(hints) > 0 {
+		resp.Sections = append(resp.Sections, Section{Heading: "What to check", Lines: hints})
+	}
+	resp.Sections = append(resp.Sections, h.escalationSection(c.State, c.Global))
+
+	rerunLabel := "Re-run"
+	resp.Buttons = []Button{{Label: rerunLabel, Action: ActionRerun, Value: rerunValue(c.Relay, c.RunID, c.Report.StartedAt, c.OK(), mxOpt(c)), Style: "primary"}}
+	tIDs := failedIDs
+	if len(tIDs) == 0 {
+		tIDs = c.ResultIDs
+	}
+	if len(tIDs) > 0 {
+		resp.Buttons = append(resp.Buttons,
+			Button{Label: "Transcript", Action: ActionTranscript, Value: idsValue(c.Relay, c.RunID, tIDs)},
+			Button{Label: "Evidence", Action: ActionEvidence, Value: idsValue(c.Relay, c.RunID, tIDs)})
+	}
+	resp.Context = h.runContext(c)
+	return resp
+}
+
+// mxOpt is the --mx of a check, kept on its Re-run button.
+func mxOpt(c CheckResult) string {
+	if len(c.Options.MX) == 0 {
+		return ""
+	}
+	return c.Options.MX[0]
+}
+
+// runContext is the footer of a check: run id, result ids, exact time,
+// who asked.
+func (h *Handler) runContext(c CheckResult) string {
+	parts := []string{fmt.Sprintf("run %d", c.RunID)}
+	if len(c.ResultIDs) > 0 {
+		first, last := slices.Min(c.ResultIDs), slices.Max(c.ResultIDs)
+		if first == last {
+			parts = append(parts, fmt.Sprintf("result %d", first))
+		} else {
+			parts = append(parts, fmt.Sprintf("results %d–%d", first, last))
+		}
+	}
+	parts = append(parts, h.stamp(c.Report.StartedAt))
+	who := c.Trigger
+	if c.RequestedBy != "" && c.RequestedBy != c.Trigger {
+		who = c.RequestedBy + " via " + c.Trigger
+	}
+	if who != "" {
+		parts = append(parts, who)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// hintLines explains each failure class once (with the probe's own hints,
+// such as "passes without the post-quantum key share"), at most 6 lines.
+func hintLines(failed []probe.Result) []string {
+	var lines []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if s != "" && !seen[s] && len(lines) < 6 {
+			seen[s] = true
+			lines = append(lines, s)
+		}
+	}
+	for _, r := range failed {
+		if hint := probe.Hint(r.Failure); hint != "" {
+			add(string(r.Failure) + ": " + hint)
+		}
+	}
+	for _, r := range failed {
+		for _, hint := range r.Hints {
+			add(hint)
+		}
+		if r.SMTPText != "" && r.SMTPCode != 0 {
+			add(fmt.Sprintf("%s said: %d %s", r.MX, r.SMTPCode, clip(r.SMTPText)))
+		}
+	}
+	return lines
+}
+
+// escalationSection shows the relay's level, scope and advice, and the
+// level across relays when it is not ok.
+func (h *Handler) escalationSection(st, global escalation.RelayState) Section {
+	sec := Section{Heading: "Escalation"}
+	sec.Fields = append(sec.Fields, Field{Label: "Level", Value: levelText(st.Level, st.Scope)})
+	if st.Advice != "" {
+		sec.Fields = append(sec.Fields, Field{Label: "Advice", Value: st.Advice})
+	}
+	if st.AgentDown {
+		sec.Fields = append(sec.Fields, Field{Label: "Agent", Value: "down: its last run gave no usable result"})
+	}
+	if global.Level.Rank() > escalation.LevelOK.Rank() {
+		v := levelText(global.Level, global.Scope)
+		if len(global.FailingRelays) > 0 {
+			v += ": " + strings.Join(global.FailingRelays, ", ")
+		}
+		sec.Fields = append(sec.Fields, Field{Label: "All relays", Value: v})
+		if global.Level == escalation.LevelIncident && global.Advice != "" {
+			sec.Fields = append(sec.Fields, Field{Label: "Incident advice", Value: global.Advice})
+		}
+	}
+	return sec
+}
+
+// chunkLines splits lines into sections of at most n lines.
+func chunkLines(heading string, lines []string, n int) []Section {
+	var out []Section
+	for len(lines) > 0 {
+		k := min(n, len(lines))
+		out = append(out, Section{Heading: heading, Lines: slices.Clone(lines[:k])})
+		heading = ""
+		lines = lines[k:]
+	}
+	return out
+}
+
+// CheckAllResponse is the message for "check all": a compact summary, one
+// line per relay, with each relay's full result as a thread message. With a
+// single relay it is that relay's message.
+func (h *Handler) CheckAllResponse(all []CheckResult, mx string) Response {
+	if len(all) == 1 {
+		return h.CheckResponse(all[0], nil)
+	}
+	passed, agentDown := 0, 0
+	var lines []string
+	var global escalation.RelayState
+	var started time.Time
+	for _, c := range all {
+		failed, _ := c.Failed()
+		line := fmt.Sprintf("%s %s · %d/%d passed", mark(c.OK()), c.Relay, len(c.Report.Results)-len(failed), len(c.Report.Results))
+		if len(failed) > 0 {
+			line += " · " + failureCounts(c.Report.Results)
+		}
+		line += " · level " + levelText(c.State.Level, c.State.Scope)
+		lines = append(lines, line)
+		switch {
+		case c.OK():
+			passed++
+		case c.AgentOnly():
+			agentDown++
+		}
+		global = c.Global
+		if started.IsZero() || c.Report.StartedAt.Before(started) {
+			started = c.Report.StartedAt
+		}
+	}
+	target := h.targetLabel()
+	resp := Response{
+		Title:   fmt.Sprintf("check all: %d of %d relays passed STARTTLS to %s", passed, len(all), target),
+		Verdict: VerdictOK,
+		Summary: fmt.Sprintf("%d/%d relays passed", passed, len(all)),
+	}
+	if passed < len(all) {
+		resp.Verdict = VerdictFail
+		if passed+agentDown == len(all) {
+			resp.Verdict = VerdictWarn
+		}
+	}
+	if mx != "" {
+		resp.Title += " (" + mx + ")"
+	}
+	resp.Sections = chunkLines("Relays", lines, 20)
+	resp.Sections = append(resp.Sections, Section{Heading: "Across relays", Fields: []Field{{Label: "Level", Value: levelText(global.Level, global.Scope)}}})
+	if global.Advice != "" {
+		last := &resp.Sections[len(resp.Sections)-1]
+		last.Fields = append(last.Fields, Field{Label: "Advice", Value: global.Advice})
+	}
+	resp.Buttons = []Button{{Label: "Re-run all", Action: ActionRerun, Value: rerunValue(AllRelays, 0, time.Time{}, false, mx), Style: "primary"}}
+	resp.Context = fmt.Sprintf("%s · per-relay details in the thread", h.stamp(started))
+	for _, c := range all {
+		detail := h.CheckResponse(c, nil)
+		// Keep each thread message to itself: no nested threads.
+		resp.Thread = append(resp.Thread, withoutThread(detail)...)
+	}
+	return resp
+}
+
+// withoutThread flattens a response and its thread into a list.
+func withoutThread(r Response) []Response {
+	thread := r.Thread
+	r.Thread = nil
+	out := []Response{r}
+	for _, t := range thread {
+		out = append(out, withoutThread(t)...)
+	}
+	return out
+}
+
+// transcriptResponse shows the SMTP transcripts of the results a
+// Transcript button names, as code sections (ephemeral).
+func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (Response, error) {
+	if len(b.IDs) == 0 {
+		return Response{}, errors.New("that button names no results")
+	}
+	resp := Response{
+		Title:     fmt.Sprintf("%s: SMTP transcript", b.Relay),
+		Verdict:   VerdictInfo,
+		Ephemeral: true,
+	}
+	shown := 0
+	var missing []string
+	for _, id := range b.IDs {
+		if shown == maxTranscripts {
+			break
+		}
+		r, err := h.store.Result(ctx, id)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				missing = append(missing, strconv.FormatInt(id, 10))
+				continue
+			}
+			return Response{}, err
+		}
+		if r.Relay != b.Relay && b.Relay != AllRelays {
+			return Response{}, fmt.Errorf("result %d does not belong to relay %s", id, b.Relay)
+		}
+		lines := r.Transcript
+		heading := fmt.Sprintf("result %d: %s", r.ID, ResultRow(r.Result, r.SourceIP != ""))
+		if len(lines) == 0 {
+			resp.Sections = append(resp.Sections, Section{Heading: heading, Lines: []string{"no transcript kept for this result (only failures and the newest success per MX keep theirs)"}})
+			shown++
+			continue
+		}
+		if len(lines) > maxTranscriptLines {
+			cut := len(lines) - maxTranscriptLines
+			lines = append([]string{fmt.Sprintf("… %d earlier lines left out", cut)}, lines[cut:]...)
+		}
+		resp.Sections = append(resp.Sections, Section{Heading: heading, Lines: lines, Code: true})
+		shown++
+	}
+	if rest := len(b.IDs) - shown - len(missing); rest > 0 {
+		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("%d more results; `gmailtls history --relay %s --json` has them all", rest, b.Relay)}})
+	}
+	if len(missing) > 0 {
+		resp.Sections = append(resp.Sections, Section{Lines: []string{"results " + strings.Join(missing, ", ") + " are no longer stored (rolled up by retention)"}})
+	}
+	resp.Summary = fmt.Sprintf("%s: %d transcripts", b.Relay, shown)
+	return resp, nil
+}
+
+// evidenceResponse gathers what an escalation to a network or Google team
+// needs: the relay host, its outbound IPs and TLS library (from an agent's
+// info), and per result the source IP, MX host and IP, exact time with
+// zone, stage, class, TLS and certificate details, and the result ids.
+func (h *Handler) evidenceResponse(ctx context.Context, b buttonValue) (Response, error) {
+	var results []storage.StoredResult
+	for _, id := range b.IDs {
+		r, err := h.store.Result(ctx, id)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			return Response{}, err
+		}
+		if r.Relay != b.Relay {
+			return Response{}, fmt.Errorf("result %d does not belong to relay %s", id, b.Relay)
+		}
+		results = append(results, r)
+	}
+	if len(results) == 0 {
+		return Response{}, fmt.Errorf("the results of %s behind that button are no longer stored", b.Relay)
+	}
+	return h.evidence(ctx, b.Relay, results), nil
+}
+
+// evidenceForRelay is "evidence <relay>": the latest failing run's evidence.
+func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (Response, error) {
+	last, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, FailuresOnly: true, Limit: 1})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return Response{}, err
+	}
+	if len(last) == 0 {
+		return Response{
+			Title:     fmt.Sprintf("%s: no failing probe in the stored history", relayName),
+			Verdict:   VerdictOK,
+			Summary:   relayName + ": nothing to show",
+			Sections:  []Section{{Lines: []string{fmt.Sprintf("Run `%s check %s` to probe it now.", h.commandName(), relayName)}}},
+			Ephemeral: true,
+		}, nil
+	}
+	f := last[0]
+	// The run's results started within a few minutes of each other.
+	around, err := h.store.History(ctx, storage.HistoryQuery{
+		Relay: relayName, Since: f.StartedAt.Add(-15 * time.Minute), Until: f.StartedAt.Add(15 * time.Minute), WithTranscript: false,
+	})
+	if err != nil {
+		return Response{}, err
+	}
+	var run []storage.StoredResult
+	for _, r := range around {
+		if r.RunID == f.RunID {
+			run = append(run, r)
+		}
+	}
+	slices.SortFunc(run, func(a, b storage.StoredResult) int {
+		if a.OK != b.OK {
+			if !a.OK {
+				return -1
+			}
+			return 1
+		}
+		return int(a.ID - b.ID)
+	})
+	return h.evidence(ctx, relayName, run), nil
+}
+
+func (h *Handler) evidence(ctx context.Context, relayName string, results []storage.StoredResult) Response {
+	resp := Response{
+		Title:     fmt.Sprintf("%s: evidence", relayName),
+		Verdict:   VerdictInfo,
+		Ephemeral: true,
+	}
+	host := Section{Heading: "Relay"}
+	host.Fields = append(host.Fields, Field{Label: "Relay", Value: relayName})
+	r, err := h.runner(relayName)
+	if err == nil {
+		host.Fields[0].Value += " (" + r.Kind() + ")"
+	}
+	var info *relay.Info
+	if iq, ok := r.(relay.InfoQueuer); ok && err == nil {
+		ictx, cancel := context.WithTimeout(ctx, infoTimeout)
+		sent := h.now()
+		in, ierr := iq.Info(ictx)
+		received := h.now()
+		cancel()
+		if ierr != nil {
+			host.Fields = append(host.Fields, Field{Label: "Host info", Value: "not available: " + ierr.Error()})
+		} else {
+			info = &in
+			if skew := relay.ClockSkew(in, sent, received); skew > relay.SignificantSkew || skew < -relay.SignificantSkew {
+				host.Fields = append(host.Fields, Field{Label: "Clock skew", Value: skew.Round(time.Second).String()})
+			}
+		}
+	}
+	switch {
+	case info != nil && info.Hostname != "":
+		host.Fields = append(host.Fields, Field{Label: "Host", Value: info.Hostname})
+	case err == nil && r.Kind() == relay.KindLocal:
+		if name, herr := h.hostname(); herr == nil {
+			host.Fields = append(host.Fields, Field{Label: "Host", Value: name + " (this host)"})
+		}
+	}
+	if info != nil {
+		if len(info.OutboundIPs) > 0 {
+			host.Fields = append(host.Fields, Field{Label: "Outbound IPs", Value: strings.Join(info.OutboundIPs, ", ")})
+		}
+		if info.MTA != "" {
+			host.Fields = append(host.Fields, Field{Label: "MTA", Value: strings.TrimSpace(info.MTA + " " + info.MTAVersion)})
+		}
+		if info.TLSLibrary != "" {
+			host.Fields = append(host.Fields, Field{Label: "TLS library", Value: info.TLSLibrary})
+		}
+		if info.Version != "" {
+			host.Fields = append(host.Fields, Field{Label: "gmailtls", Value: info.Version})
+		}
+	}
+	resp.Sections = append(resp.Sections, host)
+
+	var ids []string
+	for i, sr := range results {
+		ids = append(ids, strconv.FormatInt(sr.ID, 10))
+		if i >= maxEvidenceResults {
+			continue
+		}
+		resp.Sections = append(resp.Sections, h.resultEvidence(sr))
+	}
+	if len(results) > maxEvidenceResults {
+		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("%d more results are listed by id below", len(results)-maxEvidenceResults)}})
+	}
+	resp.Context = "result ids: " + strings.Join(ids, ", ")
+	if len(results) > 0 {
+		resp.Context += fmt.Sprintf(" · run %d", results[0].RunID)
+	}
+	resp.Summary = fmt.Sprintf("%s: evidence for %d results", relayName, len(results))
+	return resp
+}
+
+// resultEvidence is one result with everything known about it.
+func (h *Handler) resultEvidence(sr storage.StoredResult) Section {
+	r := sr.Result
+	sec := Section{Heading: fmt.Sprintf("%s result %d", mark(r.OK), sr.ID)}
+	src := r.SourceIP
+	if src == "" {
+		src = "system default"
+	}
+	f := []Field{
+		{Label: "Time", Value: h.exact(r.StartedAt)},
+		{Label: "From", Value: src},
+		{Label: "MX", Value: fmt.Sprintf("%s (preference %d) %s", r.MX, r.Preference, addr(r))},
+	}
+	if r.ServerName != "" && !strings.EqualFold(r.ServerName, r.MX) {
+		f = append(f, Field{Label: "SNI", Value: r.ServerName})
+	}
+	if r.OK {
+		f = append(f, Field{Label: "Outcome", Value: "passed"})
+	} else {
+		out := fmt.Sprintf("%s at stage %s", r.Failure, r.Stage)
+		if r.SMTPCode != 0 {
+			out += fmt.Sprintf(": %d %s", r.SMTPCode, clip(r.SMTPText))
+		}
+		f = append(f, Field{Label: "Outcome", Value: out})
+		if r.Error != "" {
+			f = append(f, Field{Label: "Error", Value: clipBytes(r.Error, 300)})
+		}
+	}
+	if r.TLS != nil {
+		tls := strings.TrimSpace(r.TLS.Version + " " + r.TLS.Cipher)
+		if r.TLS.Group != "" {
+			tls += " " + r.TLS.Group
+		}
+		if r.TLS.Verified {
+			tls += ", verified"
+		}
+		if r.TLS.Variant != "" {
+			tls += ", handshake passes with " + r.TLS.Variant
+		}
+		f = append(f, Field{Label: "TLS", Value: tls})
+		if len(r.TLS.PeerCertificates) > 0 {
+			c := r.TLS.PeerCertificates[0]
+			f = append(f, Field{Label: "Certificate", Value: fmt.Sprintf("%s, issued by %s, expires %s (%d days)", c.Subject, c.Issuer, c.NotAfter.Format("2006-01-02"), c.DaysLeft)})
+		}
+	}
+	if r.Engine != "" && r.Engine != probe.EngineNative {
+		f = append(f, Field{Label: "Engine", Value: r.Engine})
+	}
+	f = append(f, Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s",
+		msText(r.Timings.Connect), msText(r.Timings.Banner), msText(r.Timings.EHLO), msText(r.Timings.StartTLS), msText(r.Timings.Handshake), msText(r.Timings.Total))})
+	sec.Fields = f
+	return sec
+}

@@ -1,0 +1,677 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeRunner is a relay whose probes are scripted: each call pops the next
+// outcome ("ok", a failure class, or "agent" for an unreachable agent) and
+// returns one result per MX host with deterministic timings.
+type fakeRunner struct {
+	name string
+	kind string
+	now  func() time.Time
+	mx   []string
+
+	mu      sync.Mutex
+	outcome string // used when script is empty
+	script  []string
+	calls   int
+	opts    []relay.Options
+}
+
+func (f *fakeRunner) Name() string { return f.name }
+func (f *fakeRunner) Kind() string { return f.kind }
+
+func (f *fakeRunner) set(outcome string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.outcome = outcome
+}
+
+func (f *fakeRunner) Calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+func (f *fakeRunner) Probe(ctx context.Context, opts relay.Options) (probe.Report, error) {
+	f.mu.Lock()
+	f.calls++
+	f.opts = append(f.opts, opts)
+	outcome := f.outcome
+	if len(f.script) > 0 {
+		outcome, f.script = f.script[0], f.script[1:]
+	}
+	f.mu.Unlock()
+	now := f.now()
+	rep := probe.Report{Relay: f.name, Domain: "gmail.com", StartedAt: now}
+	mxs := f.mx
+	if len(opts.MX) > 0 {
+		mxs = nil
+		for _, want := range opts.MX {
+			for i, m := range f.mx {
+				if strings.HasPrefix(m, strings.Split(want, ":")[0]) || m == want {
+					mxs = append(mxs, f.mx[i])
+				}
+			}
+		}
+	}
+	for i, mx := range mxs {
+		host, port := mx, 25
+		if h, p, ok := strings.Cut(mx, ":"); ok {
+			host = h
+			port = 2525
+			_ = p
+		}
+		r := probe.Result{
+			Relay: f.name, Engine: probe.EngineNative, SourceIP: "127.0.0.1", MX: host, Preference: uint16(5 * (i + 1)),
+			IP: "127.0.0." + string(rune('1'+i)), Port: port, ServerName: "mx.test.example", StartedAt: now,
+			Timings: probe.Timings{Connect: 0.2, Banner: 1.1, EHLO: 0.4, StartTLS: 0.3, Handshake: 4.5, Total: 7.3},
+			Hints:   []string{},
+			Transcript: []string{
+				"S: 220 mx.google.com ESMTP x - gsmtp",
+				"C: EHLO probe.test",
+				"S: 250-mx.google.com at your service",
+				"S: 250 STARTTLS",
+				"C: STARTTLS",
+				"S: 220 2.0.0 Ready to start TLS",
+				"* TLS handshake started",
+			},
+		}
+		switch outcome {
+		case "", "ok":
+			r.OK = true
+			r.TLS = &probe.TLSInfo{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", Group: "X25519MLKEM768", Verified: true}
+		case "agent":
+			r.Stage, r.Failure = probe.StageAgent, probe.FailAgentUnreachable
+			r.Error = "agent did not answer"
+			r.Transcript = nil
+		default:
+			r.Stage, r.Failure = probe.StageHandshake, probe.Failure(outcome)
+			r.Error = "read: connection reset by peer"
+			r.Timings.Handshake, r.Timings.Total = 0.9, 3.1
+			r.Transcript = append(r.Transcript, "* connection lost during the TLS handshake")
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	return rep, nil
+}
+
+// env is a handler over a real SQLite file with fake relays.
+type testEnv struct {
+	t       *testing.T
+	clock   *fakeClock
+	cfg     *config.Config
+	store   *storage.Store
+	path    string
+	runners map[string]*fakeRunner
+	h       *Handler
+
+	mu      sync.Mutex
+	changes []escalation.Change
+}
+
+var testBase = time.Date(2026, 5, 4, 12, 3, 0, 0, time.UTC)
+
+func newTestEnv(t *testing.T, relays ...string) *testEnv {
+	t.Helper()
+	if len(relays) == 0 {
+		relays = []string{"relay-1", "relay-2", "relay-3"}
+	}
+	cfg := config.Default()
+	cfg.Target.MX = []string{"127.0.0.1:2525", "mx2.test.example"}
+	cfg.Relays = nil
+	for _, r := range relays {
+		cfg.Relays = append(cfg.Relays, config.Relay{Name: r, Kind: "local"})
+	}
+	cfg.Access.Admins = []string{"UADMIN"}
+	e := &testEnv{t: t, clock: &fakeClock{t: testBase}, cfg: cfg, path: filepath.Join(t.TempDir(), "gmailtls.db")}
+	e.runners = map[string]*fakeRunner{}
+	for _, r := range relays {
+		e.runners[r] = &fakeRunner{name: r, kind: "local", now: e.clock.Now, mx: []string{"127.0.0.1:2525", "mx2.test.example"}}
+	}
+	e.open()
+	t.Cleanup(func() { e.store.Close() })
+	return e
+}
+
+// open (re)opens the database and builds a fresh handler: a restart.
+func (e *testEnv) open() {
+	e.t.Helper()
+	st, err := storage.Open(context.Background(), e.path, storage.Options{Now: e.clock.Now})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := st.SyncRelays(context.Background(), RelaySpecs(e.cfg)); err != nil {
+		e.t.Fatal(err)
+	}
+	e.store = st
+	runners := map[string]relay.Runner{}
+	for n, r := range e.runners {
+		runners[n] = r
+	}
+	e.h = New(Deps{
+		Config: e.cfg, Store: st, Runners: runners, Now: e.clock.Now, Location: time.UTC,
+		Hostname: func() (string, error) { return "bot.test.example", nil },
+		OnChange: func(_ context.Context, ch []escalation.Change, _ Evaluation) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.changes = append(e.changes, ch...)
+		},
+	})
+}
+
+func (e *testEnv) restart() {
+	e.t.Helper()
+	if err := e.store.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.open()
+}
+
+// check runs one scheduled check of relay with the given outcome, five
+// minutes after the previous one.
+func (e *testEnv) check(relayName, outcome string) CheckResult {
+	e.t.Helper()
+	e.clock.Advance(5 * time.Minute)
+	e.runners[relayName].set(outcome)
+	res, err := e.h.CheckRelay(context.Background(), relayName, storage.TriggerSchedule, "scheduler", relay.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+func (e *testEnv) gotChanges() []escalation.Change {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.changes)
+}
+
+func slash(text string) Request {
+	return Request{Text: text, UserID: "UALICE", UserName: "alice", ChannelID: "COPS", Source: SourceSlash}
+}
+
+func TestAcknowledge(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		req       Request
+		more      bool
+		ephemeral bool
+		verdict   Verdict
+		want      string
+	}{
+		{"help answers at once", slash("help"), false, true, VerdictInfo, "check <relay|all> [--mx host]"},
+		{"empty is help", slash(""), false, true, VerdictInfo, "Admins only"},
+		{"check is acknowledged in channel", slash("check relay-2"), true, false, VerdictInfo, "probing relay-2 → 2 Gmail MX hosts…"},
+		{"check all", slash("check all"), true, false, VerdictInfo, "probing 3 relays → 2 Gmail MX hosts…"},
+		{"check with --mx", slash("check relay-1 --mx mx2.test.example"), true, false, VerdictInfo, "probing relay-1 → mx2.test.example…"},
+		{"unknown relay names the relays", slash("check relay-9"), false, true, VerdictWarn, `there is no relay "relay-9"; the relays are relay-1, relay-2, relay-3`},
+		{"unknown verb", slash("chek relay-1"), false, true, VerdictWarn, `did you mean "check"`},
+		{"unconfigured mx", slash("check relay-1 --mx evil.example.org"), false, true, VerdictWarn, `"evil.example.org" is not one of the pinned MX hosts (127.0.0.1:2525, mx2.test.example)`},
+		{"unconfigured port", slash("check relay-1 --mx 127.0.0.1:25"), false, true, VerdictWarn, "is not one of the pinned MX hosts"},
+		{"pause needs admin", slash("pause relay-1"), false, true, VerdictRefused, "pause is for gmailtls admins only"},
+		{"status works", slash("status"), true, true, VerdictInfo, "status"},
+		{"unknown button", Request{Action: "nope", Source: SourceButton}, false, true, VerdictWarn, `does not know the button "nope"`},
+		{"bad button value", Request{Action: ActionRerun, Value: "relay=../x", Source: SourceButton}, false, true, VerdictWarn, "could not be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ack, more := e.h.Acknowledge(ctx, tt.req)
+			if more != tt.more {
+				t.Errorf("more = %v, want %v", more, tt.more)
+			}
+			if ack.Ephemeral != tt.ephemeral {
+				t.Errorf("ephemeral = %v, want %v", ack.Ephemeral, tt.ephemeral)
+			}
+			if ack.Verdict != tt.verdict {
+				t.Errorf("verdict = %q, want %q", ack.Verdict, tt.verdict)
+			}
+			if text := flat(ack); !strings.Contains(text, tt.want) {
+				t.Errorf("answer does not contain %q:\n%s", tt.want, text)
+			}
+		})
+	}
+	for _, r := range e.runners {
+		if r.Calls() != 0 {
+			t.Errorf("Acknowledge probed %s", r.name)
+		}
+	}
+}
+
+// flat joins every text of a response, unwrapped.
+func flat(r Response) string {
+	parts := []string{r.Title, r.Summary, r.Context}
+	for _, s := range r.Sections {
+		parts = append(parts, s.Heading)
+		parts = append(parts, s.Lines...)
+		for _, f := range s.Fields {
+			parts = append(parts, f.Label+": "+f.Value)
+		}
+	}
+	for _, b := range r.Buttons {
+		parts = append(parts, b.Label)
+	}
+	for _, t := range r.Thread {
+		parts = append(parts, flat(t))
+	}
+	return strings.Join(parts, "\n")
+}
+
+func renderString(t *testing.T, r Response) string {
+	t.Helper()
+	var b strings.Builder
+	if err := RenderText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestRefusedByChannelAndUser(t *testing.T) {
+	e := newTestEnv(t)
+	e.cfg.Access.Channels = []string{"COPS"}
+	e.cfg.Access.Users = []string{"UALICE"}
+	e.h.Reload(e.cfg, e.h.runners)
+	ctx := context.Background()
+	req := slash("check relay-1")
+	req.ChannelID = "CRANDOM"
+	ack, more := e.h.Acknowledge(ctx, req)
+	if more || ack.Verdict != VerdictRefused || !ack.Ephemeral || !strings.Contains(ack.Summary, "does not take commands in this channel") {
+		t.Fatalf("channel refusal: more=%v %+v", more, ack)
+	}
+	req = slash("check relay-1")
+	req.UserID, req.UserName = "UEVE", "eve"
+	if r := e.h.Run(ctx, req); r.Verdict != VerdictRefused || !strings.Contains(r.Summary, "not on the gmailtls user list") {
+		t.Fatalf("user refusal: %+v", r)
+	}
+	if e.runners["relay-1"].Calls() != 0 {
+		t.Fatal("a refused check probed")
+	}
+	log, err := e.store.AuditLog(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) == 0 || !strings.HasPrefix(log[0].Outcome, "refused") {
+		t.Fatalf("refusal not audited: %+v", log)
+	}
+}
+
+// TestEscalationThroughChecks drives the levels of DESIGN.md through real
+// storage: one failure is watch, three in a row investigate, two relays at
+// investigate an incident; each change is stored and announced once, and
+// a restart changes nothing.
+func TestEscalationThroughChecks(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	for _, r := range []string{"relay-1", "relay-2", "relay-3"} {
+		e.check(r, "ok")
+	}
+	res := e.check("relay-1", "tls_reset")
+	if res.State.Level != escalation.LevelWatch {
+		t.Fatalf("one failure: level %s, want watch", res.State.Level)
+	}
+	// The relay goes to watch, and so does the level across relays (the
+	// highest relay level below incident).
+	if len(res.Changes) != 2 || res.Changes[0].Relay != "relay-1" || res.Changes[0].To != escalation.LevelWatch || res.Changes[1].Relay != "" {
+		t.Fatalf("one failure: changes %+v", res.Changes)
+	}
+	for range 3 {
+		res = e.check("relay-2", "tls_reset")
+	}
+	if res.State.Level != escalation.LevelInvestigate || res.State.Scope != escalation.ScopeOneHost {
+		t.Fatalf("three failures: %s/%s, want investigate/one_host", res.State.Level, res.State.Scope)
+	}
+	e.check("relay-1", "ok")
+	for range 3 {
+		res = e.check("relay-3", "cert_expired")
+	}
+	if res.Global.Level != escalation.LevelInvestigate {
+		t.Logf("global after relay-3: %s", res.Global.Level)
+	}
+	// relay-1 fails three more times: relay-1 and relay-2 are both failing
+	// while relay-3 also is: an incident.
+	st, err := e.h.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Global.Level != string(escalation.LevelIncident) {
+		t.Fatalf("global level %s, want incident: %+v", st.Global.Level, st)
+	}
+	levels := map[string]string{}
+	for _, r := range st.Relays {
+		levels[r.Relay] = r.Level
+	}
+	want := map[string]string{"relay-1": "watch", "relay-2": "investigate", "relay-3": "investigate"}
+	for k, v := range want {
+		if levels[k] != v {
+			t.Errorf("%s at %s, want %s", k, levels[k], v)
+		}
+	}
+	announced := e.gotChanges()
+	events := countEvents(t, e.store)
+
+	// Evaluating again changes nothing and stores nothing.
+	if _, ch, err := e.h.Evaluate(ctx); err != nil || len(ch) != 0 {
+		t.Fatalf("Evaluate again: %v, %v", ch, err)
+	}
+	// A restart rebuilds the same state from the database.
+	e.restart()
+	st2, err := e.h.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.At, st2.At = time.Time{}, time.Time{}
+	if !sameStatus(st, st2) {
+		t.Fatalf("status changed across a restart:\nbefore %+v\nafter  %+v", st, st2)
+	}
+	if _, ch, err := e.h.Evaluate(ctx); err != nil || len(ch) != 0 {
+		t.Fatalf("Evaluate after restart: %v, %v", ch, err)
+	}
+	if got := countEvents(t, e.store); got != events {
+		t.Fatalf("events after restart: %d, want %d", got, events)
+	}
+	if len(announced) != events {
+		t.Fatalf("OnChange saw %d changes, %d events stored", len(announced), events)
+	}
+	// Recovery: two successes bring relay-2 back to ok.
+	e.check("relay-2", "ok")
+	res = e.check("relay-2", "ok")
+	if res.State.Level != escalation.LevelOK {
+		t.Fatalf("after two successes relay-2 is %s", res.State.Level)
+	}
+}
+
+func sameStatus(a, b StatusModel) bool {
+	if a.Global.Level != b.Global.Level || a.Global.Scope != b.Global.Scope || len(a.Relays) != len(b.Relays) {
+		return false
+	}
+	for i := range a.Relays {
+		x, y := a.Relays[i], b.Relays[i]
+		if x.Relay != y.Relay || x.Level != y.Level || x.Scope != y.Scope || x.ConsecutiveFailures != y.ConsecutiveFailures ||
+			!slices.Equal(x.Evidence, y.Evidence) || !eqTime(x.LastFailure, y.LastFailure) || !eqTime(x.LastSuccess, y.LastSuccess) {
+			return false
+		}
+	}
+	return true
+}
+
+func eqTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func countEvents(t *testing.T, st *storage.Store) int {
+	t.Helper()
+	n := 0
+	for _, r := range []string{"", "relay-1", "relay-2", "relay-3"} {
+		ev, err := st.Events(context.Background(), r, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(ev)
+	}
+	return n
+}
+
+func TestCheckCannotTargetUnconfiguredHost(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	for _, text := range []string{
+		"check relay-1 --mx evil.example.org",
+		"check relay-1 --mx 127.0.0.1:25",
+		"check relay-1 --mx 127.0.0.2:2525",
+		"check relay-1 --mx [::1]:2525",
+		"check all --mx smtp.example.net",
+	} {
+		r := e.h.Run(ctx, slash(text))
+		if r.Verdict != VerdictWarn || !strings.Contains(r.Summary, "not one of the pinned MX hosts") {
+			t.Errorf("%s: %+v", text, r)
+		}
+	}
+	// Through CheckRelay directly (the scheduler's entry) as well.
+	_, err := e.h.CheckRelay(ctx, "relay-1", "cli", "test", relay.Options{MX: []string{"10.0.0.1:25"}})
+	if !errors.Is(err, ErrTarget) {
+		t.Errorf("CheckRelay with an unconfigured MX: %v, want ErrTarget", err)
+	}
+	// And a Re-run button forged with another host.
+	btn := Request{Action: ActionRerun, Value: "relay=relay-1&mx=evil.example.org", Source: SourceButton, UserID: "UALICE"}
+	if r := e.h.Run(ctx, btn); r.Verdict != VerdictWarn {
+		t.Errorf("forged button: %+v", r)
+	}
+	for _, r := range e.runners {
+		if r.Calls() != 0 {
+			t.Fatalf("%s probed %d times", r.name, r.Calls())
+		}
+	}
+	// A configured one goes through, narrowed to that entry.
+	r := e.h.Run(ctx, slash("check relay-1 --mx 127.0.0.1"))
+	if r.Verdict != VerdictOK {
+		t.Fatalf("configured --mx: %+v", r)
+	}
+	if got := e.runners["relay-1"].opts; len(got) != 1 || !slices.Equal(got[0].MX, []string{"127.0.0.1:2525"}) {
+		t.Fatalf("options: %+v", got)
+	}
+}
+
+func TestGmailTargetMX(t *testing.T) {
+	e := newTestEnv(t)
+	e.cfg.Target.MX = nil
+	e.cfg.Target.Domain = "gmail.com"
+	e.h.Reload(e.cfg, e.h.runners)
+	if _, err := e.h.resolveMX("alt2.gmail-smtp-in.l.google.com"); err != nil {
+		t.Errorf("alt2: %v", err)
+	}
+	for _, bad := range []string{"smtp.gmail.com", "142.250.1.27", "gmail-smtp-in.l.google.com:26", "example.com"} {
+		if _, err := e.h.resolveMX(bad); !errors.Is(err, ErrTarget) {
+			t.Errorf("%s: %v, want ErrTarget", bad, err)
+		}
+	}
+	ack := e.h.checkAck(Command{Verb: VerbCheck, Relay: "relay-1"})
+	if ack.Title != "probing relay-1 → the Gmail MX hosts of gmail.com…" {
+		t.Errorf("ack %q", ack.Title)
+	}
+}
+
+func TestRerunTranscriptEvidenceButtons(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	e.runners["relay-2"].set("tls_reset")
+	e.clock.Advance(time.Minute)
+	first := e.h.Run(ctx, slash("check relay-2"))
+	if first.Verdict != VerdictFail || first.Title != "relay-2: STARTTLS to Gmail failed" {
+		t.Fatalf("first check: %q %q", first.Verdict, first.Title)
+	}
+	buttons := map[string]Button{}
+	for _, b := range first.Buttons {
+		buttons[b.Action] = b
+	}
+	for _, a := range []string{ActionRerun, ActionTranscript, ActionEvidence} {
+		if _, ok := buttons[a]; !ok {
+			t.Fatalf("no %s button: %+v", a, first.Buttons)
+		}
+		if len(buttons[a].Value) > 2000 {
+			t.Fatalf("%s value too long", a)
+		}
+	}
+	press := func(action string) Response {
+		req := Request{Action: action, Value: buttons[action].Value, UserID: "UBOB", ChannelID: "COPS", Source: SourceButton}
+		ack, more := e.h.Acknowledge(ctx, req)
+		if !more {
+			t.Fatalf("%s: ack without more: %+v", action, ack)
+		}
+		return e.h.Run(ctx, req)
+	}
+	tr := press(ActionTranscript)
+	if !tr.Ephemeral || len(tr.Sections) == 0 || !tr.Sections[0].Code {
+		t.Fatalf("transcript: %+v", tr)
+	}
+	if !slices.Contains(tr.Sections[0].Lines, "* connection lost during the TLS handshake") {
+		t.Fatalf("transcript lines: %q", tr.Sections[0].Lines)
+	}
+	ev := press(ActionEvidence)
+	text := flat(ev)
+	for _, want := range []string{"relay-2 (local)", "bot.test.example (this host)", "2026-05-04T12:04:00.000+00:00 (UTC)", "tls_reset at stage handshake", "From:", "result ids: 1, 2"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("evidence lacks %q:\n%s", want, text)
+		}
+	}
+	e.clock.Advance(2 * time.Minute)
+	e.runners["relay-2"].set("ok")
+	re := press(ActionRerun)
+	if !re.ReplaceOriginal || re.Verdict != VerdictOK {
+		t.Fatalf("re-run: %+v", re)
+	}
+	if text := flat(re); !strings.Contains(text, "Re-run: failed 12:04 → passed 12:06") {
+		t.Fatalf("re-run does not show the blip:\n%s", text)
+	}
+	log, err := e.store.AuditLog(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) < 4 {
+		t.Fatalf("audit log has %d entries", len(log))
+	}
+}
+
+func TestCheckAllFoldsIntoThread(t *testing.T) {
+	names := make([]string, 12)
+	for i := range names {
+		names[i] = "relay-" + string(rune('a'+i))
+	}
+	e := newTestEnv(t, names...)
+	e.runners["relay-c"].set("tls_reset")
+	e.runners["relay-e"].set("agent")
+	r := e.h.Run(context.Background(), slash("check all"))
+	if r.Title != "check all: 10 of 12 relays passed STARTTLS to Gmail" || r.Verdict != VerdictFail {
+		t.Fatalf("title %q verdict %q", r.Title, r.Verdict)
+	}
+	if len(r.Thread) != 12 {
+		t.Fatalf("thread has %d messages", len(r.Thread))
+	}
+	for _, m := range r.Thread {
+		if len(m.Thread) != 0 {
+			t.Fatal("nested thread")
+		}
+	}
+	if !strings.Contains(r.Thread[4].Title, "relay-e: the relay's agent did not answer") {
+		t.Errorf("agent relay: %q", r.Thread[4].Title)
+	}
+	for n, f := range e.runners {
+		if f.Calls() != 1 {
+			t.Errorf("%s probed %d times", n, f.Calls())
+		}
+	}
+}
+
+func TestPauseResumeHistoryRelaysReport(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	admin := slash("pause relay-3 2h")
+	admin.UserID, admin.UserName = "UADMIN", "root"
+	r := e.h.Do(ctx, admin)
+	if !strings.Contains(r.Title, "relay-3 paused until 14:03 by root (UADMIN)") {
+		t.Fatalf("pause: %+v", r)
+	}
+	all, err := e.h.CheckAll(ctx, storage.TriggerSchedule, "scheduler", relay.Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || e.runners["relay-3"].Calls() != 0 {
+		t.Fatalf("paused relay probed by the scheduler: %d results", len(all))
+	}
+	rel := e.h.Do(ctx, slash("relays"))
+	if text := flat(rel); !strings.Contains(text, "relay-3 · local · system source IP · paused until 14:03 by root (UADMIN)") {
+		t.Fatalf("relays:\n%s", text)
+	}
+	admin.Text = "resume relay-3"
+	if r := e.h.Do(ctx, admin); r.Title != "relay-3 resumed by root (UADMIN)" {
+		t.Fatalf("resume: %+v", r)
+	}
+	e.check("relay-1", "tls_reset")
+	e.check("relay-1", "ok")
+	h := e.h.Do(ctx, slash("history relay-1"))
+	text := flat(h)
+	if !strings.Contains(text, "3 runs, 6 results, 2 failed: tls_reset ×2") {
+		t.Fatalf("history:\n%s", text)
+	}
+	if strings.Index(text, "✓ 12:13") > strings.Index(text, "✗ 12:08") {
+		t.Fatalf("history not newest first:\n%s", text)
+	}
+	rep := e.h.Do(ctx, slash("report"))
+	text = flat(rep)
+	if !strings.Contains(text, "relay-1 · watch (one_event) · 66.6% of 6 probes passed") {
+		t.Fatalf("report:\n%s", text)
+	}
+	ev := e.h.Do(ctx, slash("evidence relay-1"))
+	if text := flat(ev); !strings.Contains(text, "tls_reset at stage handshake") {
+		t.Fatalf("evidence:\n%s", text)
+	}
+	if r := e.h.Do(ctx, slash("history relay-9")); !strings.Contains(r.Summary, `there is no relay "relay-9"`) {
+		t.Fatalf("unknown relay: %+v", r)
+	}
+}
+
+func TestTrend(t *testing.T) {
+	hours := []HourFigures{{Attempts: 10}, {Attempts: 10}, {Attempts: 10, Failures: 8}, {}, {Attempts: 10, Failures: 1}, {Attempts: 10, Failures: 10}}
+	if got := Trend(hours, 1); got != "▁▁▇·▂█" {
+		t.Errorf("Trend = %q", got)
+	}
+	if got := Trend(hours, 2); got != "▁▇▅" {
+		t.Errorf("Trend step 2 = %q", got)
+	}
+}
+
+func FuzzButtonValue(f *testing.F) {
+	f.Add(rerunValue("relay-2", 12, testBase, false, "127.0.0.1:2525"))
+	f.Add(idsValue("relay-2", 12, []int64{1, 2, 3}))
+	f.Add("relay=all")
+	f.Add("ids=1,,2&relay=x")
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := parseButtonValue(s)
+		if err != nil {
+			return
+		}
+		if b.Relay != AllRelays && !ValidRelayName(b.Relay) {
+			t.Fatalf("bad relay accepted: %q", b.Relay)
+		}
+		if len(b.IDs) > maxButtonIDs {
+			t.Fatalf("%d ids accepted", len(b.IDs))
+		}
+	})
+}

@@ -1,0 +1,428 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// CheckResult is one relay probed, stored and evaluated.
+type CheckResult struct {
+	Relay string
+	// Kind is the relay's kind (local or agent).
+	Kind        string
+	Trigger     string
+	RequestedBy string
+	// Options are the probe options used (MX narrowed to configured
+	// target entries).
+	Options relay.Options
+	// RunID and ResultIDs are the stored ids; ResultIDs[i] belongs to
+	// Report.Results[i].
+	RunID     int64
+	ResultIDs []int64
+	Report    probe.Report
+	// State is the relay's escalation state after this run, Global the
+	// state across relays.
+	State  escalation.RelayState
+	Global escalation.RelayState
+	// Changes are the level changes this run caused (stored as events).
+	Changes []escalation.Change
+}
+
+// OK reports whether every result of the run succeeded.
+func (c CheckResult) OK() bool { return c.Report.OK() }
+
+// Failed returns the failing results with their ids.
+func (c CheckResult) Failed() (results []probe.Result, ids []int64) {
+	for i, r := range c.Report.Results {
+		if !r.OK {
+			results = append(results, r)
+			if i < len(c.ResultIDs) {
+				ids = append(ids, c.ResultIDs[i])
+			}
+		}
+	}
+	return results, ids
+}
+
+// AgentOnly reports whether every failure of the run is the relay agent's
+// (agent_unreachable, agent_error): Gmail was not judged.
+func (c CheckResult) AgentOnly() bool {
+	failed, _ := c.Failed()
+	if len(failed) == 0 {
+		return false
+	}
+	for _, r := range failed {
+		if !r.Failure.IsRelayFailure() {
+			return false
+		}
+	}
+	return true
+}
+
+// Evaluation is one re-evaluation of escalation, handed to OnChange with
+// its changes.
+type Evaluation struct {
+	At         time.Time
+	Assessment escalation.Assessment
+	// Checks are the runs that led to the evaluation (empty when it was
+	// called on its own, e.g. on a timer).
+	Checks []CheckResult
+	// EventIDs are the stored events, in the order of the changes.
+	EventIDs []int64
+}
+
+// CheckRelay probes one relay, stores the run (with its trigger and who
+// asked), re-evaluates escalation from storage, stores the level changes as
+// events and hands them to OnChange. Failed probes are results, not
+// errors: the error means the check could not run or not be stored.
+func (h *Handler) CheckRelay(ctx context.Context, relayName, trigger, requestedBy string, opts relay.Options) (CheckResult, error) {
+	res, err := h.probeAndRecord(ctx, relayName, trigger, requestedBy, opts)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	checks := []CheckResult{res}
+	if _, _, err := h.evaluate(ctx, checks); err != nil {
+		return res, err
+	}
+	return checks[0], nil
+}
+
+// CheckAll probes every configured relay at once (bounded by
+// Deps.Concurrency), stores each run, then evaluates escalation once. With
+// skipPaused (the scheduler), relays paused in storage are left out. The
+// results come back sorted by relay name; a relay that could not be
+// probed at all is logged and left out, and the error reports it.
+func (h *Handler) CheckAll(ctx context.Context, trigger, requestedBy string, opts relay.Options, skipPaused bool) ([]CheckResult, error) {
+	names := h.relayNames()
+	if skipPaused {
+		rels, err := h.store.Relays(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		now := h.now()
+		paused := map[string]bool{}
+		for _, r := range rels {
+			if r.Paused(now) {
+				paused[r.Name] = true
+			}
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { return paused[n] })
+	}
+	results := make([]*CheckResult, len(names))
+	errs := make([]error, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(h.concurrency)
+	for i, name := range names {
+		g.Go(func() error {
+			defer func() {
+				if p := recover(); p != nil {
+					errs[i] = fmt.Errorf("relay %s: internal error: %v", name, p)
+					h.log.Error("commands: panic while probing a relay", "relay", name, "panic", p)
+				}
+			}()
+			res, err := h.probeAndRecord(gctx, name, trigger, requestedBy, opts)
+			if err != nil {
+				errs[i] = err
+				h.log.Warn("commands: relay check failed", "relay", name, "err", err)
+				return nil // one relay never cancels the others
+			}
+			results[i] = &res
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var out []CheckResult
+	for _, r := range results {
+		if r != nil {
+			out = append(out, *r)
+		}
+	}
+	if len(out) > 0 {
+		if _, _, err := h.evaluate(ctx, out); err != nil {
+			return out, err
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// probeAndRecord probes one relay and stores the run, without evaluating.
+func (h *Handler) probeAndRecord(ctx context.Context, relayName, trigger, requestedBy string, opts relay.Options) (CheckResult, error) {
+	r, err := h.runner(relayName)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if len(opts.MX) > 0 {
+		narrowed := make([]string, 0, len(opts.MX))
+		for _, mx := range opts.MX {
+			entry, err := h.resolveMX(mx)
+			if err != nil {
+				return CheckResult{}, err
+			}
+			narrowed = append(narrowed, entry)
+		}
+		opts.MX = narrowed
+	}
+	started := h.now()
+	var wg sync.WaitGroup
+	if iq, ok := r.(relay.InfoQueuer); ok && r.Kind() == relay.KindAgent {
+		wg.Go(func() { h.sampleQueue(ctx, relayName, iq) })
+	}
+	rep, err := r.Probe(ctx, opts)
+	wg.Wait()
+	if err != nil {
+		if errors.Is(err, relay.ErrNotConfigured) {
+			return CheckResult{}, fmt.Errorf("%w: %w", ErrTarget, err)
+		}
+		return CheckResult{}, fmt.Errorf("check %s: %w", relayName, err)
+	}
+	if rep.Relay == "" {
+		rep.Relay = relayName
+	}
+	if rep.StartedAt.IsZero() {
+		rep.StartedAt = started
+	}
+	for i := range rep.Results {
+		if rep.Results[i].Relay == "" {
+			rep.Results[i].Relay = relayName
+		}
+	}
+	run := storage.Run{Relay: relayName, Trigger: trigger, RequestedBy: requestedBy, StartedAt: rep.StartedAt}
+	// The run is stored even when the caller has gone away: the probe ran.
+	runID, ids, err := h.store.RecordRun(context.WithoutCancel(ctx), run, rep.Results)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("check %s: storing the results: %w", relayName, err)
+	}
+	h.log.Debug("relay checked", "relay", relayName, "run", runID, "results", len(rep.Results), "ok", rep.OK(), "trigger", trigger)
+	return CheckResult{
+		Relay:       relayName,
+		Kind:        r.Kind(),
+		Trigger:     trigger,
+		RequestedBy: requestedBy,
+		Options:     opts,
+		RunID:       runID,
+		ResultIDs:   ids,
+		Report:      rep,
+	}, nil
+}
+
+// queueTimeout bounds the queue request made beside an agent's probe.
+const queueTimeout = 15 * time.Second
+
+// sampleQueue asks an agent for its Gmail-bound queue and keeps the sample
+// for the queue rule of escalation. Failures are logged only.
+func (h *Handler) sampleQueue(ctx context.Context, relayName string, iq relay.InfoQueuer) {
+	ctx, cancel := context.WithTimeout(ctx, queueTimeout)
+	defer cancel()
+	q, err := iq.Queue(ctx)
+	if err != nil || !q.Available {
+		h.log.Debug("no queue sample from relay", "relay", relayName, "err", err, "reason", q.Error)
+		return
+	}
+	s := escalation.QueueSample{Relay: relayName, At: h.now(), Deferred: q.Deferred, OldestAge: q.OldestAge}
+	h.queueMu.Lock()
+	defer h.queueMu.Unlock()
+	samples := append(h.queues[relayName], s)
+	if len(samples) > maxQueueSamples {
+		samples = samples[len(samples)-maxQueueSamples:]
+	}
+	h.queues[relayName] = samples
+}
+
+func (h *Handler) queueSamples() []escalation.QueueSample {
+	h.queueMu.Lock()
+	defer h.queueMu.Unlock()
+	var out []escalation.QueueSample
+	for _, s := range h.queues {
+		out = append(out, s...)
+	}
+	slices.SortFunc(out, func(a, b escalation.QueueSample) int { return a.At.Compare(b.At) })
+	return out
+}
+
+// Evaluate re-evaluates escalation from storage, stores every level change
+// as an event and hands the changes to OnChange. It is restart-safe: the
+// levels come from the stored history and the levels already announced
+// from the stored events, so a change is stored (and alerted) once, even
+// across restarts.
+func (h *Handler) Evaluate(ctx context.Context) (escalation.Assessment, []escalation.Change, error) {
+	return h.evaluate(ctx, nil)
+}
+
+// evaluate is Evaluate; it fills each check's State, Global and Changes.
+func (h *Handler) evaluate(ctx context.Context, checks []CheckResult) (escalation.Assessment, []escalation.Change, error) {
+	h.evalMu.Lock()
+	defer h.evalMu.Unlock()
+	// Events are written even if the caller goes away half-way: a change
+	// that was computed must be stored, or it would be announced again.
+	ctx = context.WithoutCancel(ctx)
+	now := h.now()
+	next, err := h.assess(ctx, now)
+	if err != nil {
+		return escalation.Assessment{}, nil, err
+	}
+	announced, err := h.announced(ctx, next)
+	if err != nil {
+		return next, nil, err
+	}
+	changes := escalation.Diff(announced, next, now)
+	ids := make([]int64, 0, len(changes))
+	for _, c := range changes {
+		id, err := h.store.AddEvent(ctx, storage.Event{
+			Relay:    c.Relay,
+			From:     string(c.From),
+			To:       string(c.To),
+			Scope:    string(c.Scope),
+			Advice:   c.Advice,
+			Evidence: c.Evidence,
+			At:       c.At,
+		})
+		if err != nil {
+			return next, nil, fmt.Errorf("storing the escalation change of %s: %w", relayOrGlobal(c.Relay), err)
+		}
+		ids = append(ids, id)
+		h.log.Info("escalation level changed", "relay", relayOrGlobal(c.Relay), "from", c.From, "to", c.To, "scope", c.Scope)
+	}
+	for i := range checks {
+		checks[i].State = stateOf(next, checks[i].Relay)
+		checks[i].Global = next.Global
+		for _, c := range changes {
+			if c.Relay == checks[i].Relay || c.Relay == "" {
+				checks[i].Changes = append(checks[i].Changes, c)
+			}
+		}
+	}
+	if len(changes) > 0 && h.onChange != nil {
+		h.onChange(ctx, changes, Evaluation{At: now, Assessment: next, Checks: checks, EventIDs: ids})
+	}
+	return next, changes, nil
+}
+
+// Assess computes the current escalation state from storage without
+// storing anything: status and reports use it, so that looking never
+// changes what was announced.
+func (h *Handler) Assess(ctx context.Context) (escalation.Assessment, error) {
+	h.evalMu.Lock()
+	defer h.evalMu.Unlock()
+	return h.assess(ctx, h.now())
+}
+
+// replayWindow and replayRuns bound the history a cold start replays to
+// rebuild the state: every result of the last day, and at least the last
+// replayRuns runs of each relay.
+const (
+	replayWindow = 24 * time.Hour
+	replayRuns   = 50
+)
+
+// resultsPerRunGuess converts runs to results for storage.Recent's limit
+// (5 MX hosts × 2 addresses × a few source IPs, with room to spare).
+const resultsPerRunGuess = 64
+
+// assess derives the assessment at now from stored history. Must hold
+// evalMu. The state is carried from one evaluation to the next in memory,
+// as escalation.Evaluate expects (only new runs move a level); after a
+// restart it is rebuilt by replaying the stored history, which gives the
+// same state (escalation.Replay's guarantee).
+func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessment, error) {
+	_, runners, p := h.snapshot()
+	queues := h.queueSamples()
+	if h.state == nil {
+		stored, err := h.store.Recent(ctx, now.Add(-replayWindow), replayRuns*resultsPerRunGuess)
+		if err != nil {
+			return escalation.Assessment{}, fmt.Errorf("reading recent results: %w", err)
+		}
+		st := escalation.Replay(observations(stored), queues, p)
+		h.state = &st
+	}
+	runs, window := p.Lookback()
+	stored, err := h.store.Recent(ctx, now.Add(-window), runs*resultsPerRunGuess)
+	if err != nil {
+		return escalation.Assessment{}, fmt.Errorf("reading recent results: %w", err)
+	}
+	// Relays removed from the configuration are forgotten (their history
+	// stays in storage).
+	prev := *h.state
+	prev.Relays = slices.DeleteFunc(slices.Clone(prev.Relays), func(r escalation.RelayState) bool {
+		_, ok := runners[r.Relay]
+		return !ok
+	})
+	next := escalation.Evaluate(now, observations(stored), queues, &prev, p)
+	h.state = &next
+	return next, nil
+}
+
+// announced rebuilds the levels already announced (stored as events) for
+// every relay of next and for the global state.
+func (h *Handler) announced(ctx context.Context, next escalation.Assessment) (escalation.Assessment, error) {
+	var a escalation.Assessment
+	level := func(relayName string) (escalation.RelayState, error) {
+		e, ok, err := h.store.LastEvent(ctx, relayName)
+		if err != nil {
+			return escalation.RelayState{}, fmt.Errorf("reading the last escalation event of %s: %w", relayOrGlobal(relayName), err)
+		}
+		st := escalation.RelayState{Relay: relayName, Level: escalation.LevelOK}
+		if ok {
+			st.Level = escalation.Level(e.To)
+			st.Scope = escalation.Scope(e.Scope)
+		}
+		return st, nil
+	}
+	for _, r := range next.Relays {
+		st, err := level(r.Relay)
+		if err != nil {
+			return a, err
+		}
+		a.Relays = append(a.Relays, st)
+	}
+	g, err := level("")
+	if err != nil {
+		return a, err
+	}
+	a.Global = g
+	return a, nil
+}
+
+func observations(stored []storage.StoredResult) []escalation.Observation {
+	obs := make([]escalation.Observation, len(stored))
+	for i, r := range stored {
+		obs[i] = escalation.Observation{
+			ID:       r.ID,
+			Relay:    r.Relay,
+			SourceIP: r.SourceIP,
+			MX:       r.MX,
+			IP:       r.IP,
+			At:       r.StartedAt,
+			OK:       r.OK,
+			Failure:  string(r.Failure),
+			RunID:    r.RunID,
+		}
+	}
+	return obs
+}
+
+func stateOf(a escalation.Assessment, relayName string) escalation.RelayState {
+	for _, r := range a.Relays {
+		if r.Relay == relayName {
+			return r
+		}
+	}
+	return escalation.RelayState{Relay: relayName, Level: escalation.LevelOK}
+}
+
+func relayOrGlobal(name string) string {
+	if name == "" {
+		return "all relays"
+	}
+	return name
+}

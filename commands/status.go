@@ -1,0 +1,532 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// StatusModel is the escalation state of every relay and across relays, as
+// `gmailtls status --json` prints it and the status command shows it.
+type StatusModel struct {
+	At            time.Time        `json:"at"`
+	Global        GlobalStatus     `json:"global"`
+	Relays        []RelayStatus    `json:"relays"`
+	OpenIncidents []IncidentStatus `json:"open_incidents"`
+	Outbox        OutboxStatus     `json:"outbox"`
+}
+
+// GlobalStatus is the level across relays.
+type GlobalStatus struct {
+	Level  string `json:"level"`
+	Scope  string `json:"scope,omitempty"`
+	Advice string `json:"advice,omitempty"`
+	// FailingRelays are the relays behind the level.
+	FailingRelays []string `json:"failing_relays,omitempty"`
+	// Since is when the level was reached (the last stored change).
+	Since *time.Time `json:"since"`
+}
+
+// RelayStatus is one relay's escalation state.
+type RelayStatus struct {
+	Relay  string `json:"relay"`
+	Kind   string `json:"kind"`
+	Level  string `json:"level"`
+	Scope  string `json:"scope,omitempty"`
+	Advice string `json:"advice,omitempty"`
+	// Since is when the level was reached (the last stored change).
+	Since               *time.Time `json:"since"`
+	LastSuccess         *time.Time `json:"last_success"`
+	LastFailure         *time.Time `json:"last_failure"`
+	LastFailureClass    string     `json:"last_failure_class,omitempty"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	// Evidence holds the ids of the failing results behind the level.
+	Evidence    []int64    `json:"evidence,omitempty"`
+	AgentDown   bool       `json:"agent_down,omitempty"`
+	Paused      bool       `json:"paused,omitempty"`
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	// NoResults: the relay has never been probed (or its history was
+	// rolled up).
+	NoResults bool `json:"no_results,omitempty"`
+}
+
+// IncidentStatus is an open incident.
+type IncidentStatus struct {
+	ID       int64      `json:"id"`
+	Relay    string     `json:"relay,omitempty"`
+	Level    string     `json:"level"`
+	Scope    string     `json:"scope,omitempty"`
+	OpenedAt time.Time  `json:"opened_at"`
+	AckedBy  string     `json:"acked_by,omitempty"`
+	AckedAt  *time.Time `json:"acked_at,omitempty"`
+}
+
+// OutboxStatus is the state of outgoing Slack messages.
+type OutboxStatus struct {
+	Pending int `json:"pending"`
+	// OldestPendingS is the age of the oldest pending message in seconds.
+	OldestPendingS float64 `json:"oldest_pending_s"`
+	Failed         int     `json:"failed"`
+	// FailedErrors are the errors of the newest failed messages.
+	FailedErrors []string `json:"failed_errors,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// Status computes the StatusModel from storage. It only reads: looking at
+// the status never stores or announces a change.
+func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
+	a, err := h.Assess(ctx)
+	if err != nil {
+		return StatusModel{}, err
+	}
+	now := h.now()
+	m := StatusModel{At: now}
+	stored, err := h.store.Relays(ctx, false)
+	if err != nil {
+		return m, err
+	}
+	byName := map[string]storage.Relay{}
+	for _, r := range stored {
+		byName[r.Name] = r
+	}
+	sums, err := h.store.Summary(ctx, now.Add(-time.Hour), now)
+	if err != nil {
+		return m, err
+	}
+	lasts := map[string]storage.RelaySummary{}
+	for _, s := range sums {
+		lasts[s.Relay] = s
+	}
+	_, runners, _ := h.snapshot()
+	for _, name := range h.relayNames() {
+		st, _ := a.Relay(name)
+		rs := RelayStatus{
+			Relay:               name,
+			Kind:                runners[name].Kind(),
+			Level:               string(escalation.Max(st.Level)),
+			Scope:               string(st.Scope),
+			Advice:              st.Advice,
+			LastSuccess:         timePtr(st.LastSuccess),
+			LastFailure:         timePtr(st.LastFailure),
+			LastFailureClass:    st.LastFailureClass,
+			ConsecutiveFailures: st.ConsecutiveFailures,
+			Evidence:            st.Evidence,
+			AgentDown:           st.AgentDown,
+		}
+		if sum, ok := lasts[name]; ok {
+			// Storage knows the latest outcomes beyond the replayed history.
+			if rs.LastSuccess == nil || sum.LastSuccess.After(*rs.LastSuccess) {
+				rs.LastSuccess = timePtr(sum.LastSuccess)
+			}
+			if rs.LastFailure == nil || sum.LastFailure.After(*rs.LastFailure) {
+				rs.LastFailure = timePtr(sum.LastFailure)
+				rs.LastFailureClass = sum.LastFailureClass
+			}
+		}
+		rs.NoResults = rs.LastSuccess == nil && rs.LastFailure == nil
+		if sr, ok := byName[name]; ok && sr.Paused(now) {
+			rs.Paused = true
+			rs.PausedUntil = timePtr(sr.PausedUntil)
+		}
+		if rs.Level != string(escalation.LevelOK) {
+			if e, ok, err := h.store.LastEvent(ctx, name); err == nil && ok && e.To == rs.Level {
+				rs.Since = timePtr(e.At)
+			}
+		}
+		m.Relays = append(m.Relays, rs)
+	}
+	m.Global = GlobalStatus{
+		Level:         string(escalation.Max(a.Global.Level)),
+		Scope:         string(a.Global.Scope),
+		Advice:        a.Global.Advice,
+		FailingRelays: a.Global.FailingRelays,
+	}
+	if m.Global.Level != string(escalation.LevelOK) {
+		if e, ok, err := h.store.LastEvent(ctx, ""); err == nil && ok && e.To == m.Global.Level {
+			m.Global.Since = timePtr(e.At)
+		}
+	}
+	incidents, err := h.store.OpenIncidents(ctx)
+	if err != nil {
+		return m, err
+	}
+	m.OpenIncidents = []IncidentStatus{}
+	for _, in := range incidents {
+		m.OpenIncidents = append(m.OpenIncidents, IncidentStatus{
+			ID: in.ID, Relay: in.Relay, Level: in.Level, Scope: in.Scope,
+			OpenedAt: in.OpenedAt, AckedBy: in.AckedBy, AckedAt: timePtr(in.AckedAt),
+		})
+	}
+	pending, oldest, failed, err := h.store.OutboxStats(ctx, now)
+	if err != nil {
+		return m, err
+	}
+	m.Outbox = OutboxStatus{Pending: pending, OldestPendingS: oldest.Seconds(), Failed: failed}
+	if failed > 0 {
+		msgs, err := h.store.FailedMessages(ctx, 3)
+		if err != nil {
+			return m, err
+		}
+		for _, msg := range msgs {
+			m.Outbox.FailedErrors = append(m.Outbox.FailedErrors, fmt.Sprintf("%s to %s: %s", msg.Kind, msg.Channel, msg.LastError))
+		}
+	}
+	return m, nil
+}
+
+// levelVerdict colours a level.
+func levelVerdict(level string) Verdict {
+	switch escalation.Level(level) {
+	case escalation.LevelWatch:
+		return VerdictWarn
+	case escalation.LevelInvestigate, escalation.LevelIncident:
+		return VerdictFail
+	}
+	return VerdictOK
+}
+
+// levelMark is the one-character marker of a level in status lines.
+func levelMark(level string) string {
+	switch escalation.Level(level) {
+	case escalation.LevelWatch:
+		return "!"
+	case escalation.LevelInvestigate, escalation.LevelIncident:
+		return "✗"
+	}
+	return "✓"
+}
+
+// StatusResponse shows a StatusModel: the level across relays, one line per
+// relay, the advice of every relay above ok, open incidents and the outbox
+// when something is stuck in it.
+func (h *Handler) StatusResponse(m StatusModel) Response {
+	resp := Response{Verdict: levelVerdict(m.Global.Level)}
+	var above []string
+	for _, r := range m.Relays {
+		if r.Level != string(escalation.LevelOK) {
+			above = append(above, r.Relay+" at "+r.Level)
+		}
+	}
+	switch {
+	case len(m.Relays) == 0:
+		resp.Title = "gmailtls status: no relays configured"
+		resp.Verdict = VerdictWarn
+	case m.Global.Level == string(escalation.LevelIncident):
+		resp.Title = "gmailtls status: INCIDENT " + levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))
+	case len(above) == 0:
+		resp.Title = fmt.Sprintf("gmailtls status: all %d relays ok", len(m.Relays))
+		if len(m.Relays) == 1 {
+			resp.Title = "gmailtls status: the relay is ok"
+		}
+	default:
+		resp.Title = "gmailtls status: " + joinLimited(above, 3)
+	}
+	resp.Summary = fmt.Sprintf("global level %s; %d of %d relays above ok", m.Global.Level, len(above), len(m.Relays))
+
+	g := Section{Heading: "Across relays", Fields: []Field{{Label: "Level", Value: levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))}}}
+	if m.Global.Since != nil {
+		g.Fields[0].Value += " since " + h.clock(*m.Global.Since)
+	}
+	if len(m.Global.FailingRelays) > 0 {
+		g.Fields = append(g.Fields, Field{Label: "Relays", Value: strings.Join(m.Global.FailingRelays, ", ")})
+	}
+	if m.Global.Advice != "" {
+		g.Fields = append(g.Fields, Field{Label: "Advice", Value: m.Global.Advice})
+	}
+	resp.Sections = append(resp.Sections, g)
+
+	var lines, advice []string
+	for _, r := range m.Relays {
+		lines = append(lines, h.relayStatusLine(r))
+		if r.Advice != "" && r.Level != string(escalation.LevelOK) {
+			advice = append(advice, r.Relay+": "+r.Advice)
+		} else if r.AgentDown && r.Advice != "" {
+			advice = append(advice, r.Relay+": "+r.Advice)
+		}
+	}
+	resp.Sections = append(resp.Sections, chunkLines("Relays", lines, 20)...)
+	if len(advice) > 0 {
+		resp.Sections = append(resp.Sections, chunkLines("Advice", advice, 10)...)
+	}
+	if len(m.OpenIncidents) > 0 {
+		var inc []string
+		for _, in := range m.OpenIncidents {
+			line := fmt.Sprintf("#%d %s %s opened %s", in.ID, relayOrGlobal(in.Relay), levelText(escalation.Level(in.Level), escalation.Scope(in.Scope)), h.clock(in.OpenedAt))
+			if in.AckedBy != "" {
+				line += ", acknowledged by " + in.AckedBy
+			} else {
+				line += ", not acknowledged"
+			}
+			inc = append(inc, line)
+		}
+		resp.Sections = append(resp.Sections, chunkLines("Open incidents", inc, 10)...)
+	}
+	if m.Outbox.Pending > 0 || m.Outbox.Failed > 0 {
+		line := fmt.Sprintf("%d pending", m.Outbox.Pending)
+		if m.Outbox.Pending > 0 {
+			line += fmt.Sprintf(" (oldest %s)", (time.Duration(m.Outbox.OldestPendingS) * time.Second).Round(time.Second))
+		}
+		lines := []string{line}
+		if m.Outbox.Failed > 0 {
+			lines[0] += fmt.Sprintf(", %d failed for good", m.Outbox.Failed)
+			for _, e := range m.Outbox.FailedErrors {
+				lines = append(lines, clip(e))
+			}
+		}
+		resp.Sections = append(resp.Sections, Section{Heading: "Slack outbox", Lines: lines})
+	}
+	resp.Context = "as of " + h.stamp(m.At)
+	return resp
+}
+
+// relayStatusLine is one relay in the status message.
+func (h *Handler) relayStatusLine(r RelayStatus) string {
+	parts := []string{levelMark(r.Level) + " " + r.Relay, levelText(escalation.Level(r.Level), escalation.Scope(r.Scope))}
+	if r.Since != nil {
+		parts[1] += " since " + h.clock(*r.Since)
+	}
+	if r.ConsecutiveFailures > 1 {
+		parts = append(parts, fmt.Sprintf("%d failures in a row", r.ConsecutiveFailures))
+	}
+	if r.NoResults {
+		parts = append(parts, "not probed yet")
+	}
+	if r.LastSuccess != nil {
+		parts = append(parts, "last success "+h.clock(*r.LastSuccess))
+	}
+	if r.LastFailure != nil {
+		parts = append(parts, "last failure "+h.clock(*r.LastFailure)+" "+r.LastFailureClass)
+	}
+	if r.AgentDown {
+		parts = append(parts, "agent down")
+	}
+	if r.Paused && r.PausedUntil != nil {
+		parts = append(parts, "paused until "+h.clock(*r.PausedUntil))
+	}
+	return strings.Join(parts, " · ")
+}
+
+func joinLimited(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
+}
+
+// RelaysModel lists the relays, as `gmailtls relays --json` prints it.
+type RelaysModel struct {
+	At     time.Time   `json:"at"`
+	Relays []RelayInfo `json:"relays"`
+}
+
+// RelayInfo is one relay: its configuration and its state.
+type RelayInfo struct {
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"`
+	URL       string   `json:"url,omitempty"`
+	SourceIPs []string `json:"source_ips"`
+	// Configured is false for relays removed from the configuration
+	// (retired: their history is kept).
+	Configured  bool       `json:"configured"`
+	Retired     bool       `json:"retired"`
+	Paused      bool       `json:"paused"`
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	PausedBy    string     `json:"paused_by,omitempty"`
+}
+
+// Relays lists the configured relays, then the retired ones.
+func (h *Handler) Relays(ctx context.Context) (RelaysModel, error) {
+	now := h.now()
+	m := RelaysModel{At: now, Relays: []RelayInfo{}}
+	stored, err := h.store.Relays(ctx, true)
+	if err != nil {
+		return m, err
+	}
+	byName := map[string]storage.Relay{}
+	for _, r := range stored {
+		byName[r.Name] = r
+	}
+	cfg, runners, _ := h.snapshot()
+	for _, name := range h.relayNames() {
+		ri := RelayInfo{Name: name, Kind: runners[name].Kind(), Configured: true, SourceIPs: []string{}}
+		if c, ok := cfg.RelayByName(name); ok {
+			ri.URL = c.URL
+			if c.SourceIPs != nil {
+				ri.SourceIPs = slices.Clone(c.SourceIPs)
+			}
+		}
+		if sr, ok := byName[name]; ok {
+			if sr.Paused(now) {
+				ri.Paused, ri.PausedUntil, ri.PausedBy = true, timePtr(sr.PausedUntil), sr.PausedBy
+			}
+		}
+		m.Relays = append(m.Relays, ri)
+	}
+	for _, sr := range stored {
+		if _, ok := runners[sr.Name]; ok {
+			continue
+		}
+		ips := sr.SourceIPs
+		if ips == nil {
+			ips = []string{}
+		}
+		m.Relays = append(m.Relays, RelayInfo{Name: sr.Name, Kind: sr.Kind, URL: sr.URL, SourceIPs: ips, Retired: true})
+	}
+	return m, nil
+}
+
+// RelaysResponse shows a RelaysModel.
+func (h *Handler) RelaysResponse(m RelaysModel) Response {
+	var lines, retired []string
+	for _, r := range m.Relays {
+		parts := []string{r.Name, r.Kind}
+		if r.URL != "" {
+			parts = append(parts, r.URL)
+		}
+		if len(r.SourceIPs) > 0 {
+			parts = append(parts, "source IPs "+strings.Join(r.SourceIPs, ", "))
+		} else if r.Kind == "local" {
+			parts = append(parts, "system source IP")
+		}
+		if r.Paused && r.PausedUntil != nil {
+			p := "paused until " + h.clock(*r.PausedUntil)
+			if r.PausedBy != "" {
+				p += " by " + r.PausedBy
+			}
+			parts = append(parts, p)
+		}
+		if r.Retired {
+			retired = append(retired, strings.Join(parts, " · ")+" · history kept")
+			continue
+		}
+		lines = append(lines, strings.Join(parts, " · "))
+	}
+	n := len(lines)
+	resp := Response{
+		Title:   fmt.Sprintf("gmailtls relays: %d configured", n),
+		Verdict: VerdictInfo,
+		Summary: fmt.Sprintf("%d relays configured, %d retired", n, len(retired)),
+	}
+	if n == 1 {
+		resp.Title = "gmailtls relays: 1 configured"
+	}
+	resp.Sections = chunkLines("Configured", lines, 20)
+	if len(retired) > 0 {
+		resp.Sections = append(resp.Sections, chunkLines("Retired", retired, 20)...)
+	}
+	return resp
+}
+
+// historyResponse is "history <relay> [window]": the runs of the window,
+// newest first, one line each, with the failures spelled out.
+func (h *Handler) historyResponse(ctx context.Context, relayName string, window time.Duration) (Response, error) {
+	now := h.now()
+	const limit = 2000
+	results, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, Since: now.Add(-window), Limit: limit})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return Response{}, err
+	}
+	resp := Response{
+		Title:     fmt.Sprintf("%s: history over %s", relayName, FormatWindow(window)),
+		Verdict:   VerdictInfo,
+		Ephemeral: true,
+	}
+	if len(results) == 0 {
+		resp.Sections = []Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%s check %s` probes it now", FormatWindow(window), h.commandName(), relayName)}}}
+		resp.Summary = relayName + ": no results"
+		return resp, nil
+	}
+	type runLine struct {
+		id      int64
+		at      time.Time
+		trigger string
+		all     []historyItem
+	}
+	var runs []*runLine
+	byID := map[int64]*runLine{}
+	failedTotal := 0
+	counts := map[string]int{}
+	for _, r := range results {
+		rl := byID[r.RunID]
+		if rl == nil {
+			rl = &runLine{id: r.RunID, at: r.StartedAt, trigger: r.Trigger}
+			byID[r.RunID] = rl
+			runs = append(runs, rl)
+		}
+		if r.StartedAt.Before(rl.at) {
+			rl.at = r.StartedAt
+		}
+		rl.all = append(rl.all, historyItem{ok: r.OK, mx: r.MX, ip: addr(r.Result), stage: string(r.Stage), failure: string(r.Failure)})
+		if !r.OK {
+			failedTotal++
+			counts[string(r.Failure)]++
+		}
+	}
+	var lines []string
+	failedRuns := 0
+	for _, rl := range runs {
+		ok := 0
+		var fails []string
+		for _, p := range rl.all {
+			if p.ok {
+				ok++
+				continue
+			}
+			fails = append(fails, fmt.Sprintf("%s %s %s at %s", p.failure, p.mx, p.ip, p.stage))
+		}
+		line := fmt.Sprintf("%s %s run %d · %d/%d passed", mark(len(fails) == 0), h.clock(rl.at), rl.id, ok, len(rl.all))
+		if len(fails) > 0 {
+			failedRuns++
+			line += " · " + joinLimited(fails, 2)
+		}
+		if rl.trigger != "" && rl.trigger != "schedule" {
+			line += " · " + rl.trigger
+		}
+		lines = append(lines, line)
+	}
+	head := fmt.Sprintf("%d runs, %d results, %d failed", len(runs), len(results), failedTotal)
+	if failedTotal > 0 {
+		head += ": " + classCounts(counts)
+	}
+	if len(results) == limit {
+		head += fmt.Sprintf(" (the newest %d results only)", limit)
+	}
+	resp.Sections = append(resp.Sections, Section{Lines: []string{head}})
+	const maxLines = 30
+	shown := lines
+	if len(lines) > maxLines {
+		shown = lines[:maxLines]
+	}
+	resp.Sections = append(resp.Sections, chunkLines("Runs, newest first", shown, 30)...)
+	if len(lines) > maxLines {
+		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("… %d older runs; `gmailtls history --relay %s --since %s` lists every result", len(lines)-maxLines, relayName, FormatWindow(window))}})
+	}
+	resp.Summary = fmt.Sprintf("%s: %d of %d runs failed in %s", relayName, failedRuns, len(runs), FormatWindow(window))
+	switch {
+	case failedRuns == 0:
+		resp.Verdict = VerdictOK
+	case failedRuns*2 > len(runs):
+		resp.Verdict = VerdictFail
+	default:
+		resp.Verdict = VerdictWarn
+	}
+	return resp, nil
+}
+
+// historyItem is the part of a result a history line shows.
+type historyItem struct {
+	ok                       bool
+	mx, ip, stage, failure string
+}
