@@ -265,3 +265,14 @@ func TestFlapping(t *testing.T) {
 		t.Errorf("no changes: %+v", got)
 	}
 }
+
+func TestEvidenceOfANewEpisodeCoversTheRule(t *testing.T) {
+	// Back to ok after two successes, then one more failure makes three of
+	// the last five: the evidence names all three failing runs in there.
+	h := newHistory(5*time.Minute, "relay-1: ✗✗✗✓✓✗")
+	rs := mustRelay(t, Evaluate(h.end(), h.obs, nil, nil, DefaultPolicy()), "relay-1")
+	ids := h.failingIDs("relay-1")
+	if rs.Level != LevelInvestigate || !slices.Equal(rs.Evidence, ids[4:]) {
+		t.Errorf("state %s evidence %v, want investigate with %v", rs.Level, rs.Evidence, ids[4:])
+	}
+}

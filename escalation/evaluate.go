@@ -47,7 +47,8 @@ type RelayState struct {
 	Scope  Scope
 	Advice string
 	// Evidence holds the IDs of the failing observations that caused the
-	// level, ascending, at most the newest 20.
+	// level, ascending, at most the 20 highest (storage assigns IDs in
+	// insertion order, so these are the newest).
 	Evidence []int64
 	// Streaks of attempts (probe runs) toward Gmail; agent failures neither
 	// break nor extend them. Zero in the global state.
@@ -359,19 +360,32 @@ func (w *relayWalk) count(r *run, p Policy) {
 		trigger = LevelInvestigate
 	}
 	if st.Level == LevelOK || st.Level == "" {
+		// A new episode: its evidence is every failing attempt the rules
+		// looked at (the last K, and those within the window).
 		st.Evidence = nil
-	}
-	st.Level = Max(st.Level, trigger)
-	for _, o := range r.obs {
-		if !o.OK && !o.agentFailure() {
-			st.Evidence = addEvidence(st.Evidence, o.ID)
+		from := r.step.Add(-p.Window)
+		for i := j - 1; i >= 0 && (i > j-p.K || w.attempts[i].step.After(from)); i-- {
+			if w.attempts[i].failed {
+				w.addEvidence(w.attempts[i])
+			}
 		}
 	}
+	st.Level = Max(st.Level, trigger)
+	w.addEvidence(r)
 	scope := w.breadth(j, p.K)
 	if st.Level == LevelWatch {
 		scope = ScopeOneEvent
 	}
 	st.Scope = scope
+}
+
+// addEvidence adds the failing Gmail observations of run r.
+func (w *relayWalk) addEvidence(r *run) {
+	for _, o := range r.obs {
+		if !o.OK && !o.agentFailure() {
+			w.st.Evidence = addEvidence(w.st.Evidence, o.ID)
+		}
+	}
 }
 
 // reset brings the relay back to ok.
