@@ -1,0 +1,312 @@
+// Package bot is the Slack side of gmailtls. Slash commands and button
+// presses come in over Socket Mode (the default: an outbound WebSocket, no
+// public URL) or HTTP (signed requests to /slack/commands and
+// /slack/interactivity); each becomes a commands.Request for the Handler.
+//
+// The flow of one slash command:
+//
+//  1. Slack delivers the command; the bot calls Handler.Acknowledge and
+//     acknowledges at once (Slack allows 3 s) with its reply, e.g.
+//     "probing relay-2 → 5 Gmail MX hosts…".
+//  2. If more work is needed, a bounded worker pool calls Handler.Run.
+//  3. The Response is rendered to Block Kit within Slack's limits (overflow
+//     folds into the thread) and delivered through the command's
+//     response_url — at most five times and within 30 minutes, then through
+//     chat.postMessage — honouring 429 Retry-After and retrying 5xx.
+//
+// Button presses (Re-run, Transcript, Evidence…) arrive as block_actions,
+// are acknowledged empty, and run the same way; a Response with
+// ReplaceOriginal replaces the message the button was on.
+//
+// Post, Update and UploadPNG serve scheduled reports and alerts; their
+// errors can be classified with IsRateLimited, IsPermanent and
+// IsMissingScope. Tokens and signing secrets are never logged.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/gmailtls/gmailtls/commands"
+)
+
+// Transport modes.
+const (
+	ModeSocket = "socket"
+	ModeHTTP   = "http"
+)
+
+// DefaultAPIURL is Slack's Web API base.
+const DefaultAPIURL = "https://slack.com/api/"
+
+// Handler runs commands. commands implements it; tests use fakes.
+type Handler interface {
+	// Acknowledge parses req fast (no I/O that can wait) and returns the
+	// immediate reply (e.g. "probing relay-2 → 5 Gmail MX hosts…", or the
+	// full answer for help, errors and refusals). more=true means the bot
+	// must then call Run in the background and deliver its Response via
+	// the response_url.
+	Acknowledge(ctx context.Context, req commands.Request) (ack commands.Response, more bool)
+	// Run does the work (probes, queries) and returns the full answer.
+	Run(ctx context.Context, req commands.Request) commands.Response
+}
+
+// Config configures a Bot.
+type Config struct {
+	// Mode is ModeSocket (default) or ModeHTTP.
+	Mode string
+	// BotToken is the xoxb- bot token (both modes).
+	BotToken string
+	// AppToken is the xapp- app-level token with connections:write
+	// (Socket Mode only).
+	AppToken string
+	// SigningSecret verifies HTTP-mode requests (HTTP mode only).
+	SigningSecret string
+	// APIURL is the Web API base (default DefaultAPIURL); a missing
+	// trailing "/" is added.
+	APIURL string
+	// Listen is the HTTP-mode address, e.g. "127.0.0.1:3000".
+	Listen string
+	// Command is the slash command the app defines (default "/gmailtls").
+	Command string
+	Logger  *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// HTTPClient carries Web API calls and response_url posts (default: a
+	// client of the bot's own with a 30 s timeout).
+	HTTPClient *http.Client
+	// Workers bounds how many Handler.Run calls run at once (default 8).
+	Workers int
+	// QueueSize bounds how many commands may wait for a worker (default
+	// 1024); beyond it, commands are answered "busy".
+	QueueSize int
+	// PingInterval is how long Socket Mode waits for Slack's WebSocket ping
+	// before it reconnects (default 30 s).
+	PingInterval time.Duration
+	// APIRetries is how often a Web API call is retried on 429, 5xx and
+	// network errors (0: 3; negative: never).
+	APIRetries int
+}
+
+// Bot connects a Handler to Slack. Create it with New, start it with Run.
+type Bot struct {
+	cfg    Config
+	h      Handler
+	log    *slog.Logger
+	now    func() time.Time
+	api    *slack.Client
+	client *http.Client
+	ownTr  *http.Transport
+
+	urls   *responseURLs
+	seen   *dedupe
+	pool   *pool
+	ackSem chan struct{}
+	acks   sync.WaitGroup
+
+	running atomic.Bool
+	ready   atomic.Bool
+	addr    atomic.Pointer[net.Addr]
+}
+
+// New checks cfg and returns a Bot for h. It makes no network calls.
+func New(cfg Config, h Handler) (*Bot, error) {
+	var errs []error
+	if cfg.Mode == "" {
+		cfg.Mode = ModeSocket
+	}
+	if h == nil {
+		errs = append(errs, errors.New("no command handler"))
+	}
+	if strings.TrimSpace(cfg.BotToken) == "" {
+		errs = append(errs, errors.New("the bot token is empty: set SLACK_BOT_TOKEN (xoxb-…)"))
+	}
+	switch cfg.Mode {
+	case ModeSocket:
+		switch {
+		case strings.TrimSpace(cfg.AppToken) == "":
+			errs = append(errs, errors.New("socket mode needs an app-level token: set SLACK_APP_TOKEN (xapp-…, scope connections:write)"))
+		case !strings.HasPrefix(cfg.AppToken, "xapp-"):
+			errs = append(errs, errors.New("the app-level token does not start with xapp-: SLACK_APP_TOKEN must be the app-level token from Basic Information, not the bot token"))
+		}
+	case ModeHTTP:
+		if cfg.SigningSecret == "" {
+			errs = append(errs, errors.New("http mode needs the signing secret: set SLACK_SIGNING_SECRET"))
+		}
+		if cfg.Listen == "" {
+			errs = append(errs, errors.New("http mode needs a listen address ([slack] listen)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("mode %q is not \"socket\" or \"http\"", cfg.Mode))
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	if !strings.HasSuffix(cfg.APIURL, "/") {
+		cfg.APIURL += "/"
+	}
+	if u, err := url.Parse(cfg.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("api_url %q is not an http(s) URL", cfg.APIURL))
+	}
+	if cfg.Command == "" {
+		cfg.Command = "/gmailtls"
+	}
+	if !strings.HasPrefix(cfg.Command, "/") {
+		errs = append(errs, fmt.Errorf("command %q must start with /", cfg.Command))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1024
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+
+	b := &Bot{
+		cfg:    cfg,
+		h:      h,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		client: cfg.HTTPClient,
+		urls:   newResponseURLs(),
+		seen:   newDedupe(),
+		ackSem: make(chan struct{}, 32),
+	}
+	if b.client == nil {
+		b.ownTr = http.DefaultTransport.(*http.Transport).Clone()
+		b.client = &http.Client{Timeout: 30 * time.Second, Transport: b.ownTr}
+	}
+	b.pool = newPool(cfg.Workers, cfg.QueueSize, b.runJob)
+
+	retries := cfg.APIRetries
+	if retries == 0 {
+		retries = 3
+	}
+	opts := []slack.Option{
+		slack.OptionAPIURL(cfg.APIURL),
+		slack.OptionHTTPClient(b.client),
+		slack.OptionLog(slog.NewLogLogger(b.log.Handler(), slog.LevelDebug)),
+	}
+	if cfg.Mode == ModeSocket {
+		opts = append(opts, slack.OptionAppLevelToken(cfg.AppToken))
+	}
+	if retries > 0 {
+		rc := slack.RetryConfig{
+			MaxRetries:         retries,
+			RetryAfterDuration: 30 * time.Second,
+			RetryAfterJitter:   250 * time.Millisecond,
+			BackoffInitial:     250 * time.Millisecond,
+			BackoffMax:         10 * time.Second,
+			BackoffJitter:      100 * time.Millisecond,
+		}
+		rc.Handlers = append(slack.AllBuiltinRetryHandlers(rc), slack.NewServerErrorRetryHandler(rc))
+		// After OptionHTTPClient: the retry client wraps the HTTP client.
+		opts = append(opts, slack.OptionRetryConfig(rc))
+	}
+	b.api = slack.New(cfg.BotToken, opts...)
+	return b, nil
+}
+
+// Ready reports whether the bot can take commands: the Socket Mode
+// connection is up, or the HTTP listener is listening.
+func (b *Bot) Ready() bool { return b.ready.Load() }
+
+// Addr is the HTTP-mode listener's address once it listens (nil before,
+// and always in Socket Mode).
+func (b *Bot) Addr() net.Addr {
+	if a := b.addr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// Run checks the bot token with auth.test, then serves Slack until ctx is
+// cancelled (SIGTERM): Socket Mode connects and reconnects on its own; HTTP
+// mode listens on Config.Listen. It returns nil after a clean stop and an
+// error when a token is rejected or the listener cannot start.
+func (b *Bot) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("bot: Run called twice")
+	}
+	defer b.running.Store(false)
+	defer func() {
+		if b.ownTr != nil {
+			b.ownTr.CloseIdleConnections()
+		}
+	}()
+
+	authCtx, cancelAuth := context.WithTimeout(ctx, 30*time.Second)
+	who, err := b.api.AuthTestContext(authCtx)
+	cancelAuth()
+	if err != nil {
+		if code := slackCode(err); isAuthCode(code) {
+			return &authError{msg: fmt.Sprintf("slack: the bot token was rejected (%s): check SLACK_BOT_TOKEN", code), err: err}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("slack: auth.test at %s failed, so the bot token could not be checked: %w", b.cfg.APIURL, err)
+	}
+	b.log.Info("slack: bot token accepted", "team", who.Team, "team_id", who.TeamID, "bot_user", who.User, "bot_user_id", who.UserID, "mode", b.cfg.Mode)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var workers sync.WaitGroup
+	b.pool.start(ctx, &workers)
+
+	switch b.cfg.Mode {
+	case ModeHTTP:
+		err = b.runHTTP(ctx)
+	default:
+		err = b.runSocket(ctx)
+	}
+	b.ready.Store(false)
+	cancel()
+	b.acks.Wait()
+	workers.Wait()
+	if dropped := b.pool.drain(); dropped > 0 {
+		b.log.Warn("slack: commands still queued at shutdown were dropped", "count", dropped)
+	}
+	return err
+}
+
+// isAuthCode reports whether a Slack error code means a rejected token.
+func isAuthCode(code string) bool {
+	switch code {
+	case "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired":
+		return true
+	}
+	return false
+}
+
+// authError is a rejected token: errors.Is(err, ErrAuth) holds and the
+// Slack error stays reachable with errors.As.
+type authError struct {
+	msg string
+	err error
+}
+
+func (e *authError) Error() string   { return e.msg }
+func (e *authError) Unwrap() []error { return []error{ErrAuth, e.err} }

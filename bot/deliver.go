@@ -1,0 +1,431 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/gmailtls/gmailtls/commands"
+)
+
+// origin is where a command came from, and so where its answers go.
+type origin struct {
+	channel     string
+	user        string
+	responseURL string
+	// messageTS is the message a button was on; threadTS its thread.
+	messageTS string
+	threadTS  string
+	// ephemeral marks a button on an ephemeral message (which chat.update
+	// cannot edit).
+	ephemeral bool
+}
+
+// wireMessage is a message as Slack takes it in an HTTP reply, a Socket
+// Mode ack payload or a response_url post.
+type wireMessage struct {
+	ResponseType    string        `json:"response_type,omitempty"`
+	Text            string        `json:"text"`
+	Blocks          []slack.Block `json:"blocks,omitempty"`
+	ReplaceOriginal bool          `json:"replace_original,omitempty"`
+	ThreadTS        string        `json:"thread_ts,omitempty"`
+}
+
+func responseType(ephemeral bool) string {
+	if ephemeral {
+		return slack.ResponseTypeEphemeral
+	}
+	return slack.ResponseTypeInChannel
+}
+
+// deliveryTimeout bounds delivering one Response, also after shutdown
+// began, so a finished result still reaches Slack.
+const deliveryTimeout = 20 * time.Second
+
+// runJob is the worker pool's body.
+func (b *Bot) runJob(ctx context.Context, j job) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("slack: a background command panicked", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
+	defer cancel()
+	if j.pre != nil {
+		if err := b.deliver(dctx, j.org, *j.pre); err != nil {
+			b.log.Warn("slack: could not deliver a reply", "channel", j.org.channel, "err", err)
+		}
+	}
+	if !j.run {
+		return
+	}
+	resp := b.safeRun(ctx, j.req)
+	dctx2, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
+	defer cancel2()
+	if err := b.deliver(dctx2, j.org, resp); err != nil {
+		b.log.Warn("slack: could not deliver a result", "channel", j.org.channel, "command", j.req.Text, "action", j.req.Action, "err", err)
+	}
+}
+
+// safeRun calls Handler.Run and turns a panic into an error reply.
+func (b *Bot) safeRun(ctx context.Context, req commands.Request) (resp commands.Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("slack: command handler panicked", "command", req.Text, "action", req.Action, "panic", r, "stack", string(debug.Stack()))
+			resp = internalError(req, b.now())
+		}
+	}()
+	return b.h.Run(ctx, req)
+}
+
+// acknowledge calls Handler.Acknowledge with a deadline inside Slack's 3 s
+// and turns a panic into an error reply.
+func (b *Bot) acknowledge(ctx context.Context, req commands.Request) (resp commands.Response, more bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("slack: command handler panicked while acknowledging", "command", req.Text, "action", req.Action, "panic", r, "stack", string(debug.Stack()))
+			resp, more = internalError(req, b.now()), false
+		}
+	}()
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return b.h.Acknowledge(actx, req)
+}
+
+// internalError is the reply when a handler panicked.
+func internalError(req commands.Request, at time.Time) commands.Response {
+	what := strings.TrimSpace(req.Text)
+	if what == "" {
+		what = req.Action
+	}
+	return commands.Response{
+		Title:     "gmailtls hit an internal error",
+		Verdict:   commands.VerdictFail,
+		Summary:   "gmailtls hit an internal error running " + what,
+		Sections:  []commands.Section{{Lines: []string{"The command `" + what + "` failed inside gmailtls. The bot's log has the details; please report it with the time below."}}},
+		Context:   at.Format(time.RFC3339),
+		Ephemeral: true,
+	}
+}
+
+// isEmpty reports whether r has nothing to show.
+func isEmpty(r commands.Response) bool {
+	return r.Title == "" && r.Summary == "" && r.Context == "" && len(r.Sections) == 0 &&
+		len(r.Buttons) == 0 && len(r.Thread) == 0
+}
+
+// deliver sends r where org says: replacing the original message, as an
+// ephemeral reply, or in the channel, with its thread.
+func (b *Bot) deliver(ctx context.Context, org origin, r commands.Response) error {
+	if isEmpty(r) {
+		return nil
+	}
+	rendered := RenderMessages(r)
+	switch {
+	case r.ReplaceOriginal && (org.responseURL != "" || org.messageTS != ""):
+		errs := []error{b.replace(ctx, org, rendered.Main)}
+		if len(rendered.Thread) > 0 {
+			if org.ephemeral || r.Ephemeral || org.messageTS == "" {
+				errs = append(errs, b.sendEphemeralAll(ctx, org, rendered.Thread))
+			} else {
+				parent := org.threadTS
+				if parent == "" {
+					parent = org.messageTS
+				}
+				errs = append(errs, b.postReplies(ctx, org.channel, parent, rendered.Thread))
+			}
+		}
+		return errors.Join(errs...)
+	case r.Ephemeral:
+		return b.sendEphemeralAll(ctx, org, append([]Message{rendered.Main}, rendered.Thread...))
+	case len(rendered.Thread) == 0:
+		return b.sendInChannel(ctx, org, rendered.Main)
+	}
+
+	// A message with a thread needs its ts, which only chat.postMessage
+	// returns.
+	ts, err := b.postMessage(ctx, org.channel, rendered.Main, "")
+	if err == nil {
+		return b.postReplies(ctx, org.channel, ts, rendered.Thread)
+	}
+	if !IsPermanent(err) || org.responseURL == "" {
+		return err
+	}
+	// The bot cannot post here (typically not_in_channel): the
+	// response_url still can, so send the thread as follow-up messages.
+	b.log.Info("slack: posting through the response_url instead", "channel", org.channel, "reason", slackCode(err), "hint", hint(err))
+	var errs []error
+	for _, m := range append([]Message{rendered.Main}, rendered.Thread...) {
+		if !b.urls.take(org.responseURL, b.now()) {
+			errs = append(errs, fmt.Errorf("slack: the response_url is used up; %d messages of the reply were not delivered: %w", len(rendered.Thread)+1, err))
+			break
+		}
+		if e := b.postResponseURL(ctx, org.responseURL, wireOf(m, slack.ResponseTypeInChannel)); e != nil {
+			errs = append(errs, e)
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func wireOf(m Message, responseType string) wireMessage {
+	return wireMessage{ResponseType: responseType, Text: m.Text, Blocks: m.Blocks}
+}
+
+// replace replaces the message a button was on: through the response_url,
+// else with chat.update, else (ephemeral original) as a new ephemeral.
+func (b *Bot) replace(ctx context.Context, org origin, m Message) error {
+	if b.urls.take(org.responseURL, b.now()) {
+		w := wireOf(m, "")
+		w.ReplaceOriginal = true
+		err := b.postResponseURL(ctx, org.responseURL, w)
+		if err == nil {
+			return nil
+		}
+		b.log.Warn("slack: replacing through the response_url failed; falling back to the Web API", "err", err)
+	}
+	if !org.ephemeral && org.messageTS != "" && org.channel != "" {
+		return b.updateMessage(ctx, org.channel, org.messageTS, m)
+	}
+	return b.postEphemeral(ctx, org, m)
+}
+
+// sendInChannel posts m in the channel: through the response_url while it
+// lasts, then with chat.postMessage.
+func (b *Bot) sendInChannel(ctx context.Context, org origin, m Message) error {
+	if b.urls.take(org.responseURL, b.now()) {
+		err := b.postResponseURL(ctx, org.responseURL, wireOf(m, slack.ResponseTypeInChannel))
+		if err == nil {
+			return nil
+		}
+		b.log.Warn("slack: posting through the response_url failed; falling back to chat.postMessage", "err", err)
+	}
+	_, err := b.postMessage(ctx, org.channel, m, "")
+	return err
+}
+
+// sendEphemeralAll sends messages only the requester sees: through the
+// response_url while it lasts, then with chat.postEphemeral.
+func (b *Bot) sendEphemeralAll(ctx context.Context, org origin, ms []Message) error {
+	var errs []error
+	for _, m := range ms {
+		if b.urls.take(org.responseURL, b.now()) {
+			err := b.postResponseURL(ctx, org.responseURL, wireOf(m, slack.ResponseTypeEphemeral))
+			if err == nil {
+				continue
+			}
+			b.log.Warn("slack: posting through the response_url failed; falling back to chat.postEphemeral", "err", err)
+		}
+		if err := b.postEphemeral(ctx, org, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func msgOptions(m Message, threadTS string) []slack.MsgOption {
+	opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false)}
+	if len(m.Blocks) > 0 {
+		opts = append(opts, slack.MsgOptionBlocks(m.Blocks...))
+	}
+	if threadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(threadTS))
+	}
+	return opts
+}
+
+// webAPIError words a Web API failure for an operator.
+func webAPIError(method, channel string, err error) error {
+	if h := hint(err); h != "" {
+		return fmt.Errorf("slack: %s in channel %s failed (%s): %w", method, channel, h, err)
+	}
+	return fmt.Errorf("slack: %s in channel %s failed: %w", method, channel, err)
+}
+
+func (b *Bot) postMessage(ctx context.Context, channel string, m Message, threadTS string) (string, error) {
+	_, ts, err := b.api.PostMessageContext(ctx, channel, msgOptions(m, threadTS)...)
+	if err != nil {
+		return "", webAPIError("chat.postMessage", channel, err)
+	}
+	return ts, nil
+}
+
+func (b *Bot) updateMessage(ctx context.Context, channel, ts string, m Message) error {
+	_, _, _, err := b.api.UpdateMessageContext(ctx, channel, ts, msgOptions(m, "")...)
+	if err != nil {
+		return webAPIError("chat.update", channel, err)
+	}
+	return nil
+}
+
+func (b *Bot) postEphemeral(ctx context.Context, org origin, m Message) error {
+	if org.channel == "" || org.user == "" {
+		return errors.New("slack: no channel and user to send an ephemeral reply to")
+	}
+	_, err := b.api.PostEphemeralContext(ctx, org.channel, org.user, msgOptions(m, "")...)
+	if err != nil {
+		return webAPIError("chat.postEphemeral", org.channel, err)
+	}
+	return nil
+}
+
+// postReplies posts ms as thread replies under parent, in order.
+func (b *Bot) postReplies(ctx context.Context, channel, parent string, ms []Message) error {
+	for i, m := range ms {
+		if _, err := b.postMessage(ctx, channel, m, parent); err != nil {
+			return fmt.Errorf("slack: %d of %d thread replies were posted: %w", i, len(ms), err)
+		}
+	}
+	return nil
+}
+
+// Response_url retry policy: 429 waits as long as Retry-After says (at
+// most maxRetryAfter), 5xx and network errors back off from 250 ms.
+const (
+	responseURLRetries = 3
+	maxRetryAfter      = 2 * time.Minute
+	defaultRetryAfter  = 5 * time.Second
+)
+
+// postResponseURL posts m to a response_url with the bot's own HTTP client.
+func (b *Bot) postResponseURL(ctx context.Context, u string, m wireMessage) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("slack: encoding a response_url message: %w", err)
+	}
+	backoff := 250 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := b.postResponseURLOnce(ctx, u, body)
+		if err == nil {
+			return nil
+		}
+		if attempt >= responseURLRetries || IsPermanent(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := backoff
+		if ra, ok := IsRateLimited(err); ok {
+			wait = ra
+			if wait <= 0 {
+				wait = defaultRetryAfter
+			}
+			if wait > maxRetryAfter {
+				return err
+			}
+		} else {
+			backoff *= 2
+		}
+		b.log.Debug("slack: retrying a response_url post", "attempt", attempt+1, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("slack: gave up on a response_url post: %w", errors.Join(err, ctx.Err()))
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Bot) postResponseURLOnce(ctx context.Context, u string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("slack: bad response_url: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("slack: posting to the response_url: %w", err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		var ra time.Duration
+		if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s >= 0 {
+			ra = time.Duration(s) * time.Second
+		}
+		return fmt.Errorf("slack: response_url rate limited: %w", &slack.RateLimitedError{RetryAfter: ra})
+	case resp.StatusCode != http.StatusOK:
+		code := strings.TrimSpace(string(text))
+		var se struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(text, &se) == nil && se.Error != "" {
+			code = se.Error
+		}
+		if code != "" && !strings.ContainsAny(code, " <{") && permanentErrors[code] {
+			return fmt.Errorf("slack: response_url answered %s: %w", resp.Status, slack.SlackErrorResponse{Err: code})
+		}
+		return fmt.Errorf("slack: response_url answered %s: %w", resp.Status, slack.StatusCodeError{Code: resp.StatusCode, Status: resp.Status})
+	}
+	var ok struct {
+		OK    *bool  `json:"ok"`
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(text, &ok) == nil && ok.OK != nil && !*ok.OK && ok.Error != "" {
+		return fmt.Errorf("slack: response_url refused the message: %w", slack.SlackErrorResponse{Err: ok.Error})
+	}
+	return nil
+}
+
+// Post posts r to channel (as a thread reply when threadTS is set), then
+// its thread replies, and returns the ts of the main message. Ephemeral
+// and ReplaceOriginal are ignored. Errors can be classified with
+// IsRateLimited and IsPermanent; when the main message went out but a
+// reply did not, ts is returned with the error.
+func (b *Bot) Post(ctx context.Context, channel string, r commands.Response, threadTS string) (ts string, err error) {
+	rendered := RenderMessages(r)
+	ts, err = b.postMessage(ctx, channel, rendered.Main, threadTS)
+	if err != nil {
+		return "", err
+	}
+	parent := threadTS
+	if parent == "" {
+		parent = ts
+	}
+	return ts, b.postReplies(ctx, channel, parent, rendered.Thread)
+}
+
+// Update replaces the message at channel/ts with r (chat.update). Content
+// folded out of the message is posted as new replies in its thread.
+func (b *Bot) Update(ctx context.Context, channel, ts string, r commands.Response) error {
+	rendered := RenderMessages(r)
+	if err := b.updateMessage(ctx, channel, ts, rendered.Main); err != nil {
+		return err
+	}
+	return b.postReplies(ctx, channel, ts, rendered.Thread)
+}
+
+// UploadPNG uploads a PNG image to channel (in the thread threadTS when
+// set) with Slack's files upload v2 flow: files.getUploadURLExternal, the
+// upload itself, files.completeUploadExternal. The app needs the
+// files:write scope; without it the error satisfies IsMissingScope.
+func (b *Bot) UploadPNG(ctx context.Context, channel, threadTS, filename, title string, png []byte) error {
+	if len(png) == 0 {
+		return errors.New("slack: refusing to upload an empty image")
+	}
+	_, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{
+		Reader:          bytes.NewReader(png),
+		FileSize:        len(png),
+		Filename:        filename,
+		Title:           title,
+		Channel:         channel,
+		ThreadTimestamp: threadTS,
+	})
+	if err == nil {
+		return nil
+	}
+	if IsMissingScope(err) {
+		return fmt.Errorf("slack: uploading %s needs the files:write scope: add it under OAuth & Permissions and reinstall the app: %w", filename, err)
+	}
+	return webAPIError("file upload of "+filename, channel, err)
+}

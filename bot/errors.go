@@ -1,0 +1,117 @@
+package bot
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// Errors of the bot itself, for errors.Is.
+var (
+	// ErrConfig marks a Config that cannot run.
+	ErrConfig = errors.New("bot: invalid configuration")
+	// ErrAuth marks a token Slack rejected.
+	ErrAuth = errors.New("slack: token rejected")
+)
+
+// IsRateLimited reports whether err is Slack's rate limit (HTTP 429), and
+// how long Slack asked to wait (0 when it did not say).
+func IsRateLimited(err error) (retryAfter time.Duration, ok bool) {
+	if rl, ok := errors.AsType[*slack.RateLimitedError](err); ok {
+		return rl.RetryAfter, true
+	}
+	if sc, ok := errors.AsType[slack.StatusCodeError](err); ok && sc.Code == http.StatusTooManyRequests {
+		return 0, true
+	}
+	if se, ok := errors.AsType[slack.SlackErrorResponse](err); ok && se.Err == "ratelimited" {
+		return 0, true
+	}
+	return 0, false
+}
+
+// permanentErrors are Slack API errors that retrying cannot fix: the
+// channel, the message, the token or the payload is wrong.
+var permanentErrors = map[string]bool{
+	"channel_not_found":       true,
+	"not_in_channel":          true,
+	"is_archived":             true,
+	"channel_is_archived":     true,
+	"invalid_auth":            true,
+	"not_authed":              true,
+	"account_inactive":        true,
+	"token_revoked":           true,
+	"token_expired":           true,
+	"no_permission":           true,
+	"missing_scope":           true,
+	"not_allowed_token_type":  true,
+	"restricted_action":       true,
+	"ekm_access_denied":       true,
+	"team_access_not_granted": true,
+	"msg_too_long":            true,
+	"no_text":                 true,
+	"invalid_blocks":          true,
+	"invalid_blocks_format":   true,
+	"too_many_attachments":    true,
+	"invalid_arguments":       true,
+	"message_not_found":       true,
+	"cant_update_message":     true,
+	"edit_window_closed":      true,
+	"user_not_in_channel":     true,
+	"used_url":                true,
+	"expired_url":             true,
+}
+
+// IsPermanent reports whether err is a Slack failure that retrying will not
+// fix (channel_not_found, not_in_channel, invalid_auth, missing_scope, a
+// malformed message, an expired response_url…). Rate limits, server errors
+// and network errors are not permanent.
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if _, ok := IsRateLimited(err); ok {
+		return false
+	}
+	if errors.Is(err, ErrAuth) {
+		return true
+	}
+	if se, ok := errors.AsType[slack.SlackErrorResponse](err); ok {
+		return permanentErrors[se.Err]
+	}
+	if sc, ok := errors.AsType[slack.StatusCodeError](err); ok {
+		return sc.Code >= 400 && sc.Code < 500 && sc.Code != http.StatusRequestTimeout
+	}
+	return false
+}
+
+// IsMissingScope reports whether Slack refused a call because the app lacks
+// an OAuth scope (for uploads: files:write).
+func IsMissingScope(err error) bool {
+	se, ok := errors.AsType[slack.SlackErrorResponse](err)
+	return ok && se.Err == "missing_scope"
+}
+
+// slackCode returns Slack's error code in err, or "".
+func slackCode(err error) string {
+	if se, ok := errors.AsType[slack.SlackErrorResponse](err); ok {
+		return se.Err
+	}
+	return ""
+}
+
+// hint is the operator's next step for a Slack error, or "".
+func hint(err error) string {
+	switch slackCode(err) {
+	case "not_in_channel":
+		return "invite the bot to the channel (/invite @gmailtls)"
+	case "channel_not_found":
+		return "check the channel ID, and that the bot was invited to it"
+	case "missing_scope":
+		return "add the missing scope under OAuth & Permissions and reinstall the app"
+	case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive":
+		return "check SLACK_BOT_TOKEN"
+	}
+	return ""
+}
