@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +25,7 @@ func FuzzParse(f *testing.F) {
 	dir := f.TempDir()
 	env := fakeenv(map[string]string{"GMAILTLS_AGENT_SECRET": "s"})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = scan(string(data)).line("relay[0].name") // panics surface here
 		c, err := Parse(data, "fuzz.toml", dir, env)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
@@ -32,6 +34,10 @@ func FuzzParse(f *testing.F) {
 			for _, p := range Problems(err) {
 				if !errors.Is(p, ErrInvalid) {
 					t.Fatalf("problem does not wrap ErrInvalid: %v", p)
+				}
+				// Parse turns panics into this message; here they are bugs.
+				if strings.Contains(p.Error(), "decoder failure") {
+					t.Fatalf("Parse panicked: %v", p)
 				}
 			}
 			if c != nil {
@@ -42,6 +48,5 @@ func FuzzParse(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Parse accepted what Validate rejects: %v", err)
 		}
-		_ = locate(string(data)).line("relay[0].name")
 	})
 }

@@ -402,8 +402,9 @@ func (m *meta) unknownKeys(md *toml.MetaData, failed map[string]bool) []error {
 	}
 	// Keys the decoder matched without regard to case ("Domain") are
 	// decoded, but they are not the documented spelling.
+	known := knownKeys()
 	for _, k := range md.Keys() {
-		if !undecoded[k.String()] && !knownKeys()[plainKey(k)] {
+		if !undecoded[k.String()] && !known[plainKey(k)] {
 			undecoded[k.String()] = true
 		}
 	}
@@ -429,7 +430,7 @@ func (m *meta) unknownKeys(md *toml.MetaData, failed map[string]bool) []error {
 		reported = append(reported, indexed)
 		seen[plain] = true
 		msg := "unknown key " + plain
-		if s := suggest(plain); s != "" {
+		if s := suggest(known, plain); s != "" {
 			msg += " (did you mean " + s + "?)"
 		}
 		out = append(out, &Problem{File: m.file, Line: line, Key: indexed, Msg: msg})
@@ -484,13 +485,13 @@ func knownKeys() map[string]bool {
 }
 
 // suggest returns the known key closest to an unknown one, if any is close.
-func suggest(plain string) string {
+func suggest(known map[string]bool, plain string) string {
 	best, bestDist := "", 3
 	parent := ""
 	if i := strings.LastIndexByte(plain, '.'); i >= 0 {
 		parent = plain[:i]
 	}
-	for k := range knownKeys() {
+	for k := range known {
 		kp := ""
 		if i := strings.LastIndexByte(k, '.'); i >= 0 {
 			kp = k[:i]

@@ -79,15 +79,10 @@ func targetSummary(t config.Target) string {
 	return fmt.Sprintf("%s (MX pinned: %s)", t.Domain, strings.Join(t.MX, ", "))
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
 func printConfigSummary(w io.Writer, cfg *config.Config) {
-	fmt.Fprintf(w, "config OK: %s, target %s\n", plural(len(cfg.Relays), "relay", "relays"), targetSummary(cfg.Target))
+	// The first line's wording is fixed ("config OK: N relays, target ..."):
+	// scripts match it.
+	fmt.Fprintf(w, "config OK: %d relays, target %s\n", len(cfg.Relays), targetSummary(cfg.Target))
 	var relays []string
 	for _, r := range cfg.Relays {
 		s := r.Name + " (" + r.Kind

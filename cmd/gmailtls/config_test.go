@@ -33,7 +33,7 @@ func TestConfigCheckExample(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	for _, want := range []string{
-		"config OK: 1 relay, target gmail.com (MX from DNS)\n",
+		"config OK: 1 relays, target gmail.com (MX from DNS)\n",
 		"  relays: relay-1 (local)\n",
 		"  probing: @every 5m\n",
 		`  report[0]: "CRON_TZ=Europe/Berlin 0 9 * * 1-5" to C0123, window 1d` + "\n",
@@ -130,7 +130,7 @@ func TestConfigCheckDefaultPath(t *testing.T) {
 	}
 	t.Chdir(dir)
 	code, out, errs := configCheck(t, nil, "config", "check")
-	if code != exitOK || !strings.HasPrefix(out, "config OK: 1 relay, target gmail.com (MX from DNS)\n") {
+	if code != exitOK || !strings.HasPrefix(out, "config OK: 1 relays, target gmail.com (MX from DNS)\n") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
