@@ -11,9 +11,11 @@ import "time"
 
 // Config is the whole configuration file.
 type Config struct {
-	Target     Target     `toml:"target"`
-	Storage    Storage    `toml:"storage"`
-	Retention  Retention  `toml:"retention"`
+	Target    Target    `toml:"target"`
+	Storage   Storage   `toml:"storage"`
+	Retention Retention `toml:"retention"`
+	// Relays is never empty after Load: with no [[relay]], one relay
+	// {name "local", kind "local"} is implied.
 	Relays     []Relay    `toml:"relay"`
 	Slack      Slack      `toml:"slack"`
 	Access     Access     `toml:"access"`
@@ -23,7 +25,9 @@ type Config struct {
 	Escalation Escalation `toml:"escalation"`
 	HTTP       HTTP       `toml:"http"`
 	Log        Log        `toml:"log"`
-	Agent      *Agent     `toml:"agent"`
+	// Agent is never nil after Load, Parse or Default: without an [agent]
+	// table it holds the defaults. LoadAgent requires the table.
+	Agent *Agent `toml:"agent"`
 
 	// Dir is the folder of the file the config came from; relative paths
 	// (storage.path, ca_file, secret_file) are resolved against it.
@@ -75,8 +79,8 @@ type Relay struct {
 
 // Slack configures the bot's connection to Slack.
 type Slack struct {
-	Mode              string `toml:"mode"` // "socket" (default) or "http"
-	APIURL            string `toml:"api_url"`
+	Mode              string `toml:"mode"`    // "socket" (default) or "http"
+	APIURL            string `toml:"api_url"` // a missing trailing "/" is added
 	BotTokenEnv       string `toml:"bot_token_env"`
 	BotTokenFile      string `toml:"bot_token_file"`
 	AppTokenEnv       string `toml:"app_token_env"`
