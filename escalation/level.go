@@ -20,9 +20,12 @@
 //     (everything fails: a local TLS issue).
 //   - incident (global only): IncidentRelays or more relays at investigate,
 //     or every relay with recent results failing toward Gmail (at least two
-//     relays), or Gmail-bound queues rising on QueueRisingRelays or more
-//     relays. Scope all_gmail, or mixed_mx when the failing relays still
-//     reach some MX hosts.
+//     relays; recent means an attempt within Window of the newest attempt of
+//     any relay, and failing means its latest attempt failed), or
+//     Gmail-bound queues rising on QueueRisingRelays or more relays (at
+//     least two samples within Window, the newest above zero and above the
+//     oldest of them). Scope all_gmail, or mixed_mx when the failing relays
+//     still reach some MX hosts or addresses.
 //
 // An attempt is one probe run of one relay: all observations with the same
 // RunID (or, when RunID is 0, the same relay and time). A run fails when any
