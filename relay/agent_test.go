@@ -345,8 +345,8 @@ func TestAgentBadAnswers(t *testing.T) {
 		{"trailing data", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, `{"results":[{"ok":true}]} {}`)
 		}, probe.FailAgentError},
-		{"500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }, probe.FailAgentError},
-		{"401", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad signature", 401) }, probe.FailAgentError},
+		{"500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }, probe.FailAgentError},
+		{"401", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad signature", http.StatusUnauthorized) }, probe.FailAgentError},
 		{"cut off", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "1000")
 			io.WriteString(w, `{"results":[`)

@@ -74,6 +74,8 @@ func ParsePostqueue(r io.Reader, now time.Time) (QueueSummary, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var oldest int64
 	haveOldest := false
+	// The queue may change while it is listed: a message can appear twice.
+	counted := map[string]bool{}
 	for {
 		line, tooLong, err := readLine(br, MaxPostqueueLine)
 		if len(line) > 0 || tooLong {
@@ -83,7 +85,8 @@ func ParsePostqueue(r io.Reader, now time.Time) (QueueSummary, error) {
 				s.Malformed++
 			} else {
 				s.Messages++
-				if msg.QueueName == "deferred" {
+				if msg.QueueName == "deferred" && !counted[msg.QueueID] {
+					counted[msg.QueueID] = true
 					gm := 0
 					for _, rc := range msg.Recipients {
 						if IsGmailAddress(rc.Address) {
@@ -172,9 +175,11 @@ var (
 	reIPv4      = regexp.MustCompile(`\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b`)
 	reIPv6      = regexp.MustCompile(`\b[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,7}\b`)
 	reGsmtpID   = regexp.MustCompile(`\S+ - gsmtp\b`)
-	reQueueID   = regexp.MustCompile(`\b(?:[0-9A-F]{6,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,16}z[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{3,6})\b`)
-	reAltMX     = regexp.MustCompile(`(?i)\balt[1-9]\.gmail-smtp-in\.l\.google\.com`)
-	reSpace     = regexp.MustCompile(`\s+`)
+	// Short queue ids are 8 to 12 upper-case hex digits; long ones
+	// (enable_long_queue_ids) are base-52 time, "z", base-51 inode.
+	reQueueID = regexp.MustCompile(`\b(?:[0-9A-F]{8,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{10,14}z[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{2,6})\b`)
+	reAltMX   = regexp.MustCompile(`(?i)\balt[1-9]\.gmail-smtp-in\.l\.google\.com`)
+	reSpace   = regexp.MustCompile(`\s+`)
 )
 
 // NormalizeReason rewrites a Postfix delay reason so that the same cause
@@ -189,7 +194,7 @@ var (
 //
 //	SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection
 func NormalizeReason(s string) string {
-	s = reGsmtpID.ReplaceAllString(s, "- gsmtp")
+	s = reGsmtpID.ReplaceAllString(s, "ID - gsmtp")
 	s = reBracketIP.ReplaceAllString(s, "[IP]")
 	s = reIPv4.ReplaceAllString(s, "IP")
 	s = reIPv6.ReplaceAllStringFunc(s, func(m string) string {
@@ -198,11 +203,20 @@ func NormalizeReason(s string) string {
 		}
 		return m
 	})
-	s = reQueueID.ReplaceAllString(s, "QUEUEID")
+	s = reQueueID.ReplaceAllStringFunc(s, func(m string) string {
+		// A queue id mixes letters and digits; a plain number (a size, a
+		// port) or a word is left alone.
+		if strings.ContainsAny(m, "0123456789") && strings.IndexFunc(m, isLetter) >= 0 {
+			return "QUEUEID"
+		}
+		return m
+	})
 	s = reAltMX.ReplaceAllString(s, "gmail-smtp-in.l.google.com")
-	s = reSpace.ReplaceAllString(strings.TrimSpace(s), " ")
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return s
+	s = clip(s, maxReasonBytes)
+	return reSpace.ReplaceAllString(strings.TrimSpace(strings.TrimSuffix(s, "…")), " ")
 }
+
+// maxReasonBytes bounds a normalised reason.
+const maxReasonBytes = 300
+
+func isLetter(r rune) bool { return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' }

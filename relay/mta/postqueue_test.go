@@ -1,0 +1,97 @@
+package mta
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+var queueNow = time.Unix(1772445600, 0) // 2026-03-02T10:00:00Z
+
+func TestParsePostqueueMixed(t *testing.T) {
+	data, err := os.ReadFile("../testdata/postqueue/mixed.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParsePostqueue(bytes.NewReader(data), queueNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Gmail-bound deferred messages: 4C1F81F4D1 (listed twice),
+	// 4LxXwb1Pm6z9sG4 (googlemail) and 5D2A91F4E2 (two Gmail recipients).
+	if s.Deferred != 3 || s.Recipients != 4 {
+		t.Errorf("deferred %d recipients %d", s.Deferred, s.Recipients)
+	}
+	if s.OldestAge != 2*time.Hour {
+		t.Errorf("oldest %s", s.OldestAge)
+	}
+	// Truncated object, warning line, JSON array, object without queue_id.
+	if s.Malformed != 4 {
+		t.Errorf("malformed %d", s.Malformed)
+	}
+	if s.Messages != 7 {
+		t.Errorf("messages %d", s.Messages)
+	}
+	want := "SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection"
+	if s.TopReason != want || s.Reasons[want] != 2 {
+		t.Errorf("top reason %q, reasons %v", s.TopReason, s.Reasons)
+	}
+	gsmtp := "host gmail-smtp-in.l.google.com[IP] said: 421-4.7.28 Gmail has detected an unusual rate of unsolicited mail. https://support.google.com/mail/?p=UnsolicitedRateLimitError ID - gsmtp (in reply to end of DATA command)"
+	if s.Reasons[gsmtp] != 1 {
+		t.Errorf("reasons %v", s.Reasons)
+	}
+}
+
+func TestParsePostqueueEdges(t *testing.T) {
+	s, err := ParsePostqueue(strings.NewReader(""), queueNow)
+	if err != nil || s.Deferred != 0 || s.TopReason != "" || s.OldestAge != 0 {
+		t.Errorf("empty queue: %+v %v", s, err)
+	}
+	// A line longer than the bound is skipped, and parsing goes on.
+	long := `{"queue_name":"deferred","queue_id":"AAAA1111","sender":"` + strings.Repeat("x", MaxPostqueueLine) + `","recipients":[]}`
+	ok := `{"queue_name":"deferred","queue_id":"BBBB2222","arrival_time":1772445500,"recipients":[{"address":"a@gmail.com","delay_reason":"r"}]}`
+	s, err = ParsePostqueue(strings.NewReader(long+"\n"+ok), queueNow)
+	if err != nil || s.Malformed != 1 || s.Deferred != 1 || s.OldestAge != 100*time.Second {
+		t.Errorf("long line: %+v %v", s, err)
+	}
+	// Clocks disagree: an arrival in the future is not a negative age.
+	s, _ = ParsePostqueue(strings.NewReader(`{"queue_name":"deferred","queue_id":"CCCC3333","arrival_time":1772449999,"recipients":[{"address":"a@gmail.com"}]}`), queueNow)
+	if s.OldestAge != 0 || s.Deferred != 1 {
+		t.Errorf("future arrival: %+v", s)
+	}
+}
+
+func TestIsGmailAddress(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"a@gmail.com": true, "<A@Gmail.Com>": true, "a@googlemail.com": true, "a@gmail.com.": true,
+		"a@gmail.co": false, "a@notgmail.com": false, "a@gmail.com.evil.example": false, "gmail.com": false, "": false,
+	} {
+		if IsGmailAddress(addr) != want {
+			t.Errorf("%q: want %v", addr, want)
+		}
+	}
+}
+
+func TestNormalizeReason(t *testing.T) {
+	tests := map[string]string{
+		"SSL_connect error to alt3.gmail-smtp-in.l.google.com[2607:f8b0:4023:c0b::1a]:25: Connection reset by peer": "SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: Connection reset by peer",
+		"connect to 142.250.102.27:25: Connection timed out":                                                        "connect to IP:25: Connection timed out",
+		"host relay.example[192.0.2.1] said: 250 2.0.0 Ok: queued as 3F1A2B4C5D (in reply to end of DATA command)":  "host relay.example[IP] said: 250 2.0.0 Ok: queued as QUEUEID (in reply to end of DATA command)",
+		"host x[IPv6:2001:db8::1] said: 452 4.3.1 Insufficient system storage SIZE 157286400":                       "host x[IP] said: 452 4.3.1 Insufficient system storage SIZE 157286400",
+		"  lost   connection \t with x  ": "lost connection with x",
+		"delivery temporarily suspended: SSL_connect error to gmail-smtp-in.l.google.com[142.250.102.26]:25: lost connection": "delivery temporarily suspended: SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection",
+	}
+	for in, want := range tests {
+		if got := NormalizeReason(in); got != want {
+			t.Errorf("NormalizeReason(%q)\n got %q\nwant %q", in, got, want)
+		}
+		if again := NormalizeReason(want); again != want {
+			t.Errorf("not idempotent: %q -> %q", want, again)
+		}
+	}
+	if got := NormalizeReason(strings.Repeat("é", 400)); len(got) > maxReasonBytes {
+		t.Errorf("long reason kept %d bytes", len(got))
+	}
+}

@@ -1,0 +1,197 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/probe"
+)
+
+// realTools runs the installed openssl and posttls-finger; posttls-finger
+// gets an empty main.cf of its own (a test host has no Postfix
+// configuration). Every address they are pointed at is on loopback.
+func realTools(t *testing.T) ExecRunner {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed")
+	}
+	dir := t.TempDir()
+	// A fixed myhostname spares posttls-finger any lookup of the host name.
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = relay.test.example\nsmtp_host_lookup = native\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ExecRunner{Env: append(os.Environ(), "MAIL_CONFIG="+dir)}
+}
+
+func hasPosttlsFinger() bool {
+	_, err := exec.LookPath("posttls-finger")
+	return err == nil
+}
+
+func byEngine(rep probe.Report) map[string]probe.Result {
+	m := map[string]probe.Result{}
+	for _, r := range rep.Results {
+		m[r.Engine] = r
+	}
+	return m
+}
+
+func mtaLocal(t *testing.T, b smtptest.Behavior, withCAFile bool, cmds CommandRunner) (*Local, *smtptest.Server) {
+	t.Helper()
+	ca := newCA(t)
+	mx, base := target(t, b, ca)
+	l := NewLocal("relay-1", base, nil)
+	l.MTAStack = true
+	l.Commands = cmds
+	if withCAFile {
+		l.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+		if err := ca.WritePEM(l.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l, mx
+}
+
+func TestMTAStackRealToolsAgree(t *testing.T) {
+	tools := realTools(t)
+	tests := []struct {
+		behavior smtptest.Behavior
+		want     probe.Failure
+	}{
+		{smtptest.Gmail, probe.FailNone},
+		{smtptest.ExpiredCert, probe.FailCertExpired},
+		{smtptest.WrongNameCert, probe.FailCertHostname},
+		{smtptest.ResetAfterReady, probe.FailTLSReset},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.behavior), func(t *testing.T) {
+			l, _ := mtaLocal(t, tt.behavior, true, tools)
+			rep, err := l.Probe(t.Context(), Options{MTAStack: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := byEngine(rep)
+			engines := []string{probe.EngineNative, probe.EngineOpenSSL}
+			if hasPosttlsFinger() {
+				engines = append(engines, probe.EnginePosttlsFinger)
+			}
+			if len(rep.Results) != len(engines) {
+				t.Fatalf("%d results, want %d: %+v", len(rep.Results), len(engines), rep.Results)
+			}
+			for _, e := range engines {
+				r, ok := got[e]
+				if !ok {
+					t.Fatalf("no %s result", e)
+				}
+				if r.Failure != tt.want || r.OK != (tt.want == probe.FailNone) {
+					t.Errorf("%s: ok=%v failure=%q (%s), want %q", e, r.OK, r.Failure, r.Error, tt.want)
+				}
+				if r.IP != "127.0.0.1" || r.Relay != "relay-1" || r.ServerName != "mx.test.example" {
+					t.Errorf("%s: identity %+v", e, r)
+				}
+				if len(r.Transcript) == 0 {
+					t.Errorf("%s: empty transcript", e)
+				}
+				for _, h := range r.Hints {
+					if h == MTAStackHint {
+						t.Errorf("%s: MTA hint although the native probe failed the same way", e)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestMTAStackHintWhenOnlyTheRelayStackFails(t *testing.T) {
+	// The native probe trusts the test CA; the relay's own tools are left
+	// with the system trust store, which does not: the network path is
+	// fine, the relay's TLS configuration is not.
+	l, _ := mtaLocal(t, smtptest.Gmail, false, realTools(t))
+	rep, err := l.Probe(t.Context(), Options{MTAStack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byEngine(rep)
+	if !got[probe.EngineNative].OK {
+		t.Fatalf("native %+v", got[probe.EngineNative])
+	}
+	engines := []string{probe.EngineOpenSSL}
+	if hasPosttlsFinger() {
+		engines = append(engines, probe.EnginePosttlsFinger)
+	}
+	for _, e := range engines {
+		r := got[e]
+		if r.OK || r.Failure != probe.FailCertUntrusted {
+			t.Errorf("%s: %+v", e, r)
+		}
+		if !strings.Contains(strings.Join(r.Hints, "|"), MTAStackHint) {
+			t.Errorf("%s: hints %q lack the MTA-stack hint", e, r.Hints)
+		}
+	}
+}
+
+func TestMTAStackRecordedOutputs(t *testing.T) {
+	reset, err := os.ReadFile("testdata/openssl/reset_after_ready.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := &recordedTools{out: map[string][]byte{"openssl": reset}}
+	l, _ := mtaLocal(t, smtptest.Gmail, true, cmds)
+	rep, err := l.Probe(t.Context(), Options{MTAStack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 { // posttls-finger "not installed": skipped
+		t.Fatalf("%+v", rep.Results)
+	}
+	r := byEngine(rep)[probe.EngineOpenSSL]
+	if r.Failure != probe.FailTLSReset || r.Hints[len(r.Hints)-1] != MTAStackHint {
+		t.Errorf("%+v", r)
+	}
+	// Without the option, or when the relay does not allow it, only the
+	// native probe runs.
+	rep, _ = l.Probe(t.Context(), Options{})
+	l.MTAStack = false
+	rep2, _ := l.Probe(t.Context(), Options{MTAStack: true})
+	if len(rep.Results) != 1 || len(rep2.Results) != 1 {
+		t.Errorf("MTA stack ran unasked: %d, %d results", len(rep.Results), len(rep2.Results))
+	}
+}
+
+func TestMTAStackSkippedWhereNativeCouldNotConnect(t *testing.T) {
+	cmds := &recordedTools{out: map[string][]byte{"openssl": []byte("CONNECTION ESTABLISHED\n")}}
+	l, mx := mtaLocal(t, smtptest.Gmail, true, cmds)
+	mx.Close() // nothing listens any more: connect_refused
+	rep, err := l.Probe(t.Context(), Options{MTAStack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Stage != probe.StageConnect || len(cmds.calls) != 0 {
+		t.Errorf("results %+v, tool calls %v", rep.Results, cmds.calls)
+	}
+}
+
+// recordedTools answers with a recorded output per program; other programs
+// are "not installed".
+type recordedTools struct {
+	out   map[string][]byte
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recordedTools) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, name)
+	if o, ok := r.out[name]; ok {
+		return o, nil
+	}
+	return nil, errors.Join(errors.New(name+" is not installed"), exec.ErrNotFound)
+}
