@@ -148,7 +148,7 @@ func TestFailureClassesFromServerBehaviours(t *testing.T) {
 		{name: "close after banner", behavior: smtptest.CloseAfterBanner, stage: probe.StageEHLO, failure: probe.FailSMTPProtocol},
 		{name: "post-TLS 421", behavior: smtptest.PostTLS421, stage: probe.StagePostTLS, failure: probe.FailPostTLS, code: 421},
 		{name: "drop large hello", behavior: smtptest.DropLargeHello, stage: probe.StageHandshake, failure: probe.FailTLSReset,
-			hint: "the handshake succeeds without the post-quantum key share: a middlebox on the path drops large ClientHellos",
+			hint:    "the handshake succeeds without the post-quantum key share: a middlebox on the path drops large ClientHellos",
 			variant: "classic_kex"},
 	}
 	for _, tc := range rows {

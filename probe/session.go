@@ -29,6 +29,9 @@ const (
 	variantTLS12
 )
 
+// retryNote starts the transcript note of each retry.
+const retryNote = Note + "retry with "
+
 // classicCurves are the key exchanges of variantClassic and variantTLS12.
 var classicCurves = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
 
@@ -93,7 +96,7 @@ func retryNarrower(ctx context.Context, cfg *Config, ep Endpoint, res *Result, d
 			break
 		}
 		a := runAttempt(ctx, cfg, ep, v)
-		res.Transcript = append(res.Transcript, Note+"retry with "+v.describe())
+		res.Transcript = append(res.Transcript, retryNote+v.describe())
 		res.Transcript = append(res.Transcript, a.res.Transcript...)
 		if a.handshakeDone {
 			info := a.res.TLS
@@ -342,7 +345,11 @@ func (a *attempt) handshake(ctx context.Context, conn net.Conn) bool {
 		tcfg.MaxVersion = tls.VersionTLS12
 	}
 	tc := tls.Client(sn, tcfg)
-	a.note("TLS handshake started, SNI " + name)
+	if _, err := netip.ParseAddr(name); err == nil {
+		a.note("TLS handshake started, verifying for " + name + " (no SNI for an IP address)")
+	} else {
+		a.note("TLS handshake started, SNI " + name)
+	}
 	err := tc.HandshakeContext(ctx)
 	a.helloBytes = sn.out.firstHandshake
 	a.res.Timings.Handshake = ms(cfg.Now().Sub(t))
@@ -547,7 +554,7 @@ func (a *attempt) note(s string) {
 	a.res.Transcript = append(a.res.Transcript, Note+s)
 }
 
-// ms converts d to milliseconds rounded to 0.1 ms.
+// ms converts d to milliseconds rounded to the microsecond.
 func ms(d time.Duration) float64 {
-	return math.Round(float64(d)/1e5) / 10
+	return math.Round(float64(d)/1e3) / 1e3
 }

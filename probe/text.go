@@ -34,6 +34,8 @@ func WriteText(w io.Writer, rep Report) error {
 
 	status := fmt.Sprintf("all %d ok", len(rep.Results))
 	switch {
+	case len(rep.Results) == 1 && failed == 0:
+		status = "ok"
 	case len(rep.Results) == 0:
 		status = "no results"
 	case failed > 0:
@@ -43,20 +45,34 @@ func WriteText(w io.Writer, rep Report) error {
 		rep.Domain, rep.Relay, rep.StartedAt.Format(time.RFC3339), status)
 	fmt.Fprintln(bw, clipWidth(header, TextWidth))
 
-	rows := make([][]string, len(rep.Results))
-	for i, r := range rep.Results {
+	suffix := commonSuffix(rep.Results)
+	if suffix != "" {
+		fmt.Fprintln(bw, clipWidth("MX host names below end in ."+suffix, TextWidth))
+	}
+	srcHead := ""
+	if showSource {
+		srcHead = "source"
+	}
+	rows := [][]string{{" ", "MX host", "address", srcHead, "result", "ms"}}
+	for _, r := range rep.Results {
 		mark := "✓"
 		if !r.OK {
 			mark = "✗"
 		}
-		src := ""
-		if showSource {
-			src = "from " + orDash(r.SourceIP)
+		mx := r.MX
+		if suffix != "" {
+			mx = strings.TrimSuffix(mx, "."+suffix)
 		}
-		rows[i] = []string{mark, r.MX, displayAddr(r), src, outcome(r), fmt.Sprintf("%.1f ms", r.Timings.Total)}
+		total := r.Timings.Total
+		if total == 0 {
+			total = r.Timings.DNS
+		}
+		rows = append(rows, []string{mark, mx, displayAddr(r), orDash(r.SourceIP), outcome(r), fmt.Sprintf("%.1f", total)})
 	}
-	for _, row := range layout(rows, showSource) {
-		fmt.Fprintln(bw, row)
+	if len(rep.Results) > 0 {
+		for _, row := range layout(rows, showSource) {
+			fmt.Fprintln(bw, row)
+		}
 	}
 
 	for _, r := range rep.Results {
@@ -64,15 +80,14 @@ func WriteText(w io.Writer, rep Report) error {
 			continue
 		}
 		fmt.Fprintln(bw)
-		title := fmt.Sprintf("✗ %s %s", r.MX, displayAddr(r))
+		title := fmt.Sprintf("%s %s: %s", r.MX, displayAddr(r), outcome(r))
 		if showSource {
-			title += " from " + orDash(r.SourceIP)
+			title = fmt.Sprintf("%s %s from %s: %s", r.MX, displayAddr(r), orDash(r.SourceIP), outcome(r))
 		}
-		title += fmt.Sprintf(": %s %s", r.Stage, r.Failure)
-		if r.SMTPCode != 0 {
-			title += fmt.Sprintf(" (%d)", r.SMTPCode)
+		if r.Timings.Total > 0 {
+			title += fmt.Sprintf(" after %.1f ms", r.Timings.Total)
 		}
-		fmt.Fprintln(bw, clipWidth(title, TextWidth))
+		writeWrapped(bw, "✗ ", title)
 		if r.Error != "" {
 			writeWrapped(bw, "  error: ", r.Error)
 		}
@@ -85,14 +100,37 @@ func WriteText(w io.Writer, rep Report) error {
 		for _, h := range r.Hints {
 			writeWrapped(bw, "  hint: ", h)
 		}
-		if n := len(r.Transcript); n > 0 {
+		main, retries := splitRetries(r.Transcript)
+		if n := len(main); n > 0 {
 			fmt.Fprintf(bw, "  transcript (last %d of %d lines):\n", min(n, tailLines), n)
-			for _, l := range r.Transcript[max(0, n-tailLines):] {
+			for _, l := range main[max(0, n-tailLines):] {
+				fmt.Fprintln(bw, clipWidth("    "+l, TextWidth))
+			}
+		}
+		if len(retries) > 0 {
+			fmt.Fprintln(bw, "  retries (notes only; --json has their transcripts):")
+			for _, l := range retries {
 				fmt.Fprintln(bw, clipWidth("    "+l, TextWidth))
 			}
 		}
 	}
 	return bw.Flush()
+}
+
+// splitRetries separates the first attempt's transcript from the notes of
+// the narrower-ClientHello retries appended after it.
+func splitRetries(tr []string) (main, retryNotes []string) {
+	for i, l := range tr {
+		if strings.HasPrefix(l, retryNote) {
+			for _, r := range tr[i:] {
+				if strings.HasPrefix(r, Note) {
+					retryNotes = append(retryNotes, r)
+				}
+			}
+			return tr[:i], retryNotes
+		}
+	}
+	return tr, nil
 }
 
 // displayAddr is "ip" for port 25, "ip:port" or "[v6]:port" otherwise, and
@@ -110,10 +148,58 @@ func displayAddr(r Result) string {
 	return fmt.Sprintf("%s:%d", r.IP, r.Port)
 }
 
-// outcome is "ok TLS1.3 AES_128_GCM_SHA256" or "handshake tls_reset".
+// commonSuffix is the longest run of trailing labels that every MX host
+// name shares while keeping a label of its own ("l.google.com" for
+// Gmail's MX set), or "" when there is nothing worth dropping.
+func commonSuffix(rs []Result) string {
+	var names [][]string
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if !validHostName(r.MX) || strings.Count(r.MX, ".") < 2 {
+			return ""
+		}
+		if !seen[r.MX] {
+			seen[r.MX] = true
+			names = append(names, strings.Split(r.MX, "."))
+		}
+	}
+	if len(names) < 2 {
+		return ""
+	}
+	n := 0
+	for {
+		var label string
+		for i, ls := range names {
+			if len(ls)-n-1 < 1 {
+				return suffixOf(names[0], n)
+			}
+			l := ls[len(ls)-n-1]
+			if i == 0 {
+				label = l
+			} else if l != label {
+				return suffixOf(names[0], n)
+			}
+		}
+		n++
+	}
+}
+
+// suffixOf joins the last n labels, when they are at least two.
+func suffixOf(labels []string, n int) string {
+	if n < 2 {
+		return ""
+	}
+	return strings.Join(labels[len(labels)-n:], ".")
+}
+
+// outcome is "TLS1.3 AES_128_GCM_SHA256" for a success (the ✓ says ok)
+// or "handshake tls_reset".
 func outcome(r Result) string {
 	if r.OK {
-		return "ok  " + tlsSummary(r.TLS)
+		if r.TLS == nil {
+			return "ok"
+		}
+		return tlsSummary(r.TLS)
 	}
 	s := fmt.Sprintf("%s %s", r.Stage, r.Failure)
 	if r.SMTPCode != 0 {
@@ -157,7 +243,7 @@ func layout(rows [][]string, showSource bool) []string {
 			width[c] = max(width[c], utf8.RuneCountInString(cell))
 		}
 	}
-	gaps := 2 * 4 // between mx, addr, outcome, ms
+	gaps := 2 * 3 // between mx, addr, outcome, ms
 	if showSource {
 		gaps += 2
 	} else {
@@ -168,7 +254,7 @@ func layout(rows [][]string, showSource bool) []string {
 	}
 	// Shrink the outcome to 28, then the MX host to 16, then the source
 	// and address, then the outcome again, one column at a time.
-	for _, s := range []struct{ col, floor int }{{cOut, 28}, {cMX, 16}, {cSrc, 20}, {cAddr, 15}, {cOut, 12}} {
+	for _, s := range []struct{ col, floor int }{{cOut, 28}, {cMX, 18}, {cSrc, 16}, {cAddr, 16}, {cOut, 12}} {
 		if over := total() - TextWidth; over > 0 {
 			width[s.col] = max(s.floor, width[s.col]-over)
 		}
