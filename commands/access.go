@@ -26,7 +26,7 @@ func (r Request) Local() bool {
 // who names the requester for messages and the audit log.
 func (r Request) who() string {
 	switch {
-	case r.UserName != "" && r.UserID != "":
+	case r.UserName != "" && r.UserID != "" && r.UserName != r.UserID:
 		return r.UserName + " (" + r.UserID + ")"
 	case r.UserName != "":
 		return r.UserName

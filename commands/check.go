@@ -82,6 +82,9 @@ func msText(ms float64) string {
 	return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
 }
 
+// msNum writes milliseconds without the unit.
+func msNum(ms float64) string { return strings.TrimSuffix(msText(ms), " ms") }
+
 // addr writes an MX address, with the port when it is not 25.
 func addr(r probe.Result) string {
 	ip := r.IP
@@ -112,8 +115,10 @@ func ResultRow(r probe.Result, showSource bool) string {
 		mx = "(no MX)"
 	}
 	b.WriteString(mx)
-	b.WriteByte(' ')
-	b.WriteString(addr(r))
+	if a := addr(r); a != mx {
+		b.WriteByte(' ')
+		b.WriteString(a)
+	}
 	if showSource && r.SourceIP != "" {
 		b.WriteString(" from " + r.SourceIP)
 	}
@@ -358,7 +363,9 @@ func hintLines(failed []probe.Result) []string {
 	}
 	for _, r := range failed {
 		for _, hint := range r.Hints {
-			add(hint)
+			if hint != probe.Hint(r.Failure) {
+				add(hint)
+			}
 		}
 		if r.SMTPText != "" && r.SMTPCode != 0 {
 			add(fmt.Sprintf("%s said: %d %s", r.MX, r.SMTPCode, clip(r.SMTPText)))
@@ -712,8 +719,8 @@ func (h *Handler) resultEvidence(sr storage.StoredResult) Section {
 	if r.Engine != "" && r.Engine != probe.EngineNative {
 		f = append(f, Field{Label: "Engine", Value: r.Engine})
 	}
-	f = append(f, Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s",
-		msText(r.Timings.Connect), msText(r.Timings.Banner), msText(r.Timings.EHLO), msText(r.Timings.StartTLS), msText(r.Timings.Handshake), msText(r.Timings.Total))})
+	f = append(f, Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s (ms)",
+		msNum(r.Timings.Connect), msNum(r.Timings.Banner), msNum(r.Timings.EHLO), msNum(r.Timings.StartTLS), msNum(r.Timings.Handshake), msNum(r.Timings.Total))})
 	sec.Fields = f
 	return sec
 }

@@ -496,7 +496,7 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 		}
 		lines = append(lines, line)
 	}
-	head := fmt.Sprintf("%d runs, %d results, %d failed", len(runs), len(results), failedTotal)
+	head := fmt.Sprintf("%s, %s, %d failed", plural(len(runs), "run"), plural(len(results), "result"), failedTotal)
 	if failedTotal > 0 {
 		head += ": " + classCounts(counts)
 	}
@@ -527,6 +527,6 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 
 // historyItem is the part of a result a history line shows.
 type historyItem struct {
-	ok                       bool
+	ok                     bool
 	mx, ip, stage, failure string
 }

@@ -13,6 +13,8 @@ import (
 // SummaryModel is the health summary over a window: what /gmailtls report,
 // the console's report and the scheduled reports show.
 type SummaryModel struct {
+	// At is when the summary was made; the window ends with its hour.
+	At     time.Time `json:"at"`
 	Since  time.Time `json:"since"`
 	Until  time.Time `json:"until"`
 	Window string    `json:"window"`
@@ -127,6 +129,7 @@ func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryMod
 		step = (hours + maxTrend - 1) / maxTrend
 	}
 	m := SummaryModel{
+		At:            now,
 		Since:         since,
 		Until:         until,
 		Window:        FormatWindow(window),
@@ -230,7 +233,11 @@ func SummaryResponse(m SummaryModel) Response {
 	if loc == nil {
 		loc = time.Local
 	}
-	tf := timeFormat{loc: loc, now: m.Until}
+	at := m.At
+	if at.IsZero() {
+		at = m.Until
+	}
+	tf := timeFormat{loc: loc, now: at}
 	clean, probed := 0, 0
 	var lines []string
 	for _, r := range m.Relays {
@@ -242,7 +249,7 @@ func SummaryResponse(m SummaryModel) Response {
 		}
 		head := fmt.Sprintf("%s %s · %s", levelMark(r.Level), r.Relay, levelText(escalation.Level(r.Level), escalation.Scope(r.Scope)))
 		if r.SuccessRate != nil {
-			head += fmt.Sprintf(" · %s of %d probes passed", percent(*r.SuccessRate), r.Attempts)
+			head += fmt.Sprintf(" · %s of %s passed", percent(*r.SuccessRate), plural(r.Attempts, "probe"))
 		} else {
 			head += " · no probes"
 		}
@@ -309,3 +316,11 @@ func SummaryResponse(m SummaryModel) Response {
 // SummaryResponse is the package function SummaryResponse, for symmetry
 // with the handler's other responses.
 func (h *Handler) SummaryResponse(m SummaryModel) Response { return SummaryResponse(m) }
+
+// plural is "1 probe", "2 probes".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

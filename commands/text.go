@@ -127,6 +127,12 @@ func writeWrapped(w *bufio.Writer, prefix, cont, s string) {
 }
 
 func wrapLine(w *bufio.Writer, prefix, cont, s string) {
+	// Leading spaces are indentation: keep them on every line.
+	if lead := len(s) - len(strings.TrimLeft(s, " ")); lead > 0 {
+		prefix += s[:lead]
+		cont += s[:lead]
+		s = s[lead:]
+	}
 	width := TextWidth - utf8.RuneCountInString(prefix)
 	if width < 20 {
 		width = 20

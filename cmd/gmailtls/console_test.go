@@ -1,0 +1,123 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gmailtls/gmailtls/internal/smtptest"
+)
+
+var updateConsole = flag.Bool("update-console", false, "rewrite cmd/gmailtls/testdata/console_*.txt")
+
+// consoleMasks replace what changes from run to run: times, durations,
+// the server's port, the temp folder and the negotiated cipher.
+var consoleMasks = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2})?( \(?[A-Z]{2,5}\)?)?`), "<TIME>"},
+	{regexp.MustCompile(`\b([A-Z][a-z]{2} \d{1,2} )?\d{2}:\d{2}\b`), "<HH:MM>"},
+	{regexp.MustCompile(`[·▁▂▃▄▅▆▇█]{8,}`), "<TREND>"},
+	{regexp.MustCompile(`\d+(\.\d+)? ms\b`), "<N> ms"},
+	{regexp.MustCompile(`(connect|banner|ehlo|starttls|handshake|total) \d+(\.\d+)?`), "$1 <N>"},
+	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:<PORT>"},
+	{regexp.MustCompile(`TLS_[A-Z0-9_]+`), "<CIPHER>"},
+	// The relay's host facts (name, addresses, MTA, TLS library) belong to
+	// the machine the test runs on.
+	{regexp.MustCompile(`(?m)^  (Host|Outbound IPs|MTA|TLS library|gmailtls|Clock skew|Host info): .*\n`), ""},
+	{regexp.MustCompile(`(?m)^  Relay: +`), "  Relay: "},
+}
+
+func maskConsole(s string) string {
+	for _, m := range consoleMasks {
+		s = m.re.ReplaceAllString(s, m.with)
+	}
+	return s
+}
+
+func consoleGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateConsole {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestConsole -update-console to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (rerun with -update-console after checking):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// TestConsoleSession types a session into the console against a real
+// STARTTLS server on loopback and compares the masked output with a golden
+// file: help, a passing check, a failing check, its transcript and evidence
+// buttons pressed by number, a re-run, status and the report.
+func TestConsoleSession(t *testing.T) {
+	cfgPath, srv := svcTestSetup(t)
+	out := svcTestConsole(t, cfgPath, "help", "check relay-1", "4")
+	srv.SetBehavior(smtptest.ResetAfterReady)
+	out += svcTestConsole(t, cfgPath, "check relay-2", "2", "3", "history relay-2")
+	srv.SetBehavior(smtptest.Gmail)
+	out += svcTestConsole(t, cfgPath, "check relay-2", "status", "report", "nonsense", "quit", "status")
+	consoleGolden(t, "console_session.txt", maskConsole(out))
+	if strings.Count(out, "gmailtls> ") != 14 {
+		t.Errorf("want 14 prompts (the input after quit is not read):\n%s", out)
+	}
+}
+
+// TestConsoleCannotTargetUnconfiguredHost: no command aims the bot at a
+// host or port outside the configured target, and nothing is dialled.
+func TestConsoleCannotTargetUnconfiguredHost(t *testing.T) {
+	cfgPath, srv := svcTestSetup(t)
+	other := smtptest.StartT(t, smtptest.Options{Behavior: smtptest.Gmail})
+	out := svcTestConsole(t, cfgPath,
+		"check relay-1 --mx "+other.Addr(),
+		"check relay-1 --mx 127.0.0.1:25",
+		"check relay-1 --mx gmail-smtp-in.l.google.com",
+		"check all --mx example.org",
+		"check relay-1 --port 2525",
+	)
+	if n := strings.Count(out, "is not one of the pinned MX hosts"); n != 4 {
+		t.Errorf("%d refusals naming the pinned hosts, want 4:\n%s", n, out)
+	}
+	if !strings.Contains(out, `unknown option "--port"`) {
+		t.Errorf("--port accepted:\n%s", out)
+	}
+	if srv.Connections() != 0 || other.Connections() != 0 {
+		t.Fatalf("connections: configured %d, other %d", srv.Connections(), other.Connections())
+	}
+	// The configured one, by host or host:port, is probed.
+	out = svcTestConsole(t, cfgPath, "check relay-1 --mx "+srv.Addr(), "check relay-1 --mx 127.0.0.1")
+	if strings.Count(out, "relay-1: STARTTLS to Gmail passed") != 2 {
+		t.Fatalf("configured --mx:\n%s", out)
+	}
+	if other.Connections() != 0 {
+		t.Fatal("the unconfigured server was dialled")
+	}
+}
+
+func TestConsoleEchoPipe(t *testing.T) {
+	cfgPath, _ := svcTestSetup(t)
+	code, out, errOut := svcTestRun(t, "status", "console", "--config", cfgPath)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "gmailtls> [ok] gmailtls status: all 3 relays ok") || !strings.HasSuffix(out, "gmailtls> \n") {
+		t.Fatalf("output:\n%s", out)
+	}
+	if !strings.Contains(errOut, "Type help, or quit to leave.") {
+		t.Fatalf("stderr: %s", errOut)
+	}
+}

@@ -1,0 +1,121 @@
+package commands
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (run go test -update after checking):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// TestRenderTextGolden renders each response shape as the console shows
+// it. The clock and the relays are fakes, so the output is stable.
+func TestRenderTextGolden(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	var transcriptBtn, evidenceBtn Button
+	steps := []struct {
+		file string
+		run  func() Response
+	}{
+		{"help.txt", func() Response { return e.h.Do(ctx, slash("help")) }},
+		{"help_check.txt", func() Response { return e.h.Do(ctx, slash("help check")) }},
+		{"syntax_error.txt", func() Response { return e.h.Do(ctx, slash("history relay-1 yesterday")) }},
+		{"refused.txt", func() Response { return e.h.Do(ctx, slash("resume relay-1")) }},
+		{"check_ok.txt", func() Response {
+			e.clock.Advance(5 * 60e9)
+			return e.h.Do(ctx, slash("check relay-1"))
+		}},
+		{"check_fail.txt", func() Response {
+			e.clock.Advance(5 * 60e9)
+			e.runners["relay-2"].set("tls_reset")
+			r := e.h.Do(ctx, slash("check relay-2"))
+			for _, b := range r.Buttons {
+				switch b.Action {
+				case ActionTranscript:
+					transcriptBtn = b
+				case ActionEvidence:
+					evidenceBtn = b
+				}
+			}
+			return r
+		}},
+		{"transcript.txt", func() Response {
+			return e.h.Do(ctx, Request{Action: ActionTranscript, Value: transcriptBtn.Value, UserID: "UALICE", Source: SourceConsole})
+		}},
+		{"evidence.txt", func() Response {
+			return e.h.Do(ctx, Request{Action: ActionEvidence, Value: evidenceBtn.Value, UserID: "UALICE", Source: SourceConsole})
+		}},
+		{"check_all.txt", func() Response {
+			e.clock.Advance(5 * 60e9)
+			e.runners["relay-3"].set("cert_expired")
+			return e.h.Do(ctx, slash("check all"))
+		}},
+		{"status.txt", func() Response {
+			e.clock.Advance(5 * 60e9)
+			e.h.Do(ctx, slash("check relay-2"))
+			e.clock.Advance(5 * 60e9)
+			e.h.Do(ctx, slash("check all"))
+			return e.h.Do(ctx, slash("status"))
+		}},
+		{"history.txt", func() Response { return e.h.Do(ctx, slash("history relay-2 2h")) }},
+		{"relays.txt", func() Response { return e.h.Do(ctx, slash("relays")) }},
+		{"report.txt", func() Response { return e.h.Do(ctx, slash("report")) }},
+	}
+	for _, s := range steps {
+		text := renderString(t, s.run())
+		for i, line := range strings.Split(text, "\n") {
+			if n := utf8.RuneCountInString(line); n > TextWidth {
+				t.Errorf("%s line %d is %d columns wide: %q", s.file, i+1, n, line)
+			}
+		}
+		golden(t, s.file, text)
+	}
+}
+
+func TestRenderTextSanitizes(t *testing.T) {
+	r := Response{
+		Title:    "x\x1b[2Jy",
+		Sections: []Section{{Lines: []string{"S: 220 \x1b]0;pwned\x07 ok\tthere", "bad \xff byte"}, Code: true}},
+	}
+	text := renderString(t, r)
+	if strings.ContainsAny(text, "\x1b\x07\t") || !utf8.ValidString(text) {
+		t.Fatalf("control characters reached the terminal: %q", text)
+	}
+	long := Response{Title: "t", Sections: []Section{{Lines: []string{strings.Repeat("a", 250)}, Code: true}}}
+	text = renderString(t, long)
+	if strings.Count(text, "a") != 250 {
+		t.Fatalf("code line lost characters: %q", text)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if utf8.RuneCountInString(line) > TextWidth {
+			t.Fatalf("line too wide: %q", line)
+		}
+	}
+}
