@@ -1,0 +1,361 @@
+// Package outbox delivers the messages that gmailtls writes to its SQLite
+// outbox (alerts, updates, resolutions, reminders, reports) to Slack, so that
+// nothing is lost while Slack is unreachable, rate-limiting, or the process
+// is down.
+//
+// A message flows like this:
+//
+//  1. a producer (alerts, schedule) encodes a Payload and writes it with
+//     storage.Enqueue under an idempotency key, so a second write of the same
+//     alert is a no-op, and calls Worker.Notify;
+//  2. Worker reads the pending messages in the order they were enqueued and
+//     hands each one to its Sender: thread replies only once their parent has
+//     a Slack ts, updates of an already posted message as chat.update;
+//  3. the outcome is stored: the Slack ts of a delivered message (MarkSent);
+//     a rate limit pauses the whole worker for Retry-After; a server or
+//     network error backs that message off; a permanent error
+//     (channel_not_found, not_in_channel) marks it failed with a log line
+//     and it shows in `gmailtls status`.
+//
+// Messages of one channel are delivered in order: while an earlier message
+// of a channel waits for a retry, the later ones of that channel wait too.
+// Because the outcome is written right after Slack answered, a restart
+// delivers every message once; only a crash in the few milliseconds between
+// Slack's answer and the write can post a message twice (chat.postMessage
+// has no idempotency key).
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// Store is the part of storage.Store the worker uses.
+type Store interface {
+	DueMessages(ctx context.Context, now time.Time, limit int) ([]storage.OutboxMessage, error)
+	MarkSent(ctx context.Context, id int64, ts string) error
+	MarkRetry(ctx context.Context, id int64, next time.Time, errText string) error
+	MarkFailed(ctx context.Context, id int64, errText string) error
+	MessageByKey(ctx context.Context, key string) (storage.OutboxMessage, bool, error)
+}
+
+// Delivery is one message as the Sender sees it.
+type Delivery struct {
+	Key     string
+	Kind    string
+	Channel string
+	// ThreadKey is the outbox key of the thread's parent, ThreadTS its
+	// Slack ts: when ThreadTS is set, the message is a reply in that
+	// thread.
+	ThreadKey string
+	ThreadTS  string
+	// UpdateTS, when set, replaces the message with that ts (chat.update)
+	// instead of posting a new one.
+	UpdateTS string
+	Payload  []byte
+}
+
+// Sender delivers one message and returns its Slack ts ("" when the
+// message has none, e.g. an uploaded file).
+type Sender interface {
+	Deliver(ctx context.Context, d Delivery) (ts string, err error)
+}
+
+// Classifier sorts a delivery error: a rate limit with its Retry-After, a
+// permanent error that no retry will fix, or (neither) a transient one.
+// The wiring builds it from bot.IsRateLimited and bot.IsPermanent.
+type Classifier func(err error) (retryAfter time.Duration, rateLimited, permanent bool)
+
+// Worker delivers due outbox messages. Set the exported fields before the
+// first call; the zero values of the optional ones take the defaults.
+type Worker struct {
+	Store    Store
+	Sender   Sender
+	Classify Classifier
+	Now      func() time.Time
+	Logger   *slog.Logger
+	// MinBackoff and MaxBackoff bound the per-message retry delay after a
+	// transient error (defaults 2s and 10m).
+	MinBackoff, MaxBackoff time.Duration
+	// Poll is how often the worker looks for due messages when not woken
+	// (default 5s).
+	Poll time.Duration
+	// Batch is how many pending messages one read returns (default 100).
+	Batch int
+
+	once      sync.Once
+	wake      chan struct{}
+	mu        sync.Mutex
+	pausedTil time.Time
+}
+
+// Defaults of the Worker's optional fields.
+const (
+	DefaultMinBackoff = 2 * time.Second
+	DefaultMaxBackoff = 10 * time.Minute
+	DefaultPoll       = 5 * time.Second
+	DefaultBatch      = 100
+	// DefaultRetryAfter is the pause after a rate limit without a
+	// Retry-After.
+	DefaultRetryAfter = 5 * time.Second
+)
+
+func (w *Worker) init() {
+	w.once.Do(func() {
+		w.wake = make(chan struct{}, 1)
+		if w.Now == nil {
+			w.Now = time.Now
+		}
+		if w.Logger == nil {
+			w.Logger = slog.New(slog.DiscardHandler)
+		}
+		if w.MinBackoff <= 0 {
+			w.MinBackoff = DefaultMinBackoff
+		}
+		if w.MaxBackoff <= 0 {
+			w.MaxBackoff = DefaultMaxBackoff
+		}
+		if w.Poll <= 0 {
+			w.Poll = DefaultPoll
+		}
+		if w.Batch <= 0 {
+			w.Batch = DefaultBatch
+		}
+		if w.Classify == nil {
+			w.Classify = func(error) (time.Duration, bool, bool) { return 0, false, false }
+		}
+	})
+}
+
+// Notify wakes the worker after a message was enqueued. It never blocks.
+func (w *Worker) Notify() {
+	w.init()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// PausedUntil reports until when a rate limit pauses delivery.
+func (w *Worker) PausedUntil() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pausedTil
+}
+
+// Run delivers messages until ctx ends; it returns ctx's error.
+func (w *Worker) Run(ctx context.Context) error {
+	w.init()
+	for {
+		_, next, err := w.drain(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.Logger.Error("outbox: delivery pass failed; retrying at the next poll", "err", err)
+		}
+		now := w.Now()
+		wait := w.Poll
+		if p := w.PausedUntil().Sub(now); p > 0 && p < wait {
+			wait = p
+		}
+		if !next.IsZero() {
+			if d := next.Sub(now); d < wait {
+				wait = max(d, 10*time.Millisecond)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-w.wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// Drain delivers the messages that are due now and returns how many it
+// delivered. It stops early while Slack rate-limits.
+func (w *Worker) Drain(ctx context.Context) (int, error) {
+	w.init()
+	n, _, err := w.drain(ctx)
+	return n, err
+}
+
+// horizon is how far ahead the worker reads pending messages: all of them,
+// so that a message in backoff holds back the later ones of its channel.
+const horizon = 100 * 365 * 24 * time.Hour
+
+// drain repeats delivery passes while they make progress. next is the
+// earliest retry time of a message left pending (zero when none).
+func (w *Worker) drain(ctx context.Context) (delivered int, next time.Time, err error) {
+	for {
+		n, more, nx, err := w.pass(ctx)
+		delivered += n
+		if err != nil || !more || n == 0 {
+			return delivered, nx, err
+		}
+	}
+}
+
+// pass makes one pass over up to Batch pending messages, oldest first.
+// more is true when the batch was full (there may be more to read).
+func (w *Worker) pass(ctx context.Context) (delivered int, more bool, next time.Time, err error) {
+	now := w.Now()
+	if now.Before(w.PausedUntil()) {
+		return 0, false, w.PausedUntil(), nil
+	}
+	// DueMessages with a far horizon returns every pending message in
+	// enqueue order; due-ness is judged here, per channel.
+	msgs, err := w.Store.DueMessages(ctx, now.Add(horizon), w.Batch)
+	if err != nil {
+		return 0, false, time.Time{}, fmt.Errorf("outbox: read pending messages: %w", err)
+	}
+	blocked := map[string]bool{} // channels held back by an earlier message
+	earliest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, m := range msgs {
+		if ctx.Err() != nil {
+			return delivered, false, next, ctx.Err()
+		}
+		if blocked[m.Channel] {
+			continue
+		}
+		if m.NextAttempt.After(now) {
+			blocked[m.Channel] = true
+			earliest(m.NextAttempt)
+			continue
+		}
+		out, err := w.deliver(ctx, m, now)
+		if err != nil {
+			return delivered, false, next, err
+		}
+		switch out.state {
+		case sent:
+			delivered++
+		case waiting:
+			blocked[m.Channel] = true
+			earliest(now.Add(w.MinBackoff))
+		case retry:
+			blocked[m.Channel] = true
+			earliest(out.next)
+		case stop:
+			return delivered, false, w.PausedUntil(), nil
+		}
+	}
+	return delivered, len(msgs) == w.Batch, next, nil
+}
+
+type state int
+
+const (
+	sent    state = iota
+	waiting       // the parent has no ts yet: try again later, no attempt counted
+	retry         // transient error: backed off until next
+	failed        // permanent error: given up
+	stop          // rate limited or ctx ended: end the pass
+)
+
+type outcome struct {
+	state state
+	next  time.Time
+}
+
+// deliver sends one message and records the outcome.
+func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.Time) (outcome, error) {
+	d := Delivery{Key: m.Key, Kind: m.Kind, Channel: m.Channel, ThreadKey: m.ThreadKey, Payload: m.Payload}
+	if m.ThreadKey != "" {
+		ts, ready, err := w.parentTS(ctx, m.ThreadKey)
+		if err != nil || !ready {
+			return outcome{state: waiting}, err
+		}
+		d.ThreadTS = ts
+	}
+	if m.UpdateKey != "" {
+		ts, ready, err := w.parentTS(ctx, m.UpdateKey)
+		if err != nil || !ready {
+			return outcome{state: waiting}, err
+		}
+		d.UpdateTS = ts
+	}
+	ts, sendErr := w.Sender.Deliver(ctx, d)
+	// The outcome is recorded even when ctx ends now: Slack has answered.
+	wctx := context.WithoutCancel(ctx)
+	if sendErr == nil {
+		if err := w.Store.MarkSent(wctx, m.ID, ts); err != nil {
+			return outcome{}, fmt.Errorf("outbox: message %s was delivered but could not be marked sent: %w", m.Key, err)
+		}
+		w.Logger.Info("outbox: delivered", "key", m.Key, "kind", m.Kind, "channel", m.Channel, "attempts", m.Attempts+1)
+		return outcome{state: sent}, nil
+	}
+	if ctx.Err() != nil {
+		return outcome{state: stop}, nil
+	}
+	retryAfter, limited, permanent := w.Classify(sendErr)
+	switch {
+	case limited:
+		if retryAfter <= 0 {
+			retryAfter = DefaultRetryAfter
+		}
+		until := now.Add(retryAfter)
+		w.mu.Lock()
+		w.pausedTil = until
+		w.mu.Unlock()
+		w.Logger.Warn("outbox: Slack is rate limiting; pausing delivery", "retry_after", retryAfter, "key", m.Key)
+		return outcome{state: stop}, w.Store.MarkRetry(wctx, m.ID, until, sendErr.Error())
+	case permanent:
+		w.Logger.Error("outbox: message cannot be delivered and was given up; check the channel ID in the config and that the bot is invited to the channel",
+			"key", m.Key, "kind", m.Kind, "channel", m.Channel, "err", sendErr)
+		return outcome{state: failed}, w.Store.MarkFailed(wctx, m.ID, sendErr.Error())
+	default:
+		next := now.Add(Backoff(m.Attempts, w.MinBackoff, w.MaxBackoff))
+		w.Logger.Warn("outbox: delivery failed; will retry", "key", m.Key, "attempts", m.Attempts+1, "next", next, "err", sendErr)
+		return outcome{state: retry, next: next}, w.Store.MarkRetry(wctx, m.ID, next, sendErr.Error())
+	}
+}
+
+// parentTS finds the Slack ts of the message with key. ready is false while
+// that message waits for delivery; a parent that failed for good, or that
+// does not exist, is ready with an empty ts, so the child is posted on its
+// own rather than never.
+func (w *Worker) parentTS(ctx context.Context, key string) (ts string, ready bool, err error) {
+	p, found, err := w.Store.MessageByKey(ctx, key)
+	if err != nil {
+		return "", false, fmt.Errorf("outbox: look up message %s: %w", key, err)
+	}
+	if !found {
+		return "", true, nil
+	}
+	switch p.State {
+	case storage.OutboxSent:
+		return p.TS, true, nil
+	case storage.OutboxFailed:
+		return "", true, nil
+	default:
+		return "", false, nil
+	}
+}
+
+// Backoff is the delay before retry number attempts+1: min doubled per
+// attempt, capped at max.
+func Backoff(attempts int, min, max time.Duration) time.Duration {
+	d := min
+	for range attempts {
+		d *= 2
+		if d >= max {
+			return max
+		}
+	}
+	return d
+}
+
+// ErrNoSender is returned by a Sender that is not connected to Slack.
+var ErrNoSender = errors.New("outbox: no Slack connection configured")

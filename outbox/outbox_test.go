@@ -1,0 +1,464 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// clock is a manual clock shared by the store and the worker.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func openStore(t *testing.T, path string, now func() time.Time) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(context.Background(), path, storage.Options{Now: now})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Errors the fake Slack answers with, and the classifier that knows them.
+type rateLimited struct{ after time.Duration }
+
+func (e rateLimited) Error() string {
+	return fmt.Sprintf("slack: rate limited, retry after %s", e.after)
+}
+
+var (
+	errServer    = errors.New("slack: server answered 500 Internal Server Error")
+	errNoChannel = errors.New("slack: chat.postMessage failed: channel_not_found")
+)
+
+func classify(err error) (time.Duration, bool, bool) {
+	if rl, ok := errors.AsType[rateLimited](err); ok {
+		return rl.after, true, false
+	}
+	return 0, false, errors.Is(err, errNoChannel)
+}
+
+// attempt is one call of the fake sender.
+type attempt struct {
+	d   Delivery
+	at  time.Time
+	ts  string
+	err error
+}
+
+// fakeSender plays Slack: it answers the scripted errors first, then
+// succeeds, and hands out increasing ts values.
+type fakeSender struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	script   []error
+	byChan   map[string]error // permanent failures per channel
+	attempts []attempt
+	seq      int
+}
+
+func (f *fakeSender) Deliver(_ context.Context, d Delivery) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := attempt{d: d, at: f.now()}
+	switch {
+	case f.byChan[d.Channel] != nil:
+		a.err = f.byChan[d.Channel]
+	case len(f.script) > 0:
+		a.err, f.script = f.script[0], f.script[1:]
+	case d.UpdateTS != "":
+		a.ts = d.UpdateTS
+	default:
+		f.seq++
+		a.ts = fmt.Sprintf("1700000000.%06d", f.seq)
+	}
+	f.attempts = append(f.attempts, a)
+	return a.ts, a.err
+}
+
+// delivered returns the successful deliveries in order.
+func (f *fakeSender) delivered() []attempt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []attempt
+	for _, a := range f.attempts {
+		if a.err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (f *fakeSender) all() []attempt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.attempts)
+}
+
+func put(t *testing.T, s Enqueuer, m Message) {
+	t.Helper()
+	if m.Kind == "" {
+		m.Kind = storage.KindAlert
+	}
+	if m.Payload.Title == "" {
+		m.Payload.Title = "message " + m.Key
+	}
+	if _, err := Put(context.Background(), s, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drainUntil drains and advances the clock by step until every message is
+// done or rounds run out.
+func drainUntil(t *testing.T, w *Worker, s *storage.Store, c *clock, step time.Duration, rounds int) {
+	t.Helper()
+	ctx := context.Background()
+	for range rounds {
+		if _, err := w.Drain(ctx); err != nil {
+			t.Fatalf("drain: %v", err)
+		}
+		pending, _, _, err := s.OutboxStats(ctx, c.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			return
+		}
+		c.Advance(step)
+	}
+	t.Fatalf("messages still pending after %d rounds", rounds)
+}
+
+// TestDeliveredOnceThroughRateLimitsAndServerErrors: Slack answers 429
+// twice, then 500 for a while; every message still arrives exactly once, in
+// order, replies in their parent's thread and updates on their message, and
+// nothing is tried while the rate limit pause lasts.
+func TestDeliveredOnceThroughRateLimitsAndServerErrors(t *testing.T) {
+	c := newClock()
+	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
+	send := &fakeSender{now: c.Now, script: []error{
+		rateLimited{after: 30 * time.Second}, rateLimited{after: 30 * time.Second},
+		errServer, errServer, errServer, errServer, errServer,
+	}}
+	var logs bytes.Buffer
+	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), MinBackoff: time.Second, MaxBackoff: 20 * time.Second}
+
+	msgs := []Message{
+		{Key: "alert:1", Channel: "C1"},
+		{Key: "alert:1:level:incident:note", Channel: "C1", ThreadKey: "alert:1"},
+		{Key: "alert:1:level:incident", Kind: storage.KindUpdate, Channel: "C1", UpdateKey: "alert:1"},
+		{Key: "report:C2:2026-03-02T09:00Z", Kind: storage.KindReport, Channel: "C2"},
+		{Key: "alert:2", Channel: "C1"},
+		{Key: "resolution:1", Kind: storage.KindResolution, Channel: "C1", ThreadKey: "alert:1"},
+	}
+	for _, m := range msgs {
+		put(t, s, m)
+	}
+	// Enqueuing again (a restart re-running the same alerting) is a no-op.
+	for _, m := range msgs {
+		put(t, s, m)
+	}
+	drainUntil(t, w, s, c, time.Second, 600)
+
+	got := send.delivered()
+	count := map[string]int{}
+	ts := map[string]string{}
+	for _, a := range got {
+		count[a.d.Key]++
+		ts[a.d.Key] = a.ts
+	}
+	for _, m := range msgs {
+		if count[m.Key] != 1 {
+			t.Errorf("%s delivered %d times, want once", m.Key, count[m.Key])
+		}
+	}
+	if len(got) != len(msgs) {
+		t.Errorf("%d deliveries, want %d", len(got), len(msgs))
+	}
+	// Per channel, in the order enqueued.
+	var c1 []string
+	for _, a := range got {
+		if a.d.Channel == "C1" {
+			c1 = append(c1, a.d.Key)
+		}
+	}
+	wantC1 := []string{"alert:1", "alert:1:level:incident:note", "alert:1:level:incident", "alert:2", "resolution:1"}
+	if !slices.Equal(c1, wantC1) {
+		t.Errorf("C1 order %v, want %v", c1, wantC1)
+	}
+	for _, a := range got {
+		switch a.d.Key {
+		case "alert:1:level:incident:note", "resolution:1":
+			if a.d.ThreadTS != ts["alert:1"] || a.d.ThreadTS == "" {
+				t.Errorf("%s posted in thread %q, want the alert's ts %q", a.d.Key, a.d.ThreadTS, ts["alert:1"])
+			}
+		case "alert:1:level:incident":
+			if a.d.UpdateTS != ts["alert:1"] || a.d.UpdateTS == "" {
+				t.Errorf("update targets %q, want the alert's ts %q", a.d.UpdateTS, ts["alert:1"])
+			}
+		}
+	}
+	// Nothing was tried while Slack asked to wait.
+	all := send.all()
+	for i, a := range all {
+		if rl, ok := errors.AsType[rateLimited](a.err); ok && i+1 < len(all) {
+			if next := all[i+1].at; next.Sub(a.at) < rl.after {
+				t.Errorf("attempt %d came %s after a 429 asking for %s", i+1, next.Sub(a.at), rl.after)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "rate limiting") || !strings.Contains(logs.String(), "will retry") {
+		t.Errorf("log lacks the rate limit and retry lines:\n%s", logs.String())
+	}
+	// The stored row tells the delivered ts.
+	m, ok, err := s.MessageByKey(context.Background(), "alert:1")
+	if err != nil || !ok || m.State != storage.OutboxSent || m.TS != ts["alert:1"] {
+		t.Errorf("stored alert:1 = %+v, %v, %v", m, ok, err)
+	}
+}
+
+// TestBackoffHoldsItsChannel: a message backing off keeps the later
+// messages of its channel waiting (order), not those of other channels.
+func TestBackoffHoldsItsChannel(t *testing.T) {
+	c := newClock()
+	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
+	send := &fakeSender{now: c.Now, script: []error{errServer}}
+	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now, MinBackoff: time.Minute}
+	put(t, s, Message{Key: "a", Channel: "C1"})
+	put(t, s, Message{Key: "b", Channel: "C1"})
+	put(t, s, Message{Key: "c", Channel: "C2"})
+
+	n, err := w.Drain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || keys(send.delivered())[0] != "c" {
+		t.Fatalf("first pass delivered %v, want only c", keys(send.delivered()))
+	}
+	c.Advance(30 * time.Second)
+	if n, _ := w.Drain(context.Background()); n != 0 {
+		t.Fatalf("b went out while a was still backing off: %v", keys(send.delivered()))
+	}
+	c.Advance(31 * time.Second)
+	if _, err := w.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(send.delivered()); !slices.Equal(got, []string{"c", "a", "b"}) {
+		t.Fatalf("delivered %v, want [c a b]", got)
+	}
+}
+
+// TestPermanentErrorMarksFailed: channel_not_found gives the message up with
+// a log line naming the channel; it counts as failed in the stats and does
+// not hold back other messages.
+func TestPermanentErrorMarksFailed(t *testing.T) {
+	c := newClock()
+	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
+	send := &fakeSender{now: c.Now, byChan: map[string]error{"CGONE": errNoChannel}}
+	var logs bytes.Buffer
+	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	put(t, s, Message{Key: "lost", Channel: "CGONE"})
+	put(t, s, Message{Key: "lost-reply", Channel: "CGONE", ThreadKey: "lost"})
+	put(t, s, Message{Key: "fine", Channel: "C1"})
+	drainUntil(t, w, s, c, time.Second, 10)
+
+	pending, _, failed, err := s.OutboxStats(context.Background(), c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending != 0 || failed != 2 {
+		t.Errorf("pending %d failed %d, want 0 and 2", pending, failed)
+	}
+	if got := keys(send.delivered()); !slices.Equal(got, []string{"fine"}) {
+		t.Errorf("delivered %v, want [fine]", got)
+	}
+	// The reply to a failed parent was tried on its own (no thread).
+	for _, a := range send.all() {
+		if a.d.Key == "lost-reply" && a.d.ThreadTS != "" {
+			t.Errorf("reply to a failed parent carried thread ts %q", a.d.ThreadTS)
+		}
+	}
+	for _, want := range []string{"given up", "channel=CGONE", "channel_not_found", "invited"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	failedMsgs, err := s.FailedMessages(context.Background(), 10)
+	if err != nil || len(failedMsgs) != 2 || !strings.Contains(failedMsgs[0].LastError, "channel_not_found") {
+		t.Errorf("FailedMessages = %+v, %v", failedMsgs, err)
+	}
+}
+
+// TestRestartDeliversOnce: the process dies with messages written but not
+// delivered (and one half-way through its retries); a new worker on the
+// reopened file delivers each of them once, and nothing already delivered
+// again.
+func TestRestartDeliversOnce(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "gmailtls.db")
+	s1, err := storage.Open(context.Background(), path, storage.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := &fakeSender{now: c.Now}
+	for i := range 6 {
+		put(t, s1, Message{Key: fmt.Sprintf("alert:%d", i), Channel: "C1"})
+		put(t, s1, Message{Key: fmt.Sprintf("resolution:%d", i), Channel: "C1", ThreadKey: fmt.Sprintf("alert:%d", i)})
+	}
+	// The first life delivers three messages, then Slack fails and the
+	// process is killed.
+	w1 := &Worker{Store: s1, Sender: &limitSender{fakeSender: send, limit: 3}, Classify: classify, Now: c.Now}
+	if _, err := w1.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(send.delivered()); n != 3 {
+		t.Fatalf("first life delivered %d, want 3", n)
+	}
+
+	c.Advance(time.Hour)
+	s2 := openStore(t, path, c.Now)
+	w2 := &Worker{Store: s2, Sender: send, Classify: classify, Now: c.Now}
+	drainUntil(t, w2, s2, c, time.Second, 10)
+	count := map[string]int{}
+	for _, a := range send.delivered() {
+		count[a.d.Key]++
+	}
+	if len(count) != 12 {
+		t.Errorf("%d distinct messages delivered, want 12", len(count))
+	}
+	for k, n := range count {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", k, n)
+		}
+	}
+}
+
+// limitSender succeeds limit times, then fails with server errors.
+type limitSender struct {
+	*fakeSender
+	limit int
+	n     int
+}
+
+func (l *limitSender) Deliver(ctx context.Context, d Delivery) (string, error) {
+	if l.n >= l.limit {
+		return "", errServer
+	}
+	l.n++
+	return l.fakeSender.Deliver(ctx, d)
+}
+
+func keys(as []attempt) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.d.Key
+	}
+	return out
+}
+
+func TestBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		attempts int
+		want     time.Duration
+	}{{0, 2 * time.Second}, {1, 4 * time.Second}, {3, 16 * time.Second}, {9, 10 * time.Minute}, {200, 10 * time.Minute}} {
+		if got := Backoff(tc.attempts, 2*time.Second, 10*time.Minute); got != tc.want {
+			t.Errorf("Backoff(%d) = %s, want %s", tc.attempts, got, tc.want)
+		}
+	}
+}
+
+func TestPayloadDecodesAsResponse(t *testing.T) {
+	p := Payload{Response: commands.Response{Title: "relay-2: incident", Verdict: commands.VerdictFail,
+		Buttons: []commands.Button{{Label: "Acknowledge", Action: commands.ActionAcknowledge, Value: "7"}}}}
+	b, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodePayload(b)
+	if err != nil || back.Title != p.Title || len(back.Buttons) != 1 || back.WithChart {
+		t.Fatalf("round trip = %+v, %v", back, err)
+	}
+	if _, err := DecodePayload([]byte("{")); err == nil {
+		t.Fatal("broken JSON decoded")
+	}
+}
+
+// TestRunWakesAndRetries runs the worker loop in a synctest bubble: a
+// message enqueued after Notify goes out at once, a failed one is retried
+// after its backoff (fake time, no real waiting), and Run ends with ctx.
+func TestRunWakesAndRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gmailtls.db"), storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		send := &fakeSender{now: time.Now, script: []error{errServer}}
+		w := &Worker{Store: s, Sender: send, Classify: classify, MinBackoff: 3 * time.Second, Poll: time.Minute}
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+
+		start := time.Now()
+		put(t, s, Message{Key: "alert:1", Channel: "C1"})
+		w.Notify()
+		waitFor(t, func() bool { return len(send.all()) == 1 })
+		if d := time.Since(start); d != 0 {
+			t.Errorf("first attempt after %s, want at once", d)
+		}
+		waitFor(t, func() bool { return len(send.delivered()) == 1 })
+		if d := time.Since(start); d != 3*time.Second {
+			t.Errorf("retry after %s, want the 3s backoff", d)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v", err)
+		}
+	})
+}
+
+// waitFor lets fake time pass in small steps until cond holds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 1000 {
+		synctest.Wait()
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("condition not reached")
+}

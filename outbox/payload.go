@@ -1,0 +1,86 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/gmailtls/gmailtls/chart"
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// Payload is what an outbox message carries: a commands.Response (its
+// fields at the top level of the JSON, so the payload also decodes as a
+// plain commands.Response), or, for a chart, the heatmap to draw and
+// upload.
+type Payload struct {
+	commands.Response
+	// WithChart marks a chart message: Chart is drawn with chart.Render
+	// and uploaded as a PNG (in the thread of ThreadKey when set).
+	WithChart bool           `json:"with_chart,omitempty"`
+	Chart     *chart.Heatmap `json:"chart,omitempty"`
+	// Filename of the uploaded chart (default "gmailtls-heatmap.png").
+	Filename string `json:"filename,omitempty"`
+	// Meta is the producer's own record (e.g. the alert model from which
+	// an update is rebuilt); the Sender ignores it.
+	Meta json.RawMessage `json:"meta,omitempty"`
+}
+
+// Encode returns p as JSON.
+func (p Payload) Encode() ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: encode message: %w", err)
+	}
+	return b, nil
+}
+
+// DecodePayload reads a payload written by Encode (or a bare
+// commands.Response).
+func DecodePayload(b []byte) (Payload, error) {
+	var p Payload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Payload{}, fmt.Errorf("outbox: stored message is not readable JSON: %w", err)
+	}
+	return p, nil
+}
+
+// Enqueuer is the part of storage.Store that producers write with.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, m storage.OutboxMessage) (id int64, created bool, err error)
+}
+
+// Message is one message to enqueue: where it goes, its idempotency key and
+// its payload.
+type Message struct {
+	Key     string
+	Kind    string
+	Channel string
+	// ThreadKey and UpdateKey are the keys of the thread's parent and of
+	// the message to update, both optional.
+	ThreadKey string
+	UpdateKey string
+	Payload   Payload
+}
+
+// Put encodes m and enqueues it; created is false when a message with the
+// same key was enqueued before (nothing is written then).
+func Put(ctx context.Context, s Enqueuer, m Message) (created bool, err error) {
+	b, err := m.Payload.Encode()
+	if err != nil {
+		return false, err
+	}
+	_, created, err = s.Enqueue(ctx, storage.OutboxMessage{
+		Key:       m.Key,
+		Kind:      m.Kind,
+		Channel:   m.Channel,
+		ThreadKey: m.ThreadKey,
+		UpdateKey: m.UpdateKey,
+		Payload:   b,
+	})
+	if err != nil {
+		return false, fmt.Errorf("outbox: write message %s: %w", m.Key, err)
+	}
+	return created, nil
+}
