@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,6 +104,8 @@ type interner struct {
 		paths  map[pathKey]int64
 		tls    map[tlsKey]int64
 		certs  map[[32]byte]int64
+		// chainRefs remembers chains by backing array.
+		chainRefs map[chainRef]int64
 	}
 }
 
@@ -113,6 +116,7 @@ func newInterner(ctx context.Context, tx *sql.Tx, c *internCache, now int64) *in
 	in.local.paths = map[pathKey]int64{}
 	in.local.tls = map[tlsKey]int64{}
 	in.local.certs = map[[32]byte]int64{}
+	in.local.chainRefs = map[chainRef]int64{}
 	return in
 }
 
@@ -228,19 +232,25 @@ func (in *interner) certChain(t *probe.TLSInfo) (sql.NullInt64, error) {
 	if t == nil || len(t.PeerCertificates) == 0 {
 		return sql.NullInt64{}, nil
 	}
-	b, err := json.Marshal(t.PeerCertificates)
-	if err != nil {
-		return sql.NullInt64{}, fmt.Errorf("certificate chain: %w", err)
+	// Results of one batch often share the chain's backing array.
+	same := chainRef{&t.PeerCertificates[0], len(t.PeerCertificates)}
+	if id, ok := in.local.chainRefs[same]; ok {
+		return sql.NullInt64{Int64: id, Valid: true}, nil
 	}
-	h := sha256.Sum256(b)
+	h := chainHash(t.PeerCertificates)
 	if id, ok := in.local.certs[h]; ok {
+		in.local.chainRefs[same] = id
 		return sql.NullInt64{Int64: id, Valid: true}, nil
 	}
 	in.c.mu.Lock()
 	id, ok := in.c.certs[h]
 	in.c.mu.Unlock()
 	if !ok {
-		err := in.tx.QueryRowContext(in.ctx, `
+		b, err := json.Marshal(t.PeerCertificates)
+		if err != nil {
+			return sql.NullInt64{}, fmt.Errorf("certificate chain: %w", err)
+		}
+		err = in.tx.QueryRowContext(in.ctx, `
 			INSERT INTO cert_chains (hash, chain) VALUES (?, ?)
 			ON CONFLICT (hash) DO UPDATE SET hash = excluded.hash RETURNING id`,
 			h[:], string(b)).Scan(&id)
@@ -250,7 +260,41 @@ func (in *interner) certChain(t *probe.TLSInfo) (sql.NullInt64, error) {
 		in.c.addPending(func() { in.c.certs[h] = id })
 	}
 	in.local.certs[h] = id
+	in.local.chainRefs[same] = id
 	return sql.NullInt64{Int64: id, Valid: true}, nil
+}
+
+// chainRef identifies a chain slice by its backing array, within one
+// transaction (the caller does not change results while storing them).
+type chainRef struct {
+	first *probe.Certificate
+	n     int
+}
+
+// chainHash is the SHA-256 of every field of a chain, length-prefixed.
+func chainHash(chain []probe.Certificate) [32]byte {
+	h := sha256.New()
+	var buf []byte
+	str := func(s string) {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(chain)))
+	for _, c := range chain {
+		str(c.Subject)
+		str(c.Issuer)
+		buf = binary.AppendUvarint(buf, uint64(len(c.SANs)))
+		for _, san := range c.SANs {
+			str(san)
+		}
+		buf = binary.AppendVarint(buf, c.NotAfter.UnixNano())
+		str(c.NotAfter.Location().String())
+		buf = binary.AppendVarint(buf, int64(c.DaysLeft))
+	}
+	h.Write(buf)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // lookups resolve ids back to values for readers, filling the cache from

@@ -56,6 +56,15 @@ func SchemaVersion() int { return len(migrations) }
 func (s *Store) migrate(ctx context.Context, level int) error {
 	s.writer <- struct{}{}
 	defer func() { <-s.writer }()
+	// Most opens find the schema current: check without the write lock,
+	// so that `gmailtls status` never waits for a busy writer.
+	var cur int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+		return s.opErr("open", err)
+	}
+	if cur == level {
+		return nil
+	}
 	for {
 		tx, err := s.db.BeginTx(ctx, nil) // IMMEDIATE: one process migrates at a time
 		if err != nil {

@@ -7,12 +7,33 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gmailtls/gmailtls/probe"
 )
 
-// TestMigrateFromEveryLevel builds a database at every earlier schema level,
-// puts data in it where the level allows, and opens it with the full
+// seedSQL puts data into a database at each schema level, with the SQL
+// of that level, so that migrating up must carry it.
+var seedSQL = map[int][]string{
+	1: {
+		`INSERT INTO relays (id, name, kind, created_at, updated_at) VALUES (1, 'relay-1', 'local', 1, 1)`,
+		`INSERT INTO mx_hosts (id, name) VALUES (1, 'gmail-smtp-in.l.google.com')`,
+		`INSERT INTO paths (id, relay_id, mx_id, preference, ip, port, source_ip, servername) VALUES (1, 1, 1, 5, '192.0.2.1', 25, '', '')`,
+		`INSERT INTO runs (id, relay_id, trigger, started_at) VALUES (1, 1, 'schedule', 1772445600000)`,
+		`INSERT INTO results (run_id, relay_id, path_id, started_at, ok, t_handshake) VALUES (1, 1, 1, 1772445600000, 1, 456)`,
+		`INSERT INTO results (run_id, relay_id, path_id, started_at, ok, failure, stage) VALUES (1, 1, 1, 1772445600001, 0, 'tls_reset', 'handshake')`,
+	},
+	2: {
+		`INSERT INTO rollups (hour, relay_id, mx_id, attempts, failures, by_class, p50_handshake, p95_handshake, successes_timed)
+		 VALUES (1772438400000, 1, 1, 12, 2, '{"tls_reset":1,"connect_timeout":1}', 400, 600, 10)`,
+	},
+	3: {
+		`INSERT INTO outbox (key, kind, channel, payload, next_attempt, created_at) VALUES ('k-old', 'alert', 'C1', x'7b7d', 0, 1)`,
+	},
+}
+
+// TestMigrateFromEveryLevel builds a database at every earlier schema
+// level, seeds it with that level's SQL, and opens it with the full
 // migration list.
 func TestMigrateFromEveryLevel(t *testing.T) {
 	ctx := context.Background()
@@ -26,13 +47,11 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 		if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != level {
 			t.Fatalf("level %d: user_version %d, %v", level, v, err)
 		}
-		if level >= 1 {
-			if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1", Kind: "local"}}); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerSchedule},
-				[]probe.Result{okResult("relay-1", "mx", "192.0.2.1", "", t0)}); err != nil {
-				t.Fatal(err)
+		for l := 1; l <= level; l++ {
+			for _, q := range seedSQL[l] {
+				if _, err := s.db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("level %d seed: %v", level, err)
+				}
 			}
 		}
 		s.Close()
@@ -48,11 +67,32 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 			t.Fatal(err)
 		}
 		if level >= 1 {
-			if _, res, err := s.LastRun(ctx, "relay-1"); err != nil || len(res) != 1 {
+			if _, res, err := s.LastRun(ctx, "relay-1"); err != nil || len(res) != 2 {
 				t.Fatalf("from level %d: data lost: %v %v", level, res, err)
+			}
+			// The hourly counts were backfilled from raw rows and rollups.
+			sums, err := s.Summary(ctx, t0.Add(-3*time.Hour), t0.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 2
+			if level >= 2 {
+				want += 12
+			}
+			if len(sums) != 1 || sums[0].Attempts != want || sums[0].ByClass["tls_reset"] < 1 {
+				t.Fatalf("from level %d: summary %+v", level, sums)
+			}
+		}
+		if level >= 3 {
+			if _, ok, err := s.MessageByKey(ctx, "k-old"); !ok || err != nil {
+				t.Fatalf("from level %d: outbox message lost: %v", level, err)
 			}
 		}
 		// Every table of the latest schema is usable.
+		if _, _, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerSchedule},
+			[]probe.Result{okResult("relay-1", "mx", "192.0.2.1", "", t0)}); err != nil {
+			t.Fatalf("from level %d: %v", level, err)
+		}
 		if _, _, err := s.Enqueue(ctx, OutboxMessage{Key: "k", Kind: KindReport, Channel: "C1"}); err != nil {
 			t.Fatalf("from level %d: %v", level, err)
 		}

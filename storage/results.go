@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"context"
 	"database/sql"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gmailtls/gmailtls/probe"
@@ -213,6 +215,9 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 			}
 		}
 	}
+	if err := updateHourly(ctx, tx, batch, relayIDs); err != nil {
+		return nil, nil, fmt.Errorf("hourly figures: %w", err)
+	}
 	for k, c := range newest {
 		p := prev[k]
 		if !p.win {
@@ -234,6 +239,102 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 	return runIDs, resIDs, nil
 }
 
+// hourKey is relay × hour × outcome: one row of the hourly table.
+type hourKey struct {
+	relayID, hour int64
+	ok            bool
+	failure       string
+}
+
+// updateHourly adds a batch's outcomes to the hourly counts and refreshes
+// the median handshake of every relay-hour it touched.
+func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayIDs []int64) error {
+	counts := map[hourKey]int{}
+	timed := map[[2]int64][]int64{} // relay, hour -> handshakes of this batch
+	for i := range batch {
+		for j := range batch[i].Results {
+			r := &batch[i].Results[j]
+			h := floorHour(ms(r.StartedAt))
+			k := hourKey{relayID: relayIDs[i], hour: h, ok: r.OK}
+			if !r.OK {
+				k.failure = string(r.Failure)
+			}
+			counts[k]++
+			if r.OK {
+				rh := [2]int64{relayIDs[i], h}
+				if v := tenths(r.Timings.Handshake); v > 0 {
+					timed[rh] = append(timed[rh], v)
+				} else if _, ok := timed[rh]; !ok {
+					timed[rh] = nil
+				}
+			}
+		}
+	}
+	up, err := tx.PrepareContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = n + excluded.n`)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	for k, n := range counts {
+		if _, err := up.ExecContext(ctx, k.relayID, k.hour, k.ok, k.failure, n); err != nil {
+			return err
+		}
+	}
+	if len(timed) == 0 {
+		return nil
+	}
+	wm, err := watermark(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for rh, vals := range timed {
+		relayID, h := rh[0], rh[1]
+		var p50, count int64
+		if h >= wm {
+			// The hour's raw rows are all there: recompute exactly.
+			rows, err := tx.QueryContext(ctx, `SELECT t_handshake FROM results WHERE relay_id = ? AND started_at >= ?
+				AND started_at < ? AND ok = 1 AND t_handshake IS NOT NULL`, relayID, h, h+hourMS)
+			if err != nil {
+				return err
+			}
+			vals = vals[:0]
+			for rows.Next() {
+				var v int64
+				if err := rows.Scan(&v); err != nil {
+					rows.Close()
+					return err
+				}
+				vals = append(vals, v)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			slices.Sort(vals)
+			p50, count = percentile(vals, 50), int64(len(vals))
+		} else {
+			// Late results for a rolled-up hour: weigh them in.
+			var oldP50, oldTimed int64
+			if err := tx.QueryRowContext(ctx, `SELECT p50_handshake, timed FROM hourly
+				WHERE relay_id = ? AND hour = ? AND ok = 1 AND failure = ''`, relayID, h).Scan(&oldP50, &oldTimed); err != nil {
+				return err
+			}
+			slices.Sort(vals)
+			k := int64(len(vals))
+			count = oldTimed + k
+			if count > 0 {
+				p50 = (oldP50*oldTimed + percentile(vals, 50)*k) / count
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE hourly SET p50_handshake = ?, timed = ?
+			WHERE relay_id = ? AND hour = ? AND ok = 1 AND failure = ''`, p50, count, relayID, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // resultArgs returns the stored columns of r from started_at on.
 func (s *Store) resultArgs(in *interner, r *probe.Result, withTranscript bool) ([]any, error) {
 	tlsID, err := in.tlsParams(r.TLS)
@@ -253,7 +354,7 @@ func (s *Store) resultArgs(in *interner, r *probe.Result, withTranscript bool) (
 		hints = string(b)
 	}
 	if withTranscript && len(r.Transcript) > 0 {
-		b, err := encodeTranscript(r.Transcript)
+		b, err := encodeTranscript(&s.flaters, r.Transcript)
 		if err != nil {
 			return nil, err
 		}
@@ -285,7 +386,8 @@ func nullInt(v int64) any {
 
 // encodeTranscript trims a transcript to maxTranscriptLines and deflates
 // its JSON form.
-func encodeTranscript(lines []string) ([]byte, error) {
+// pool holds reusable flate writers (they are large to allocate).
+func encodeTranscript(pool *sync.Pool, lines []string) ([]byte, error) {
 	if len(lines) > maxTranscriptLines {
 		head := maxTranscriptLines / 2
 		tail := maxTranscriptLines - head - 1
@@ -300,10 +402,15 @@ func encodeTranscript(lines []string) ([]byte, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.BestSpeed)
-	if err != nil {
-		return nil, err
+	w, _ := pool.Get().(*flate.Writer)
+	if w == nil {
+		if w, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
+			return nil, err
+		}
+	} else {
+		w.Reset(&buf)
 	}
+	defer pool.Put(w)
 	if _, err := w.Write(j); err != nil {
 		return nil, err
 	}
@@ -411,6 +518,7 @@ func (s *Store) scanResults(ctx context.Context, q querier, rows *sql.Rows) ([]S
 				sr.TLS.PeerCertificates = slices.Clone(c)
 			}
 		}
+		sr.Hints = []string{}
 		if x.hints.Valid {
 			if err := json.Unmarshal([]byte(x.hints.String), &sr.Hints); err != nil {
 				return nil, fmt.Errorf("result %d: hints: %w", sr.ID, err)
@@ -500,8 +608,11 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]StoredResult, er
 
 // Recent returns the input of escalation: for every relay that is not
 // retired, its last perRelayLimit results and every result since since,
-// all oldest first (by start time, then id). Transcripts are not loaded;
-// use Result for one.
+// all oldest first (by start time, then id). To stay fast it fills only
+// what escalation reads: ids, relay, path (MX, preference, IP, port,
+// source IP, server name), start, OK, stage, failure, SMTP code, trigger
+// and the handshake and total timings; TLS, hints, error text and
+// transcript are left empty (Result has them).
 func (s *Store) Recent(ctx context.Context, since time.Time, perRelayLimit int) ([]StoredResult, error) {
 	var out []StoredResult
 	err := s.read(ctx, "read recent results", func(tx *sql.Tx) error {
@@ -539,15 +650,9 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayLimit int) 
 					lower = min(lower, nth)
 				}
 			}
-			rows, err := tx.QueryContext(ctx, selectResults(false)+`WHERE r.relay_id = ? AND r.started_at >= ?`, id, lower)
-			if err != nil {
+			if out, err = s.scanLean(ctx, tx, out, id, lower); err != nil {
 				return err
 			}
-			res, err := s.scanResults(ctx, tx, rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, res...)
 		}
 		return nil
 	})
@@ -555,9 +660,56 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayLimit int) 
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 			return c
 		}
-		return int(a.ID - b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	return out, err
+}
+
+// scanLean appends relayID's results since lower with the fields Recent
+// documents.
+func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, relayID, lower int64) ([]StoredResult, error) {
+	name, err := s.relayName(ctx, tx, relayID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.run_id, r.path_id, r.started_at, r.ok, r.stage, r.failure,
+		r.smtp_code, r.t_handshake, r.t_total, ru.trigger
+		FROM results r JOIN runs ru ON ru.id = r.run_id WHERE r.relay_id = ? AND r.started_at >= ?`, relayID, lower)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	first := len(out)
+	var pathIDs []int64
+	for rows.Next() {
+		var sr StoredResult
+		var pathID, at int64
+		var stage, failure sql.NullString
+		var code, hs, total sql.NullInt64
+		if err := rows.Scan(&sr.ID, &sr.RunID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &sr.Trigger); err != nil {
+			return nil, err
+		}
+		sr.Relay, sr.StartedAt = name, fromMS(at)
+		sr.Stage, sr.Failure, sr.SMTPCode = probe.Stage(stage.String), probe.Failure(failure.String), int(code.Int64)
+		sr.Timings.Handshake, sr.Timings.Total = fromTenths(hs), fromTenths(total)
+		sr.Hints = []string{}
+		out = append(out, sr)
+		pathIDs = append(pathIDs, pathID)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i, pid := range pathIDs {
+		p, err := s.pathByID(ctx, tx, pid)
+		if err != nil {
+			return nil, err
+		}
+		sr := &out[first+i]
+		sr.MX, sr.Preference, sr.IP, sr.Port = p.key.mx, p.key.preference, p.key.ip, p.key.port
+		sr.SourceIP, sr.ServerName = p.key.sourceIP, p.key.serverName
+	}
+	return out, nil
 }
 
 // LastRun returns a relay's latest run and its results (with kept

@@ -63,7 +63,7 @@ func TestLongTranscriptTrimmed(t *testing.T) {
 	for i := range 1000 {
 		lines = append(lines, fmt.Sprintf("S: 250-line %d", i))
 	}
-	b, err := encodeTranscript(lines)
+	b, err := encodeTranscript(&sync.Pool{}, lines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func FuzzTranscriptRoundTrip(f *testing.F) {
 	f.Add("\x00\xff\n\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		lines := strings.Split(s, "\n")
-		b, err := encodeTranscript(lines)
+		b, err := encodeTranscript(&sync.Pool{}, lines)
 		if err != nil {
 			t.Fatal(err)
 		}

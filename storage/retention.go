@@ -22,8 +22,10 @@ type RollupStats struct {
 	Rolled     int
 	// RunsDeleted counts probe runs left without results and removed.
 	RunsDeleted int
-	// RollupsDeleted counts hourly rollups older than the rollup retention.
+	// RollupsDeleted counts hourly rollups older than the rollup retention;
+	// HourlyDeleted the per-relay hourly counts behind summaries.
 	RollupsDeleted int
+	HourlyDeleted  int
 	// Deleted audit entries and delivered outbox messages past the rollup
 	// retention.
 	AuditDeleted    int
@@ -101,6 +103,8 @@ func (s *Store) Rollup(ctx context.Context, rawBefore, rollupBefore time.Time) (
 			AND NOT EXISTS (SELECT 1 FROM results WHERE run_id = runs.id) LIMIT ` + strconv.Itoa(batchRows) + `)`, cutoff},
 		{&st.RollupsDeleted, `DELETE FROM rollups WHERE (relay_id, hour, mx_id) IN (SELECT relay_id, hour, mx_id
 			FROM rollups WHERE hour < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, oldRollups},
+		{&st.HourlyDeleted, `DELETE FROM hourly WHERE (relay_id, hour, ok, failure) IN (SELECT relay_id, hour, ok, failure
+			FROM hourly WHERE hour < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, oldRollups},
 		{&st.AuditDeleted, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},
 		{&st.MessagesDeleted, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state <> 'pending' AND created_at < ?
 			LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -64,7 +65,8 @@ type Store struct {
 	now    func() time.Time
 	writer chan struct{} // a one-slot semaphore: the single writer
 
-	cache internCache
+	cache   internCache
+	flaters sync.Pool // *flate.Writer for transcripts
 }
 
 // busyTimeout is how long a connection waits for another process's lock.

@@ -40,7 +40,7 @@ func openTest(t testing.TB, path string, c *clock) *Store {
 func okResult(relay, mx, ip, src string, at time.Time) probe.Result {
 	return probe.Result{
 		Relay: relay, Engine: probe.EngineNative, SourceIP: src, MX: mx, Preference: 5, IP: ip, Port: 25,
-		StartedAt: at, OK: true, SMTPCode: 221,
+		StartedAt: at, OK: true, SMTPCode: 221, Hints: []string{},
 		TLS: &probe.TLSInfo{Version: "TLS 1.3", Cipher: "TLS_AES_256_GCM_SHA384", Group: "X25519MLKEM768", Verified: true,
 			PeerCertificates: []probe.Certificate{{Subject: "CN=mx.google.com", Issuer: "CN=WR2,O=Google Trust Services,C=US",
 				SANs: []string{"mx.google.com", "gmail-smtp-in.l.google.com"}, NotAfter: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), DaysLeft: 59}}},

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -67,9 +66,11 @@ func watermark(ctx context.Context, q querier) (int64, error) {
 }
 
 // Summary returns per relay (every relay not retired, plus retired relays
-// with results in the window) the figures of [since, until), by name. Raw
-// rows serve the recent part of the window and hourly rollups the part
-// older than the raw retention.
+// with results in the window) the figures of [since, until), by name.
+// Whole hours come from the hourly counts kept on every insert; the
+// partial hours at the window's edges from raw results (or, once those
+// are rolled up, from their whole hour). The median handshake is exact
+// over raw edges and weighted from hourly medians elsewhere.
 func (s *Store) Summary(ctx context.Context, since, until time.Time) ([]RelaySummary, error) {
 	if !until.After(since) {
 		return nil, fmt.Errorf("storage: summary: the window ends (%s) before it starts (%s)", until.Format(time.RFC3339), since.Format(time.RFC3339))
@@ -105,20 +106,47 @@ func (s *Store) Summary(ctx context.Context, since, until time.Time) ([]RelaySum
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rawFrom := max(from, wm)
+		// Split the window into raw edges and whole hours.
+		type span struct {
+			from, to int64
+			raw      bool
+		}
+		var spans []span
+		add := func(a, b int64) { // a partial span inside one or two hours
+			if a >= b {
+				return
+			}
+			if a >= wm {
+				spans = append(spans, span{a, b, true})
+			} else {
+				spans = append(spans, span{floorHour(a), b, false})
+			}
+		}
+		fullStart, fullEnd := floorHour(from), floorHour(to)
+		if fullStart < from {
+			fullStart += hourMS
+		}
+		if fullStart >= fullEnd {
+			add(from, to)
+		} else {
+			add(from, fullStart)
+			spans = append(spans, span{fullStart, fullEnd, false})
+			add(fullEnd, to)
+		}
 		for _, r := range relays {
 			sum := RelaySummary{Relay: r.name, ByClass: map[string]int{}, Hourly: make([]HourBucket, nHours)}
 			for i := range sum.Hourly {
 				sum.Hourly[i].Hour = fromMS(firstHour + int64(i)*hourMS)
 			}
 			hist := map[int64]float64{} // handshake tenths -> weight
-			if rawFrom < to {
-				if err := s.summariseRaw(ctx, tx, r.id, rawFrom, to, firstHour, &sum, hist); err != nil {
-					return fmt.Errorf("relay %q: %w", r.name, err)
+			for _, sp := range spans {
+				var err error
+				if sp.raw {
+					err = summariseRaw(ctx, tx, r.id, sp.from, sp.to, firstHour, &sum, hist)
+				} else {
+					err = summariseHourly(ctx, tx, r.id, sp.from, sp.to, firstHour, &sum, hist)
 				}
-			}
-			if from < wm {
-				if err := summariseRollups(ctx, tx, r.id, firstHour, min(to, wm), firstHour, &sum, hist); err != nil {
+				if err != nil {
 					return fmt.Errorf("relay %q: %w", r.name, err)
 				}
 			}
@@ -136,88 +164,62 @@ func (s *Store) Summary(ctx context.Context, since, until time.Time) ([]RelaySum
 	return out, err
 }
 
-func (s *Store) summariseRaw(ctx context.Context, tx *sql.Tx, relayID, from, to, firstHour int64, sum *RelaySummary, hist map[int64]float64) error {
-	rows, err := tx.QueryContext(ctx, `SELECT started_at / ? AS h, ok, failure, count(*) FROM results
-		WHERE relay_id = ? AND started_at >= ? AND started_at < ? GROUP BY h, ok, failure`,
-		hourMS, relayID, from, to)
+// count adds n outcomes at hour h (ms) to sum.
+func (sum *RelaySummary) count(h, firstHour int64, ok bool, failure string, n int) {
+	i := int((h - firstHour) / hourMS)
+	sum.Attempts += n
+	if i >= 0 && i < len(sum.Hourly) {
+		sum.Hourly[i].Attempts += n
+	}
+	if !ok {
+		sum.Failures += n
+		sum.ByClass[failure] += n
+		if i >= 0 && i < len(sum.Hourly) {
+			sum.Hourly[i].Failures += n
+		}
+	}
+}
+
+func summariseRaw(ctx context.Context, tx *sql.Tx, relayID, from, to, firstHour int64, sum *RelaySummary, hist map[int64]float64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT started_at, ok, failure, t_handshake FROM results
+		WHERE relay_id = ? AND started_at >= ? AND started_at < ?`, relayID, from, to)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var h int64
+		var at int64
 		var ok bool
 		var failure sql.NullString
-		var n int
-		if err := rows.Scan(&h, &ok, &failure, &n); err != nil {
+		var hs sql.NullInt64
+		if err := rows.Scan(&at, &ok, &failure, &hs); err != nil {
 			return err
 		}
-		i := int((h*hourMS - firstHour) / hourMS)
-		sum.Attempts += n
-		if i >= 0 && i < len(sum.Hourly) {
-			sum.Hourly[i].Attempts += n
+		sum.count(floorHour(at), firstHour, ok, failure.String, 1)
+		if ok && hs.Int64 > 0 {
+			hist[hs.Int64]++
 		}
-		if !ok {
-			sum.Failures += n
-			sum.ByClass[failure.String] += n
-			if i >= 0 && i < len(sum.Hourly) {
-				sum.Hourly[i].Failures += n
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT t_handshake, count(*) FROM results
-		WHERE relay_id = ? AND started_at >= ? AND started_at < ? AND ok = 1 AND t_handshake IS NOT NULL
-		GROUP BY t_handshake`, relayID, from, to)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v int64
-		var n float64
-		if err := rows.Scan(&v, &n); err != nil {
-			return err
-		}
-		hist[v] += n
 	}
 	return rows.Err()
 }
 
-func summariseRollups(ctx context.Context, tx *sql.Tx, relayID, from, to, firstHour int64, sum *RelaySummary, hist map[int64]float64) error {
-	rows, err := tx.QueryContext(ctx, `SELECT hour, attempts, failures, by_class, p50_handshake, successes_timed
-		FROM rollups WHERE relay_id = ? AND hour >= ? AND hour < ?`, relayID, from, to)
+func summariseHourly(ctx context.Context, tx *sql.Tx, relayID, from, to, firstHour int64, sum *RelaySummary, hist map[int64]float64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT hour, ok, failure, n, p50_handshake, timed FROM hourly
+		WHERE relay_id = ? AND hour >= ? AND hour < ?`, relayID, from, to)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var h, p50 int64
-		var attempts, failures, timed int
-		var byClass string
-		if err := rows.Scan(&h, &attempts, &failures, &byClass, &p50, &timed); err != nil {
+		var h, p50, timed int64
+		var ok bool
+		var failure string
+		var n int
+		if err := rows.Scan(&h, &ok, &failure, &n, &p50, &timed); err != nil {
 			return err
 		}
-		i := int((h - firstHour) / hourMS)
-		sum.Attempts += attempts
-		sum.Failures += failures
-		if i >= 0 && i < len(sum.Hourly) {
-			sum.Hourly[i].Attempts += attempts
-			sum.Hourly[i].Failures += failures
-		}
-		if failures > 0 {
-			var m map[string]int
-			if err := json.Unmarshal([]byte(byClass), &m); err != nil {
-				return fmt.Errorf("rollup of %s: %w", fromMS(h).Format(time.RFC3339), err)
-			}
-			for k, v := range m {
-				sum.ByClass[k] += v
-			}
-		}
-		if timed > 0 && p50 > 0 {
+		sum.count(h, firstHour, ok, failure, n)
+		if ok && timed > 0 && p50 > 0 {
 			hist[p50] += float64(timed)
 		}
 	}
@@ -235,7 +237,8 @@ func lastOutcomes(ctx context.Context, tx *sql.Tx, relayID, to int64, sum *Relay
 	}
 	sum.LastSuccess = fromMS(at)
 	at = 0
-	err = tx.QueryRowContext(ctx, `SELECT started_at, failure FROM results WHERE relay_id = ? AND ok = 0 AND started_at < ?
+	err = tx.QueryRowContext(ctx, `SELECT started_at, failure FROM results INDEXED BY results_failures
+		WHERE relay_id = ? AND ok = 0 AND started_at < ?
 		ORDER BY started_at DESC LIMIT 1`, relayID, to).Scan(&at, &class)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err

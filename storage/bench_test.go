@@ -1,0 +1,270 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gmailtls/gmailtls/probe"
+)
+
+// benchDBEnv points the benchmarks at a database made beforehand, e.g. a
+// full year from `go run ./storage/cmd/gen -db /tmp/year.db`; without it
+// they generate a smaller but representative one once per test binary
+// (20 relays × 5 MX × 2 IPs every 5 minutes, 3 raw days and 27 days of
+// rollups).
+const benchDBEnv = "GMAILTLS_BENCH_DB"
+
+// benchEnd is the end of generated benchmark histories.
+var benchEnd = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// benchShared holds the generated database across benchmark functions.
+var benchShared struct {
+	once sync.Once
+	path string
+	end  time.Time
+	err  error
+}
+
+// cpuTime returns the process's user+system CPU time so far. The machine
+// benchmarks run on may be shared: CPU time per operation is reported
+// beside wall time so that figures taken under load stay comparable.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter reports CPU milliseconds per operation when stopped.
+type cpuMeter struct {
+	b     *testing.B
+	start time.Duration
+}
+
+func startCPU(b *testing.B) *cpuMeter { return &cpuMeter{b: b, start: cpuTime(b)} }
+
+func (m *cpuMeter) perOp() time.Duration { return (cpuTime(m.b) - m.start) / time.Duration(m.b.N) }
+
+func (m *cpuMeter) report() {
+	m.b.ReportMetric(float64(m.perOp().Microseconds())/1000, "cpu-ms/op")
+}
+
+// TestMain removes the generated benchmark database, if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchShared.path != "" {
+		os.RemoveAll(filepath.Dir(benchShared.path))
+	}
+	os.Exit(code)
+}
+
+// benchDB returns a generated history database and its end time.
+func benchDB(b *testing.B) (string, time.Time) {
+	b.Helper()
+	if p := os.Getenv(benchDBEnv); p != "" {
+		s, err := Open(context.Background(), p, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		h, err := s.History(context.Background(), HistoryQuery{Limit: 1})
+		if err != nil || len(h) == 0 {
+			b.Fatalf("%s: no history (%v)", p, err)
+		}
+		return p, h[0].StartedAt.Add(time.Minute)
+	}
+	benchShared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "gmailtls-bench-")
+		if err != nil {
+			benchShared.err = err
+			return
+		}
+		benchShared.path = filepath.Join(dir, "history.db")
+		s, err := Open(context.Background(), benchShared.path, Options{})
+		if err != nil {
+			benchShared.err = err
+			return
+		}
+		defer s.Close()
+		start := time.Now()
+		st, err := s.Generate(context.Background(), GenerateOptions{Days: 30, RawDays: 3, End: benchEnd, Seed: 1})
+		benchShared.err = err
+		benchShared.end = benchEnd
+		fmt.Fprintf(os.Stderr, "bench: generated %d raw results and %d rollups in %s into %s\n",
+			st.Results, st.Rollups, time.Since(start).Round(time.Millisecond), benchShared.path)
+	})
+	if benchShared.err != nil {
+		b.Fatal(benchShared.err)
+	}
+	return benchShared.path, benchShared.end
+}
+
+// BenchmarkSummary24h measures the 24-hour status summary of all relays
+// (goal: under 50 ms).
+func BenchmarkSummary24h(b *testing.B) {
+	path, end := benchDB(b)
+	s := openTest(b, path, nil)
+	ctx := context.Background()
+	cpu := startCPU(b)
+	for b.Loop() {
+		sums, err := s.Summary(ctx, end.Add(-24*time.Hour), end)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(sums) == 0 || sums[0].Attempts == 0 {
+			b.Fatalf("empty summary %+v", sums)
+		}
+	}
+	cpu.report()
+}
+
+// BenchmarkSummary30d is the same over 30 days: raw rows and rollups.
+func BenchmarkSummary30d(b *testing.B) {
+	path, end := benchDB(b)
+	s := openTest(b, path, nil)
+	ctx := context.Background()
+	cpu := startCPU(b)
+	for b.Loop() {
+		if _, err := s.Summary(ctx, end.AddDate(0, 0, -30), end); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu.report()
+}
+
+// BenchmarkRecent measures the query escalation runs after each new
+// result: the last 10 results per relay and everything of the last hour.
+func BenchmarkRecent(b *testing.B) {
+	path, end := benchDB(b)
+	s := openTest(b, path, nil)
+	ctx := context.Background()
+	cpu := startCPU(b)
+	n := 0
+	for b.Loop() {
+		res, err := s.Recent(ctx, end.Add(-time.Hour), 10)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res) == 0 {
+			b.Fatal("no recent results")
+		}
+		n = len(res)
+	}
+	cpu.report()
+	b.ReportMetric(float64(n), "results/op")
+}
+
+// benchRuns builds n runs of 10 results each (5 MX × 2 IPs), one failure
+// in 500, starting at start.
+func benchRuns(n int, start time.Time) []RunWithResults {
+	base := okResult("relay-01", mx1, "192.0.2.1", "", start)
+	var out []RunWithResults
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Second)
+		relay := fmt.Sprintf("relay-%02d", i%20+1)
+		rw := RunWithResults{Run: Run{Relay: relay, Trigger: TriggerSchedule, StartedAt: at}}
+		for j := range 10 {
+			r := base
+			r.Relay, r.StartedAt = relay, at.Add(time.Duration(j)*time.Millisecond)
+			r.MX = fmt.Sprintf("alt%d.gmail-smtp-in.l.google.com", j/2)
+			r.IP = fmt.Sprintf("192.0.2.%d", j+1)
+			r.Timings.Handshake = 30 + float64((i*7+j*13)%400)/10
+			if (i*10+j)%500 == 0 {
+				r = failResult(relay, r.MX, r.IP, "", r.StartedAt, probe.FailTLSReset)
+			}
+			rw.Results = append(rw.Results, r)
+		}
+		out = append(out, rw)
+	}
+	return out
+}
+
+// BenchmarkRecordBatch measures batched inserts (goal: at least 20,000
+// results per second): 200 runs of 10 results per transaction.
+func BenchmarkRecordBatch(b *testing.B) {
+	s := openTest(b, "", nil)
+	ctx := context.Background()
+	start := benchEnd
+	results := 0
+	cpu := startCPU(b)
+	for b.Loop() {
+		batch := benchRuns(200, start)
+		start = start.Add(200 * time.Second)
+		if err := s.RecordRuns(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		results += 200 * 10
+	}
+	b.ReportMetric(float64(results)/b.Elapsed().Seconds(), "results/s")
+	b.ReportMetric(float64(results)/(cpu.perOp()*time.Duration(b.N)).Seconds(), "results/cpu-s")
+}
+
+// BenchmarkRecordRun measures one run of 10 results per transaction, the
+// shape of scheduled probing.
+func BenchmarkRecordRun(b *testing.B) {
+	s := openTest(b, "", nil)
+	ctx := context.Background()
+	start := benchEnd
+	results := 0
+	cpu := startCPU(b)
+	for b.Loop() {
+		rw := benchRuns(1, start)[0]
+		start = start.Add(time.Second)
+		if _, _, err := s.RecordRun(ctx, rw.Run, rw.Results); err != nil {
+			b.Fatal(err)
+		}
+		results += len(rw.Results)
+	}
+	b.ReportMetric(float64(results)/b.Elapsed().Seconds(), "results/s")
+	b.ReportMetric(float64(results)/(cpu.perOp()*time.Duration(b.N)).Seconds(), "results/cpu-s")
+}
+
+// BenchmarkBytesPerResult stores 100,000 successful results of the
+// scheduled shape (one run of 10 per 5 minutes per relay; transcripts only
+// for the newest success per relay × MX) and reports the file size per
+// result after VACUUM (goal: under 200 bytes).
+func BenchmarkBytesPerResult(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		s := openTest(b, "", nil)
+		const runs = 10_000
+		start := benchEnd
+		for i := 0; i < runs; i += 500 {
+			batch := benchRuns(500, start)
+			for k := range batch {
+				batch[k].Run.StartedAt = start.Add(time.Duration((i+k)/20) * 5 * time.Minute)
+				for j := range batch[k].Results {
+					r := &batch[k].Results[j]
+					*r = okResult(r.Relay, r.MX, r.IP, "", batch[k].Run.StartedAt.Add(time.Duration(j)*37*time.Millisecond))
+					r.Timings.Handshake = 30 + float64((i+k*7+j*13)%400)/10
+				}
+			}
+			b.StartTimer()
+			if err := s.RecordRuns(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+		}
+		if _, err := s.db.ExecContext(ctx, "VACUUM"); err != nil {
+			b.Fatal(err)
+		}
+		var pages, size int64
+		if err := s.db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(pages*size)/float64(runs*10), "bytes/result")
+		s.Close()
+		b.StartTimer()
+	}
+}
