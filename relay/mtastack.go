@@ -37,14 +37,20 @@ type mtaTarget struct {
 
 // runMTAStack runs the relay's own openssl s_client and, where Postfix is
 // installed, posttls-finger toward every MX address the native probe got a
-// TCP connection to. A tool that is not installed is skipped. When the
+// TCP connection and a greeting from. A tool that is not installed is
+// skipped. openssl gets the target's stage timeout plus 5 s in all
+// (it has no timeouts of its own); posttls-finger gets the stage timeout
+// for its connect and each command, and twice that plus 5 s in all. When the
 // native probe passed toward an address and a tool failed toward it, the
 // tool's result carries MTAStackHint.
 func (l *Local) runMTAStack(ctx context.Context, cfg probe.Config, native []probe.Result) []probe.Result {
 	var targets []mtaTarget
 	seen := map[string]bool{}
 	for _, r := range native {
-		if r.IP == "" || r.Port == 0 || r.Stage == probe.StageDNS || r.Stage == probe.StageConnect || r.Stage == probe.StageAgent {
+		if r.IP == "" || r.Port == 0 || r.Stage == probe.StageDNS || r.Stage == probe.StageConnect ||
+			r.Stage == probe.StageAgent || r.Failure == probe.FailBannerTimeout {
+			// No TCP session, or a server that never greets: the tools
+			// would only wait for the same timeout and tell nothing new.
 			continue
 		}
 		sn := r.ServerName
@@ -114,12 +120,12 @@ func (l *Local) runMTAStack(ctx context.Context, cfg probe.Config, native []prob
 			case probe.EngineOpenSSL:
 				prog = "openssl"
 				args = mta.OpenSSLArgs(j.t.ip, j.t.port, j.t.servername, helo, l.CAFile)
-				limit = 2 * stage
+				limit = stage + 5*time.Second
 				parse = mta.ParseOpenSSL
 			default:
 				prog = "posttls-finger"
 				args = mta.PosttlsFingerArgs(j.t.ip, j.t.port, j.t.servername, l.CAFile, caPath, int((stage+time.Second-1)/time.Second))
-				limit = 4*stage + 5*time.Second
+				limit = 2*stage + 5*time.Second
 				parse = mta.ParsePosttlsFinger
 			}
 			tctx, cancel := context.WithTimeout(ctx, limit)
@@ -141,7 +147,6 @@ func (l *Local) runMTAStack(ctx context.Context, cfg probe.Config, native []prob
 			}
 			o.Apply(&res)
 			res.Timings.Total = ms(l.now().Sub(start))
-			refineTimeout(&res, j.t.native, timedOut)
 			if j.t.native.OK && !res.OK {
 				res.Hints = appendHint(res.Hints, MTAStackHint)
 			}
@@ -156,15 +161,4 @@ func (l *Local) runMTAStack(ctx context.Context, cfg probe.Config, native []prob
 		}
 	}
 	return out
-}
-
-// refineTimeout: a tool stopped by its deadline cannot always say at which
-// stage it hung (openssl -brief prints nothing); when the native probe
-// toward the same address timed out at the greeting, the tool did too.
-func refineTimeout(res *probe.Result, native probe.Result, timedOut bool) {
-	if !timedOut || res.OK || native.Failure != probe.FailBannerTimeout || res.Failure != probe.FailTLSTimeout {
-		return
-	}
-	res.Stage, res.Failure = probe.StageBanner, probe.FailBannerTimeout
-	res.Error += "; the native probe toward the same address got no greeting either"
 }

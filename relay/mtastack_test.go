@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/probe"
@@ -194,4 +195,48 @@ func (r *recordedTools) Run(_ context.Context, name string, args ...string) ([]b
 		return o, nil
 	}
 	return nil, errors.Join(errors.New(name+" is not installed"), exec.ErrNotFound)
+}
+
+func TestMTAStackSkippedWhereNativeGotNoGreeting(t *testing.T) {
+	cmds := &recordedTools{out: map[string][]byte{"openssl": []byte("CONNECTION ESTABLISHED\n")}}
+	ca := newCA(t)
+	_, base := target(t, smtptest.HangBanner, ca)
+	base.Timeout = 200 * time.Millisecond
+	l := NewLocal("relay-1", base, nil)
+	l.MTAStack, l.Commands = true, cmds
+	rep, err := l.Probe(t.Context(), Options{MTAStack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Failure != probe.FailBannerTimeout || len(cmds.calls) != 0 {
+		t.Errorf("results %+v, tool calls %v", rep.Results, cmds.calls)
+	}
+}
+
+func TestMTAStackThroughTheAgent(t *testing.T) {
+	ok, err := os.ReadFile("testdata/openssl/gmail.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := os.ReadFile("testdata/posttls-finger/untrusted_ca.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	_, base := target(t, smtptest.Gmail, ca)
+	cmds := &recordedTools{out: map[string][]byte{"openssl": ok, "posttls-finger": pf}}
+	agent := plainAgent(t, ServerConfig{Base: base, MTAStack: true, Commands: cmds})
+	a := NewAgent("relay-2", agent.URL, testSecret, agent.Client(), 10*time.Second, nil)
+	rep, err := a.Probe(t.Context(), Options{MTAStack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byEngine(rep)
+	if len(rep.Results) != 3 || !got[probe.EngineNative].OK || !got[probe.EngineOpenSSL].OK {
+		t.Fatalf("%+v", rep.Results)
+	}
+	r := got[probe.EnginePosttlsFinger]
+	if r.Failure != probe.FailCertUntrusted || r.Relay != "relay-2" || !strings.Contains(strings.Join(r.Hints, "|"), MTAStackHint) {
+		t.Errorf("posttls-finger %+v", r)
+	}
 }
