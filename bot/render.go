@@ -436,19 +436,8 @@ func escapeTrunc(raw string, max int) string {
 	return splitEscaped(raw, max-1, false)[0] + "…"
 }
 
-// escapeText escapes the three characters Slack treats as control
+// escapeRune escapes the three characters Slack treats as control
 // characters in mrkdwn and message text.
-func escapeText(s string) string {
-	if !strings.ContainsAny(s, "&<>") {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		b.WriteString(escapeRune(r))
-	}
-	return b.String()
-}
-
 func escapeRune(r rune) string {
 	switch r {
 	case '&':

@@ -158,6 +158,7 @@ type Server struct {
 	conns       []*wsConn
 	connections int
 	pending     []pendingEnvelope
+	sent        map[string]sentEnvelope
 	failures    map[string][]*failure
 	responses   map[string]int
 	seq         int

@@ -146,18 +146,51 @@ func (s *Server) SendEnvelope(typ string, payload any) (envelopeID string) {
 	s.mu.Lock()
 	s.seq++
 	id := fmt.Sprintf("env-%06d", s.seq)
+	s.mu.Unlock()
+	s.sendFrame(id, typ, payload, 0)
+	return id
+}
+
+// ResendEnvelope sends envelope id again, as Slack redelivers an envelope
+// whose ack did not arrive in time (retry_attempt 1, retry_reason
+// "timeout"). It is recorded as a further Envelope with the same ID.
+func (s *Server) ResendEnvelope(id string) {
+	s.mu.Lock()
+	orig, ok := s.sent[id]
+	s.mu.Unlock()
+	if !ok {
+		panic("slackfake: ResendEnvelope of an envelope never sent: " + id)
+	}
+	s.sendFrame(id, orig.typ, orig.payload, 1)
+}
+
+type sentEnvelope struct {
+	typ     string
+	payload any
+}
+
+// sendFrame encodes and sends (or queues) one envelope frame.
+func (s *Server) sendFrame(id, typ string, payload any, retry int) {
+	reason := ""
+	if retry > 0 {
+		reason = "timeout"
+	}
 	frame, err := json.Marshal(map[string]any{
 		"envelope_id":              id,
 		"type":                     typ,
 		"payload":                  payload,
 		"accepts_response_payload": typ == EnvelopeSlashCommands,
-		"retry_attempt":            0,
-		"retry_reason":             "",
+		"retry_attempt":            retry,
+		"retry_reason":             reason,
 	})
 	if err != nil {
-		s.mu.Unlock()
 		panic(fmt.Sprintf("slackfake: envelope payload does not encode: %v", err))
 	}
+	s.mu.Lock()
+	if s.sent == nil {
+		s.sent = map[string]sentEnvelope{}
+	}
+	s.sent[id] = sentEnvelope{typ: typ, payload: payload}
 	s.envelopes = append(s.envelopes, Envelope{ID: id, Type: typ})
 	p := pendingEnvelope{index: len(s.envelopes) - 1, frame: frame}
 	var c *wsConn
@@ -170,7 +203,6 @@ func (s *Server) SendEnvelope(typ string, payload any) (envelopeID string) {
 	if c != nil {
 		s.writeEnvelope(c, p)
 	}
-	return id
 }
 
 // SendDisconnect sends Slack's disconnect frame (reason e.g.
