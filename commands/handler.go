@@ -36,7 +36,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// OnChange, when set, is called after every evaluation that changed a
 	// level, with the changes (already stored as events). The alert code
-	// hooks in here. It runs synchronously; it must not block for long.
+	// hooks in here. It runs synchronously in the caller of CheckRelay,
+	// CheckAll or Evaluate, outside the evaluation lock: it may check a
+	// relay again (a confirming re-probe).
 	OnChange func(ctx context.Context, changes []escalation.Change, ev Evaluation)
 	// Location is the time zone times are shown in (default time.Local).
 	Location *time.Location

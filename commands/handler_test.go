@@ -138,6 +138,8 @@ type testEnv struct {
 	path    string
 	runners map[string]*fakeRunner
 	h       *Handler
+	// concurrency is Deps.Concurrency (0: the default).
+	concurrency int
 
 	mu      sync.Mutex
 	changes []escalation.Change
@@ -184,7 +186,8 @@ func (e *testEnv) open() {
 	}
 	e.h = New(Deps{
 		Config: e.cfg, Store: st, Runners: runners, Now: e.clock.Now, Location: time.UTC,
-		Hostname: func() (string, error) { return "bot.test.example", nil },
+		Hostname:    func() (string, error) { return "bot.test.example", nil },
+		Concurrency: e.concurrency,
 		OnChange: func(_ context.Context, ch []escalation.Change, _ Evaluation) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -674,4 +677,36 @@ func FuzzButtonValue(f *testing.F) {
 			t.Fatalf("%d ids accepted", len(b.IDs))
 		}
 	})
+}
+
+// TestOnChangeMayReprobe: the alert hook confirms a failure with a second
+// probe of the same relay from inside OnChange, without deadlock.
+func TestOnChangeMayReprobe(t *testing.T) {
+	e := newTestEnv(t)
+	var confirmed []CheckResult
+	runners := map[string]relay.Runner{}
+	for n, r := range e.runners {
+		runners[n] = r
+	}
+	var h *Handler
+	h = New(Deps{
+		Config: e.cfg, Store: e.store, Runners: runners, Now: e.clock.Now,
+		OnChange: func(ctx context.Context, ch []escalation.Change, ev Evaluation) {
+			if len(ev.Checks) != 1 || ev.Checks[0].Trigger == storage.TriggerConfirm {
+				return
+			}
+			res, err := h.CheckRelay(ctx, ev.Checks[0].Relay, storage.TriggerConfirm, "alerts", relay.Options{})
+			if err != nil {
+				t.Error(err)
+			}
+			confirmed = append(confirmed, res)
+		},
+	})
+	e.runners["relay-1"].set("tls_reset")
+	if _, err := h.CheckRelay(context.Background(), "relay-1", storage.TriggerSchedule, "scheduler", relay.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(confirmed) != 1 || confirmed[0].OK() || e.runners["relay-1"].Calls() != 2 {
+		t.Fatalf("confirmations: %+v, calls %d", confirmed, e.runners["relay-1"].Calls())
+	}
 }

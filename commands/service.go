@@ -260,38 +260,15 @@ func (h *Handler) Evaluate(ctx context.Context) (escalation.Assessment, []escala
 }
 
 // evaluate is Evaluate; it fills each check's State, Global and Changes.
+// OnChange is called after the evaluation lock is released, so that it may
+// itself check a relay (a confirming re-probe) without deadlock.
 func (h *Handler) evaluate(ctx context.Context, checks []CheckResult) (escalation.Assessment, []escalation.Change, error) {
-	h.evalMu.Lock()
-	defer h.evalMu.Unlock()
 	// Events are written even if the caller goes away half-way: a change
 	// that was computed must be stored, or it would be announced again.
 	ctx = context.WithoutCancel(ctx)
-	now := h.now()
-	next, err := h.assess(ctx, now)
-	if err != nil {
-		return escalation.Assessment{}, nil, err
-	}
-	announced, err := h.announced(ctx, next)
+	next, changes, ids, now, err := h.evaluateLocked(ctx)
 	if err != nil {
 		return next, nil, err
-	}
-	changes := escalation.Diff(announced, next, now)
-	ids := make([]int64, 0, len(changes))
-	for _, c := range changes {
-		id, err := h.store.AddEvent(ctx, storage.Event{
-			Relay:    c.Relay,
-			From:     string(c.From),
-			To:       string(c.To),
-			Scope:    string(c.Scope),
-			Advice:   c.Advice,
-			Evidence: c.Evidence,
-			At:       c.At,
-		})
-		if err != nil {
-			return next, nil, fmt.Errorf("storing the escalation change of %s: %w", relayOrGlobal(c.Relay), err)
-		}
-		ids = append(ids, id)
-		h.log.Info("escalation level changed", "relay", relayOrGlobal(c.Relay), "from", c.From, "to", c.To, "scope", c.Scope)
 	}
 	for i := range checks {
 		checks[i].State = stateOf(next, checks[i].Relay)
@@ -306,6 +283,41 @@ func (h *Handler) evaluate(ctx context.Context, checks []CheckResult) (escalatio
 		h.onChange(ctx, changes, Evaluation{At: now, Assessment: next, Checks: checks, EventIDs: ids})
 	}
 	return next, changes, nil
+}
+
+// evaluateLocked assesses, diffs against the announced levels and stores
+// the changes, holding evalMu.
+func (h *Handler) evaluateLocked(ctx context.Context) (next escalation.Assessment, changes []escalation.Change, ids []int64, now time.Time, err error) {
+	h.evalMu.Lock()
+	defer h.evalMu.Unlock()
+	now = h.now()
+	next, err = h.assess(ctx, now)
+	if err != nil {
+		return next, nil, nil, now, err
+	}
+	announced, err := h.announced(ctx, next)
+	if err != nil {
+		return next, nil, nil, now, err
+	}
+	changes = escalation.Diff(announced, next, now)
+	ids = make([]int64, 0, len(changes))
+	for _, c := range changes {
+		id, err := h.store.AddEvent(ctx, storage.Event{
+			Relay:    c.Relay,
+			From:     string(c.From),
+			To:       string(c.To),
+			Scope:    string(c.Scope),
+			Advice:   c.Advice,
+			Evidence: c.Evidence,
+			At:       c.At,
+		})
+		if err != nil {
+			return next, nil, nil, now, fmt.Errorf("storing the escalation change of %s: %w", relayOrGlobal(c.Relay), err)
+		}
+		ids = append(ids, id)
+		h.log.Info("escalation level changed", "relay", relayOrGlobal(c.Relay), "from", c.From, "to", c.To, "scope", c.Scope)
+	}
+	return next, changes, ids, now, nil
 }
 
 // Assess computes the current escalation state from storage without
@@ -342,7 +354,7 @@ func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessm
 		if err != nil {
 			return escalation.Assessment{}, fmt.Errorf("reading recent results: %w", err)
 		}
-		st := escalation.Replay(observations(stored), queues, p)
+		st := escalation.Replay(observations(stored, runners), queues, p)
 		h.state = &st
 	}
 	runs, window := p.Lookback()
@@ -357,7 +369,7 @@ func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessm
 		_, ok := runners[r.Relay]
 		return !ok
 	})
-	next := escalation.Evaluate(now, observations(stored), queues, &prev, p)
+	next := escalation.Evaluate(now, observations(stored, runners), queues, &prev, p)
 	h.state = &next
 	return next, nil
 }
@@ -393,10 +405,14 @@ func (h *Handler) announced(ctx context.Context, next escalation.Assessment) (es
 	return a, nil
 }
 
-func observations(stored []storage.StoredResult) []escalation.Observation {
-	obs := make([]escalation.Observation, len(stored))
-	for i, r := range stored {
-		obs[i] = escalation.Observation{
+// observations converts stored results of the configured relays.
+func observations(stored []storage.StoredResult, runners map[string]relay.Runner) []escalation.Observation {
+	obs := make([]escalation.Observation, 0, len(stored))
+	for _, r := range stored {
+		if _, ok := runners[r.Relay]; !ok {
+			continue
+		}
+		obs = append(obs, escalation.Observation{
 			ID:       r.ID,
 			Relay:    r.Relay,
 			SourceIP: r.SourceIP,
@@ -406,7 +422,7 @@ func observations(stored []storage.StoredResult) []escalation.Observation {
 			OK:       r.OK,
 			Failure:  string(r.Failure),
 			RunID:    r.RunID,
-		}
+		})
 	}
 	return obs
 }

@@ -38,6 +38,9 @@ func golden(t *testing.T, name, got string) {
 // it. The clock and the relays are fakes, so the output is stable.
 func TestRenderTextGolden(t *testing.T) {
 	e := newTestEnv(t)
+	// One relay at a time: run ids in the order of the relays.
+	e.concurrency = 1
+	e.restart()
 	ctx := context.Background()
 	var transcriptBtn, evidenceBtn Button
 	steps := []struct {
