@@ -134,7 +134,12 @@ func (l *Local) Queue(ctx context.Context) (Queue, error) {
 	if err != nil {
 		return Queue{Available: false, Error: fmt.Sprintf("reading %s -j output: %v", prog, err)}, nil
 	}
+	var warning string
+	if len(s.Warnings) > 0 {
+		warning = s.Warnings[0]
+	}
 	return Queue{
+		Warning:    warning,
 		Deferred:   s.Deferred,
 		OldestAge:  s.OldestAge,
 		TopReason:  s.TopReason,

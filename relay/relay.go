@@ -122,6 +122,9 @@ type Queue struct {
 	// Malformed counts lines of `postqueue -j` output that could not be
 	// parsed and were skipped.
 	Malformed int
+	// Warning is postqueue's own first warning, if any (e.g. "Mail system
+	// is down -- accessing queue directly").
+	Warning string
 	// Available is false when the queue could not be read (no Postfix, or
 	// postqueue failed); Error then says why.
 	Available bool
@@ -134,6 +137,7 @@ type queueJSON struct {
 	TopReason  string  `json:"top_reason,omitempty"`
 	Recipients int     `json:"recipients"`
 	Malformed  int     `json:"malformed_lines,omitempty"`
+	Warning    string  `json:"warning,omitempty"`
 	Available  bool    `json:"available"`
 	Error      string  `json:"error,omitempty"`
 }
@@ -147,6 +151,7 @@ func (q Queue) MarshalJSON() ([]byte, error) {
 		TopReason:  q.TopReason,
 		Recipients: q.Recipients,
 		Malformed:  q.Malformed,
+		Warning:    q.Warning,
 		Available:  q.Available,
 		Error:      q.Error,
 	})
@@ -167,6 +172,7 @@ func (q *Queue) UnmarshalJSON(b []byte) error {
 		TopReason:  j.TopReason,
 		Recipients: j.Recipients,
 		Malformed:  j.Malformed,
+		Warning:    j.Warning,
 		Available:  j.Available,
 		Error:      j.Error,
 	}

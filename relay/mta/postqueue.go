@@ -39,6 +39,9 @@ type QueueSummary struct {
 	Messages int
 	// Malformed counts lines that could not be parsed and were skipped.
 	Malformed int
+	// Warnings holds postqueue's own "postqueue: warning: ..." lines (at
+	// most 5), e.g. "Mail system is down -- accessing queue directly".
+	Warnings []string
 }
 
 // postqueueMessage is one line of `postqueue -j` (Postfix 3.1 and later).
@@ -81,6 +84,10 @@ func ParsePostqueue(r io.Reader, now time.Time) (QueueSummary, error) {
 		if len(line) > 0 || tooLong {
 			if tooLong {
 				s.Malformed++
+			} else if w, ok := bytes.CutPrefix(line, []byte("postqueue: ")); ok {
+				if len(s.Warnings) < 5 {
+					s.Warnings = append(s.Warnings, clip(string(w), 300))
+				}
 			} else if msg, ok := decodePostqueueLine(line); !ok {
 				s.Malformed++
 			} else {

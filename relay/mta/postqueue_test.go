@@ -27,9 +27,13 @@ func TestParsePostqueueMixed(t *testing.T) {
 	if s.OldestAge != 2*time.Hour {
 		t.Errorf("oldest %s", s.OldestAge)
 	}
-	// Truncated object, warning line, JSON array, object without queue_id.
-	if s.Malformed != 4 {
+	// Truncated object, JSON array, object without queue_id; postqueue's
+	// own warning is kept apart.
+	if s.Malformed != 3 {
 		t.Errorf("malformed %d", s.Malformed)
+	}
+	if len(s.Warnings) != 1 || s.Warnings[0] != "warning: malformed showq server reply" {
+		t.Errorf("warnings %q", s.Warnings)
 	}
 	if s.Messages != 7 {
 		t.Errorf("messages %d", s.Messages)
@@ -93,5 +97,41 @@ func TestNormalizeReason(t *testing.T) {
 	}
 	if got := NormalizeReason(strings.Repeat("é", 400)); len(got) > maxReasonBytes {
 		t.Errorf("long reason kept %d bytes", len(got))
+	}
+}
+
+// Captured from a real Postfix 3.7.11 (Debian) whose relayhost was a
+// scripted STARTTLS server on loopback that resets the handshake, with
+// smtp_tls_security_level = encrypt; the messages never left the host.
+func TestParsePostqueueRealPostfix(t *testing.T) {
+	data, err := os.ReadFile("../testdata/postqueue/postfix-3.7-deferred.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1795736810+600, 0)
+	s, err := ParsePostqueue(bytes.NewReader(data), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Deferred != 3 || s.Recipients != 3 || s.Malformed != 0 || s.Messages != 3 {
+		t.Errorf("%+v", s)
+	}
+	if s.OldestAge != 601*time.Second || s.TopReason != "Cannot start TLS: handshake failure" {
+		t.Errorf("oldest %s, top reason %q", s.OldestAge, s.TopReason)
+	}
+	empty, err := os.ReadFile("../testdata/postqueue/postfix-3.7-empty.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ = ParsePostqueue(bytes.NewReader(empty), now)
+	if s.Deferred != 0 || s.Messages != 0 {
+		t.Errorf("empty queue %+v", s)
+	}
+	// With the mail system stopped, postqueue reads the queue directly
+	// and says so on stderr (exit status 0).
+	down := "postqueue: warning: Mail system is down -- accessing queue directly (Connect to the Postfix showq service: Connection refused)\n" + string(data)
+	s, _ = ParsePostqueue(strings.NewReader(down), now)
+	if s.Deferred != 3 || s.Malformed != 0 || len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "Mail system is down") {
+		t.Errorf("mail system down: %+v", s)
 	}
 }
