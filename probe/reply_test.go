@@ -76,12 +76,12 @@ func TestParseEHLO(t *testing.T) {
 
 func TestMaskedGreeting(t *testing.T) {
 	for text, want := range map[string]bool{
-		"****************************":                   true,
+		"****************************":                    true,
 		"*****************************0*0*0****2*0*0*0**": true,
-		"mx.google.com ESMTP x - gsmtp":                  false,
-		"***":                                            false,
-		"":                                               false,
-		"** mx.google.com **":                            false,
+		"mx.google.com ESMTP x - gsmtp":                   false,
+		"***":                                             false,
+		"":                                                false,
+		"** mx.google.com **":                             false,
 	} {
 		if got := maskedGreeting(text); got != want {
 			t.Errorf("maskedGreeting(%q) = %v, want %v", text, got, want)

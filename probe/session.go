@@ -313,6 +313,7 @@ func (a *attempt) run(ctx context.Context) {
 		return
 	}
 	a.quit()
+	_ = a.conn.Close() // close_notify, then the TCP connection
 	a.res.Timings.PostTLS = ms(cfg.Now().Sub(t))
 	a.res.OK = true
 }
@@ -332,7 +333,7 @@ func (a *attempt) handshake(ctx context.Context, conn net.Conn) bool {
 		InsecureSkipVerify: true, // verified below, in VerifyConnection
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			presented = tlsInfo(cs, false, cfg.Now())
-			if err := verifyChain(cs, name, cfg.RootCAs, cfg.Now()); err != nil {
+			if err := verifyChain(cs, name, cfg.RootCAs, cfg.ExtraRoots, cfg.Now()); err != nil {
 				return &verifyError{err: err}
 			}
 			return nil
@@ -378,9 +379,10 @@ func (a *attempt) handshake(ctx context.Context, conn net.Conn) bool {
 	return true
 }
 
-// verifyChain verifies the peer's chain for name against roots (nil: the
-// system roots) at now.
-func verifyChain(cs tls.ConnectionState, name string, roots *x509.CertPool, now time.Time) error {
+// verifyChain verifies the peer's chain for name at now, against extra
+// first when set, then against roots (nil: the system roots). The error,
+// if any, is that of the roots.
+func verifyChain(cs tls.ConnectionState, name string, roots, extra *x509.CertPool, now time.Time) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("the server presented no certificate")
 	}
@@ -388,12 +390,20 @@ func verifyChain(cs tls.ConnectionState, name string, roots *x509.CertPool, now 
 	for _, c := range cs.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+	opts := x509.VerifyOptions{
 		DNSName:       name,
-		Roots:         roots,
+		Roots:         extra,
 		Intermediates: inter,
 		CurrentTime:   now,
-	})
+	}
+	leaf := cs.PeerCertificates[0]
+	if extra != nil {
+		if _, err := leaf.Verify(opts); err == nil {
+			return nil
+		}
+	}
+	opts.Roots = roots
+	_, err := leaf.Verify(opts)
 	return err
 }
 

@@ -162,8 +162,10 @@ func ParseSources(list []string) ([]netip.Addr, error) {
 }
 
 // LoadRoots returns the system roots plus the certificates of the PEM file
-// at path. A file without any certificate is an error: a wrong path or
-// format should not silently fall back to the system roots.
+// at path, for Config.RootCAs. A file without any certificate is an error:
+// a wrong path or format should not silently fall back to the system roots.
+// LoadExtraRoots with Config.ExtraRoots trusts the same certificates
+// without loading the system roots up front.
 func LoadRoots(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
@@ -173,6 +175,21 @@ func LoadRoots(path string) (*x509.CertPool, error) {
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrConfig, path)
+	}
+	return pool, nil
+}
+
+// LoadExtraRoots returns a pool of the certificates of the PEM file at
+// path alone, for Config.ExtraRoots (trusted besides the system roots).
+// A file without any certificate is an error.
+func LoadExtraRoots(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CA file: %w", ErrConfig, err)
+	}
+	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrConfig, path)
 	}

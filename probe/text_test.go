@@ -78,7 +78,7 @@ func TestWriteTextGolden(t *testing.T) {
 	masked := probe.Result{
 		Relay: "relay-1", MX: mx4, Preference: 40, IP: "142.250.153.27", Port: 25, SourceIP: "192.0.2.10",
 		StartedAt: started, Stage: probe.StageEHLO, Failure: probe.FailStartTLSMasked,
-		Error: "the EHLO reply lists XXXXXXXA where STARTTLS belongs",
+		Error:   "the EHLO reply lists XXXXXXXA where STARTTLS belongs",
 		Timings: probe.Timings{Connect: 11, Banner: 75, EHLO: 10, Total: 97.3},
 		Hints: []string{probe.Hint(probe.FailStartTLSMasked),
 			"the greeting is masked with asterisks: SMTP inspection (e.g. Cisco ASA ESMTP inspection) rewrites this session; disable SMTP inspection on the port-25 path",

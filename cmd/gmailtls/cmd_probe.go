@@ -162,7 +162,7 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, error) {
 		cfg.ServerName = f.servername
 	}
 	if f.set["ca-file"] {
-		if cfg.RootCAs, err = probe.LoadRoots(f.caFile); err != nil {
+		if cfg.ExtraRoots, err = probe.LoadExtraRoots(f.caFile); err != nil {
 			return cfg, fmt.Errorf("--ca-file: %w", err)
 		}
 	}
@@ -236,7 +236,7 @@ func probeConfigFromTarget(t config.Target, dir string) (probe.Config, error) {
 		if !filepath.IsAbs(path) && dir != "" {
 			path = filepath.Join(dir, path)
 		}
-		if cfg.RootCAs, err = probe.LoadRoots(path); err != nil {
+		if cfg.ExtraRoots, err = probe.LoadExtraRoots(path); err != nil {
 			errs = append(errs, fmt.Errorf("[target] ca_file: %w", err))
 		}
 	}
