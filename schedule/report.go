@@ -1,0 +1,115 @@
+package schedule
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gmailtls/gmailtls/chart"
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/outbox"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// Reporter enqueues scheduled health summaries in the outbox: the text
+// report (commands.SummaryResponse, with its one-line trend per relay) and,
+// in its thread, the heatmap the Sender draws and uploads. Its Report
+// method is Config.Report.
+type Reporter struct {
+	// Store is where the messages are written (the storage.Store).
+	Store outbox.Enqueuer
+	// Summary computes the health summary over a window ending now
+	// (commands.Handler.Summary).
+	Summary func(ctx context.Context, window time.Duration) (commands.SummaryModel, error)
+	// Notify wakes the outbox worker (outbox.Worker.Notify); may be nil.
+	Notify func()
+	// NoChart leaves the heatmap out.
+	NoChart bool
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// ReportKey is the idempotency key of the report to channel scheduled at
+// at: a run repeated in the same minute (a restart, a retried job) writes
+// nothing twice.
+func ReportKey(channel string, at time.Time) string {
+	return "report:" + channel + ":" + at.UTC().Truncate(time.Minute).Format("2006-01-02T15:04Z")
+}
+
+// ChartKey is the key of a report's heatmap message.
+func ChartKey(reportKey string) string { return reportKey + ":chart" }
+
+// Report builds the summary over window and enqueues it for channel.
+func (r *Reporter) Report(ctx context.Context, channel string, window time.Duration) error {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	log := r.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	at := now()
+	m, err := r.Summary(ctx, window)
+	if err != nil {
+		return fmt.Errorf("schedule: report to %s: computing the summary: %w", channel, err)
+	}
+	resp, hm := BuildReport(m)
+	key := ReportKey(channel, at)
+	created, err := outbox.Put(ctx, r.Store, outbox.Message{
+		Key: key, Kind: storage.KindReport, Channel: channel,
+		Payload: outbox.Payload{Response: resp},
+	})
+	if err != nil {
+		return fmt.Errorf("schedule: report to %s: %w", channel, err)
+	}
+	if !created {
+		log.Info("schedule: report already enqueued", "key", key)
+		return nil
+	}
+	if !r.NoChart && len(hm.Relays) > 0 && len(hm.Cells) > 0 && len(hm.Cells[0]) > 0 {
+		if _, err := outbox.Put(ctx, r.Store, outbox.Message{
+			Key: ChartKey(key), Kind: storage.KindReport, Channel: channel, ThreadKey: key,
+			Payload: outbox.Payload{WithChart: true, Chart: &hm,
+				Filename: "gmailtls-" + at.UTC().Format("20060102-1504") + ".png"},
+		}); err != nil {
+			return fmt.Errorf("schedule: report chart to %s: %w", channel, err)
+		}
+	}
+	log.Info("schedule: report enqueued", "key", key, "relays", len(m.Relays), "window", m.Window)
+	if r.Notify != nil {
+		r.Notify()
+	}
+	return nil
+}
+
+// BuildReport turns a summary into the report message and its heatmap
+// (relays × hours, oldest hour first; rows padded to the same length).
+func BuildReport(m commands.SummaryModel) (commands.Response, chart.Heatmap) {
+	resp := commands.SummaryResponse(m)
+	hm := chart.Heatmap{Title: fmt.Sprintf("gmailtls: failure share per relay and hour, last %s", m.Window)}
+	width := 0
+	for _, r := range m.Relays {
+		width = max(width, len(r.Hourly))
+	}
+	for _, r := range m.Relays {
+		if len(r.Hourly) > 0 && (hm.Start.IsZero() || r.Hourly[0].Hour.Before(hm.Start)) {
+			hm.Start = r.Hourly[0].Hour
+		}
+	}
+	if width == 0 {
+		return resp, hm
+	}
+	for _, r := range m.Relays {
+		row := make([]chart.Cell, width)
+		// Right-align: every row ends with the current hour.
+		off := width - len(r.Hourly)
+		for i, h := range r.Hourly {
+			row[off+i] = chart.Cell{Attempts: h.Attempts, Failures: h.Failures}
+		}
+		hm.Relays = append(hm.Relays, r.Relay)
+		hm.Cells = append(hm.Cells, row)
+	}
+	return resp, hm
+}

@@ -1,0 +1,172 @@
+package schedule
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gmailtls/gmailtls/chart"
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/outbox"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// summary is a fixed 6-hour health summary of three relays.
+func summary(t *testing.T) commands.SummaryModel {
+	t.Helper()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	since := until.Add(-6 * time.Hour)
+	hours := func(fails ...int) []commands.HourFigures {
+		var out []commands.HourFigures
+		for i, f := range fails {
+			att := 120
+			if f < 0 {
+				att, f = 0, 0
+			}
+			out = append(out, commands.HourFigures{Hour: since.Add(time.Duration(i) * time.Hour), Attempts: att, Failures: f})
+		}
+		return out
+	}
+	rate := func(r float64) *float64 { return &r }
+	last := time.Date(2026, 3, 2, 6, 40, 0, 0, time.UTC)
+	relays := []commands.RelayHealth{
+		{Relay: "relay-1", Level: "ok", Attempts: 720, Failures: 0, SuccessRate: rate(1), ByClass: map[string]int{},
+			MedianHandshakeMS: 41.2, Hourly: hours(0, 0, 0, 0, 0, 0)},
+		{Relay: "relay-2", Level: "investigate", Scope: "one_host", Attempts: 720, Failures: 150, SuccessRate: rate(570.0 / 720),
+			ByClass: map[string]int{"tls_reset": 140, "timeout_banner": 10}, MedianHandshakeMS: 55.9,
+			LastFailure: &last, LastFailureClass: "tls_reset", OpenIncidents: 1, Hourly: hours(0, 0, 10, 0, 60, 80)},
+		{Relay: "relay-3", Level: "ok", Attempts: 600, Failures: 0, SuccessRate: rate(1), ByClass: map[string]int{},
+			MedianHandshakeMS: 38, Hourly: hours(0, 0, 0, 0, 0, -1)},
+	}
+	for i := range relays {
+		relays[i].Trend = commands.Trend(relays[i].Hourly, 1)
+	}
+	return commands.SummaryModel{
+		Since: since, Until: until, Window: "6h", TrendStep: time.Hour, TrendStepS: 3600,
+		Global:        commands.GlobalStatus{Level: "investigate", Scope: "one_host", Advice: "test STARTTLS on that relay", FailingRelays: []string{"relay-2"}},
+		Relays:        relays,
+		OpenIncidents: []commands.IncidentStatus{{ID: 4, Relay: "relay-2", Level: "investigate", Scope: "one_host", OpenedAt: last}},
+		Location:      berlin,
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// TestBuildReport: the text report (golden, as the console renders it)
+// carries a trend per relay; the heatmap has a row per relay and a column
+// per hour, and its PNG decodes at the expected size.
+func TestBuildReport(t *testing.T) {
+	m := summary(t)
+	resp, hm := BuildReport(m)
+	var text bytes.Buffer
+	if err := commands.RenderText(&text, resp); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.txt", text.Bytes())
+
+	if len(hm.Relays) != 3 || len(hm.Cells) != 3 || len(hm.Cells[1]) != 6 || !hm.Start.Equal(m.Since) {
+		t.Fatalf("heatmap = %+v", hm)
+	}
+	if c := hm.Cells[1][5]; c.Attempts != 120 || c.Failures != 80 {
+		t.Errorf("relay-2's last hour = %+v", c)
+	}
+	img, err := chart.Render(hm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := png.Decode(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, h := chart.Size(hm)
+	if b := decoded.Bounds(); b.Dx() != w || b.Dy() != h {
+		t.Errorf("PNG is %dx%d, want %dx%d", b.Dx(), b.Dy(), w, h)
+	}
+}
+
+// TestReporterEnqueuesOnce: a report is written to the outbox with its
+// chart in its thread; the same run again (a restart in the same minute)
+// writes nothing more, and the worker is woken.
+func TestReporterEnqueuesOnce(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 2, 8, 0, 0, 300_000_000, time.UTC)
+	s, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gmailtls.db"), storage.Options{Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	notified := 0
+	var gotWindow time.Duration
+	r := &Reporter{Store: s, Now: func() time.Time { return at }, Notify: func() { notified++ },
+		Summary: func(_ context.Context, window time.Duration) (commands.SummaryModel, error) {
+			gotWindow = window
+			return summary(t), nil
+		}}
+	for range 2 {
+		if err := r.Report(ctx, "CREP", 6*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gotWindow != 6*time.Hour || notified != 1 {
+		t.Errorf("window %s, notified %d times; want 6h and once", gotWindow, notified)
+	}
+	due, err := s.DueMessages(ctx, at, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 2 {
+		t.Fatalf("%d messages, want the report and its chart", len(due))
+	}
+	key := "report:CREP:2026-03-02T08:00Z"
+	if due[0].Key != key || due[0].Kind != storage.KindReport || due[0].Channel != "CREP" {
+		t.Errorf("report message = %+v", due[0])
+	}
+	if due[1].Key != key+":chart" || due[1].ThreadKey != key {
+		t.Errorf("chart message = %+v", due[1])
+	}
+	p, err := outbox.DecodePayload(due[0].Payload)
+	if err != nil || p.WithChart || p.Title == "" {
+		t.Errorf("report payload = %+v, %v", p, err)
+	}
+	// The payload is a plain commands.Response too.
+	var plain commands.Response
+	if err := jsonUnmarshal(due[0].Payload, &plain); err != nil || plain.Title != p.Title {
+		t.Errorf("report payload as commands.Response: %+v, %v", plain, err)
+	}
+	c, err := outbox.DecodePayload(due[1].Payload)
+	if err != nil || !c.WithChart || c.Chart == nil || len(c.Chart.Relays) != 3 {
+		t.Errorf("chart payload = %+v, %v", c, err)
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
