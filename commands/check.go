@@ -398,13 +398,17 @@ func (h *Handler) escalationSection(st, global escalation.RelayState) Section {
 	return sec
 }
 
-// chunkLines splits lines into sections of at most n lines.
+// chunkLines splits lines into sections of at most n lines; the sections
+// after the first are headed "… (continued)".
 func chunkLines(heading string, lines []string, n int) []Section {
 	var out []Section
-	for len(lines) > 0 {
+	for i := 0; len(lines) > 0; i++ {
 		k := min(n, len(lines))
-		out = append(out, Section{Heading: heading, Lines: slices.Clone(lines[:k])})
-		heading = ""
+		h := heading
+		if i > 0 && heading != "" {
+			h = heading + " (continued)"
+		}
+		out = append(out, Section{Heading: h, Lines: slices.Clone(lines[:k])})
 		lines = lines[k:]
 	}
 	return out

@@ -132,6 +132,7 @@ type ParseError struct {
 	Message string
 }
 
+// Error returns the message.
 func (e *ParseError) Error() string { return e.Message }
 
 // Unwrap makes errors.Is(err, ErrSyntax) hold.

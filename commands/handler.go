@@ -416,6 +416,9 @@ func (h *Handler) resume(ctx context.Context, req Request, cmd Command) (Respons
 	}, nil
 }
 
+// auditTimeout bounds one audit log write.
+const auditTimeout = time.Second
+
 // audit writes the request to the audit log; a failure is logged, never
 // shown: the command itself went through.
 func (h *Handler) audit(ctx context.Context, req Request, outcome string) {
@@ -424,9 +427,12 @@ func (h *Handler) audit(ctx context.Context, req Request, outcome string) {
 		text = strings.TrimSpace("button " + req.Action + " " + req.Value)
 	}
 	if len(outcome) > 500 {
-		outcome = outcome[:500]
+		outcome = clipBytes(outcome, 500)
 	}
-	err := h.store.Audit(context.WithoutCancel(ctx), storage.AuditEntry{
+	// Bounded: Acknowledge audits too, and Slack waits 3 s for the ack.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	err := h.store.Audit(ctx, storage.AuditEntry{
 		UserID:    req.UserID,
 		UserName:  req.UserName,
 		ChannelID: req.ChannelID,

@@ -28,6 +28,7 @@ type svc struct {
 	log   *slog.Logger
 }
 
+// Close closes the database.
 func (s *svc) Close() error { return s.store.Close() }
 
 // svcFlags registers --config on fs and returns a function telling whether
