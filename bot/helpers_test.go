@@ -229,3 +229,6 @@ func botGoroutines() []string {
 	}
 	return out
 }
+
+// The real command handler fits the seam.
+var _ Handler = (*commands.Handler)(nil)
