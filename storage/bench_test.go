@@ -94,9 +94,11 @@ func benchDB(b *testing.B) (string, time.Time) {
 		}
 		defer s.Close()
 		start := time.Now()
-		st, err := s.Generate(context.Background(), GenerateOptions{Days: 30, RawDays: 3, End: benchEnd, Seed: 1})
+		// End mid-hour, as "now" usually is: summaries then read two
+		// partial hours from raw rows.
+		st, err := s.Generate(context.Background(), GenerateOptions{Days: 30, RawDays: 3, End: benchEnd.Add(37 * time.Minute), Seed: 1})
 		benchShared.err = err
-		benchShared.end = benchEnd
+		benchShared.end = benchEnd.Add(37 * time.Minute)
 		fmt.Fprintf(os.Stderr, "bench: generated %d raw results and %d rollups in %s into %s\n",
 			st.Results, st.Rollups, time.Since(start).Round(time.Millisecond), benchShared.path)
 	})
@@ -162,13 +164,14 @@ func BenchmarkRecent(b *testing.B) {
 }
 
 // benchRuns builds n runs of 10 results each (5 MX × 2 IPs), one failure
-// in 500, starting at start.
-func benchRuns(n int, start time.Time) []RunWithResults {
+// in 500, one second apart from start, rotating over 20 relays from
+// relay number first.
+func benchRuns(n, first int, start time.Time) []RunWithResults {
 	base := okResult("relay-01", mx1, "192.0.2.1", "", start)
 	var out []RunWithResults
 	for i := range n {
 		at := start.Add(time.Duration(i) * time.Second)
-		relay := fmt.Sprintf("relay-%02d", i%20+1)
+		relay := fmt.Sprintf("relay-%02d", (first+i)%20+1)
 		rw := RunWithResults{Run: Run{Relay: relay, Trigger: TriggerSchedule, StartedAt: at}}
 		for j := range 10 {
 			r := base
@@ -195,7 +198,7 @@ func BenchmarkRecordBatch(b *testing.B) {
 	results := 0
 	cpu := startCPU(b)
 	for b.Loop() {
-		batch := benchRuns(200, start)
+		batch := benchRuns(200, 0, start)
 		start = start.Add(200 * time.Second)
 		if err := s.RecordRuns(ctx, batch); err != nil {
 			b.Fatal(err)
@@ -207,7 +210,7 @@ func BenchmarkRecordBatch(b *testing.B) {
 }
 
 // BenchmarkRecordRun measures one run of 10 results per transaction, the
-// shape of scheduled probing.
+// shape of scheduled probing (20 relays every 5 minutes: a run every 15 s).
 func BenchmarkRecordRun(b *testing.B) {
 	s := openTest(b, "", nil)
 	ctx := context.Background()
@@ -215,8 +218,8 @@ func BenchmarkRecordRun(b *testing.B) {
 	results := 0
 	cpu := startCPU(b)
 	for b.Loop() {
-		rw := benchRuns(1, start)[0]
-		start = start.Add(time.Second)
+		rw := benchRuns(1, results/10, start)[0]
+		start = start.Add(15 * time.Second)
 		if _, _, err := s.RecordRun(ctx, rw.Run, rw.Results); err != nil {
 			b.Fatal(err)
 		}
@@ -238,7 +241,7 @@ func BenchmarkBytesPerResult(b *testing.B) {
 		const runs = 10_000
 		start := benchEnd
 		for i := 0; i < runs; i += 500 {
-			batch := benchRuns(500, start)
+			batch := benchRuns(500, 0, start)
 			for k := range batch {
 				batch[k].Run.StartedAt = start.Add(time.Duration((i+k)/20) * 5 * time.Minute)
 				for j := range batch[k].Results {

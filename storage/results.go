@@ -246,6 +246,11 @@ type hourKey struct {
 	failure       string
 }
 
+// exactMedianMax bounds the successes of one relay-hour whose median
+// handshake is recomputed exactly on insert; busier hours (many manual
+// checks) fold new results in by weight, keeping inserts O(batch).
+const exactMedianMax = 1000
+
 // updateHourly adds a batch's outcomes to the hourly counts and refreshes
 // the median handshake of every relay-hour it touched.
 func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayIDs []int64) error {
@@ -290,8 +295,12 @@ func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relay
 	}
 	for rh, vals := range timed {
 		relayID, h := rh[0], rh[1]
-		var p50, count int64
-		if h >= wm {
+		var p50, count, oldP50, oldTimed int64
+		if err := tx.QueryRowContext(ctx, `SELECT p50_handshake, timed FROM hourly
+			WHERE relay_id = ? AND hour = ? AND ok = 1 AND failure = ''`, relayID, h).Scan(&oldP50, &oldTimed); err != nil {
+			return err
+		}
+		if h >= wm && oldTimed+int64(len(vals)) <= exactMedianMax {
 			// The hour's raw rows are all there: recompute exactly.
 			rows, err := tx.QueryContext(ctx, `SELECT t_handshake FROM results WHERE relay_id = ? AND started_at >= ?
 				AND started_at < ? AND ok = 1 AND t_handshake IS NOT NULL`, relayID, h, h+hourMS)
@@ -314,12 +323,8 @@ func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relay
 			slices.Sort(vals)
 			p50, count = percentile(vals, 50), int64(len(vals))
 		} else {
-			// Late results for a rolled-up hour: weigh them in.
-			var oldP50, oldTimed int64
-			if err := tx.QueryRowContext(ctx, `SELECT p50_handshake, timed FROM hourly
-				WHERE relay_id = ? AND hour = ? AND ok = 1 AND failure = ''`, relayID, h).Scan(&oldP50, &oldTimed); err != nil {
-				return err
-			}
+			// A busy hour, or late results for a rolled-up one: weigh
+			// the batch's median in.
 			slices.Sort(vals)
 			k := int64(len(vals))
 			count = oldTimed + k

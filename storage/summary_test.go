@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"testing"
@@ -158,5 +159,39 @@ func TestBackupAndIntegrity(t *testing.T) {
 	h, err := b.History(ctx, HistoryQuery{})
 	if err != nil || len(h) != 20 {
 		t.Fatalf("backup history: %d %v", len(h), err)
+	}
+}
+
+// TestSummaryBusyHour fills one relay-hour past exactMedianMax successes:
+// inserts stay cheap and the median stays within the values seen.
+func TestSummaryBusyHour(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", &clock{t0})
+	var batch []RunWithResults
+	for i := range 150 {
+		at := t0.Add(time.Duration(i) * 20 * time.Second)
+		rw := RunWithResults{Run: Run{Relay: "relay-1", Trigger: TriggerSlash, StartedAt: at}}
+		for j := range 10 {
+			r := okResult("relay-1", mx1, fmt.Sprintf("192.0.2.%d", j), "", at)
+			r.Timings.Handshake = 40
+			if i >= 100 {
+				r.Timings.Handshake = 50
+			}
+			rw.Results = append(rw.Results, r)
+		}
+		batch = append(batch, rw)
+		if len(batch) == 10 {
+			if err := s.RecordRuns(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = nil
+		}
+	}
+	sums, err := s.Summary(ctx, t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sums[0].Attempts != 1500 || sums[0].MedianHandshakeMS < 40 || sums[0].MedianHandshakeMS > 50 {
+		t.Fatalf("busy hour: %+v", sums[0])
 	}
 }
