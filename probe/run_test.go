@@ -255,3 +255,32 @@ func waitConnections(s *smtptest.Server, n int) error {
 	}
 	return nil
 }
+
+// panicDialer stands for a bug met by outside input.
+type panicDialer struct{}
+
+func (panicDialer) DialContext(context.Context, string, string, netip.Addr) (net.Conn, error) {
+	panic("boom")
+}
+
+// A panic in one probe becomes that probe's failed result; the others
+// and the process go on.
+func TestRunRecoversPanics(t *testing.T) {
+	t.Parallel()
+	rep, err := probe.Run(context.Background(), probe.Config{
+		MX:        []probe.Target{{Host: "127.0.0.1", Port: 25}, {Host: "127.0.0.2", Port: 25}},
+		Dialer:    panicDialer{},
+		HelloName: "probe.test.example",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.OK || !strings.Contains(r.Error, "internal error in the probe: boom") {
+			t.Errorf("result = %+v", r)
+		}
+	}
+}
