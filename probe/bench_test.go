@@ -119,7 +119,9 @@ func fanoutLab(b *testing.B, behavior smtptest.Behavior, net0 byte) (probe.Confi
 	first := netip.MustParseAddr(fmt.Sprintf("127.0.0.%d", net0))
 	for i := range single {
 		t := time.Now()
-		probe.ProbeOne(context.Background(), cfg, probe.Endpoint{MX: "alt0.mx.gmail.test", IP: first, Port: 25, Source: sources[0]})
+		if _, err := probe.ProbeOne(context.Background(), cfg, probe.Endpoint{MX: "alt0.mx.gmail.test", IP: first, Port: 25, Source: sources[0]}); err != nil {
+			b.Fatal(err)
+		}
 		single[i] = time.Since(t)
 	}
 	slices.Sort(single)

@@ -57,12 +57,19 @@ func (v variant) describe() string {
 }
 
 // ProbeOne runs one probe toward ep with cfg's settings (its MX, Domain and
-// Sources are not used) and returns the result. Every problem, including a
-// canceled ctx, is a failure class in the Result. On tls_reset or
+// Sources are not used) and returns the result. Every problem of the probe,
+// including a canceled ctx, is a failure class in the Result; the error is
+// non-nil (ErrConfig) only when cfg or ep cannot run. On tls_reset or
 // tls_timeout it retries with narrower ClientHellos unless cfg.NoRetry.
-func ProbeOne(ctx context.Context, cfg Config, ep Endpoint) Result {
+func ProbeOne(ctx context.Context, cfg Config, ep Endpoint) (Result, error) {
 	cfg = cfg.withDefaults()
-	return probeOne(ctx, &cfg, ep)
+	if err := cfg.validate(); err != nil {
+		return Result{}, err
+	}
+	if !ep.IP.IsValid() || ep.Port < 0 || ep.Port > 65535 {
+		return Result{}, fmt.Errorf("%w: endpoint %s needs an IP address and a port", ErrConfig, ep.MX)
+	}
+	return probeOne(ctx, &cfg, ep), nil
 }
 
 func probeOne(ctx context.Context, cfg *Config, ep Endpoint) Result {
@@ -108,9 +115,13 @@ func retryNarrower(ctx context.Context, cfg *Config, ep Endpoint, res *Result, d
 			tried++
 		}
 	}
-	if tried == 2 {
+	switch tried {
+	case 2:
 		return []string{"the handshake also fails without the post-quantum key share and with TLS 1.2 only: " +
 			"the size of the ClientHello is not the cause; check the path and the peer's TLS stack"}
+	case 1:
+		return []string{"one narrower ClientHello also failed and the other retry did not reach the TLS handshake: " +
+			"inconclusive about the ClientHello's size"}
 	}
 	return []string{"the retries with narrower ClientHellos did not reach the TLS handshake, so they show nothing about its size"}
 }
