@@ -39,20 +39,30 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 	ctx := context.Background()
 	for level := 0; level < len(migrations); level++ {
 		path := filepath.Join(t.TempDir(), "old.db")
-		s, err := openAt(ctx, path, Options{}, level)
+		// Raw seed SQL bypasses the hourly counts that level 4 keeps on
+		// insert, so data is seeded at level 3 at most and the database
+		// then migrated up to the level under test by the real migrations.
+		seedLevel := min(level, 3)
+		s, err := openAt(ctx, path, Options{}, seedLevel)
 		if err != nil {
 			t.Fatalf("level %d: %v", level, err)
 		}
-		var v int
-		if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != level {
-			t.Fatalf("level %d: user_version %d, %v", level, v, err)
-		}
-		for l := 1; l <= level; l++ {
+		for l := 1; l <= seedLevel; l++ {
 			for _, q := range seedSQL[l] {
 				if _, err := s.db.ExecContext(ctx, q); err != nil {
 					t.Fatalf("level %d seed: %v", level, err)
 				}
 			}
+		}
+		if level > seedLevel {
+			s.Close()
+			if s, err = openAt(ctx, path, Options{}, level); err != nil {
+				t.Fatalf("level %d: %v", level, err)
+			}
+		}
+		var v int
+		if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != level {
+			t.Fatalf("level %d: user_version %d, %v", level, v, err)
 		}
 		s.Close()
 

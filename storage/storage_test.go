@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -129,5 +130,35 @@ func TestResultRoundTrip(t *testing.T) {
 	}
 	if slices.Contains(ids, 0) {
 		t.Error("zero id")
+	}
+}
+
+func TestPingWritesAndFailsOnReadOnlyFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "h.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping on a fresh database: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("second ping: %v", err)
+	}
+	s.Close()
+	if os.Geteuid() == 0 {
+		t.Skip("root writes read-only files; the read-only case needs another user")
+	}
+	if err := os.Chmod(path, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path, Options{})
+	if err != nil {
+		return // refusing to open a read-only database is as good
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err == nil {
+		t.Error("ping succeeded on a read-only database file")
 	}
 }
