@@ -2,10 +2,513 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gmailtls/gmailtls/bot"
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/logging"
+	"github.com/gmailtls/gmailtls/metrics"
+	"github.com/gmailtls/gmailtls/outbox"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/schedule"
+	"github.com/gmailtls/gmailtls/storage"
 )
 
-func runServe(_ context.Context, e *env, _ []string) int {
-	fmt.Fprintln(e.stderr, "gmailtls serve: not implemented yet")
-	return exitUsage
+const serveUsage = `usage: gmailtls serve [--config FILE]
+
+Runs the Slack bot (Socket Mode, or HTTP mode with signed requests), the
+scheduler (periodic probing of every relay, health reports, reminders), the
+alert outbox and /metrics, /healthz, /readyz on [http] listen.
+
+SIGHUP reloads the configuration (relays, schedules, allowlists) without
+dropping the Slack connection; an invalid file is rejected and the old one
+kept. SIGTERM or SIGINT stops it cleanly.
+
+`
+
+// shutdownGrace bounds how long running jobs may take to finish on SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+func runServe(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", defaultConfigPath, "the configuration `file`")
+	if code, ok := svcParse(e, fs, serveUsage, args); !ok {
+		return code
+	}
+	cfg, err := config.Load(*path, e.getenv)
+	if err == nil {
+		err = cfg.RequireSlack()
+	}
+	if err != nil {
+		for _, p := range config.Problems(err) {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return exitUsage
+	}
+	log := logging.New(e.stderr, cfg.Log.Format, cfg.Log.Level)
+	d, err := newDaemon(ctx, cfg, log, daemonOptions{})
+	if err != nil {
+		log.Error("gmailtls serve could not start", "err", err)
+		return exitFailed
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				d.reload(ctx, *path, e.getenv)
+			}
+		}
+	}()
+	if err := d.run(ctx); err != nil {
+		log.Error("gmailtls serve stopped", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// daemonOptions are the seams tests use.
+type daemonOptions struct {
+	// Runner tweaks: resolver and dialer for local relays.
+	Runners commands.RunnerOptions
+	// HTTPClient carries Slack calls (default: the bot's own).
+	HTTPClient *http.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// MetricsListener, when set, serves /metrics on it instead of
+	// [http] listen.
+	MetricsListener net.Listener
+	// OutboxPoll overrides how often the outbox looks for due messages.
+	OutboxPoll time.Duration
+}
+
+// daemon is `gmailtls serve`: every long-running part, wired together.
+type daemon struct {
+	log     *slog.Logger
+	opts    daemonOptions
+	store   *storage.Store
+	metrics *metrics.Metrics
+	handler *commands.Handler
+	bot     *bot.Bot
+	worker  *outbox.Worker
+	alerts  *alertLoop
+
+	mu    sync.Mutex
+	cfg   *config.Config
+	sched *schedule.Scheduler
+}
+
+func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts daemonOptions) (*daemon, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	d := &daemon{log: log, opts: opts, cfg: cfg, metrics: metrics.New()}
+	runners, err := d.runners(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log, Now: opts.Now})
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	if err := st.SyncRelays(ctx, commands.RelaySpecs(cfg)); err != nil {
+		st.Close()
+		return nil, err
+	}
+	d.metrics.SetOutboxSource(func(ctx context.Context) (int, time.Duration, int, error) {
+		return st.OutboxStats(ctx, opts.Now())
+	})
+	d.alerts = newAlertLoop(d)
+	d.handler = commands.New(commands.Deps{
+		Config:  cfg,
+		Store:   st,
+		Runners: runners,
+		Now:     opts.Now,
+		Logger:  log,
+		OnChange: func(_ context.Context, _ []escalation.Change, ev commands.Evaluation) {
+			d.observeLevels(ev.Assessment)
+			d.alerts.kick()
+		},
+	})
+	b, err := bot.New(bot.Config{
+		Mode:          cfg.Slack.Mode,
+		BotToken:      cfg.Slack.BotToken.Value(),
+		AppToken:      cfg.Slack.AppToken.Value(),
+		SigningSecret: cfg.Slack.SigningSecret.Value(),
+		APIURL:        cfg.Slack.APIURL,
+		Listen:        cfg.Slack.Listen,
+		Command:       cfg.Slack.Command,
+		Logger:        log,
+		Now:           opts.Now,
+		HTTPClient:    opts.HTTPClient,
+	}, &serveHandler{Handler: d.handler, d: d})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d.bot = b
+	d.worker = &outbox.Worker{
+		Store: st,
+		Sender: &outbox.SlackSender{
+			Slack:        b,
+			MissingScope: bot.IsMissingScope,
+			Notes:        st,
+			Logger:       log,
+		},
+		Classify: d.classifySlackError,
+		Now:      opts.Now,
+		Logger:   log,
+		Poll:     opts.OutboxPoll,
+	}
+	sched, err := d.scheduler(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d.sched = sched
+	return d, nil
+}
+
+// runners builds the relay runners for cfg, each counted by /metrics.
+func (d *daemon) runners(cfg *config.Config) (map[string]relay.Runner, error) {
+	ro := d.opts.Runners
+	if ro.Logger == nil {
+		ro.Logger = d.log
+	}
+	ro.Version = version
+	raw, err := commands.Runners(cfg, ro)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]relay.Runner, len(raw))
+	for name, r := range raw {
+		out[name] = observedRunner{Runner: r, m: d.metrics}
+	}
+	return out, nil
+}
+
+// observedRunner counts every probe result in /metrics.
+type observedRunner struct {
+	relay.Runner
+	m *metrics.Metrics
+}
+
+// Probe runs the relay's probe and counts its results.
+func (o observedRunner) Probe(ctx context.Context, opts relay.Options) (probe.Report, error) {
+	rep, err := o.Runner.Probe(ctx, opts)
+	o.m.ObserveResults(rep.Results)
+	return rep, err
+}
+
+// Info passes host facts through when the wrapped runner has them.
+func (o observedRunner) Info(ctx context.Context) (relay.Info, error) {
+	if iq, ok := o.Runner.(relay.InfoQueuer); ok {
+		return iq.Info(ctx)
+	}
+	return relay.Info{}, errors.New("relay: no host information for this relay")
+}
+
+// Queue passes queue figures through when the wrapped runner has them.
+func (o observedRunner) Queue(ctx context.Context) (relay.Queue, error) {
+	if iq, ok := o.Runner.(relay.InfoQueuer); ok {
+		return iq.Queue(ctx)
+	}
+	return relay.Queue{}, errors.New("relay: no queue figures for this relay")
+}
+
+func (d *daemon) observeLevels(a escalation.Assessment) {
+	for _, r := range a.Relays {
+		d.metrics.SetLevel(r.Relay, string(r.Level))
+	}
+	d.metrics.SetLevel("", string(a.Global.Level))
+}
+
+// classifySlackError sorts an outbox delivery error and counts it.
+func (d *daemon) classifySlackError(err error) (time.Duration, bool, bool) {
+	if ra, ok := bot.IsRateLimited(err); ok {
+		d.metrics.SlackError("chat.postMessage", "rate_limited")
+		return ra, true, false
+	}
+	if bot.IsPermanent(err) {
+		d.metrics.SlackError("chat.postMessage", "channel_not_found")
+		return 0, false, true
+	}
+	d.metrics.SlackError("chat.postMessage", "server_error")
+	return 0, false, false
+}
+
+// scheduler builds the cron jobs of cfg.
+func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
+	reports := make([]schedule.ReportJob, 0, len(cfg.Reports))
+	for _, r := range cfg.Reports {
+		reports = append(reports, schedule.ReportJob{Spec: r.Cron, Channel: r.Channel, Window: r.Window.Duration})
+	}
+	reporter := &schedule.Reporter{
+		Store:   d.store,
+		Summary: d.handler.Summary,
+		Notify:  d.worker.Notify,
+		Now:     d.opts.Now,
+		Logger:  d.log,
+	}
+	remind := "off"
+	if cfg.Alerts.RemindEvery.Duration > 0 && cfg.Alerts.Channel != "" {
+		remind = schedule.DefaultRemind
+	}
+	return schedule.New(schedule.Config{
+		Probing:    cfg.Probing.Schedule,
+		Reports:    reports,
+		RemindSpec: remind,
+		Logger:     d.log,
+		Now:        d.opts.Now,
+		ProbeRound: d.probeRound,
+		Report:     reporter.Report,
+		Remind:     d.alerts.remind,
+	})
+}
+
+// probeRound probes every active relay, then lets the alerts catch up.
+func (d *daemon) probeRound(ctx context.Context) error {
+	relays, err := d.store.Relays(ctx, false)
+	if err != nil {
+		return err
+	}
+	now := d.opts.Now()
+	names := make([]string, 0, len(relays))
+	paused := map[string]bool{}
+	for _, r := range relays {
+		names = append(names, r.Name)
+		if r.PausedUntil.After(now) {
+			paused[r.Name] = true
+		}
+	}
+	err = schedule.ProbeRound(ctx, names, func(n string) bool { return paused[n] },
+		func(ctx context.Context, name string) error {
+			_, err := d.handler.CheckRelay(ctx, name, storage.TriggerSchedule, "schedule", relay.Options{})
+			return err
+		}, 0)
+	d.alerts.kick()
+	return err
+}
+
+// run serves until ctx ends.
+func (d *daemon) run(ctx context.Context) error {
+	defer d.store.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = d.worker.Run(ctx) })
+	wg.Go(func() { d.alerts.run(ctx) })
+	wg.Go(func() { d.retention(ctx) })
+	srv, err := d.serveHTTP(ctx, &wg)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	d.mu.Lock()
+	d.sched.Start()
+	d.mu.Unlock()
+	d.log.Info("gmailtls serve started", "version", version, "mode", d.cfg.Slack.Mode,
+		"relays", len(d.cfg.Relays), "database", d.store.Path())
+
+	botErr := d.bot.Run(ctx)
+	cancel()
+
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer stopCancel()
+	d.mu.Lock()
+	if err := d.sched.Stop(stopCtx); err != nil {
+		d.log.Warn("scheduled jobs did not finish in time", "err", err)
+	}
+	d.mu.Unlock()
+	if srv != nil {
+		_ = srv.Shutdown(stopCtx)
+	}
+	wg.Wait()
+	d.log.Info("gmailtls serve stopped")
+	if botErr != nil && !errors.Is(botErr, context.Canceled) {
+		return botErr
+	}
+	return nil
+}
+
+// serveHTTP starts /metrics, /healthz and /readyz unless [http] listen is
+// "off".
+func (d *daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (*http.Server, error) {
+	ln := d.opts.MetricsListener
+	if ln == nil {
+		addr := d.cfg.HTTP.Listen
+		if addr == "" || addr == "off" {
+			return nil, nil
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("http.listen %s: %w (is another gmailtls running?)", addr, err)
+		}
+	}
+	srv := &http.Server{
+		Handler: d.metrics.Handler(metrics.Checks{
+			Health: d.store.Ping,
+			Ready: func(context.Context) error {
+				if d.bot.Ready() {
+					return nil
+				}
+				return errors.New("slack is not connected yet")
+			},
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics endpoint stopped", "err", err)
+		}
+	})
+	d.log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	return srv, nil
+}
+
+// retention rolls raw results up into hourly aggregates once an hour.
+func (d *daemon) retention(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		d.mu.Lock()
+		ret := d.cfg.Retention
+		d.mu.Unlock()
+		now := d.opts.Now()
+		stats, err := d.store.Rollup(ctx, now.Add(-ret.Raw.Duration), now.Add(-ret.Rollup.Duration))
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("retention: rollup failed; will try again in an hour", "err", err)
+		} else if err == nil {
+			d.log.Debug("retention: rollup done", "stats", fmt.Sprintf("%+v", stats))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reload applies a new configuration file after SIGHUP: relays, schedules,
+// allowlists and alert settings change; the Slack connection stays. An
+// invalid file is rejected and the old configuration kept.
+func (d *daemon) reload(ctx context.Context, path string, getenv func(string) string) {
+	cfg, err := config.Load(path, getenv)
+	if err == nil {
+		err = cfg.RequireSlack()
+	}
+	if err != nil {
+		d.log.Error("reload: the new configuration is invalid; keeping the old one", "file", path, "err", err)
+		return
+	}
+	runners, err := d.runners(cfg)
+	if err != nil {
+		d.log.Error("reload: relays could not be built; keeping the old configuration", "err", err)
+		return
+	}
+	if err := d.store.SyncRelays(ctx, commands.RelaySpecs(cfg)); err != nil {
+		d.log.Error("reload: relays could not be stored; keeping the old configuration", "err", err)
+		return
+	}
+	d.mu.Lock()
+	old := d.cfg
+	d.cfg = cfg
+	d.mu.Unlock()
+	sched, err := d.scheduler(cfg)
+	if err != nil {
+		d.mu.Lock()
+		d.cfg = old
+		d.mu.Unlock()
+		d.log.Error("reload: schedules are invalid; keeping the old configuration", "err", err)
+		return
+	}
+	d.handler.Reload(cfg, runners)
+	stopCtx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	defer cancel()
+	d.mu.Lock()
+	if err := d.sched.Stop(stopCtx); err != nil {
+		d.log.Warn("reload: old scheduled jobs did not finish in time", "err", err)
+	}
+	d.sched = sched
+	d.sched.Start()
+	d.mu.Unlock()
+	if old.Slack.BotToken != cfg.Slack.BotToken || old.Slack.AppToken != cfg.Slack.AppToken ||
+		old.Slack.Mode != cfg.Slack.Mode || old.Slack.Listen != cfg.Slack.Listen {
+		d.log.Warn("reload: Slack tokens, mode or listen address changed; restart gmailtls to apply them")
+	}
+	d.log.Info("configuration reloaded", "file", path, "relays", len(cfg.Relays))
+}
+
+// config returns the configuration in force.
+func (d *daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// serveHandler is the bot's Handler: the command handlers, plus the alert
+// buttons (Acknowledge, Mute) that belong to the alert loop.
+type serveHandler struct {
+	*commands.Handler
+	d *daemon
+}
+
+// muteFor is how long the Mute button silences an incident.
+const muteFor = time.Hour
+
+// Acknowledge answers alert buttons at once and passes the rest on.
+func (s *serveHandler) Acknowledge(ctx context.Context, req commands.Request) (commands.Response, bool) {
+	if req.Action == commands.ActionAcknowledge || req.Action == commands.ActionMute {
+		return commands.Response{Summary: "working on it", Ephemeral: true}, true
+	}
+	return s.Handler.Acknowledge(ctx, req)
+}
+
+// Run handles alert buttons and passes the rest on.
+func (s *serveHandler) Run(ctx context.Context, req commands.Request) commands.Response {
+	if req.Action != commands.ActionAcknowledge && req.Action != commands.ActionMute {
+		return s.Handler.Run(ctx, req)
+	}
+	if err := commands.Authorize(s.d.config().Access, req, commands.VerbStatus); err != nil {
+		return commands.Response{Title: "Not allowed", Verdict: commands.VerdictRefused, Summary: err.Error(), Ephemeral: true}
+	}
+	id, err := strconv.ParseInt(req.Value, 10, 64)
+	if err != nil || id <= 0 {
+		return commands.Response{Title: "Unknown alert", Verdict: commands.VerdictRefused,
+			Summary: "this button does not name an alert; it may come from an older version", Ephemeral: true}
+	}
+	var resp commands.Response
+	if req.Action == commands.ActionAcknowledge {
+		resp, err = s.d.alerts.acknowledge(ctx, id, req.UserID)
+	} else {
+		resp, err = s.d.alerts.mute(ctx, id, req.UserID, muteFor)
+	}
+	if err != nil {
+		s.d.log.Warn("alert button failed", "action", req.Action, "incident", id, "err", err)
+		return commands.Response{Title: "That did not work", Verdict: commands.VerdictFail,
+			Summary: err.Error(), Ephemeral: true}
+	}
+	return resp
 }
