@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/internal/smtptest"
+)
+
+// serveFixture is a running `gmailtls serve` against a Slack stand-in and
+// a STARTTLS test server, all on loopback.
+type serveFixture struct {
+	slack   *slackfake.Server
+	smtp    *smtptest.Server
+	d       *daemon
+	metrics string // base URL of /metrics etc.
+	cfgPath string
+	env     map[string]string
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func (f *serveFixture) getenv(k string) string { return f.env[k] }
+
+// startServe writes a config for mode ("socket" or "http") and starts the
+// daemon. extra is appended to the config file.
+func startServe(t *testing.T, mode, extra string) *serveFixture {
+	t.Helper()
+	f := &serveFixture{slack: slackfake.New(slackfake.Options{}), done: make(chan error, 1)}
+	t.Cleanup(f.slack.Close)
+	ca, err := smtptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.smtp = smtptest.StartT(t, smtptest.Options{Behavior: smtptest.Gmail, CA: ca, Hostname: "mx.test.example"})
+	dir := t.TempDir()
+	if err := ca.WritePEM(filepath.Join(dir, "ca.pem")); err != nil {
+		t.Fatal(err)
+	}
+	f.env = map[string]string{
+		"SLACK_BOT_TOKEN":      slackfake.DefaultBotToken,
+		"SLACK_APP_TOKEN":      slackfake.DefaultAppToken,
+		"SLACK_SIGNING_SECRET": "test-signing-secret",
+	}
+	cfg := fmt.Sprintf(`[target]
+mx = [%q]
+servername = "mx.test.example"
+ca_file = "ca.pem"
+timeout = "5s"
+
+[storage]
+path = "serve.db"
+
+[[relay]]
+name = "relay-1"
+
+[slack]
+mode = %q
+api_url = %q
+listen = "127.0.0.1:0"
+
+[probing]
+schedule = "off"
+
+[alerts]
+channel = "C0456"
+
+[http]
+listen = "127.0.0.1:0"
+%s`, f.smtp.Addr(), mode, f.slack.APIURL(), extra)
+	f.cfgPath = filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(f.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(f.cfgPath, f.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RequireSlack(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.metrics = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.d, err = newDaemon(ctx, c, log, daemonOptions{MetricsListener: ln, OutboxPoll: 50 * time.Millisecond})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() { f.done <- f.d.run(ctx) }()
+	t.Cleanup(func() { f.stop(t) })
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	for !f.d.bot.Ready() {
+		select {
+		case <-wctx.Done():
+			t.Fatal("the bot never became ready")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return f
+}
+
+// stop cancels the daemon and waits for it; it is safe to call twice.
+func (f *serveFixture) stop(t *testing.T) {
+	if f.cancel == nil {
+		return
+	}
+	f.cancel()
+	f.cancel = nil
+	select {
+	case err := <-f.done:
+		if err != nil {
+			t.Errorf("serve returned %v after a clean stop", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Error("serve did not stop within 40 s of cancellation")
+	}
+}
+
+func (f *serveFixture) wait(t *testing.T, what string, pred func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := f.slack.WaitFor(ctx, pred); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// messageOn returns the newest delivered message on a response_url id.
+func (f *serveFixture) messageOn(id string) (slackfake.Message, bool) {
+	var last slackfake.Message
+	found := false
+	for _, m := range f.slack.Messages() {
+		if m.Method == slackfake.MethodResponseURL && m.ResponseID == id {
+			last, found = m, true
+		}
+	}
+	return last, found
+}
+
+// buttonValue finds the value of the first button with actionID in blocks.
+func buttonValue(blocks []map[string]any, actionID string) (string, bool) {
+	for _, b := range blocks {
+		els, _ := b["elements"].([]any)
+		for _, e := range els {
+			m, _ := e.(map[string]any)
+			if id, _ := m["action_id"].(string); strings.TrimSuffix(strings.SplitN(id, "#", 2)[0], "") == actionID {
+				v, _ := m["value"].(string)
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+func blocksText(blocks []map[string]any) string {
+	b, _ := json.Marshal(blocks)
+	return string(b)
+}
+
+func TestServeSocketModeCheckAndRerun(t *testing.T) {
+	f := startServe(t, "socket", "")
+
+	env := f.slack.SendEnvelope(slackfake.EnvelopeSlashCommands,
+		slackfake.Slash{Text: "check relay-1", ResponseURL: f.slack.ResponseURL("r1")}.Payload())
+	f.wait(t, "the ack", func() bool { return len(f.slack.AcksFor(env)) > 0 })
+	ack := f.slack.AcksFor(env)[0]
+	var sent time.Time
+	for _, e := range f.slack.Envelopes() {
+		if e.ID == env {
+			sent = e.SentAt
+		}
+	}
+	if lat := ack.At.Sub(sent); lat > 3*time.Second || lat < 0 {
+		t.Errorf("ack took %v; Slack allows 3 s", lat)
+	}
+	if !strings.Contains(string(ack.Payload), "probing relay-1") {
+		t.Errorf("ack payload %s does not say what is being probed", ack.Payload)
+	}
+
+	f.wait(t, "the result on the response_url", func() bool { _, ok := f.messageOn("r1"); return ok })
+	first, _ := f.messageOn("r1")
+	if first.ResponseType != "in_channel" {
+		t.Errorf("check result response_type %q, want in_channel", first.ResponseType)
+	}
+	text := blocksText(first.Blocks)
+	for _, want := range []string{"relay-1", "TLS", commands.ActionRerun, commands.ActionTranscript, commands.ActionEvidence} {
+		if !strings.Contains(text, want) {
+			t.Errorf("result message lacks %q: %s", want, text)
+		}
+	}
+	rerun, ok := buttonValue(first.Blocks, commands.ActionRerun)
+	if !ok {
+		t.Fatal("no Re-run button on the result")
+	}
+
+	// The path breaks; Re-run shows it and replaces the message.
+	f.smtp.SetBehavior(smtptest.ResetAfterReady)
+	f.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{
+		ActionID: commands.ActionRerun, BlockID: "actions", Value: rerun,
+		ResponseURL: f.slack.ResponseURL("r2"), MessageTS: "1795712670.000100",
+	}.Payload())
+	f.wait(t, "the re-run result replacing the message", func() bool {
+		m, ok := f.messageOn("r2")
+		return ok && m.ReplaceOriginal && strings.Contains(blocksText(m.Blocks), "tls_reset")
+	})
+	second, _ := f.messageOn("r2")
+	if text := blocksText(second.Blocks); !strings.Contains(text, "passed") || !strings.Contains(text, "failed") {
+		t.Errorf("re-run result does not show the blip as passed → failed: %s", text)
+	}
+
+	// The probes were counted and the endpoints answer.
+	body := httpGet(t, f.metrics+"/metrics", 200)
+	if !strings.Contains(body, `gmailtls_probes_total{failure="tls_reset",mx="127.0.0.1",relay="relay-1",result="fail"}`) &&
+		!strings.Contains(body, `failure="tls_reset"`) {
+		t.Errorf("/metrics does not count the tls_reset probe:\n%s", grepLines(body, "gmailtls_probes_total"))
+	}
+	httpGet(t, f.metrics+"/healthz", 200)
+	httpGet(t, f.metrics+"/readyz", 200)
+	if n := f.smtp.Connections(); n < 2 {
+		t.Errorf("the test server saw %d connections, want at least 2 (check and re-run)", n)
+	}
+	f.stop(t)
+}
+
+func TestServeHTTPModeRejectsForgedRequests(t *testing.T) {
+	f := startServe(t, "http", "")
+	base := "http://" + f.d.bot.Addr().String()
+	secret := f.env["SLACK_SIGNING_SECRET"]
+	form := slackfake.Slash{Text: "check relay-1", ResponseURL: f.slack.ResponseURL("h1")}.Form().Encode()
+
+	post := func(req *http.Request) int {
+		t.Helper()
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ctx := context.Background()
+	// Unsigned, wrongly signed, stale and tampered requests: 401, nothing run.
+	unsigned, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/slack/commands", strings.NewReader(form))
+	wrong, _ := slackfake.SignedRequest(ctx, base+"/slack/commands", "not-the-secret", time.Now(), form)
+	stale, _ := slackfake.SignedRequest(ctx, base+"/slack/commands", secret, time.Now().Add(-6*time.Minute), form)
+	tampered, _ := slackfake.SignedRequest(ctx, base+"/slack/commands", secret, time.Now(), form)
+	tampered.Body = io.NopCloser(strings.NewReader(strings.Replace(form, "relay-1", "relay-2", 1)))
+	for name, req := range map[string]*http.Request{"unsigned": unsigned, "wrong": wrong, "stale": stale, "tampered": tampered} {
+		if code := post(req); code != http.StatusUnauthorized {
+			t.Errorf("%s request answered %d, want 401", name, code)
+		}
+	}
+	if n := f.smtp.Connections(); n != 0 {
+		t.Fatalf("a rejected request ran a probe (%d connections)", n)
+	}
+
+	good, _ := slackfake.SignedRequest(ctx, base+"/slack/commands", secret, time.Now(), form)
+	if code := post(good); code != http.StatusOK {
+		t.Fatalf("signed request answered %d", code)
+	}
+	f.wait(t, "the result on the response_url", func() bool { _, ok := f.messageOn("h1"); return ok })
+	msg, _ := f.messageOn("h1")
+	if !strings.Contains(blocksText(msg.Blocks), "relay-1") {
+		t.Errorf("HTTP-mode result lacks the relay: %s", blocksText(msg.Blocks))
+	}
+	_ = url.Values{}
+}
+
+func TestServeReloadKeepsOldConfigOnError(t *testing.T) {
+	f := startServe(t, "socket", "")
+	ctx := context.Background()
+	good, err := os.ReadFile(f.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A broken file is rejected; the relays stay.
+	if err := os.WriteFile(f.cfgPath, append(good, []byte("\n[[relay]]\nname = \"Bad Name\"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.d.reload(ctx, f.cfgPath, f.getenv)
+	if _, ok := f.d.config().RelayByName("relay-1"); !ok || len(f.d.config().Relays) != 1 {
+		t.Fatalf("a bad reload changed the relays: %+v", f.d.config().Relays)
+	}
+	// A good file adds a relay without dropping the Slack connection.
+	conns := f.slack.Connections()
+	if err := os.WriteFile(f.cfgPath, append(good, []byte("\n[[relay]]\nname = \"relay-2\"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.d.reload(ctx, f.cfgPath, f.getenv)
+	if _, ok := f.d.config().RelayByName("relay-2"); !ok {
+		t.Fatal("reload did not add relay-2")
+	}
+	rs, err := f.d.store.Relays(ctx, false)
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("stored relays after reload: %v %v", rs, err)
+	}
+	if f.slack.Connections() != conns {
+		t.Error("reload reconnected to Slack")
+	}
+	env := f.slack.SendEnvelope(slackfake.EnvelopeSlashCommands,
+		slackfake.Slash{Text: "relays", ResponseURL: f.slack.ResponseURL("rl")}.Payload())
+	f.wait(t, "the relays answer", func() bool {
+		if len(f.slack.AcksFor(env)) == 0 {
+			return false
+		}
+		_, ok := f.messageOn("rl")
+		return ok || strings.Contains(string(f.slack.AcksFor(env)[0].Payload), "relay-2")
+	})
+}
+
+func TestServeRefusesWithoutTokens(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte("[probing]\nschedule = \"off\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := svcTestRun(t, "", "serve", "--config", path)
+	if code != exitUsage || !strings.Contains(stderr, "SLACK_BOT_TOKEN") {
+		t.Errorf("serve without tokens: exit %d, stderr %q; want 2 naming SLACK_BOT_TOKEN", code, stderr)
+	}
+}
+
+func httpGet(t *testing.T, u string, want int) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %d %s, want %d", u, resp.StatusCode, b, want)
+	}
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
