@@ -1,0 +1,769 @@
+// Package alerts turns escalation levels into Slack alerts that are never
+// lost and never doubled.
+//
+// It reconciles instead of reacting to events: Sync compares the current
+// assessment with the incidents stored in SQLite and writes what is missing
+// to the outbox, each message under its own idempotency key. Running Sync
+// twice, or after a restart, therefore writes nothing twice. For every
+// relay, and for the level across relays (relay ""):
+//
+//  1. a level at or above the alert threshold (investigate; watch too with
+//     PostWatch; incident for the global level) without an open incident is
+//     first confirmed by an automatic re-probe (ConfirmFunc: the same relay
+//     again and, where one exists, a second relay toward the same MX
+//     addresses). Still failing: an incident is opened and one alert is
+//     enqueued (key "alert:<id>") with the level, scope, advice, both
+//     confirmation results, the end of the failing transcript and the
+//     buttons Re-run, Acknowledge and Mute 1h. Passing: a blip, logged only;
+//  2. a level that rises while its incident is open updates the alert
+//     (chat.update) and notes the rise in its thread;
+//  3. a level back below the threshold (escalation falls to ok only after R
+//     successes) resolves the incident with a note in the alert's thread
+//     saying how long it lasted, and updates the alert to resolved;
+//  4. a relay whose level changed more than FlapLimit times within an hour
+//     is reported once as flapping, and its new alerts are held back for the
+//     rest of that hour.
+//
+// Remind reminds of incidents at level incident that nobody acknowledged,
+// every RemindEvery. Acknowledge and Mute are the buttons' actions. The
+// messages are commands.Response values built by pure functions
+// (AlertResponse, ResolutionResponse, ReminderResponse, FlapResponse) and
+// delivered by the outbox worker.
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/outbox"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// ErrButton marks an Acknowledge or Mute button whose value is unreadable.
+var ErrButton = errors.New("alerts: unreadable button")
+
+// ConfirmFunc re-probes a failing relay before an alert goes out: again is
+// the same relay's new result, second a second relay's results toward the
+// same MX addresses (nil and "" when no other relay reaches them). The
+// wiring runs the relay runners and stores the runs with trigger
+// "confirm". failing are the stored results behind the level.
+type ConfirmFunc func(ctx context.Context, relay string, failing []storage.StoredResult) (again []probe.Result, second []probe.Result, secondRelay string, err error)
+
+// Defaults of the Alerter's optional fields.
+const (
+	DefaultRemindEvery = time.Hour
+	DefaultFlapLimit   = 4
+	// FlapWindow is the window of the flapping rule.
+	FlapWindow = time.Hour
+)
+
+// Alerter keeps Slack alerts in step with the escalation levels. Set the
+// fields before the first call; it is safe for concurrent use (one Sync,
+// Remind, Acknowledge or Mute at a time).
+type Alerter struct {
+	Store *storage.Store
+	// Channel is the alerts channel ([alerts] channel). Without one,
+	// Sync and Remind do nothing.
+	Channel string
+	// PostWatch alerts at watch too (default: investigate and above).
+	PostWatch bool
+	// RemindEvery is the reminder interval (default 1h).
+	RemindEvery time.Duration
+	// FlapLimit is the number of level changes within an hour above which
+	// a relay is flapping (default 4).
+	FlapLimit int
+	Now       func() time.Time
+	// Location is the zone of the times in messages (default time.Local).
+	Location *time.Location
+	Logger   *slog.Logger
+	// Notify wakes the outbox worker after messages were enqueued.
+	Notify func()
+	// Evaluate returns the current assessment and stores the level changes
+	// as events (commands.Handler.Evaluate).
+	Evaluate func(ctx context.Context) (escalation.Assessment, error)
+	// Confirm re-probes before an alert; nil alerts without re-probing.
+	Confirm ConfirmFunc
+
+	mu sync.Mutex
+}
+
+func (a *Alerter) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Alerter) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (a *Alerter) remindEvery() time.Duration {
+	if a.RemindEvery > 0 {
+		return a.RemindEvery
+	}
+	return DefaultRemindEvery
+}
+
+func (a *Alerter) flapLimit() int {
+	if a.FlapLimit > 0 {
+		return a.FlapLimit
+	}
+	return DefaultFlapLimit
+}
+
+// threshold is the lowest level that alerts for relay ("" = global: only
+// incident, since below it the global level repeats a relay's).
+func (a *Alerter) threshold(relay string) escalation.Level {
+	switch {
+	case relay == "":
+		return escalation.LevelIncident
+	case a.PostWatch:
+		return escalation.LevelWatch
+	}
+	return escalation.LevelInvestigate
+}
+
+// syncRun is the state of one Sync.
+type syncRun struct {
+	now      time.Time
+	as       escalation.Assessment
+	openBy   map[string]storage.Incident
+	enqueued bool
+}
+
+// Sync evaluates the current levels and brings the incidents and the
+// outbox in line with them (see the package documentation). It returns the
+// errors of the relays it could not handle, joined; the others are handled.
+func (a *Alerter) Sync(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.Channel == "" {
+		return nil
+	}
+	if a.Evaluate == nil {
+		return errors.New("alerts: no Evaluate function configured")
+	}
+	as, err := a.Evaluate(ctx)
+	if err != nil {
+		return fmt.Errorf("alerts: evaluating escalation: %w", err)
+	}
+	// What is decided below is written even if the caller goes away.
+	ctx = context.WithoutCancel(ctx)
+	run := &syncRun{now: a.now(), as: as, openBy: map[string]storage.Incident{}}
+	open, err := a.Store.OpenIncidents(ctx)
+	if err != nil {
+		return fmt.Errorf("alerts: reading open incidents: %w", err)
+	}
+	for _, inc := range open { // oldest first: the newest per relay wins
+		run.openBy[inc.Relay] = inc
+	}
+	var errs []error
+	states := append(slices.Clone(as.Relays), as.Global)
+	states[len(states)-1].Relay = ""
+	for _, st := range states {
+		if err := a.syncOne(ctx, run, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if run.enqueued && a.Notify != nil {
+		a.Notify()
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Alerter) syncOne(ctx context.Context, run *syncRun, st escalation.RelayState) error {
+	log := a.log().With("relay", relayLabel(st.Relay))
+	alertable := st.Level.Rank() >= a.threshold(st.Relay).Rank()
+	flapping, err := a.flapping(ctx, run, st)
+	if err != nil {
+		return err
+	}
+	inc, has := run.openBy[st.Relay]
+	if !has {
+		if !alertable {
+			return nil
+		}
+		if flapping {
+			log.Info("alerts: relay is flapping; alert held back for this hour", "level", st.Level)
+			return nil
+		}
+		return a.open(ctx, run, st)
+	}
+	if err := a.ensureAlert(ctx, run, inc, st); err != nil {
+		return err
+	}
+	muted := inc.MutedUntil.After(run.now)
+	if !alertable {
+		if muted {
+			log.Info("alerts: level back to normal; the resolution waits for the mute to end", "incident", inc.ID, "muted_until", inc.MutedUntil)
+			return nil
+		}
+		return a.resolve(ctx, run, inc)
+	}
+	cur, err := a.level(ctx, inc)
+	if err != nil {
+		return err
+	}
+	if st.Level.Rank() > cur.Rank() {
+		if muted || flapping {
+			log.Info("alerts: level rose while muted or flapping; not posted yet", "incident", inc.ID, "from", cur, "to", st.Level)
+			return nil
+		}
+		return a.rise(ctx, run, inc, cur, st)
+	}
+	return nil
+}
+
+// flapping reports a relay changing level too often, once per hour, and
+// says whether its alerts are held back.
+func (a *Alerter) flapping(ctx context.Context, run *syncRun, st escalation.RelayState) (bool, error) {
+	key := FlapKey(st.Relay, run.now)
+	if _, found, err := a.Store.MessageByKey(ctx, key); err != nil {
+		return false, fmt.Errorf("alerts: %w", err)
+	} else if found {
+		return true, nil
+	}
+	events, err := a.Store.Events(ctx, st.Relay, 4*a.flapLimit()+10)
+	if err != nil {
+		return false, fmt.Errorf("alerts: reading the level changes of %s: %w", relayLabel(st.Relay), err)
+	}
+	var changes []escalation.Change
+	for _, e := range events {
+		// Below incident the global level only repeats a relay's
+		// changes; those flap with the relay, not on their own.
+		if st.Relay == "" && e.From != string(escalation.LevelIncident) && e.To != string(escalation.LevelIncident) {
+			continue
+		}
+		changes = append(changes, escalation.Change{Relay: e.Relay, From: escalation.Level(e.From), To: escalation.Level(e.To), At: e.At})
+	}
+	flaps := escalation.Flapping(changes, run.now, FlapWindow, a.flapLimit())
+	if len(flaps) == 0 {
+		return false, nil
+	}
+	f := flaps[0]
+	created, err := a.put(ctx, run, outbox.Message{Key: key, Kind: storage.KindAlert, Channel: a.Channel,
+		Payload: outbox.Payload{Response: FlapResponse(f, st.Level, run.now, a.Location)}})
+	if err != nil {
+		return false, err
+	}
+	if created {
+		a.log().Warn("alerts: relay is flapping; reported once, its alerts held back for the hour",
+			"relay", relayLabel(st.Relay), "changes", f.Changes, "since", f.Since)
+	}
+	return true, nil
+}
+
+// open confirms a failure and, if it holds, opens an incident and enqueues
+// its alert.
+func (a *Alerter) open(ctx context.Context, run *syncRun, st escalation.RelayState) error {
+	log := a.log().With("relay", relayLabel(st.Relay), "level", st.Level, "scope", st.Scope)
+	failing, err := a.failing(ctx, st)
+	if err != nil {
+		return err
+	}
+	al := Alert{Relay: st.Relay, Level: st.Level, Scope: st.Scope, Advice: st.Advice, OpenedAt: run.now,
+		FailingRelays: st.FailingRelays, Evidence: st.Evidence}
+	for _, r := range newestRun(failing) {
+		al.Failing = append(al.Failing, strip(r.Result))
+	}
+	if st.Relay == "" {
+		if err := a.confirmGlobal(ctx, run, st, &al); err != nil {
+			return err
+		}
+	} else if err := a.confirm(ctx, st.Relay, failing, &al); err != nil {
+		return err
+	}
+	if !al.Confirmed {
+		log.Info("alerts: the re-probe passed; a blip, no alert", "again", len(al.Again))
+		return nil
+	}
+	if len(al.Transcript) == 0 {
+		al.Transcript = transcriptOf(failing)
+	}
+	id, err := a.Store.OpenIncident(ctx, storage.Incident{Relay: st.Relay, Level: string(st.Level), Scope: string(st.Scope), OpenedAt: run.now})
+	if err != nil {
+		return fmt.Errorf("alerts: opening an incident for %s: %w", relayLabel(st.Relay), err)
+	}
+	al.IncidentID = id
+	if err := a.putAlert(ctx, run, al); err != nil {
+		return err
+	}
+	run.openBy[st.Relay] = storage.Incident{ID: id, Relay: st.Relay, Level: string(st.Level), Scope: string(st.Scope), OpenedAt: run.now}
+	log.Warn("alerts: incident opened and alert enqueued", "incident", id, "channel", a.Channel)
+	return nil
+}
+
+func (a *Alerter) putAlert(ctx context.Context, run *syncRun, al Alert) error {
+	meta, err := json.Marshal(al)
+	if err != nil {
+		return fmt.Errorf("alerts: encoding alert %d: %w", al.IncidentID, err)
+	}
+	_, err = a.put(ctx, run, outbox.Message{Key: AlertKey(al.IncidentID), Kind: storage.KindAlert, Channel: a.Channel,
+		Payload: outbox.Payload{Response: AlertResponse(al, a.Location), Meta: meta}})
+	return err
+}
+
+// confirm re-probes relay and records the outcome in al.
+func (a *Alerter) confirm(ctx context.Context, relay string, failing []storage.StoredResult, al *Alert) error {
+	if a.Confirm == nil {
+		al.Confirmed = true
+		al.ConfirmNote = "No automatic re-probe is configured; not confirmed."
+		return nil
+	}
+	again, second, secondRelay, err := a.Confirm(ctx, relay, failing)
+	if err != nil {
+		return fmt.Errorf("alerts: confirming the failure of %s by a re-probe: %w", relay, err)
+	}
+	for _, r := range again {
+		al.Again = append(al.Again, strip(r))
+	}
+	for _, r := range second {
+		al.Second = append(al.Second, strip(r))
+	}
+	al.SecondRelay = secondRelay
+	al.Confirmed = gmailFailure(again)
+	for _, r := range again {
+		if !r.OK && len(r.Transcript) > 0 {
+			al.Transcript = Tail(r.Transcript, TranscriptLines)
+			break
+		}
+	}
+	return nil
+}
+
+// confirmGlobal confirms the level across relays: by the relays' own
+// (confirmed) incidents, else by re-probing the first failing relay.
+func (a *Alerter) confirmGlobal(ctx context.Context, run *syncRun, st escalation.RelayState, al *Alert) error {
+	var by []string
+	for _, r := range st.FailingRelays {
+		if inc, ok := run.openBy[r]; ok {
+			by = append(by, fmt.Sprintf("%s (#%d)", r, inc.ID))
+		}
+	}
+	switch {
+	case len(by) > 0:
+		al.Confirmed = true
+		al.ConfirmNote = "Confirmed by the re-probes of the alerts of " + strings.Join(by, ", ") + "."
+		return nil
+	case len(st.FailingRelays) > 0:
+		r := st.FailingRelays[0]
+		failing, err := a.failing(ctx, relayState(run.as, r))
+		if err != nil {
+			return err
+		}
+		if err := a.confirm(ctx, r, failing, al); err != nil {
+			return err
+		}
+		if len(al.Again) > 0 {
+			al.ConfirmNote = "Re-probe from " + r + ":"
+		}
+		return nil
+	}
+	al.Confirmed = true
+	al.ConfirmNote = "Raised by Gmail-bound mail queues rising on several relays; there is no failing probe to repeat."
+	return nil
+}
+
+func relayState(as escalation.Assessment, relay string) escalation.RelayState {
+	if st, ok := as.Relay(relay); ok {
+		return st
+	}
+	return escalation.RelayState{Relay: relay}
+}
+
+// failing loads the stored results behind a level (the newest few of its
+// evidence, with transcripts where kept).
+func (a *Alerter) failing(ctx context.Context, st escalation.RelayState) ([]storage.StoredResult, error) {
+	ids := st.Evidence
+	if len(ids) > 10 {
+		ids = ids[len(ids)-10:]
+	}
+	var out []storage.StoredResult
+	for _, id := range ids {
+		r, err := a.Store.Result(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("alerts: reading result %d: %w", id, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ensureAlert enqueues the alert of an open incident that has none: the
+// process stopped between opening the incident and writing its alert.
+func (a *Alerter) ensureAlert(ctx context.Context, run *syncRun, inc storage.Incident, st escalation.RelayState) error {
+	_, found, err := a.Store.MessageByKey(ctx, AlertKey(inc.ID))
+	if err != nil || found {
+		return err
+	}
+	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: escalation.Level(inc.Level), Scope: escalation.Scope(inc.Scope),
+		Advice: escalation.AdviceFor(escalation.Level(inc.Level), escalation.Scope(inc.Scope)), OpenedAt: inc.OpenedAt,
+		FailingRelays: st.FailingRelays, Evidence: st.Evidence, Confirmed: true,
+		ConfirmNote: "gmailtls restarted before this alert was written; the confirmation results are in the history."}
+	a.log().Warn("alerts: incident had no alert (restart); enqueuing it now", "incident", inc.ID, "relay", relayLabel(inc.Relay))
+	return a.putAlert(ctx, run, al)
+}
+
+// resolve closes an incident: a note in the alert's thread, the alert
+// updated to resolved. The messages are written before the incident is
+// closed, so a restart in between writes them again (a no-op) and closes it.
+func (a *Alerter) resolve(ctx context.Context, run *syncRun, inc storage.Incident) error {
+	al, err := a.alertOf(ctx, inc)
+	if err != nil {
+		return err
+	}
+	al.ResolvedAt = run.now
+	if _, err := a.put(ctx, run, outbox.Message{Key: ResolutionKey(inc.ID), Kind: storage.KindResolution, Channel: a.Channel,
+		ThreadKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: ResolutionResponse(al, run.now, a.Location)}}); err != nil {
+		return err
+	}
+	if _, err := a.put(ctx, run, outbox.Message{Key: ResolvedKey(inc.ID), Kind: storage.KindUpdate, Channel: a.Channel,
+		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location)}}); err != nil {
+		return err
+	}
+	if err := a.Store.ResolveIncident(ctx, inc.ID, run.now); err != nil {
+		return fmt.Errorf("alerts: resolving incident %d: %w", inc.ID, err)
+	}
+	delete(run.openBy, inc.Relay)
+	a.log().Info("alerts: incident resolved", "incident", inc.ID, "relay", relayLabel(inc.Relay), "after", Duration(run.now.Sub(inc.OpenedAt)))
+	return nil
+}
+
+// rise updates the alert of an open incident to a higher level and notes
+// it in the thread.
+func (a *Alerter) rise(ctx context.Context, run *syncRun, inc storage.Incident, from escalation.Level, st escalation.RelayState) error {
+	al, err := a.alertOf(ctx, inc)
+	if err != nil {
+		return err
+	}
+	al.Level, al.Scope, al.Advice = st.Level, st.Scope, st.Advice
+	if len(st.FailingRelays) > 0 {
+		al.FailingRelays = st.FailingRelays
+	}
+	meta, err := json.Marshal(al)
+	if err != nil {
+		return fmt.Errorf("alerts: encoding alert %d: %w", inc.ID, err)
+	}
+	if _, err := a.put(ctx, run, outbox.Message{Key: LevelNoteKey(inc.ID, st.Level), Kind: storage.KindAlert, Channel: a.Channel,
+		ThreadKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: LevelNoteResponse(al, from, run.now, a.Location)}}); err != nil {
+		return err
+	}
+	if _, err := a.put(ctx, run, outbox.Message{Key: LevelKey(inc.ID, st.Level), Kind: storage.KindUpdate, Channel: a.Channel,
+		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location), Meta: meta}}); err != nil {
+		return err
+	}
+	a.log().Warn("alerts: level rose", "incident", inc.ID, "relay", relayLabel(inc.Relay), "from", from, "to", st.Level)
+	return nil
+}
+
+// levelsDown lists the levels from the highest down.
+var levelsDown = []escalation.Level{escalation.LevelIncident, escalation.LevelInvestigate, escalation.LevelWatch}
+
+// level is an open incident's level: the one it was opened at, or the
+// highest it rose to (the stored incident keeps its opening level; the
+// rises are outbox messages).
+func (a *Alerter) level(ctx context.Context, inc storage.Incident) (escalation.Level, error) {
+	opened := escalation.Level(inc.Level)
+	for _, l := range levelsDown {
+		if l.Rank() <= opened.Rank() {
+			break
+		}
+		_, found, err := a.Store.MessageByKey(ctx, LevelKey(inc.ID, l))
+		if err != nil {
+			return "", fmt.Errorf("alerts: %w", err)
+		}
+		if found {
+			return l, nil
+		}
+	}
+	return opened, nil
+}
+
+// alertOf rebuilds an incident's alert: the newest alert model written
+// (the alert, or its latest level update) and the incident's state.
+func (a *Alerter) alertOf(ctx context.Context, inc storage.Incident) (Alert, error) {
+	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: escalation.Level(inc.Level), Scope: escalation.Scope(inc.Scope),
+		Advice: escalation.AdviceFor(escalation.Level(inc.Level), escalation.Scope(inc.Scope)), OpenedAt: inc.OpenedAt}
+	keys := []string{}
+	for _, l := range levelsDown {
+		keys = append(keys, LevelKey(inc.ID, l))
+	}
+	keys = append(keys, AlertKey(inc.ID))
+	for _, k := range keys {
+		m, found, err := a.Store.MessageByKey(ctx, k)
+		if err != nil {
+			return al, fmt.Errorf("alerts: %w", err)
+		}
+		if !found {
+			continue
+		}
+		if p, err := outbox.DecodePayload(m.Payload); err == nil && len(p.Meta) > 0 {
+			var stored Alert
+			if err := json.Unmarshal(p.Meta, &stored); err == nil {
+				al = stored
+				break
+			}
+		}
+	}
+	al.IncidentID = inc.ID
+	al.AckedBy, al.AckedAt = inc.AckedBy, inc.AckedAt
+	al.MutedUntil = inc.MutedUntil
+	al.ResolvedAt = inc.ResolvedAt
+	return al, nil
+}
+
+func (a *Alerter) put(ctx context.Context, run *syncRun, m outbox.Message) (bool, error) {
+	created, err := outbox.Put(ctx, a.Store, m)
+	if err != nil {
+		return false, fmt.Errorf("alerts: %w", err)
+	}
+	if created && run != nil {
+		run.enqueued = true
+	}
+	return created, nil
+}
+
+// Remind enqueues a reminder, in the alert's thread, for every open
+// incident at level incident that is neither acknowledged nor muted and
+// whose last reminder (or opening) is RemindEvery old. Reminder n of an
+// incident has its own key, so a restart never repeats one; after a long
+// stop only the due one is sent, not every missed one.
+func (a *Alerter) Remind(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.Channel == "" {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	now := a.now()
+	every := a.remindEvery()
+	open, err := a.Store.OpenIncidents(ctx)
+	if err != nil {
+		return fmt.Errorf("alerts: reading open incidents: %w", err)
+	}
+	run := &syncRun{now: now}
+	var errs []error
+	for _, inc := range open {
+		if !inc.AckedAt.IsZero() || inc.MutedUntil.After(now) {
+			continue
+		}
+		last := inc.OpenedAt
+		if inc.LastReminder.After(last) {
+			last = inc.LastReminder
+		}
+		if now.Sub(last) < every {
+			continue
+		}
+		lvl, err := a.level(ctx, inc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if lvl != escalation.LevelIncident {
+			continue
+		}
+		al, err := a.alertOf(ctx, inc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n := int(now.Sub(inc.OpenedAt) / every)
+		if _, err := a.put(ctx, run, outbox.Message{Key: RemindKey(inc.ID, n), Kind: storage.KindReminder, Channel: a.Channel,
+			ThreadKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: ReminderResponse(al, now, a.Location)}}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := a.Store.TouchReminder(ctx, inc.ID, now); err != nil {
+			errs = append(errs, fmt.Errorf("alerts: recording the reminder of incident %d: %w", inc.ID, err))
+			continue
+		}
+		a.log().Info("alerts: reminder enqueued", "incident", inc.ID, "relay", relayLabel(inc.Relay), "n", n)
+	}
+	if run.enqueued && a.Notify != nil {
+		a.Notify()
+	}
+	return errors.Join(errs...)
+}
+
+// Acknowledge records that userID took incident incidentID on (reminders
+// stop) and updates the alert to say who and when. The Response, for the
+// person who pressed the button, is always meaningful; err is for the log
+// (storage failures; storage.ErrNotFound for an unknown incident).
+func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID string) (commands.Response, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	now := a.now()
+	inc, err := a.Store.IncidentByID(ctx, incidentID)
+	if err != nil {
+		return buttonError(incidentID, err), err
+	}
+	if !inc.ResolvedAt.IsZero() {
+		return note(fmt.Sprintf("Incident #%d (%s) was already resolved at %s.", inc.ID, who(inc.Relay), clockTime(inc.ResolvedAt, a.Location))), nil
+	}
+	if !inc.AckedAt.IsZero() {
+		return note(fmt.Sprintf("Incident #%d (%s) was already acknowledged by %s at %s.", inc.ID, who(inc.Relay), userRef(inc.AckedBy), clockTime(inc.AckedAt, a.Location))), nil
+	}
+	if err := a.Store.AckIncident(ctx, incidentID, userID, now); err != nil {
+		return buttonError(incidentID, err), fmt.Errorf("alerts: acknowledging incident %d: %w", incidentID, err)
+	}
+	if inc, err = a.Store.IncidentByID(ctx, incidentID); err != nil {
+		return buttonError(incidentID, err), err
+	}
+	al, err := a.alertOf(ctx, inc)
+	if err != nil {
+		return buttonError(incidentID, err), err
+	}
+	run := &syncRun{now: now}
+	if _, err := a.put(ctx, run, outbox.Message{Key: AckKey(inc.ID), Kind: storage.KindUpdate, Channel: a.Channel,
+		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location)}}); err != nil {
+		return buttonError(incidentID, err), err
+	}
+	if run.enqueued && a.Notify != nil {
+		a.Notify()
+	}
+	a.log().Info("alerts: incident acknowledged", "incident", inc.ID, "relay", relayLabel(inc.Relay), "by", inc.AckedBy)
+	return note(fmt.Sprintf("Incident #%d (%s) acknowledged by %s at %s; reminders stop.", inc.ID, who(inc.Relay), userRef(inc.AckedBy), clockTime(inc.AckedAt, a.Location))), nil
+}
+
+// Mute silences incident incidentID for d (MuteFor when d <= 0): no
+// reminders and no level updates until then, and a resolution waits for
+// the mute to end. The alert is updated to say until when.
+func (a *Alerter) Mute(ctx context.Context, incidentID int64, userID string, d time.Duration) (commands.Response, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	if d <= 0 {
+		d = MuteFor
+	}
+	now := a.now()
+	until := now.Add(d)
+	inc, err := a.Store.IncidentByID(ctx, incidentID)
+	if err != nil {
+		return buttonError(incidentID, err), err
+	}
+	if !inc.ResolvedAt.IsZero() {
+		return note(fmt.Sprintf("Incident #%d (%s) was already resolved at %s.", inc.ID, who(inc.Relay), clockTime(inc.ResolvedAt, a.Location))), nil
+	}
+	if err := a.Store.MuteIncident(ctx, incidentID, until); err != nil {
+		return buttonError(incidentID, err), fmt.Errorf("alerts: muting incident %d: %w", incidentID, err)
+	}
+	inc.MutedUntil = until
+	al, err := a.alertOf(ctx, inc)
+	if err != nil {
+		return buttonError(incidentID, err), err
+	}
+	al.MutedBy = userID
+	run := &syncRun{now: now}
+	if _, err := a.put(ctx, run, outbox.Message{Key: MuteKey(inc.ID, until), Kind: storage.KindUpdate, Channel: a.Channel,
+		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location)}}); err != nil {
+		return buttonError(incidentID, err), err
+	}
+	if run.enqueued && a.Notify != nil {
+		a.Notify()
+	}
+	a.log().Info("alerts: incident muted", "incident", inc.ID, "relay", relayLabel(inc.Relay), "by", userID, "until", until)
+	return note(fmt.Sprintf("Incident #%d (%s) muted by %s until %s: no reminders or updates until then.", inc.ID, who(inc.Relay), userRef(userID), clockTime(until, a.Location))), nil
+}
+
+// HandleButton runs the Acknowledge and Mute buttons of alerts and reports
+// whether req was one of them. The caller checks access first (the same
+// rules as the other buttons) and shows the Response to the user.
+func (a *Alerter) HandleButton(ctx context.Context, req commands.Request) (commands.Response, bool) {
+	if req.Action != commands.ActionAcknowledge && req.Action != commands.ActionMute {
+		return commands.Response{}, false
+	}
+	id, err := ParseIncidentValue(req.Value)
+	if err != nil {
+		return note("That button could not be read; use the buttons of the latest alert."), true
+	}
+	var resp commands.Response
+	if req.Action == commands.ActionAcknowledge {
+		resp, err = a.Acknowledge(ctx, id, req.UserID)
+	} else {
+		resp, err = a.Mute(ctx, id, req.UserID, MuteFor)
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error: " + err.Error()
+		a.log().Warn("alerts: button failed", "action", req.Action, "incident", id, "user", req.UserID, "err", err)
+	}
+	if aerr := a.Store.Audit(context.WithoutCancel(ctx), storage.AuditEntry{UserID: req.UserID, UserName: req.UserName,
+		ChannelID: req.ChannelID, Text: fmt.Sprintf("%s incident %d", req.Action, id), Source: string(commands.SourceButton),
+		At: a.now(), Outcome: outcome}); aerr != nil {
+		a.log().Warn("alerts: could not write the audit log", "err", aerr)
+	}
+	return resp, true
+}
+
+func note(text string) commands.Response {
+	return commands.Response{Title: text, Summary: text, Verdict: commands.VerdictInfo, Ephemeral: true}
+}
+
+func buttonError(id int64, err error) commands.Response {
+	if errors.Is(err, storage.ErrNotFound) {
+		return commands.Response{Title: fmt.Sprintf("There is no incident #%d.", id), Verdict: commands.VerdictRefused,
+			Summary: fmt.Sprintf("no incident #%d", id), Ephemeral: true}
+	}
+	return commands.Response{Title: fmt.Sprintf("Incident #%d could not be updated; the bot's log has the details.", id),
+		Verdict: commands.VerdictFail, Summary: "the incident could not be updated", Ephemeral: true}
+}
+
+// gmailFailure reports whether a result failed toward Gmail (not an agent
+// failure).
+func gmailFailure(rs []probe.Result) bool {
+	for _, r := range rs {
+		if !r.OK && !r.Failure.IsRelayFailure() {
+			return true
+		}
+	}
+	return false
+}
+
+// strip drops what an alert does not show (the transcript travels apart).
+func strip(r probe.Result) probe.Result {
+	r.Transcript = nil
+	return r
+}
+
+// newestRun returns the results of the newest run among rs.
+func newestRun(rs []storage.StoredResult) []storage.StoredResult {
+	var newest int64
+	for _, r := range rs {
+		newest = max(newest, r.RunID)
+	}
+	var out []storage.StoredResult
+	for _, r := range rs {
+		if r.RunID == newest {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// transcriptOf is the tail of the newest failing transcript kept.
+func transcriptOf(rs []storage.StoredResult) []string {
+	for i := len(rs) - 1; i >= 0; i-- {
+		if !rs[i].OK && len(rs[i].Transcript) > 0 {
+			return Tail(rs[i].Transcript, TranscriptLines)
+		}
+	}
+	return nil
+}
