@@ -51,12 +51,19 @@ func ProbeConfig(cfg *config.Config, o RunnerOptions) (probe.Config, error) {
 		}
 		pc.MX = mx
 	}
+	fam, err := probe.ParseFamily(t.Family)
+	if err != nil {
+		return pc, fmt.Errorf("[target] family: %w", err)
+	}
+	pc.Family = fam
 	if t.CAFile != "" {
-		pool, err := probe.LoadRoots(cfg.Resolve(t.CAFile))
+		// Extra roots are tried before the system roots, so a lab CA never
+		// pays for loading the system pool.
+		roots, err := probe.LoadExtraRoots(cfg.Resolve(t.CAFile))
 		if err != nil {
 			return pc, fmt.Errorf("[target] ca_file: %w", err)
 		}
-		pc.RootCAs = pool
+		pc.ExtraRoots = roots
 	}
 	return pc, nil
 }

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,8 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
-	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/relay"
 )
 
@@ -58,7 +57,7 @@ func runAgent(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "gmailtls agent: %s has no [agent] table\n", *path)
 		return exitUsage
 	}
-	logger := agentLogger(e.stderr, cfg.Log)
+	logger := logging.New(e.stderr, cfg.Log.Format, cfg.Log.Level)
 	a, err := newAgentRun(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls agent: %v\n", err)
@@ -117,9 +116,12 @@ func newAgentRun(cfg *config.Config, logger *slog.Logger) (*agentRun, error) {
 		}
 		a.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	base, err := agentProbeConfig(cfg, logger)
+	base, err := commands.ProbeConfig(cfg, commands.RunnerOptions{Logger: logger})
 	if err != nil {
 		return nil, err
+	}
+	if h, err := os.Hostname(); err == nil {
+		base.Relay = h
 	}
 	secrets := agentSecrets(ac)
 	if len(secrets) == 0 {
@@ -219,59 +221,4 @@ func agentLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// agentProbeConfig turns [target] into the probe configuration the agent
-// probes with. (A local helper: cmd_probe.go had no shared conversion when
-// the agent was written.)
-func agentProbeConfig(cfg *config.Config, logger *slog.Logger) (probe.Config, error) {
-	t := cfg.Target
-	pc := probe.Config{
-		Domain:      t.Domain,
-		ServerName:  t.ServerName,
-		Family:      t.Family,
-		HelloName:   t.HelloName,
-		Timeout:     t.Timeout.Duration,
-		Concurrency: t.Concurrency,
-		Logger:      logger,
-	}
-	if h, err := os.Hostname(); err == nil {
-		pc.Relay = h
-	}
-	for _, m := range t.MX {
-		tg, err := probe.ParseTarget(m)
-		if err != nil {
-			return pc, fmt.Errorf("target.mx %q: %w", m, err)
-		}
-		pc.MX = append(pc.MX, tg)
-	}
-	if t.CAFile != "" {
-		p := cfg.Resolve(t.CAFile)
-		pem, err := os.ReadFile(p)
-		if err != nil {
-			return pc, fmt.Errorf("target.ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return pc, fmt.Errorf("target.ca_file %s holds no PEM certificate", p)
-		}
-		pc.RootCAs = pool
-	}
-	return pc, nil
-}
-
-// agentLogger builds the agent's logger from [log].
-func agentLogger(w io.Writer, lc config.Log) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
-		level = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if lc.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

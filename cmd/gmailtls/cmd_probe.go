@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
 )
 
 const probeUsage = `usage: gmailtls probe [flags]
@@ -23,6 +25,12 @@ pinned list, from this host: every MX host × address × source address, and
 says which stage broke (connect, banner, ehlo, starttls, handshake, verify,
 post_tls) and what to check first. No mail is sent.
 
+With --config and --relay NAME, the probe runs from that configured relay:
+a local relay from this host with its source_ips, an agent relay on the
+relay itself through its gmailtls agent (the agent probes its own
+configured target). --record stores the run in the configuration's
+database and re-evaluates escalation, as a probe from Slack would.
+
 Exit status: 0 when every probe succeeded, 1 when any failed, 2 on a usage
 or configuration error.
 
@@ -30,6 +38,7 @@ Examples:
   gmailtls probe
   gmailtls probe --source 192.0.2.10 --source 192.0.2.11 --family 4
   gmailtls probe --mx 127.0.0.1:2525 --servername mx.test.example --ca-file ca.pem
+  gmailtls probe --config config.toml --relay relay-2 --record
 
 Flags:
 `
@@ -49,7 +58,7 @@ type probeFlags struct {
 	domain, servername, caFile, family, config, relay string
 	mx, sources                                       stringList
 	timeout                                           time.Duration
-	json, noRetry                                     bool
+	json, noRetry, record                             bool
 	set                                               map[string]bool // flags given on the command line
 }
 
@@ -71,7 +80,8 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 	fs.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "timeout of each stage")
 	fs.BoolVar(&f.json, "json", false, "print the report as one JSON object")
 	fs.StringVar(&f.config, "config", "", "take [target] (and relays) from this configuration `file`; flags override it")
-	fs.StringVar(&f.relay, "relay", "", "run as this configured `relay` (local relays only; default: local)")
+	fs.StringVar(&f.relay, "relay", "", "run from this configured `relay` (local, or an agent on the relay; default: local)")
+	fs.BoolVar(&f.record, "record", false, "store the results in the configuration's database and re-evaluate escalation")
 	fs.BoolVar(&f.noRetry, "no-retry", false, "do not retry a reset or timed-out handshake with narrower ClientHellos")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,13 +96,18 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 
-	cfg, err := probeConfigFromFlags(e, f)
+	cfg, file, err := probeConfigFromFlags(e, f)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
 		return exitUsage
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rep, err := probe.Run(ctx, cfg)
+	var rep probe.Report
+	if rc, ok := agentRelay(file, f.relay); ok {
+		rep, err = probeThroughAgent(ctx, file, rc, f, cfg.Logger)
+	} else {
+		rep, err = probe.Run(ctx, cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
 		return exitUsage
@@ -101,10 +116,90 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "gmailtls probe: writing the report: %v\n", err)
 		return exitFailed
 	}
+	if f.record {
+		if code := recordReport(ctx, e, f, rep); code != exitOK {
+			return code
+		}
+	}
 	if !rep.OK() {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// agentRelay reports whether --relay names an agent relay of the file.
+func agentRelay(file *config.Config, name string) (config.Relay, bool) {
+	if file == nil || name == "" {
+		return config.Relay{}, false
+	}
+	rc, ok := file.RelayByName(name)
+	return rc, ok && rc.Kind == relay.KindAgent
+}
+
+// probeThroughAgent asks a relay's agent to probe. The agent probes its own
+// configured target, so flags that would change the target are refused.
+func probeThroughAgent(ctx context.Context, file *config.Config, rc config.Relay, f probeFlags, log *slog.Logger) (probe.Report, error) {
+	for _, fl := range []string{"domain", "servername", "ca-file", "source"} {
+		if f.set[fl] {
+			return probe.Report{}, fmt.Errorf("--%s cannot be used with the agent relay %s: the agent probes its own configured target (only --mx, to pick some of its MX hosts, --family and --no-retry apply)", fl, rc.Name)
+		}
+	}
+	runners, err := commands.Runners(file, commands.RunnerOptions{Logger: log, Version: version})
+	if err != nil {
+		return probe.Report{}, err
+	}
+	r, ok := runners[rc.Name]
+	if !ok {
+		return probe.Report{}, fmt.Errorf("relay %s: unknown relay", rc.Name)
+	}
+	opts := relay.Options{MX: f.mx, NoRetry: f.noRetry}
+	if f.set["family"] {
+		opts.Family = f.family
+	}
+	return r.Probe(ctx, opts)
+}
+
+// recordReport stores rep in the database of --config (or the default
+// configuration) and re-evaluates escalation, printing the outcome on
+// stderr so that stdout stays the report.
+func recordReport(ctx context.Context, e *env, f probeFlags, rep probe.Report) int {
+	s, code := svcOpen(ctx, e, cmpOr(f.config, defaultConfigPath), f.config != "")
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	who := cmpOr(e.getenv("USER"), "cli")
+	runID, ids, err := s.store.RecordRun(ctx, storage.Run{Relay: rep.Relay, Trigger: storage.TriggerCLI, RequestedBy: who, StartedAt: rep.StartedAt}, rep.Results)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls probe: recording the run: %v\n", err)
+		return exitFailed
+	}
+	asmt, changes, err := s.h.Evaluate(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls probe: re-evaluating escalation: %v\n", err)
+		return exitFailed
+	}
+	level := "ok"
+	if st, ok := asmt.Relay(rep.Relay); ok {
+		level = string(st.Level)
+	}
+	fmt.Fprintf(e.stderr, "recorded run %d (%d results) in %s; %s is at level %s", runID, len(ids), s.store.Path(), rep.Relay, level)
+	for _, c := range changes {
+		who := c.Relay
+		if who == "" {
+			who = "all relays"
+		}
+		fmt.Fprintf(e.stderr, "; %s: %s → %s", who, c.From, c.To)
+	}
+	fmt.Fprintln(e.stderr)
+	return exitOK
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // writeReport prints rep as JSON (exactly the Report object) or as text.
@@ -120,7 +215,7 @@ func writeReport(w io.Writer, rep probe.Report, asJSON bool) error {
 // probeConfigFromFlags builds the probe configuration: the [target]
 // section of --config when given, then every flag set on the command line
 // on top of it.
-func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, error) {
+func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, *config.Config, error) {
 	var (
 		cfg  probe.Config
 		file *config.Config
@@ -129,11 +224,11 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, error) {
 	if f.config != "" {
 		file, err = config.Load(f.config, e.getenv)
 		if err != nil {
-			return cfg, err
+			return cfg, file, err
 		}
-		cfg, err = probeConfigFromTarget(file.Target, file.Dir)
+		cfg, err = commands.ProbeConfig(file, commands.RunnerOptions{})
 		if err != nil {
-			return cfg, err
+			return cfg, file, err
 		}
 	} else {
 		cfg = probe.Config{Domain: probe.DefaultDomain, Timeout: probe.DefaultTimeout, Family: "any"}
@@ -141,12 +236,12 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, error) {
 
 	relayName, relaySources, err := pickRelay(file, f.relay)
 	if err != nil {
-		return cfg, err
+		return cfg, file, err
 	}
 	cfg.Relay = relayName
 	if len(relaySources) > 0 {
 		if cfg.Sources, err = probe.ParseSources(relaySources); err != nil {
-			return cfg, fmt.Errorf("relay %s: source_ips: %w", relayName, err)
+			return cfg, file, fmt.Errorf("relay %s: source_ips: %w", relayName, err)
 		}
 	}
 
@@ -155,7 +250,7 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, error) {
 	}
 	if f.set["mx"] {
 		if cfg.MX, err = probe.ParseTargets(f.mx); err != nil {
-			return cfg, fmt.Errorf("--mx: %w", err)
+			return cfg, file, fmt.Errorf("--mx: %w", err)
 		}
 	}
 	if f.set["servername"] {
@@ -163,32 +258,32 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, error) {
 	}
 	if f.set["ca-file"] {
 		if cfg.ExtraRoots, err = probe.LoadExtraRoots(f.caFile); err != nil {
-			return cfg, fmt.Errorf("--ca-file: %w", err)
+			return cfg, file, fmt.Errorf("--ca-file: %w", err)
 		}
 	}
 	if f.set["source"] {
 		if cfg.Sources, err = probe.ParseSources(f.sources); err != nil {
-			return cfg, fmt.Errorf("--source: %w", err)
+			return cfg, file, fmt.Errorf("--source: %w", err)
 		}
 	}
 	if f.set["family"] {
 		if cfg.Family, err = probe.ParseFamily(f.family); err != nil {
-			return cfg, fmt.Errorf("--family: %w", err)
+			return cfg, file, fmt.Errorf("--family: %w", err)
 		}
 	}
 	if f.set["timeout"] {
 		if f.timeout <= 0 {
-			return cfg, fmt.Errorf("--timeout %s: want a positive duration such as 20s", f.timeout)
+			return cfg, file, fmt.Errorf("--timeout %s: want a positive duration such as 20s", f.timeout)
 		}
 		cfg.Timeout = f.timeout
 	}
 	cfg.NoRetry = cfg.NoRetry || f.noRetry
-	return cfg, nil
+	return cfg, file, nil
 }
 
 // pickRelay resolves --relay: empty or "local" is this host; another name
-// must be a local relay of the configuration, whose source_ips it returns.
-// Agent relays are not run from here (yet).
+// must be a relay of the configuration; for a local relay its source_ips
+// are returned (an agent relay probes on the relay itself).
 func pickRelay(file *config.Config, name string) (string, []string, error) {
 	if name == "" {
 		name = "local"
@@ -198,9 +293,6 @@ func pickRelay(file *config.Config, name string) (string, []string, error) {
 			if r.Name != name {
 				continue
 			}
-			if r.Kind != "" && r.Kind != "local" {
-				return "", nil, fmt.Errorf("relay %s: unknown relay (it is an %s relay; gmailtls probe runs local relays only)", name, r.Kind)
-			}
 			return name, r.SourceIPs, nil
 		}
 	}
@@ -208,37 +300,4 @@ func pickRelay(file *config.Config, name string) (string, []string, error) {
 		return name, nil, nil
 	}
 	return "", nil, fmt.Errorf("relay %s: unknown relay", name)
-}
-
-// probeConfigFromTarget turns a configuration's [target] section into a
-// probe configuration; relative paths (ca_file) resolve against dir, the
-// configuration file's folder. serve and agent can build on it.
-func probeConfigFromTarget(t config.Target, dir string) (probe.Config, error) {
-	cfg := probe.Config{
-		Domain:      t.Domain,
-		ServerName:  t.ServerName,
-		HelloName:   t.HelloName,
-		Timeout:     t.Timeout.Duration,
-		Concurrency: t.Concurrency,
-	}
-	var errs []error
-	var err error
-	if cfg.Family, err = probe.ParseFamily(t.Family); err != nil {
-		errs = append(errs, fmt.Errorf("[target] family: %w", err))
-	}
-	if len(t.MX) > 0 {
-		if cfg.MX, err = probe.ParseTargets(t.MX); err != nil {
-			errs = append(errs, fmt.Errorf("[target] mx: %w", err))
-		}
-	}
-	if t.CAFile != "" {
-		path := t.CAFile
-		if !filepath.IsAbs(path) && dir != "" {
-			path = filepath.Join(dir, path)
-		}
-		if cfg.ExtraRoots, err = probe.LoadExtraRoots(path); err != nil {
-			errs = append(errs, fmt.Errorf("[target] ca_file: %w", err))
-		}
-	}
-	return cfg, errors.Join(errs...)
 }

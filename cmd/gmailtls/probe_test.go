@@ -172,6 +172,8 @@ func maskProbeText(s string) string {
 		{`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`, "TIME"},
 		{`\d{4}-\d\d-\d\d`, "DATE"},
 		{`(?m) +\d+\.\d$`, "  MS"},
+		// The header's last column is as wide as the longest timing.
+		{`(?m)result +ms$`, "result  ms"},
 		{`after \d+\.\d ms`, "after MS ms"},
 		{`ClientHello of \d+ bytes fails, \d+ bytes works`, "ClientHello of N bytes fails, M bytes works"},
 		{`:\d{4,5}\b`, ":PORT"},
@@ -229,7 +231,7 @@ source_ips = ["127.0.0.7"]
 [[relay]]
 name = "relay-8"
 kind = "agent"
-url = "http://127.0.0.1:9426"
+url = "http://127.0.0.1:1"
 secret_env = "RELAY8_SECRET"
 `
 	if err := os.WriteFile(cfgFile, []byte(text), 0o600); err != nil {
@@ -259,8 +261,14 @@ secret_env = "RELAY8_SECRET"
 	if code != exitFailed || !strings.Contains(out, "cert_hostname_mismatch") {
 		t.Errorf("--servername did not override the file: exit %d\n%s", code, out)
 	}
-	code, _, errs = probeCLIEnv(t, environ, "--config", cfgFile, "--relay", "relay-8")
-	if code != exitUsage || !strings.Contains(errs, "relay relay-8: unknown relay (it is an agent relay") {
-		t.Errorf("agent relay: exit %d, stderr %q", code, errs)
+	// An agent relay probes on the relay; one that cannot be reached is an
+	// agent failure, never a Gmail failure class.
+	code, out, errs = probeCLIEnv(t, environ, "--config", cfgFile, "--relay", "relay-8", "--json")
+	if code != exitFailed || !strings.Contains(out, `"failure": "agent_unreachable"`) {
+		t.Errorf("unreachable agent relay: exit %d, stderr %q\n%s", code, errs, out)
+	}
+	code, _, errs = probeCLIEnv(t, environ, "--config", cfgFile, "--relay", "relay-8", "--servername", "x.example")
+	if code != exitUsage || !strings.Contains(errs, "the agent probes its own configured target") {
+		t.Errorf("agent relay with a target flag: exit %d, stderr %q", code, errs)
 	}
 }
