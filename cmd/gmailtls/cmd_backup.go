@@ -2,10 +2,47 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+
+	"github.com/gmailtls/gmailtls/storage"
 )
 
-func runBackup(_ context.Context, e *env, _ []string) int {
-	fmt.Fprintln(e.stderr, "gmailtls backup: not implemented yet")
-	return exitUsage
+const backupUsage = `usage: gmailtls backup [--config FILE] --to FILE
+
+Writes a consistent, compacted copy of the database (VACUUM INTO) while
+gmailtls keeps running. The target file must not exist yet. Restore by
+stopping gmailtls and putting the copy in place of the database file (see
+docs/operations.md).
+
+`
+
+func runBackup(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	path, explicit := svcFlags(fs)
+	to := fs.String("to", "", "the backup `file` to write (must not exist)")
+	if code, ok := svcParse(e, fs, backupUsage, args); !ok {
+		return code
+	}
+	if *to == "" {
+		fmt.Fprintln(e.stderr, "gmailtls backup: --to FILE is required")
+		return exitUsage
+	}
+	cfg, err := svcLoadConfig(e, *path, explicit())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
+		return exitUsage
+	}
+	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: svcLogger(e)})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
+		return exitFailed
+	}
+	defer st.Close()
+	if err := st.Backup(ctx, *to); err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(e.stdout, "backed up %s to %s\n", st.Path(), *to)
+	return exitOK
 }
