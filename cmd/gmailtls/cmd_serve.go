@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -179,6 +178,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		Logger:   log,
 		Poll:     opts.OutboxPoll,
 	}
+	d.alerts.configure(cfg)
 	sched, err := d.scheduler(cfg)
 	if err != nil {
 		st.Close()
@@ -445,6 +445,7 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 		return
 	}
 	d.handler.Reload(cfg, runners)
+	d.alerts.configure(cfg)
 	stopCtx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
 	d.mu.Lock()
@@ -475,9 +476,6 @@ type serveHandler struct {
 	d *daemon
 }
 
-// muteFor is how long the Mute button silences an incident.
-const muteFor = time.Hour
-
 // Acknowledge answers alert buttons at once and passes the rest on.
 func (s *serveHandler) Acknowledge(ctx context.Context, req commands.Request) (commands.Response, bool) {
 	if req.Action == commands.ActionAcknowledge || req.Action == commands.ActionMute {
@@ -494,19 +492,9 @@ func (s *serveHandler) Run(ctx context.Context, req commands.Request) commands.R
 	if err := commands.Authorize(s.d.config().Access, req, commands.VerbStatus); err != nil {
 		return commands.Response{Title: "Not allowed", Verdict: commands.VerdictRefused, Summary: err.Error(), Ephemeral: true}
 	}
-	id, err := strconv.ParseInt(req.Value, 10, 64)
-	if err != nil || id <= 0 {
-		return commands.Response{Title: "Unknown alert", Verdict: commands.VerdictRefused,
-			Summary: "this button does not name an alert; it may come from an older version", Ephemeral: true}
-	}
-	var resp commands.Response
-	if req.Action == commands.ActionAcknowledge {
-		resp, err = s.d.alerts.acknowledge(ctx, id, req.UserID)
-	} else {
-		resp, err = s.d.alerts.mute(ctx, id, req.UserID, muteFor)
-	}
+	resp, err := s.d.alerts.button(ctx, req)
 	if err != nil {
-		s.d.log.Warn("alert button failed", "action", req.Action, "incident", id, "err", err)
+		s.d.log.Warn("alert button failed", "action", req.Action, "value", req.Value, "err", err)
 		return commands.Response{Title: "That did not work", Verdict: commands.VerdictFail,
 			Summary: err.Error(), Ephemeral: true}
 	}

@@ -3,18 +3,23 @@ package main
 import (
 	"context"
 	"errors"
-	"time"
+	"sync"
 
+	"github.com/gmailtls/gmailtls/alerts"
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
 )
 
 // alerter is what the alert loop drives: reconcile levels with incidents
-// (Sync), remind, and the Acknowledge and Mute buttons.
+// (Sync), remind, and the Acknowledge and Mute buttons (alerts.Alerter).
 type alerter interface {
 	Sync(ctx context.Context) error
 	Remind(ctx context.Context) error
-	Acknowledge(ctx context.Context, incidentID int64, userID string) (commands.Response, error)
-	Mute(ctx context.Context, incidentID int64, userID string, d time.Duration) (commands.Response, error)
+	HandleButton(ctx context.Context, req commands.Request) (commands.Response, bool)
 }
 
 // errNoAlerts is returned by alert buttons when no alert channel is set.
@@ -25,12 +30,71 @@ var errNoAlerts = errors.New("alerts are not configured: set [alerts] channel")
 // it (confirming re-probes take seconds; a slash command must not wait).
 type alertLoop struct {
 	d    *daemon
-	a    alerter
 	wake chan struct{}
+
+	mu sync.Mutex
+	a  alerter // nil: no alerts channel configured
 }
 
 func newAlertLoop(d *daemon) *alertLoop {
 	return &alertLoop{d: d, wake: make(chan struct{}, 1)}
+}
+
+// configure builds the alerter for cfg: levels come from the command
+// handler's evaluation, confirmations re-probe through it (trigger
+// "confirm"), messages go to the outbox. Without [alerts] channel there is
+// no alerter and nothing is posted.
+func (l *alertLoop) configure(cfg *config.Config) {
+	d := l.d
+	if cfg.Alerts.Channel == "" {
+		l.set(nil)
+		return
+	}
+	check := func(ctx context.Context, name string, mx []string) ([]probe.Result, error) {
+		c, err := d.handler.CheckRelay(ctx, name, storage.TriggerConfirm, "gmailtls", relay.Options{MX: mx})
+		return c.Report.Results, err
+	}
+	relays := func(ctx context.Context) []string {
+		rs, err := d.store.Relays(ctx, false)
+		if err != nil {
+			return nil
+		}
+		now := d.opts.Now()
+		var names []string
+		for _, r := range rs {
+			if !r.PausedUntil.After(now) {
+				names = append(names, r.Name)
+			}
+		}
+		return names
+	}
+	l.set(&alerts.Alerter{
+		Store:       d.store,
+		Channel:     cfg.Alerts.Channel,
+		PostWatch:   cfg.Alerts.PostWatch,
+		RemindEvery: cfg.Alerts.RemindEvery.Duration,
+		FlapLimit:   cfg.Alerts.FlapLimit,
+		Now:         d.opts.Now,
+		Logger:      d.log,
+		Notify:      d.worker.Notify,
+		Evaluate: func(ctx context.Context) (escalation.Assessment, error) {
+			a, _, err := d.handler.Evaluate(ctx)
+			return a, err
+		},
+		Confirm: alerts.NewConfirm(check, relays, d.log),
+	})
+}
+
+func (l *alertLoop) set(a alerter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.a = a
+}
+
+func (l *alertLoop) get() alerter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.a
 }
 
 // kick asks for a reconciliation soon; it never blocks.
@@ -49,10 +113,11 @@ func (l *alertLoop) run(ctx context.Context) {
 			return
 		case <-l.wake:
 		}
-		if l.a == nil {
+		a := l.get()
+		if a == nil {
 			continue
 		}
-		if err := l.a.Sync(ctx); err != nil && ctx.Err() == nil {
+		if err := a.Sync(ctx); err != nil && ctx.Err() == nil {
 			l.d.log.Error("alerts: reconciling levels with incidents failed; will retry on the next change", "err", err)
 		}
 		l.d.worker.Notify()
@@ -60,26 +125,25 @@ func (l *alertLoop) run(ctx context.Context) {
 }
 
 func (l *alertLoop) remind(ctx context.Context) error {
-	if l.a == nil {
+	a := l.get()
+	if a == nil {
 		return nil
 	}
-	err := l.a.Remind(ctx)
+	err := a.Remind(ctx)
 	l.d.worker.Notify()
 	return err
 }
 
-func (l *alertLoop) acknowledge(ctx context.Context, id int64, user string) (commands.Response, error) {
-	if l.a == nil {
+// button runs an alert's Acknowledge or Mute button.
+func (l *alertLoop) button(ctx context.Context, req commands.Request) (commands.Response, error) {
+	a := l.get()
+	if a == nil {
 		return commands.Response{}, errNoAlerts
 	}
 	defer l.d.worker.Notify()
-	return l.a.Acknowledge(ctx, id, user)
-}
-
-func (l *alertLoop) mute(ctx context.Context, id int64, user string, d time.Duration) (commands.Response, error) {
-	if l.a == nil {
-		return commands.Response{}, errNoAlerts
+	resp, ok := a.HandleButton(ctx, req)
+	if !ok {
+		return commands.Response{}, errors.New("this is not an alert button")
 	}
-	defer l.d.worker.Notify()
-	return l.a.Mute(ctx, id, user, d)
+	return resp, nil
 }

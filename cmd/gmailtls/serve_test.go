@@ -365,3 +365,82 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestServeAlertsLifecycle: probing rounds against a path that breaks and
+// heals post exactly one confirmed alert, take an Acknowledge, and post one
+// resolution in the alert's thread — with Slack rate-limiting and failing
+// for a while.
+func TestServeAlertsLifecycle(t *testing.T) {
+	f := startServe(t, "socket", "")
+	ctx := context.Background()
+	alertsIn := func() []slackfake.Message {
+		var out []slackfake.Message
+		for _, m := range f.slack.Messages() {
+			if m.Method == "chat.postMessage" && m.Channel == "C0456" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	round := func() {
+		t.Helper()
+		if err := f.d.probeRound(ctx); err != nil {
+			t.Fatalf("probe round: %v", err)
+		}
+	}
+
+	f.smtp.SetBehavior(smtptest.ResetAfterReady)
+	round() // one failure: watch, no alert
+	f.slack.FailNext("chat.postMessage", 429, time.Second, "", 1)
+	f.slack.FailNext("chat.postMessage", 500, 0, "", 2)
+	round()
+	round() // third failure in a row: investigate → confirmed alert
+	f.wait(t, "the alert", func() bool { return len(alertsIn()) >= 1 })
+	alert := alertsIn()[0]
+	text := blocksText(alert.Blocks)
+	for _, want := range []string{"relay-1", "investigate", "tls_reset", commands.ActionAcknowledge, commands.ActionMute, commands.ActionRerun} {
+		if !strings.Contains(text, want) {
+			t.Errorf("alert lacks %q: %s", want, text)
+		}
+	}
+	ack, ok := buttonValue(alert.Blocks, commands.ActionAcknowledge)
+	if !ok {
+		t.Fatal("alert has no Acknowledge button")
+	}
+	f.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{
+		ActionID: commands.ActionAcknowledge, BlockID: "actions", Value: ack, UserID: "UOPS",
+		ChannelID: "C0456", MessageTS: alert.TS, ResponseURL: f.slack.ResponseURL("ack"),
+	}.Payload())
+	f.wait(t, "the acknowledgement", func() bool {
+		for _, m := range f.slack.Messages() {
+			if strings.Contains(blocksText(m.Blocks)+m.Text, "UOPS") {
+				return true
+			}
+		}
+		return false
+	})
+
+	f.smtp.SetBehavior(smtptest.Gmail)
+	round()
+	round() // two successes: back to ok → resolution in the thread
+	f.wait(t, "the resolution in the alert's thread", func() bool {
+		for _, m := range f.slack.Messages() {
+			if m.Method == "chat.postMessage" && m.ThreadTS == alert.TS && strings.Contains(strings.ToLower(blocksText(m.Blocks)+m.Text), "resolved") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(alertsIn()); n < 2 {
+		t.Errorf("%d messages in the alert channel, want the alert and its resolution", n)
+	}
+	top := 0
+	for _, m := range alertsIn() {
+		if m.ThreadTS == "" {
+			top++
+		}
+	}
+	if top != 1 {
+		t.Errorf("%d top-level alerts for one incident (Slack failed 3 times on the way), want exactly 1", top)
+	}
+}
