@@ -178,3 +178,26 @@ func TestAgentFailuresDoNotConfirm(t *testing.T) {
 	}
 	var _ commands.Response = AlertResponse(Alert{}, nil) // the zero alert renders
 }
+
+// FuzzParseIncidentValue: a button value from Slack never panics, and what
+// parses round-trips.
+func FuzzParseIncidentValue(f *testing.F) {
+	for _, s := range []string{"7", " 42 ", "0", "-1", "relay=relay-2", "", "99999999999999999999", "7\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseIncidentValue(s)
+		if err != nil {
+			if !errors.Is(err, ErrButton) {
+				t.Fatalf("error %v does not wrap ErrButton", err)
+			}
+			return
+		}
+		if id <= 0 {
+			t.Fatalf("parsed %q to %d", s, id)
+		}
+		if back, err := ParseIncidentValue(IncidentValue(id)); err != nil || back != id {
+			t.Fatalf("round trip of %d: %d, %v", id, back, err)
+		}
+	})
+}
