@@ -174,8 +174,26 @@ func (a *Alerter) Sync(ctx context.Context) error {
 	var errs []error
 	states := append(slices.Clone(as.Relays), as.Global)
 	states[len(states)-1].Relay = ""
+	seen := map[string]bool{}
 	for _, st := range states {
+		seen[st.Relay] = true
 		if err := a.syncOne(ctx, run, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Incidents of relays no longer assessed (removed from the
+	// configuration) are closed: nothing will resolve them otherwise.
+	var gone []string
+	for relay := range run.openBy {
+		if !seen[relay] {
+			gone = append(gone, relay)
+		}
+	}
+	slices.Sort(gone)
+	for _, relay := range gone {
+		inc := run.openBy[relay]
+		a.log().Info("alerts: relay no longer configured; closing its incident", "relay", relay, "incident", inc.ID)
+		if err := a.resolveAs(ctx, run, inc, "The relay is no longer in the configuration; the incident is closed."); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -425,11 +443,18 @@ func (a *Alerter) ensureAlert(ctx context.Context, run *syncRun, inc storage.Inc
 // updated to resolved. The messages are written before the incident is
 // closed, so a restart in between writes them again (a no-op) and closes it.
 func (a *Alerter) resolve(ctx context.Context, run *syncRun, inc storage.Incident) error {
+	return a.resolveAs(ctx, run, inc, "")
+}
+
+// resolveAs is resolve with a note saying why, when it is not the level
+// back to ok.
+func (a *Alerter) resolveAs(ctx context.Context, run *syncRun, inc storage.Incident, why string) error {
 	al, err := a.alertOf(ctx, inc)
 	if err != nil {
 		return err
 	}
 	al.ResolvedAt = run.now
+	al.ResolvedNote = why
 	if _, err := a.put(ctx, run, outbox.Message{Key: ResolutionKey(inc.ID), Kind: storage.KindResolution, Channel: a.Channel,
 		ThreadKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: ResolutionResponse(al, run.now, a.Location)}}); err != nil {
 		return err

@@ -636,3 +636,30 @@ func render(t *testing.T, r commands.Response) string {
 	}
 	return b.String()
 }
+
+// TestRemovedRelayClosesItsIncident: a relay removed from the
+// configuration disappears from the assessment; its open incident is
+// closed with a note saying why.
+func TestRemovedRelayClosesItsIncident(t *testing.T) {
+	e := newEnv(t)
+	e.reprobe["relay-1"] = true
+	for range 3 {
+		e.probeRound(map[string]bool{"relay-1": false})
+	}
+	e.wantKeys("alert:1")
+	inner := e.al.Evaluate
+	e.al.Evaluate = func(ctx context.Context) (escalation.Assessment, error) {
+		a, err := inner(ctx)
+		a.Relays = slices.DeleteFunc(a.Relays, func(st escalation.RelayState) bool { return st.Relay == "relay-1" })
+		return a, err
+	}
+	e.sync()
+	e.sync()
+	e.wantKeys("alert:1", "resolution:1", "alert:1:resolved")
+	if _, p := e.message("resolution:1"); !strings.Contains(render(t, p.Response), "no longer in the configuration") {
+		t.Errorf("resolution does not say why: %+v", p.Response)
+	}
+	if len(e.open1()) != 0 {
+		t.Error("incident still open")
+	}
+}

@@ -45,6 +45,9 @@ type Alert struct {
 	MutedBy    string    `json:",omitempty"`
 	MutedUntil time.Time `json:",omitzero"`
 	ResolvedAt time.Time `json:",omitzero"`
+	// ResolvedNote says why the incident was closed when it is not the
+	// level back to ok.
+	ResolvedNote string `json:",omitempty"`
 }
 
 // TranscriptLines is how many lines of the failing transcript an alert
@@ -345,15 +348,17 @@ func failingField(relays []string) []commands.Field {
 // back to ok: how long the incident lasted.
 func ResolutionResponse(a Alert, resolvedAt time.Time, loc *time.Location) commands.Response {
 	d := Duration(resolvedAt.Sub(a.OpenedAt))
+	line := fmt.Sprintf("Back to ok at %s after consecutive successful probes; it was at %s since %s.",
+		clockTime(resolvedAt, loc), levelText(a.Level, a.Scope), clockTime(a.OpenedAt, loc))
+	if a.ResolvedNote != "" {
+		line = a.ResolvedNote
+	}
 	return commands.Response{
-		Title:   fmt.Sprintf("%s resolved after %s", who(a.Relay), d),
-		Verdict: commands.VerdictOK,
-		Summary: fmt.Sprintf("gmailtls: %s is back to ok, resolved after %s", who(a.Relay), d),
-		Sections: []commands.Section{{Lines: []string{
-			fmt.Sprintf("Back to ok at %s after consecutive successful probes; it was at %s since %s.",
-				clockTime(resolvedAt, loc), levelText(a.Level, a.Scope), clockTime(a.OpenedAt, loc)),
-		}}},
-		Context: fmt.Sprintf("incident #%d", a.IncidentID),
+		Title:    fmt.Sprintf("%s resolved after %s", who(a.Relay), d),
+		Verdict:  commands.VerdictOK,
+		Summary:  fmt.Sprintf("gmailtls: %s is back to ok, resolved after %s", who(a.Relay), d),
+		Sections: []commands.Section{{Lines: []string{line}}},
+		Context:  fmt.Sprintf("incident #%d", a.IncidentID),
 	}
 }
 
