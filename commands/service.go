@@ -173,6 +173,11 @@ func (h *Handler) probeAndRecord(ctx context.Context, relayName, trigger, reques
 		}
 		opts.MX = narrowed
 	}
+	if r.Kind() == relay.KindAgent {
+		// On the relay itself, compare with the MTA's own TLS stack (the
+		// agent runs it when its [agent] mta_stack allows).
+		opts.MTAStack = true
+	}
 	started := h.now()
 	var wg sync.WaitGroup
 	if iq, ok := r.(relay.InfoQueuer); ok && r.Kind() == relay.KindAgent {

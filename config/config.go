@@ -156,7 +156,7 @@ type Agent struct {
 	PreviousSecretEnv  string `toml:"previous_secret_env"`
 	PreviousSecretFile string `toml:"previous_secret_file"`
 	MaxProbes          int    `toml:"max_probes"` // default 4
-	MTAStack           bool   `toml:"mta_stack"`  // also run openssl/posttls-finger
+	MTAStack           bool   `toml:"mta_stack"`  // also run openssl/posttls-finger (default true)
 	Postqueue          string `toml:"postqueue"`  // default "postqueue"
 
 	Secret         Secret `toml:"-"`

@@ -81,6 +81,7 @@ func defaultAgent() *Agent {
 		Listen:    "127.0.0.1:9426",
 		SecretEnv: "GMAILTLS_AGENT_SECRET",
 		MaxProbes: 4,
+		MTAStack:  true,
 		Postqueue: "postqueue",
 	}
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -186,6 +187,7 @@ func (a *Agent) Probe(ctx context.Context, opts Options) (probe.Report, error) {
 		return probe.Report{}, fmt.Errorf("%w: family %q (want 4, 6 or any)", ErrOptions, opts.Family)
 	}
 	started := a.now()
+	opts.Nonce = rand.Text()
 	body, err := json.Marshal(opts)
 	if err != nil {
 		return probe.Report{}, fmt.Errorf("relay %s: encoding options: %w", a.name, err)

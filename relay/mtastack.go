@@ -141,6 +141,10 @@ func (l *Local) runMTAStack(ctx context.Context, cfg probe.Config, native []prob
 				return // the whole probe was cancelled: report nothing half-done
 			}
 			o := parse(out, timedOut)
+			if o.ToolError != "" {
+				l.logger().Warn("relay: the MTA-stack tool could not run; no comparison from it", "tool", prog, "error", o.ToolError)
+				return
+			}
 			res := probe.Result{
 				Relay: l.name, Engine: j.engine, MX: j.t.mx, Preference: j.t.pref,
 				IP: j.t.ip, Port: j.t.port, ServerName: j.t.servername, StartedAt: start,

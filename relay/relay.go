@@ -72,6 +72,10 @@ type Options struct {
 	// MTAStack also runs the relay's own TLS tools (openssl s_client,
 	// posttls-finger) toward the same MX IPs, where the relay allows it.
 	MTAStack bool `json:"mta_stack,omitempty"`
+	// Nonce is a random value the bot's client sets on every request so
+	// that two identical requests in the same second (two bot processes,
+	// say) sign differently and are not refused as a replay.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // Runner runs a probe for one relay.

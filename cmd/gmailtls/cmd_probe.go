@@ -152,7 +152,7 @@ func probeThroughAgent(ctx context.Context, file *config.Config, rc config.Relay
 	if !ok {
 		return probe.Report{}, fmt.Errorf("relay %s: unknown relay", rc.Name)
 	}
-	opts := relay.Options{MX: f.mx, NoRetry: f.noRetry}
+	opts := relay.Options{MX: f.mx, NoRetry: f.noRetry, MTAStack: true}
 	if f.set["family"] {
 		opts.Family = f.family
 	}

@@ -26,6 +26,10 @@ type Outcome struct {
 	SMTPText   string
 	TLS        *probe.TLSInfo
 	Transcript []string
+	// ToolError is set when the tool itself could not run (a fatal error of
+	// its own, such as a missing main.cf): the outcome says nothing about
+	// the path to the MX host and is not a result.
+	ToolError string
 }
 
 // Apply copies the outcome into r, keeping r's identity fields.

@@ -224,3 +224,14 @@ func TestArgs(t *testing.T) {
 		t.Errorf("posttls-finger args %s", got)
 	}
 }
+
+func TestParsePosttlsFingerToolError(t *testing.T) {
+	o := ParsePosttlsFinger([]byte("posttls-finger: fatal: open /etc/postfix/main.cf: No such file or directory\n"), false)
+	if o.ToolError == "" {
+		t.Fatalf("a fatal error of the tool itself is not flagged: %+v", o)
+	}
+	o = ParsePosttlsFinger([]byte("posttls-finger: Connected to 127.0.0.1[127.0.0.1]:25\nposttls-finger: lost connection\n"), false)
+	if o.ToolError != "" {
+		t.Errorf("an ordinary failure flagged as a tool error: %q", o.ToolError)
+	}
+}

@@ -131,6 +131,12 @@ func ParsePosttlsFinger(out []byte, timedOut bool) Outcome {
 		o.note(probe.Note, line)
 		lower := strings.ToLower(line)
 		switch {
+		case strings.HasPrefix(line, "fatal: "):
+			// posttls-finger could not run at all (no main.cf, bad
+			// option): nothing was tested.
+			if o.ToolError == "" {
+				o.ToolError = line
+			}
 		case strings.HasPrefix(line, "Connected to "):
 			connected = true
 		case strings.HasPrefix(line, "Failed to establish session"):

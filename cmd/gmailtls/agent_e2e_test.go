@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+)
+
+// TestCheckAgentRelayEndToEnd is issue 6's "done when" on loopback: the bot
+// (here its console) checks relay-2, an agent relay; the answer carries the
+// agent's own results, the MTA-stack comparison, and evidence names the
+// agent's host, MTA/TLS library and the exact time.
+func TestCheckAgentRelayEndToEnd(t *testing.T) {
+	ca, err := smtptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := smtptest.StartT(t, smtptest.Options{Behavior: smtptest.Gmail, CA: ca, Hostname: "mx.test.example"})
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := ca.WritePEM(caFile); err != nil {
+		t.Fatal(err)
+	}
+	target, err := probe.ParseTarget(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "relay-2-shared-secret-for-tests"
+	agent := httptest.NewServer(relay.NewServer(relay.ServerConfig{
+		Base:     probe.Config{Relay: "relay-2.test", MX: []probe.Target{target}, ServerName: "mx.test.example", ExtraRoots: ca.Pool},
+		Secrets:  [][]byte{[]byte(secret)},
+		MTAStack: true,
+		CAFile:   caFile,
+		Version:  "test",
+	}))
+	defer agent.Close()
+
+	cfg := fmt.Sprintf(`[target]
+mx = [%q]
+servername = "mx.test.example"
+ca_file = "ca.pem"
+timeout = "5s"
+
+[storage]
+path = "agent-e2e.db"
+
+[[relay]]
+name = "relay-1"
+
+[[relay]]
+name = "relay-2"
+kind = "agent"
+url = %q
+secret_env = "RELAY2_SECRET"
+`, srv.Addr(), agent.URL)
+	cfgPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(lines ...string) string {
+		t.Helper()
+		var out, errb strings.Builder
+		e := &env{stdin: strings.NewReader(strings.Join(lines, "\n") + "\n"), stdout: &out, stderr: &errb,
+			getenv: func(k string) string {
+				if k == "RELAY2_SECRET" {
+					return secret
+				}
+				return ""
+			}}
+		if code := dispatch(t.Context(), e, []string{"console", "--config", cfgPath}); code != exitOK {
+			t.Fatalf("console: exit %d\n%s\n%s", code, out.String(), errb.String())
+		}
+		return out.String()
+	}
+
+	out := run("check relay-2")
+	if !strings.Contains(out, "relay-2") || !strings.Contains(out, "TLS 1.3") {
+		t.Fatalf("check relay-2 through the agent:\n%s", out)
+	}
+	if _, err := exec.LookPath("openssl"); err == nil && !strings.Contains(out, "openssl") {
+		t.Errorf("check relay-2 lacks the MTA-stack (openssl) comparison:\n%s", out)
+	}
+	// The path breaks (an expired certificate): evidence collects what a
+	// ticket needs from the failing run.
+	srv.SetBehavior(smtptest.ExpiredCert)
+	if out := run("check relay-2"); !strings.Contains(out, "cert_expired") {
+		t.Fatalf("check relay-2 after the certificate expired:\n%s", out)
+	}
+	ev := run("evidence relay-2")
+	for _, want := range []string{"relay-2", srv.Addr(), "UTC"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("evidence lacks %q:\n%s", want, ev)
+		}
+	}
+	if _, err := exec.LookPath("openssl"); err == nil && !strings.Contains(strings.ToLower(ev), "openssl") {
+		t.Errorf("evidence lacks the relay's TLS library (openssl version):\n%s", ev)
+	}
+
+	// The agent goes away: relay-2 is reported as agent_unreachable, not as
+	// a Gmail failure.
+	agent.Close()
+	out = run("check relay-2")
+	if !strings.Contains(out, string(probe.FailAgentUnreachable)) {
+		t.Errorf("stopped agent:\n%s", out)
+	}
+	// Three lost agents in a row never raise relay-2's level: it stays at
+	// watch from the one real failure, and says the agent is down.
+	run("check relay-2", "check relay-2")
+	st := run("status")
+	if !strings.Contains(st, "relay-2 · watch") || !strings.Contains(st, "agent down") {
+		t.Errorf("agent failures raised relay-2's level:\n%s", st)
+	}
+}
