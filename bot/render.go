@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf16"
 
@@ -436,6 +437,12 @@ func escapeTrunc(raw string, max int) string {
 	return splitEscaped(raw, max-1, false)[0] + "…"
 }
 
+// mentionRE matches Slack's user and channel mentions (<@U123>, <#C123>),
+// which pass through unescaped so that "acknowledged by <@U123>" shows as
+// a mention. Anything else in angle brackets is escaped: links, and
+// broadcasts such as <!channel> or group mentions, which would page people.
+var mentionRE = regexp.MustCompile(`^<(?:@[UW][A-Z0-9]{2,20}|#C[A-Z0-9]{2,20})>`)
+
 // escapeRune escapes the three characters Slack treats as control
 // characters in mrkdwn and message text.
 func escapeRune(r rune) string {
@@ -461,8 +468,18 @@ func splitEscaped(raw string, max int, code bool) []string {
 	var b strings.Builder
 	n := 0
 	var prev rune
-	for _, r := range raw {
+	skipUntil := 0 // end of a mention already written whole
+	for i, r := range raw {
+		if i < skipUntil {
+			continue
+		}
 		e := escapeRune(r)
+		if !code && r == '<' {
+			if m := mentionRE.FindString(raw[i:]); m != "" {
+				e = m
+				skipUntil = i + len(m)
+			}
+		}
 		if code && r == '`' && prev == '`' {
 			e = zwsp + e
 		}

@@ -399,12 +399,13 @@ func TestRenderEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := buf.String()
-	for _, bad := range []string{"<!channel>", "<@U123>", "<https://evil", "h<1>", "v<", "c>d"} {
+	// Broadcasts and links are escaped; user mentions pass (see mentionRE).
+	for _, bad := range []string{"<!channel>", "<https://evil", "h<1>", "v<", "c>d"} {
 		if strings.Contains(s, bad) {
 			t.Errorf("unescaped %q in %s", bad, s)
 		}
 	}
-	for _, good := range []string{"&lt;!channel&gt;", "&lt;@U123&gt; &amp; &lt;https://evil|click&gt;", "*l&amp;*\\nv&lt;"} {
+	for _, good := range []string{"&lt;!channel&gt;", "<@U123> &amp; &lt;https://evil|click&gt;", "*l&amp;*\\nv&lt;"} {
 		if !strings.Contains(s, good) {
 			t.Errorf("missing %q in %s", good, s)
 		}
@@ -489,4 +490,15 @@ func FuzzRender(f *testing.F) {
 		}
 		checkLimits(t, "fuzz", goldenOf(t, r))
 	})
+}
+
+func TestMentionsPassUnescaped(t *testing.T) {
+	got := splitEscaped("acknowledged by <@U024BE7LH> in <#C0456ABC> & <https://evil.example|click> <@lower>", 3000, false)[0]
+	want := "acknowledged by <@U024BE7LH> in <#C0456ABC> &amp; &lt;https://evil.example|click&gt; &lt;@lower&gt;"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if code := splitEscaped("<@U024BE7LH>", 3000, true)[0]; code != "&lt;@U024BE7LH&gt;" {
+		t.Errorf("a mention inside code was not escaped: %q", code)
+	}
 }

@@ -798,6 +798,9 @@ func (h *Handler) rerun(ctx context.Context, req Request, b buttonValue) (Respon
 		return Response{}, err
 	}
 	r := h.CheckResponse(res, prev)
-	r.ReplaceOriginal = true
+	// A Re-run on a check result replaces it ("failed 12:03 → passed
+	// 12:05"); one on an alert (no previous run in the value) leaves the
+	// alert standing and answers beside it.
+	r.ReplaceOriginal = b.HasRun
 	return r, nil
 }
