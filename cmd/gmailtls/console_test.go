@@ -19,6 +19,9 @@ var consoleMasks = []struct {
 	re   *regexp.Regexp
 	with string
 }{
+	// The trend legend names the window's start, whose width (a date
+	// appears once the window crosses midnight) moves the line wrap.
+	{regexp.MustCompile(`(?s)Trend: one character per hour since .*?· no probes\.`), "Trend: <LEGEND>"},
 	{regexp.MustCompile(`\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2})?( \(?[A-Z]{2,5}\)?)?`), "<TIME>"},
 	{regexp.MustCompile(`\b([A-Z][a-z]{2} \d{1,2} )?\d{2}:\d{2}\b`), "<HH:MM>"},
 	{regexp.MustCompile(`[·▁▂▃▄▅▆▇█]{8,}`), "<TREND>"},
