@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gmailtls/gmailtls/internal/editdist"
 )
 
 // Verb names a command of the /gmailtls grammar.
@@ -434,7 +436,7 @@ func verbList() string {
 func suggest(word string) string {
 	best, bestD := "", 3
 	for _, v := range Verbs {
-		if d := editDistance(word, string(v)); d < bestD {
+		if d := editdist.Distance(word, string(v)); d < bestD {
 			best, bestD = string(v), d
 		}
 	}
@@ -442,30 +444,6 @@ func suggest(word string) string {
 		return ""
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance, bounded to short words.
-func editDistance(a, b string) int {
-	if len(a) > 32 || len(b) > 32 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // clip bounds user text echoed back in an error.

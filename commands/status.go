@@ -260,19 +260,7 @@ func (h *Handler) StatusResponse(m StatusModel) Response {
 	if len(advice) > 0 {
 		resp.Sections = append(resp.Sections, chunkLines("Advice", advice, 10)...)
 	}
-	if len(m.OpenIncidents) > 0 {
-		var inc []string
-		for _, in := range m.OpenIncidents {
-			line := fmt.Sprintf("#%d %s %s opened %s", in.ID, relayOrGlobal(in.Relay), levelText(escalation.Level(in.Level), escalation.Scope(in.Scope)), h.clock(in.OpenedAt))
-			if in.AckedBy != "" {
-				line += ", acknowledged by " + in.AckedBy
-			} else {
-				line += ", not acknowledged"
-			}
-			inc = append(inc, line)
-		}
-		resp.Sections = append(resp.Sections, chunkLines("Open incidents", inc, 10)...)
-	}
+	resp.Sections = append(resp.Sections, incidentSections(m.OpenIncidents, h.clock)...)
 	if m.Outbox.Pending > 0 || m.Outbox.Failed > 0 {
 		line := fmt.Sprintf("%d pending", m.Outbox.Pending)
 		if m.Outbox.Pending > 0 {
@@ -529,4 +517,23 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 type historyItem struct {
 	ok                     bool
 	mx, ip, stage, failure string
+}
+
+// incidentSections lists open incidents, one line each, for status and
+// the health summary.
+func incidentSections(incidents []IncidentStatus, clock func(time.Time) string) []Section {
+	if len(incidents) == 0 {
+		return nil
+	}
+	lines := make([]string, 0, len(incidents))
+	for _, in := range incidents {
+		line := fmt.Sprintf("#%d %s %s opened %s", in.ID, relayOrGlobal(in.Relay), levelText(escalation.Level(in.Level), escalation.Scope(in.Scope)), clock(in.OpenedAt))
+		if in.AckedBy != "" {
+			line += ", acknowledged by " + in.AckedBy
+		} else {
+			line += ", not acknowledged"
+		}
+		lines = append(lines, line)
+	}
+	return chunkLines("Open incidents", lines, 10)
 }

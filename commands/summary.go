@@ -296,19 +296,7 @@ func SummaryResponse(m SummaryModel) Response {
 	resp.Sections = append(resp.Sections, Section{Lines: []string{
 		fmt.Sprintf("Trend: one character per %s since %s, oldest first, the last one still running: ▁ no failure, ▂…█ a growing share of failures, · no probes.", step, tf.clock(m.Since)),
 	}})
-	if len(m.OpenIncidents) > 0 {
-		var inc []string
-		for _, in := range m.OpenIncidents {
-			line := fmt.Sprintf("#%d %s %s opened %s", in.ID, relayOrGlobal(in.Relay), levelText(escalation.Level(in.Level), escalation.Scope(in.Scope)), tf.clock(in.OpenedAt))
-			if in.AckedBy != "" {
-				line += ", acknowledged by " + in.AckedBy
-			} else {
-				line += ", not acknowledged"
-			}
-			inc = append(inc, line)
-		}
-		resp.Sections = append(resp.Sections, chunkLines("Open incidents", inc, 10)...)
-	}
+	resp.Sections = append(resp.Sections, incidentSections(m.OpenIncidents, tf.clock)...)
 	resp.Context = fmt.Sprintf("%s to %s", tf.stamp(m.Since), tf.stamp(m.Until))
 	return resp
 }

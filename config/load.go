@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"github.com/gmailtls/gmailtls/internal/editdist"
 )
 
 // meta is what a Config remembers of where it came from.
@@ -503,7 +504,7 @@ func suggest(known map[string]bool, plain string) string {
 		if strings.EqualFold(k, plain) {
 			return k[strings.LastIndexByte(k, '.')+1:]
 		}
-		if d := editDistance(k, plain); d < bestDist || d == bestDist && d < 3 && k < best {
+		if d := editdist.Distance(k, plain); d < bestDist || d == bestDist && d < 3 && k < best {
 			best, bestDist = k, d
 		}
 	}
@@ -511,26 +512,6 @@ func suggest(known map[string]bool, plain string) string {
 		return ""
 	}
 	return best[strings.LastIndexByte(best, '.')+1:]
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // applyItemDefaults fills what depends on other keys: the implicit relay,

@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
@@ -64,19 +62,8 @@ func runAgent(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				a.reloadSecrets(*path, e.getenv)
-			}
-		}
-	}()
+	onSIGHUP(ctx, func() { a.reloadSecrets(*path, e.getenv) })
+
 	if err := a.serve(ctx); err != nil {
 		logger.Error("agent stopped", "error", err.Error())
 		return exitFailed

@@ -101,7 +101,7 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
 		return exitUsage
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = svcLogger(e)
 	var rep probe.Report
 	if rc, ok := agentRelay(file, f.relay); ok {
 		rep, err = probeThroughAgent(ctx, file, rc, f, cfg.Logger)

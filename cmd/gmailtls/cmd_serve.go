@@ -8,10 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gmailtls/gmailtls/bot"
@@ -64,19 +61,8 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		log.Error("gmailtls serve could not start", "err", err)
 		return exitFailed
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				d.reload(ctx, *path, e.getenv)
-			}
-		}
-	}()
+	onSIGHUP(ctx, func() { d.reload(ctx, *path, e.getenv) })
+
 	if err := d.run(ctx); err != nil {
 		log.Error("gmailtls serve stopped", "err", err)
 		return exitFailed

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -62,7 +63,7 @@ func svcLoadConfig(e *env, path string, explicit bool) (*config.Config, error) {
 // svcLogger logs warnings and errors to stderr: the CLI's stdout is for
 // its answer.
 func svcLogger(e *env) *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return logging.New(e.stderr, "text", "warn")
 }
 
 // svcOpen loads the configuration, opens the database (creating it if

@@ -99,6 +99,24 @@ func usage(w io.Writer, table map[string]subcommand) {
 	fmt.Fprintln(w, "\nRun 'gmailtls <command> -h' for a command's flags.")
 }
 
+// onSIGHUP calls reload for every SIGHUP until ctx ends. It returns at
+// once; the loop runs in its own goroutine.
+func onSIGHUP(ctx context.Context, reload func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload()
+			}
+		}
+	}()
+}
+
 func runVersion(_ context.Context, e *env, _ []string) int {
 	fmt.Fprintf(e.stdout, "gmailtls %s\n", version)
 	return exitOK
