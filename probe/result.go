@@ -1,6 +1,9 @@
 package probe
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Stage names the step of a probe at which it stopped. The strings are part
 // of the JSON and SQLite contract.
@@ -168,3 +171,61 @@ const (
 	// Note marks a line the probe adds, such as "* TLS handshake started".
 	Note = "* "
 )
+
+// WireResult is a Result as it is written in JSON (gmailtls probe --json,
+// the agent protocol, history --json): every contract field is present even
+// when empty. stage, failure, smtp_code, smtp_text and tls are null when
+// there is nothing to say (a success has no failure; a probe that never
+// reached TLS has no tls); hints and transcript are [] rather than null.
+// A Result decodes from it directly.
+type WireResult struct {
+	wirePlain
+	Stage      *Stage   `json:"stage"`
+	Failure    *Failure `json:"failure"`
+	SMTPCode   *int     `json:"smtp_code"`
+	SMTPText   *string  `json:"smtp_text"`
+	TLS        *TLSInfo `json:"tls"`
+	Hints      []string `json:"hints"`
+	Transcript []string `json:"transcript"`
+}
+
+// wirePlain is Result without methods, whose omitempty fields WireResult
+// shadows.
+type wirePlain Result
+
+// Wire returns r in its JSON form.
+func (r Result) Wire() WireResult {
+	w := WireResult{wirePlain: wirePlain(r), TLS: r.TLS, Hints: r.Hints, Transcript: r.Transcript}
+	if r.Stage != "" {
+		w.Stage = &r.Stage
+	}
+	if r.Failure != "" {
+		w.Failure = &r.Failure
+	}
+	if r.SMTPCode != 0 {
+		w.SMTPCode = &r.SMTPCode
+	}
+	if r.SMTPText != "" {
+		w.SMTPText = &r.SMTPText
+	}
+	if w.Hints == nil {
+		w.Hints = []string{}
+	}
+	if w.Transcript == nil {
+		w.Transcript = []string{}
+	}
+	return w
+}
+
+// MarshalJSON writes the report with every result in its wire form.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report // no methods: no recursion
+	results := make([]WireResult, len(r.Results))
+	for i, res := range r.Results {
+		results[i] = res.Wire()
+	}
+	return json.Marshal(struct {
+		plain
+		Results []WireResult `json:"results"`
+	}{plain(r), results})
+}

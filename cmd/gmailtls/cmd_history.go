@@ -26,7 +26,7 @@ type historyResult struct {
 	ID      int64  `json:"id"`
 	RunID   int64  `json:"run_id"`
 	Trigger string `json:"trigger"`
-	probe.Result
+	probe.WireResult
 }
 
 // historyJSON is what history --json prints.
@@ -82,14 +82,7 @@ func runHistory(ctx context.Context, e *env, args []string) int {
 	if *asJSON {
 		out := historyJSON{Relay: *relayName, Since: q.Since, Until: now, Results: []historyResult{}}
 		for _, r := range results {
-			res := r.Result
-			if res.Hints == nil {
-				res.Hints = []string{}
-			}
-			if res.Transcript == nil {
-				res.Transcript = []string{}
-			}
-			out.Results = append(out.Results, historyResult{ID: r.ID, RunID: r.RunID, Trigger: r.Trigger, Result: res})
+			out.Results = append(out.Results, historyResult{ID: r.ID, RunID: r.RunID, Trigger: r.Trigger, WireResult: r.Result.Wire()})
 		}
 		if err := writeJSON(e.stdout, out); err != nil {
 			fmt.Fprintf(e.stderr, "gmailtls history: %v\n", err)
