@@ -94,7 +94,7 @@ func usage(w io.Writer, table map[string]subcommand) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, table[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, table[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'gmailtls <command> -h' for a command's flags.")
 }
