@@ -122,7 +122,7 @@ func TestRestartFromPersistedState(t *testing.T) {
 	var prev *Assessment
 	var cur Assessment
 	var hist []Observation
-	for _, run := range runsOf(h.obs) {
+	for _, run := range roundsOf(h.obs) {
 		hist = append(hist, run.obs...)
 		next := Evaluate(run.end, hist, nil, prev, p)
 		if prev != nil {
@@ -149,7 +149,7 @@ func TestRestartFromPersistedState(t *testing.T) {
 		more.obs[i].ID += 1000
 		more.obs[i].RunID += 1000
 	}
-	for _, run := range runsOf(more.obs) {
+	for _, run := range roundsOf(more.obs) {
 		hist = append(hist, run.obs...)
 		next := Evaluate(run.end, hist, nil, prev, p)
 		events = append(events, Diff(*prev, next, run.end)...)

@@ -19,6 +19,10 @@ type Observation struct {
 	MX       string    // MX host name
 	IP       string    // MX address
 	At       time.Time // when the probe started
+	// Duration is how long the probe took (0 when unknown). It only
+	// widens the run's span in time, which decides the runs that form one
+	// round (see Evaluate).
+	Duration time.Duration
 	OK       bool
 	Failure  string // probe failure class; "" when OK
 	RunID    int64  // the probe run it belongs to; 0 groups by Relay and At
@@ -107,6 +111,7 @@ type run struct {
 	at      time.Time // earliest observation: the run's key with runID
 	runID   int64
 	step    time.Time // when the run is taken into account (its latest observation, monotone per relay)
+	end     time.Time // end of its span: the latest At+Duration, at least step
 	obs     []*Observation
 	gmail   bool // holds at least one observation judged toward Gmail: an attempt
 	failed  bool // at least one of those failed
@@ -144,11 +149,21 @@ type relayWalk struct {
 // relay known to prev but absent from obs keeps its state; drop retired
 // relays from prev to forget them.
 //
-// Calling Evaluate after every complete run (agent failures included), with
-// now at the end of the run, gives exactly the state Replay rebuilds from
-// the whole history. Calling it at other times is allowed (the global
-// rules look at what is recent at now) but a replay cannot reproduce those
-// extra evaluations.
+// Runs of several relays whose spans overlap in time (from the start of a
+// run's first probe to the end of its last, see Observation.Duration) are
+// one round, as when a scheduled round probes every relay at once. The
+// relay rules count a round's runs one by one, in the order of their last
+// probes; the global rules judge the round once, when all of its runs are
+// counted, so that a relay passing in the same round as failing ones is a
+// relay with recent results however the runs of the round are ordered.
+//
+// Calling Evaluate after every complete round (a run that overlaps no
+// other is a round of its own; agent failures included), with now at the
+// end of the round, gives exactly the state Replay rebuilds from the whole
+// history. Calling it at other times is allowed (the global rules look at
+// what is recent at now) but a replay cannot reproduce those extra
+// evaluations; in particular, evaluating a round before all of its runs
+// are stored judges it early.
 func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Assessment, p Policy) Assessment {
 	p = p.withDefaults()
 	walks := map[string]*relayWalk{}
@@ -219,9 +234,12 @@ func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Asse
 	})
 
 	g := newGlobal(prev)
-	for _, t := range todo {
+	rounds := roundEnds(todo, func(t pending) *run { return t.r })
+	for i, t := range todo {
 		t.w.count(t.r, p)
-		g.step(t.r.step, ws, p)
+		if rounds[i] {
+			g.step(t.r.step, ws, p)
+		}
 	}
 	g.step(now, ws, p)
 
@@ -232,6 +250,37 @@ func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Asse
 	}
 	out.Global = g.finish(now, ws, p)
 	return out
+}
+
+// roundEnds marks, in runs sorted by step, the last run of every round:
+// a round is a maximal set of runs whose spans [at, end] overlap, directly
+// or through other runs of the set. Rounds never interleave in step order:
+// every run of a later round starts after every run of an earlier one
+// ended, so it also steps later.
+func roundEnds[T any](runs []T, get func(T) *run) []bool {
+	byStart := make([]int, len(runs))
+	for i := range byStart {
+		byStart[i] = i
+	}
+	slices.SortStableFunc(byStart, func(a, b int) int { return get(runs[a]).at.Compare(get(runs[b]).at) })
+	round := make([]int, len(runs))
+	var n int
+	var end time.Time
+	for k, i := range byStart {
+		r := get(runs[i])
+		if k > 0 && r.at.After(end) {
+			n++
+		}
+		if k == 0 || r.end.After(end) {
+			end = r.end
+		}
+		round[i] = n
+	}
+	last := make([]bool, len(runs))
+	for i := range runs {
+		last[i] = i == len(runs)-1 || round[i+1] != round[i]
+	}
+	return last
 }
 
 // groupRuns sorts the observations (up to now) into runs per relay.
@@ -264,6 +313,9 @@ func groupRuns(now time.Time, obs []Observation, get func(string) *relayWalk) {
 		if o.At.After(r.step) {
 			r.step = o.At
 		}
+		if end := o.At.Add(max(o.Duration, 0)); end.After(r.end) {
+			r.end = end
+		}
 		r.obs = append(r.obs, o)
 		if o.agentFailure() {
 			continue
@@ -295,6 +347,9 @@ func (w *relayWalk) prepare(hasPrev bool) {
 			r.step = step
 		}
 		step = r.step
+		if r.end.Before(r.step) {
+			r.end = r.step
+		}
 		r.attempt = -1
 		if r.gmail {
 			r.attempt = len(w.attempts)

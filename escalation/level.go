@@ -25,7 +25,11 @@
 //     Gmail-bound queues rising on QueueRisingRelays or more relays (at
 //     least two samples within Window, the newest above zero and above the
 //     oldest of them). Scope all_gmail, or mixed_mx when the failing relays
-//     still reach some MX hosts or addresses.
+//     still reach some MX hosts or addresses. The global rules judge a
+//     round of runs (runs of several relays that overlap in time, as in a
+//     scheduled round) once all of its runs are counted, so a relay that
+//     passes in the same round as failing ones has recent results even in
+//     the very first round.
 //
 // An attempt is one probe run of one relay: all observations with the same
 // RunID (or, when RunID is 0, the same relay and time). A run fails when any
@@ -180,12 +184,13 @@ func (p Policy) withDefaults() Policy {
 }
 
 // Lookback says how much history Evaluate needs to give the same answer as
-// a full replay when it is also handed the previous assessment: for each
-// relay, its newest `runs` probe runs that reached Gmail (runs holding only
-// agent_unreachable or agent_error results do not count toward the number)
-// with every run after the oldest of them, plus every run and queue sample
-// younger than `window` before now. Loading a little more never hurts.
-// Storage queries use it to bound what they load.
+// a full replay when it is also handed the previous assessment: the runs
+// new to the evaluation, and, for each relay, its newest `runs` probe runs
+// before them that reached Gmail (runs holding only agent_unreachable or
+// agent_error results do not count toward the number) with every run after
+// the oldest of them, plus every run and queue sample younger than
+// `window` before now. Loading a little more never hurts. Storage queries
+// use it to bound what they load.
 func (p Policy) Lookback() (runs int, window time.Duration) {
 	p = p.withDefaults()
 	runs = max(p.Consecutive, p.K, p.RecoverAfter, p.WindowCount)

@@ -109,11 +109,14 @@ func genHistory(r *rand.Rand, o genOpts) ([]Observation, []QueueSample) {
 	return obs, queues
 }
 
-// testRun is a complete probe run as a caller records it.
+// testRun is a complete probe run as a caller records it, or a round of
+// such runs (relay "" when it holds several relays).
 type testRun struct {
 	relay string
-	end   time.Time
-	obs   []Observation
+	// start and end are the earliest and latest observation times; span
+	// is the latest observation end (At+Duration).
+	start, end, span time.Time
+	obs              []Observation
 }
 
 // runsOf groups observations into runs ordered by their end, as the
@@ -137,9 +140,16 @@ func runsOf(obs []Observation) []testRun {
 			idx[k] = i
 			runs = append(runs, testRun{relay: o.Relay})
 		}
-		runs[i].obs = append(runs[i].obs, o)
-		if o.At.After(runs[i].end) {
-			runs[i].end = o.At
+		r := &runs[i]
+		r.obs = append(r.obs, o)
+		if len(r.obs) == 1 || o.At.Before(r.start) {
+			r.start = o.At
+		}
+		if o.At.After(r.end) {
+			r.end = o.At
+		}
+		if e := o.At.Add(max(o.Duration, 0)); e.After(r.span) {
+			r.span = e
 		}
 	}
 	slices.SortStableFunc(runs, func(a, b testRun) int {
@@ -151,18 +161,54 @@ func runsOf(obs []Observation) []testRun {
 	return runs
 }
 
-// incremental evaluates run by run the way a long-running process does,
-// calling visit after each run. With window, each evaluation only gets
-// what Policy.Lookback asks for.
+// roundsOf groups the runs into rounds, as a scheduler that probes every
+// relay at once and then evaluates records them: runs whose spans (first
+// start to last end) overlap, directly or through other runs, form one
+// round. Rounds are ordered by time; a round's end is its latest
+// observation.
+func roundsOf(obs []Observation) []testRun {
+	runs := runsOf(obs)
+	for i := range runs {
+		runs[i].span = maxTime(runs[i].span, runs[i].end)
+	}
+	slices.SortStableFunc(runs, func(a, b testRun) int { return a.start.Compare(b.start) })
+	var rounds []testRun
+	for _, r := range runs {
+		if n := len(rounds); n > 0 && !r.start.After(rounds[n-1].span) {
+			cur := &rounds[n-1]
+			cur.obs = append(cur.obs, r.obs...)
+			cur.end, cur.span = maxTime(cur.end, r.end), maxTime(cur.span, r.span)
+			if cur.relay != r.relay {
+				cur.relay = ""
+			}
+			continue
+		}
+		r.obs = slices.Clone(r.obs)
+		rounds = append(rounds, r)
+	}
+	return rounds
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// incremental evaluates round by round the way a long-running process
+// does (a round of runs that overlap in time, often a single run), calling
+// visit after each round. With window, each evaluation only gets what
+// Policy.Lookback asks for.
 func incremental(obs []Observation, queues []QueueSample, p Policy, window bool, visit func(step int, before, after Assessment, run testRun)) Assessment {
 	var prev *Assessment
 	var hist []Observation
 	var cur Assessment
-	for i, run := range runsOf(obs) {
+	for i, run := range roundsOf(obs) {
 		hist = append(hist, run.obs...)
 		in := hist
 		if window {
-			in = lookback(hist, run.end, p)
+			in = lookback(hist, run.start, run.end, p)
 		}
 		next := Evaluate(run.end, in, queues, prev, p)
 		if visit != nil {
@@ -178,8 +224,9 @@ func incremental(obs []Observation, queues []QueueSample, p Policy, window bool,
 	return cur
 }
 
-// lookback keeps what Policy.Lookback asks for at now.
-func lookback(hist []Observation, now time.Time, p Policy) []Observation {
+// lookback keeps what Policy.Lookback asks for at now, when the runs that
+// started at or after since are new to the evaluation.
+func lookback(hist []Observation, since, now time.Time, p Policy) []Observation {
 	n, window := p.Lookback()
 	keep := map[int]bool{}
 	byRelay := map[string][]int{}
@@ -194,6 +241,9 @@ func lookback(hist []Observation, now time.Time, p Policy) []Observation {
 		count := 0
 		for k := len(idx) - 1; k >= 0 && count < n; k-- {
 			keep[idx[k]] = true
+			if !runs[idx[k]].start.Before(since) {
+				continue // new: on top of the n
+			}
 			for _, o := range runs[idx[k]].obs {
 				if !probe.Failure(o.Failure).IsRelayFailure() || o.OK {
 					count++
