@@ -16,7 +16,8 @@
 //     confirmation results, the end of the failing transcript and the
 //     buttons Re-run, Acknowledge and Mute 1h. Passing: a blip, logged only;
 //  2. a level that rises while its incident is open updates the alert
-//     (chat.update) and notes the rise in its thread;
+//     (chat.update), notes the rise in its thread, and records the new
+//     level in the incident (storage.SetIncidentLevel);
 //  3. a level back below the threshold (escalation falls to ok only after R
 //     successes) resolves the incident with a note in the alert's thread
 //     saying how long it lasted, and updates the alert to resolved;
@@ -232,11 +233,7 @@ func (a *Alerter) syncOne(ctx context.Context, run *syncRun, st escalation.Relay
 		}
 		return a.resolve(ctx, run, inc)
 	}
-	cur, err := a.level(ctx, inc)
-	if err != nil {
-		return err
-	}
-	if st.Level.Rank() > cur.Rank() {
+	if cur := escalation.Level(inc.Level); st.Level.Rank() > cur.Rank() {
 		if muted || flapping {
 			log.Info("alerts: level rose while muted or flapping; not posted yet", "incident", inc.ID, "from", cur, "to", st.Level)
 			return nil
@@ -471,8 +468,9 @@ func (a *Alerter) resolveAs(ctx context.Context, run *syncRun, inc storage.Incid
 	return nil
 }
 
-// rise updates the alert of an open incident to a higher level and notes
-// it in the thread.
+// rise updates the alert of an open incident to a higher level, notes it
+// in the thread, and then records the level in the incident: a restart in
+// between writes the messages again (a no-op) and records it.
 func (a *Alerter) rise(ctx context.Context, run *syncRun, inc storage.Incident, from escalation.Level, st escalation.RelayState) error {
 	al, err := a.alertOf(ctx, inc)
 	if err != nil {
@@ -494,32 +492,17 @@ func (a *Alerter) rise(ctx context.Context, run *syncRun, inc storage.Incident, 
 		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location), Meta: meta}}); err != nil {
 		return err
 	}
+	if err := a.Store.SetIncidentLevel(ctx, inc.ID, string(st.Level), string(st.Scope)); err != nil {
+		return fmt.Errorf("alerts: recording the level of incident %d: %w", inc.ID, err)
+	}
+	inc.Level, inc.Scope = string(st.Level), string(st.Scope)
+	run.openBy[inc.Relay] = inc
 	a.log().Warn("alerts: level rose", "incident", inc.ID, "relay", relayLabel(inc.Relay), "from", from, "to", st.Level)
 	return nil
 }
 
 // levelsDown lists the levels from the highest down.
 var levelsDown = []escalation.Level{escalation.LevelIncident, escalation.LevelInvestigate, escalation.LevelWatch}
-
-// level is an open incident's level: the one it was opened at, or the
-// highest it rose to (the stored incident keeps its opening level; the
-// rises are outbox messages).
-func (a *Alerter) level(ctx context.Context, inc storage.Incident) (escalation.Level, error) {
-	opened := escalation.Level(inc.Level)
-	for _, l := range levelsDown {
-		if l.Rank() <= opened.Rank() {
-			break
-		}
-		_, found, err := a.Store.MessageByKey(ctx, LevelKey(inc.ID, l))
-		if err != nil {
-			return "", fmt.Errorf("alerts: %w", err)
-		}
-		if found {
-			return l, nil
-		}
-	}
-	return opened, nil
-}
 
 // alertOf rebuilds an incident's alert: the newest alert model written
 // (the alert, or its latest level update) and the incident's state.
@@ -548,8 +531,14 @@ func (a *Alerter) alertOf(ctx context.Context, inc storage.Incident) (Alert, err
 		}
 	}
 	al.IncidentID = inc.ID
+	// The incident's level is the truth; the model only lags behind it
+	// when its update message is gone.
+	if l := escalation.Level(inc.Level); l.Rank() > al.Level.Rank() {
+		al.Level, al.Scope = l, escalation.Scope(inc.Scope)
+		al.Advice = escalation.AdviceFor(al.Level, al.Scope)
+	}
 	al.AckedBy, al.AckedAt = inc.AckedBy, inc.AckedAt
-	al.MutedUntil = inc.MutedUntil
+	al.MutedBy, al.MutedUntil = inc.MutedBy, inc.MutedUntil
 	al.ResolvedAt = inc.ResolvedAt
 	return al, nil
 }
@@ -596,12 +585,7 @@ func (a *Alerter) Remind(ctx context.Context) error {
 		if now.Sub(last) < every {
 			continue
 		}
-		lvl, err := a.level(ctx, inc)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if lvl != escalation.LevelIncident {
+		if escalation.Level(inc.Level) != escalation.LevelIncident {
 			continue
 		}
 		al, err := a.alertOf(ctx, inc)
@@ -687,15 +671,14 @@ func (a *Alerter) Mute(ctx context.Context, incidentID int64, userID string, d t
 	if !inc.ResolvedAt.IsZero() {
 		return note(fmt.Sprintf("Incident #%d (%s) was already resolved at %s.", inc.ID, who(inc.Relay), clockTime(inc.ResolvedAt, a.Location))), nil
 	}
-	if err := a.Store.MuteIncident(ctx, incidentID, until); err != nil {
+	if err := a.Store.MuteIncident(ctx, incidentID, until, userID); err != nil {
 		return buttonError(incidentID, err), fmt.Errorf("alerts: muting incident %d: %w", incidentID, err)
 	}
-	inc.MutedUntil = until
+	inc.MutedUntil, inc.MutedBy = until, userID
 	al, err := a.alertOf(ctx, inc)
 	if err != nil {
 		return buttonError(incidentID, err), err
 	}
-	al.MutedBy = userID
 	run := &syncRun{now: now}
 	if _, err := a.put(ctx, run, outbox.Message{Key: MuteKey(inc.ID, until), Kind: storage.KindUpdate, Channel: a.Channel,
 		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location)}}); err != nil {

@@ -163,10 +163,11 @@ func (e *env) sync() {
 	}
 }
 
-// messages returns the keys of every outbox message, in order.
+// messages returns every outbox message (nothing is delivered here, so
+// all are pending), in order.
 func (e *env) messages() []storage.OutboxMessage {
 	e.t.Helper()
-	ms, err := e.store.DueMessages(context.Background(), e.clock.Now().AddDate(10, 0, 0), 1000)
+	ms, err := e.store.PendingMessages(context.Background(), 0, 1000)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -521,6 +522,62 @@ func TestLevelRiseUpdatesTheAlert(t *testing.T) {
 	}
 	if len(e.confirms) != 1 {
 		t.Errorf("confirms = %v; a rise needs no new re-probe", e.confirms)
+	}
+	// The incident records its new level.
+	inc, err := e.store.IncidentByID(context.Background(), 1)
+	if err != nil || inc.Level != "investigate" || inc.Scope != "one_host" {
+		t.Fatalf("incident after the rise = %+v %v", inc, err)
+	}
+
+	// The process stopped after writing the messages of the rise but
+	// before recording the level: the next Sync writes nothing twice and
+	// records it.
+	if err := e.store.SetIncidentLevel(context.Background(), 1, "watch", "one_event"); err != nil {
+		t.Fatal(err)
+	}
+	e.restart(func(a *Alerter) { a.PostWatch = true })
+	e.sync()
+	e.wantKeys("alert:1", "alert:1:level:investigate:note", "alert:1:level:investigate")
+	if inc, _ := e.store.IncidentByID(context.Background(), 1); inc.Level != "investigate" {
+		t.Errorf("level after the restart = %q, want investigate", inc.Level)
+	}
+	// An acknowledgement rebuilt from the incident keeps the risen level.
+	if _, err := e.al.Acknowledge(context.Background(), 1, "U024BE7LH"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ap := e.message("alert:1:ack"); !strings.Contains(ap.Title, "investigate") {
+		t.Errorf("acknowledged alert title %q, want the risen level", ap.Title)
+	}
+}
+
+// TestMutedByIsKept: who muted an incident is stored with it, so that a
+// later update of the alert (here the acknowledgement, after a restart)
+// still says who muted it, and the acknowledgement says who acknowledged.
+func TestMutedByIsKept(t *testing.T) {
+	e := newEnv(t)
+	e.reprobe["relay-1"] = true
+	for range 3 {
+		e.probeRound(map[string]bool{"relay-1": false, "relay-2": true})
+	}
+	e.wantKeys("alert:1")
+	ctx := context.Background()
+	if _, err := e.al.Mute(ctx, 1, "U0G9QF9GZ", 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	inc, err := e.store.IncidentByID(ctx, 1)
+	if err != nil || inc.MutedBy != "U0G9QF9GZ" || !inc.MutedUntil.Equal(e.clock.Now().Add(2*time.Hour)) {
+		t.Fatalf("muted incident = %+v %v", inc, err)
+	}
+	if _, err := e.al.Acknowledge(ctx, 1, "U024BE7LH"); err != nil {
+		t.Fatal(err)
+	}
+	_, ap := e.message("alert:1:ack")
+	text := render(t, ap.Response)
+	for _, want := range []string{"Acknowledged by <@U024BE7LH> at", "Muted by <@U0G9QF9GZ> until"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("acknowledged alert lacks %q:\n%s", want, text)
+		}
 	}
 }
 

@@ -42,6 +42,60 @@ type process struct {
 	h      *commands.Handler
 	al     *alerts.Alerter
 	worker *outbox.Worker
+	bot    *bot.Bot
+}
+
+// buttons is the bot's handler as serve wires it: the alert buttons
+// (Acknowledge, Mute) go to the alerter, everything else to commands.
+type buttons struct{ p *process }
+
+func alertButton(req commands.Request) bool {
+	return req.Action == commands.ActionAcknowledge || req.Action == commands.ActionMute
+}
+
+func (b buttons) Acknowledge(ctx context.Context, req commands.Request) (commands.Response, bool) {
+	if alertButton(req) {
+		return commands.Response{Summary: "working on it", Ephemeral: true}, true
+	}
+	return b.p.h.Acknowledge(ctx, req)
+}
+
+func (b buttons) Run(ctx context.Context, req commands.Request) commands.Response {
+	if alertButton(req) {
+		resp, _ := b.p.al.HandleButton(ctx, req)
+		b.p.worker.Notify()
+		return resp
+	}
+	return b.p.h.Run(ctx, req)
+}
+
+// serveSlack runs the bot in Socket Mode against the stand-in until the
+// test ends.
+func (p *process) serveSlack(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.bot.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bot: %v", err)
+		}
+	})
+}
+
+// buttonValue finds the value of the button with the action in blocks.
+func buttonValue(blocks []map[string]any, action string) (string, bool) {
+	for _, b := range blocks {
+		els, _ := b["elements"].([]any)
+		for _, e := range els {
+			m, _ := e.(map[string]any)
+			if id, _ := m["action_id"].(string); strings.SplitN(id, "#", 2)[0] == action {
+				v, _ := m["value"].(string)
+				return v, true
+			}
+		}
+	}
+	return "", false
 }
 
 // world is what outlives a process: the test servers, Slack, the clock
@@ -72,10 +126,11 @@ func (w *world) start() *process {
 	p := &process{store: s}
 	p.h = commands.New(commands.Deps{Config: w.cfg, Store: s, Runners: w.runners})
 	b, err := bot.New(bot.Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken,
-		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client()}, p.h)
+		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client()}, buttons{p})
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.bot = b
 	p.worker = &outbox.Worker{
 		Store:  s,
 		Sender: &outbox.SlackSender{Slack: b, MissingScope: bot.IsMissingScope, Notes: s},
@@ -262,24 +317,45 @@ func TestEndToEnd(t *testing.T) {
 	if r := w.one("Reminder: All relays"); r.ThreadTS != global.TS {
 		t.Errorf("reminder in thread %q, want %q", r.ThreadTS, global.TS)
 	}
-	// Acknowledge: the alert says who; no more reminders.
+	// Acknowledge, pressed in Slack: the person who pressed it is told,
+	// the alert is updated to say who (a mention, not escaped), its
+	// Acknowledge button goes, and no more reminders come.
 	var id int64
 	for _, inc := range mustOpen(t, p.store) {
 		if inc.Relay == "" {
 			id = inc.ID
 		}
 	}
-	resp, handled := p.al.HandleButton(context.Background(), commands.Request{Action: commands.ActionAcknowledge,
-		Value: alerts.IncidentValue(id), UserID: "U024BE7LH", ChannelID: "CALERTS"})
-	if !handled || !strings.Contains(resp.Title, "acknowledged") {
-		t.Fatalf("acknowledge = %+v", resp)
+	value, ok := buttonValue(global.Blocks, commands.ActionAcknowledge)
+	if !ok || value != alerts.IncidentValue(id) {
+		t.Fatalf("global alert's Acknowledge button = %q %v, want incident %d", value, ok, id)
+	}
+	p.serveSlack(t)
+	w.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{ActionID: commands.ActionAcknowledge, BlockID: "actions",
+		Value: value, UserID: "U024BE7LH", ChannelID: "CALERTS", MessageTS: global.TS, ResponseURL: w.slack.ResponseURL("ack")}.Payload())
+	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	answered := func() bool {
+		for _, m := range w.slack.Messages() {
+			if m.ResponseID == "ack" && strings.Contains(m.Text+fmt.Sprint(m.Blocks), "acknowledged by <@U024BE7LH>") {
+				return true
+			}
+		}
+		return false
+	}
+	if err := w.slack.WaitFor(wctx, answered); err != nil {
+		t.Fatalf("no answer to the Acknowledge button: %v", err)
 	}
 	w.deliver(p)
-	// (The renderer escapes "<@U…>"; whether it becomes a mention is the
-	// bot's business. The user id is there.)
-	if up := w.updates(global.TS); len(up) != 1 || !strings.Contains(fmt.Sprint(up[0].Blocks), "Acknowledged by") ||
-		!strings.Contains(fmt.Sprint(up[0].Blocks), "U024BE7LH") {
-		t.Errorf("acknowledged update = %+v", up)
+	up := w.updates(global.TS)
+	if len(up) != 1 || !strings.Contains(fmt.Sprint(up[0].Blocks), "Acknowledged by <@U024BE7LH> at") {
+		t.Fatalf("acknowledged update = %+v", up)
+	}
+	if _, ok := buttonValue(up[0].Blocks, commands.ActionAcknowledge); ok {
+		t.Error("the acknowledged alert still has an Acknowledge button")
+	}
+	if inc, err := p.store.IncidentByID(context.Background(), id); err != nil || inc.AckedBy != "U024BE7LH" {
+		t.Errorf("incident after the acknowledgement = %+v %v", inc, err)
 	}
 	w.offset.Add(int64(2 * time.Hour))
 	if err := p.al.Remind(context.Background()); err != nil {

@@ -65,6 +65,22 @@ type IncidentStatus struct {
 	OpenedAt time.Time  `json:"opened_at"`
 	AckedBy  string     `json:"acked_by,omitempty"`
 	AckedAt  *time.Time `json:"acked_at,omitempty"`
+	// MutedBy and MutedUntil: who muted the incident and until when,
+	// while the mute lasts.
+	MutedBy    string     `json:"muted_by,omitempty"`
+	MutedUntil *time.Time `json:"muted_until,omitempty"`
+}
+
+// incidentStatus is the status of an open incident at now.
+func incidentStatus(in storage.Incident, now time.Time) IncidentStatus {
+	st := IncidentStatus{
+		ID: in.ID, Relay: in.Relay, Level: in.Level, Scope: in.Scope,
+		OpenedAt: in.OpenedAt, AckedBy: in.AckedBy, AckedAt: timePtr(in.AckedAt),
+	}
+	if in.MutedUntil.After(now) {
+		st.MutedBy, st.MutedUntil = in.MutedBy, timePtr(in.MutedUntil)
+	}
+	return st
 }
 
 // OutboxStatus is the state of outgoing Slack messages.
@@ -164,10 +180,7 @@ func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
 	}
 	m.OpenIncidents = []IncidentStatus{}
 	for _, in := range incidents {
-		m.OpenIncidents = append(m.OpenIncidents, IncidentStatus{
-			ID: in.ID, Relay: in.Relay, Level: in.Level, Scope: in.Scope,
-			OpenedAt: in.OpenedAt, AckedBy: in.AckedBy, AckedAt: timePtr(in.AckedAt),
-		})
+		m.OpenIncidents = append(m.OpenIncidents, incidentStatus(in, now))
 	}
 	pending, oldest, failed, err := h.store.OutboxStats(ctx, now)
 	if err != nil {
@@ -532,6 +545,13 @@ func incidentSections(incidents []IncidentStatus, clock func(time.Time) string) 
 			line += ", acknowledged by " + in.AckedBy
 		} else {
 			line += ", not acknowledged"
+		}
+		if in.MutedUntil != nil {
+			line += ", muted"
+			if in.MutedBy != "" {
+				line += " by " + in.MutedBy
+			}
+			line += " until " + clock(*in.MutedUntil)
 		}
 		lines = append(lines, line)
 	}

@@ -148,10 +148,7 @@ func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryMod
 	openBy := map[string]int{}
 	for _, in := range incidents {
 		openBy[in.Relay]++
-		m.OpenIncidents = append(m.OpenIncidents, IncidentStatus{
-			ID: in.ID, Relay: in.Relay, Level: in.Level, Scope: in.Scope,
-			OpenedAt: in.OpenedAt, AckedBy: in.AckedBy, AckedAt: timePtr(in.AckedAt),
-		})
+		m.OpenIncidents = append(m.OpenIncidents, incidentStatus(in, now))
 	}
 	_, runners, _ := h.snapshot()
 	for _, s := range sums {

@@ -38,7 +38,7 @@ import (
 
 // Store is the part of storage.Store the worker uses.
 type Store interface {
-	DueMessages(ctx context.Context, now time.Time, limit int) ([]storage.OutboxMessage, error)
+	PendingMessages(ctx context.Context, afterID int64, limit int) ([]storage.OutboxMessage, error)
 	MarkSent(ctx context.Context, id int64, ts string) error
 	MarkRetry(ctx context.Context, id int64, next time.Time, errText string) error
 	MarkFailed(ctx context.Context, id int64, errText string) error
@@ -187,34 +187,13 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// horizon is how far ahead the worker reads pending messages: all of them,
-// so that a message in backoff holds back the later ones of its channel.
-const horizon = 100 * 365 * 24 * time.Hour
-
-// drain repeats delivery passes while they make progress. next is the
-// earliest retry time of a message left pending (zero when none).
+// drain makes one delivery pass over every pending message, oldest first,
+// reading them Batch at a time. next is the earliest retry time of a
+// message left pending (zero when none).
 func (w *Worker) drain(ctx context.Context) (delivered int, next time.Time, err error) {
-	for {
-		n, more, nx, err := w.pass(ctx)
-		delivered += n
-		if err != nil || !more || n == 0 {
-			return delivered, nx, err
-		}
-	}
-}
-
-// pass makes one pass over up to Batch pending messages, oldest first.
-// more is true when the batch was full (there may be more to read).
-func (w *Worker) pass(ctx context.Context) (delivered int, more bool, next time.Time, err error) {
 	now := w.Now()
 	if now.Before(w.PausedUntil()) {
-		return 0, false, w.PausedUntil(), nil
-	}
-	// DueMessages with a far horizon returns every pending message in
-	// enqueue order; due-ness is judged here, per channel.
-	msgs, err := w.Store.DueMessages(ctx, now.Add(horizon), w.Batch)
-	if err != nil {
-		return 0, false, time.Time{}, fmt.Errorf("outbox: read pending messages: %w", err)
+		return 0, w.PausedUntil(), nil
 	}
 	blocked := map[string]bool{} // channels held back by an earlier message
 	earliest := func(t time.Time) {
@@ -222,36 +201,49 @@ func (w *Worker) pass(ctx context.Context) (delivered int, more bool, next time.
 			next = t
 		}
 	}
-	for _, m := range msgs {
-		if ctx.Err() != nil {
-			return delivered, false, next, ctx.Err()
-		}
-		if blocked[m.Channel] {
-			continue
-		}
-		if m.NextAttempt.After(now) {
-			blocked[m.Channel] = true
-			earliest(m.NextAttempt)
-			continue
-		}
-		out, err := w.deliver(ctx, m, now)
+	var after int64
+	for {
+		// Every pending message in enqueue order, due or not: due-ness is
+		// judged here, per channel, so that a message in backoff holds
+		// back the later ones of its channel and no other.
+		msgs, err := w.Store.PendingMessages(ctx, after, w.Batch)
 		if err != nil {
-			return delivered, false, next, err
+			return delivered, next, fmt.Errorf("outbox: read pending messages: %w", err)
 		}
-		switch out.state {
-		case sent:
-			delivered++
-		case waiting:
-			blocked[m.Channel] = true
-			earliest(now.Add(w.MinBackoff))
-		case retry:
-			blocked[m.Channel] = true
-			earliest(out.next)
-		case stop:
-			return delivered, false, w.PausedUntil(), nil
+		for _, m := range msgs {
+			if ctx.Err() != nil {
+				return delivered, next, ctx.Err()
+			}
+			if blocked[m.Channel] {
+				continue
+			}
+			if m.NextAttempt.After(now) {
+				blocked[m.Channel] = true
+				earliest(m.NextAttempt)
+				continue
+			}
+			out, err := w.deliver(ctx, m, now)
+			if err != nil {
+				return delivered, next, err
+			}
+			switch out.state {
+			case sent:
+				delivered++
+			case waiting:
+				blocked[m.Channel] = true
+				earliest(now.Add(w.MinBackoff))
+			case retry:
+				blocked[m.Channel] = true
+				earliest(out.next)
+			case stop:
+				return delivered, w.PausedUntil(), nil
+			}
 		}
+		if len(msgs) < w.Batch {
+			return delivered, next, nil
+		}
+		after = msgs[len(msgs)-1].ID
 	}
-	return delivered, len(msgs) == w.Batch, next, nil
 }
 
 type state int

@@ -278,6 +278,42 @@ func TestBackoffHoldsItsChannel(t *testing.T) {
 	}
 }
 
+// TestBackoffAcrossPages: the worker reads pending messages a page at a
+// time; a channel backing off with more pending messages than a page holds
+// neither reorders its own messages nor starves the channels behind it,
+// and a message due far in the future holds back its channel too.
+func TestBackoffAcrossPages(t *testing.T) {
+	c := newClock()
+	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
+	send := &fakeSender{now: c.Now, script: []error{errServer}}
+	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now, MinBackoff: time.Minute, Batch: 2}
+	for _, k := range []string{"a1", "a2", "a3", "a4"} {
+		put(t, s, Message{Key: k, Channel: "C1"})
+	}
+	put(t, s, Message{Key: "b1", Channel: "C2"})
+	put(t, s, Message{Key: "b2", Channel: "C2"})
+	if _, _, err := s.Enqueue(context.Background(), storage.OutboxMessage{Key: "late", Kind: storage.KindReport, Channel: "C3",
+		Payload: []byte(`{"title":"late"}`), NextAttempt: c.Now().AddDate(200, 0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, Message{Key: "after-late", Channel: "C3"})
+
+	if n, err := w.Drain(context.Background()); err != nil || n != 2 {
+		t.Fatalf("first drain delivered %d (%v): %v, want b1 and b2", n, err, keys(send.delivered()))
+	}
+	c.Advance(61 * time.Second)
+	if _, err := w.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(send.delivered()); !slices.Equal(got, []string{"b1", "b2", "a1", "a2", "a3", "a4"}) {
+		t.Fatalf("delivered %v, want [b1 b2 a1 a2 a3 a4]", got)
+	}
+	pending, _, _, err := s.OutboxStats(context.Background(), c.Now())
+	if err != nil || pending != 2 {
+		t.Fatalf("pending %d (%v), want late and after-late", pending, err)
+	}
+}
+
 // TestPermanentErrorMarksFailed: channel_not_found gives the message up with
 // a log line naming the channel; it counts as failed in the stats and does
 // not hold back other messages.

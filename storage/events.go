@@ -24,15 +24,20 @@ type Event struct {
 // Incident is an alert's life: opened, acknowledged, muted, resolved.
 // Relay == "" is a global incident.
 type Incident struct {
-	ID           int64
-	Relay        string
-	Level        string
-	Scope        string
-	OpenedAt     time.Time
-	AckedAt      time.Time
-	AckedBy      string
-	ResolvedAt   time.Time
+	ID    int64
+	Relay string
+	// Level and Scope are the incident's current level: the one it was
+	// opened at, or the highest it rose to (SetIncidentLevel).
+	Level      string
+	Scope      string
+	OpenedAt   time.Time
+	AckedAt    time.Time
+	AckedBy    string
+	ResolvedAt time.Time
+	// MutedUntil and MutedBy: until when, and by whom, the incident was
+	// last muted (zero and "" when never).
 	MutedUntil   time.Time
+	MutedBy      string
 	LastReminder time.Time
 	// AlertChannel and AlertTS locate the Slack message of the alert.
 	AlertChannel string
@@ -162,10 +167,10 @@ func (s *Store) OpenIncident(ctx context.Context, i Incident) (int64, error) {
 			return err
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO incidents (relay_id, level, scope, opened_at, acked_at, acked_by,
-			resolved_at, muted_until, last_reminder, alert_channel, alert_ts)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			resolved_at, muted_until, muted_by, last_reminder, alert_channel, alert_ts)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			relay, i.Level, i.Scope, ms(i.OpenedAt), ms(i.AckedAt), i.AckedBy, ms(i.ResolvedAt),
-			ms(i.MutedUntil), ms(i.LastReminder), i.AlertChannel, i.AlertTS).Scan(&id)
+			ms(i.MutedUntil), i.MutedBy, ms(i.LastReminder), i.AlertChannel, i.AlertTS).Scan(&id)
 	})
 	return id, err
 }
@@ -193,9 +198,15 @@ func (s *Store) AckIncident(ctx context.Context, id int64, by string, at time.Ti
 }
 
 // MuteIncident silences an incident's alerts and reminders until the
-// given time.
-func (s *Store) MuteIncident(ctx context.Context, id int64, until time.Time) error {
-	return s.updateIncident(ctx, "mute incident", id, `muted_until = ?`, ms(until))
+// given time and records who muted it. A later mute replaces both.
+func (s *Store) MuteIncident(ctx context.Context, id int64, until time.Time, by string) error {
+	return s.updateIncident(ctx, "mute incident", id, `muted_until = ?, muted_by = ?`, ms(until), by)
+}
+
+// SetIncidentLevel records an open incident's current level and scope,
+// e.g. after it rose from investigate to incident.
+func (s *Store) SetIncidentLevel(ctx context.Context, id int64, level, scope string) error {
+	return s.updateIncident(ctx, "record incident level", id, `level = ?, scope = ?`, level, scope)
 }
 
 // ResolveIncident closes an incident; resolving it again keeps the first
@@ -217,7 +228,7 @@ func (s *Store) TouchReminder(ctx context.Context, id int64, at time.Time) error
 }
 
 const incidentCols = `SELECT i.id, COALESCE(r.name, ''), i.level, i.scope, i.opened_at, i.acked_at, i.acked_by,
-	i.resolved_at, i.muted_until, i.last_reminder, i.alert_channel, i.alert_ts
+	i.resolved_at, i.muted_until, i.muted_by, i.last_reminder, i.alert_channel, i.alert_ts
 	FROM incidents i LEFT JOIN relays r ON r.id = i.relay_id `
 
 func (s *Store) queryIncidents(ctx context.Context, op, where string, args ...any) ([]Incident, error) {
@@ -232,7 +243,7 @@ func (s *Store) queryIncidents(ctx context.Context, op, where string, args ...an
 			var i Incident
 			var opened, acked, resolved, muted, reminded int64
 			if err := rows.Scan(&i.ID, &i.Relay, &i.Level, &i.Scope, &opened, &acked, &i.AckedBy, &resolved,
-				&muted, &reminded, &i.AlertChannel, &i.AlertTS); err != nil {
+				&muted, &i.MutedBy, &reminded, &i.AlertChannel, &i.AlertTS); err != nil {
 				return err
 			}
 			i.OpenedAt, i.AckedAt, i.ResolvedAt = fromMS(opened), fromMS(acked), fromMS(resolved)

@@ -62,7 +62,9 @@ func TestIncidentLifecycle(t *testing.T) {
 		s.SetIncidentMessage(ctx, id, "C0456", "1700000000.000100"),
 		s.AckIncident(ctx, id, "U1", t0.Add(2*time.Minute)),
 		s.AckIncident(ctx, id, "U2", t0.Add(3*time.Minute)), // the first acknowledgement stays
-		s.MuteIncident(ctx, id, t0.Add(time.Hour)),
+		s.MuteIncident(ctx, id, t0.Add(30*time.Minute), "U1"),
+		s.MuteIncident(ctx, id, t0.Add(time.Hour), "U0G9QF9GZ"), // a later mute replaces who and until
+		s.SetIncidentLevel(ctx, id, "incident", "all_gmail"),
 		s.TouchReminder(ctx, id, t0.Add(4*time.Minute)),
 		s.ResolveIncident(ctx, gid, t0.Add(5*time.Minute)),
 	}
@@ -79,8 +81,9 @@ func TestIncidentLifecycle(t *testing.T) {
 		t.Fatalf("open incidents %+v", open)
 	}
 	i := open[0]
-	want := Incident{ID: id, Relay: "relay-1", Level: "investigate", Scope: "one_host", OpenedAt: t0, AckedAt: t0.Add(2 * time.Minute),
-		AckedBy: "U1", MutedUntil: t0.Add(time.Hour), LastReminder: t0.Add(4 * time.Minute), AlertChannel: "C0456", AlertTS: "1700000000.000100"}
+	want := Incident{ID: id, Relay: "relay-1", Level: "incident", Scope: "all_gmail", OpenedAt: t0, AckedAt: t0.Add(2 * time.Minute),
+		AckedBy: "U1", MutedUntil: t0.Add(time.Hour), MutedBy: "U0G9QF9GZ", LastReminder: t0.Add(4 * time.Minute),
+		AlertChannel: "C0456", AlertTS: "1700000000.000100"}
 	if i != want {
 		t.Fatalf("incident\n got %+v\nwant %+v", i, want)
 	}
@@ -93,6 +96,20 @@ func TestIncidentLifecycle(t *testing.T) {
 	}
 	if err := s.AckIncident(ctx, 999, "U1", t0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ack missing incident: %v", err)
+	}
+	if err := s.MuteIncident(ctx, 999, t0, "U1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("mute missing incident: %v", err)
+	}
+	if err := s.SetIncidentLevel(ctx, 999, "incident", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("level of a missing incident: %v", err)
+	}
+	// An incident opened muted keeps who muted it.
+	mid, err := s.OpenIncident(ctx, Incident{Relay: "relay-2", Level: "watch", MutedUntil: t0.Add(time.Hour), MutedBy: "U2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.IncidentByID(ctx, mid); err != nil || m.MutedBy != "U2" || m.Level != "watch" {
+		t.Errorf("incident opened muted: %+v %v", m, err)
 	}
 }
 

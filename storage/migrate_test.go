@@ -22,6 +22,12 @@ var seedSQL = map[int][]string{
 		`INSERT INTO runs (id, relay_id, trigger, started_at) VALUES (1, 1, 'schedule', 1772445600000)`,
 		`INSERT INTO results (run_id, relay_id, path_id, started_at, ok, t_handshake) VALUES (1, 1, 1, 1772445600000, 1, 456)`,
 		`INSERT INTO results (run_id, relay_id, path_id, started_at, ok, failure, stage) VALUES (1, 1, 1, 1772445600001, 0, 'tls_reset', 'handshake')`,
+		// Incidents opened at watch: 1 and 4 rose to investigate (outbox
+		// updates of level 3), 2 too but was resolved, 3 did not rise.
+		`INSERT INTO incidents (id, relay_id, level, scope, opened_at, muted_until) VALUES (1, 1, 'watch', 'one_event', 1772445600000, 1772449200000)`,
+		`INSERT INTO incidents (id, relay_id, level, scope, opened_at, resolved_at) VALUES (2, 1, 'watch', 'one_event', 1772445600000, 1772445900000)`,
+		`INSERT INTO incidents (id, relay_id, level, scope, opened_at) VALUES (3, 1, 'watch', 'one_event', 1772445600000)`,
+		`INSERT INTO incidents (id, relay_id, level, scope, opened_at) VALUES (4, 1, 'watch', 'one_event', 1772445600000)`,
 	},
 	2: {
 		`INSERT INTO rollups (hour, relay_id, mx_id, attempts, failures, by_class, p50_handshake, p95_handshake, successes_timed)
@@ -29,6 +35,12 @@ var seedSQL = map[int][]string{
 	},
 	3: {
 		`INSERT INTO outbox (key, kind, channel, payload, next_attempt, created_at) VALUES ('k-old', 'alert', 'C1', x'7b7d', 0, 1)`,
+		`INSERT INTO outbox (key, kind, channel, update_key, payload, next_attempt, created_at) VALUES ('alert:1:level:investigate', 'update', 'C1', 'alert:1',
+		 CAST('{"title":"relay-1 at investigate","meta":{"IncidentID":1,"Level":"investigate","Scope":"mixed_mx"}}' AS BLOB), 0, 2)`,
+		`INSERT INTO outbox (key, kind, channel, update_key, payload, next_attempt, created_at) VALUES ('alert:2:level:investigate', 'update', 'C1', 'alert:2',
+		 CAST('{"meta":{"Level":"investigate","Scope":"one_host"}}' AS BLOB), 0, 3)`,
+		`INSERT INTO outbox (key, kind, channel, update_key, payload, next_attempt, created_at) VALUES ('alert:4:level:investigate', 'update', 'C1', 'alert:4',
+		 x'7b', 0, 4)`,
 	},
 }
 
@@ -98,12 +110,40 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 				t.Fatalf("from level %d: outbox message lost: %v", level, err)
 			}
 		}
+		if level >= 1 {
+			// Open incidents that rose take the level of their outbox
+			// update (and its scope when readable); none is muted by anyone.
+			want := map[int64]string{1: "watch one_event", 2: "watch one_event", 3: "watch one_event", 4: "watch one_event"}
+			if level >= 3 {
+				want[1], want[4] = "investigate mixed_mx", "investigate one_event"
+			}
+			for id, w := range want {
+				inc, err := s.IncidentByID(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := inc.Level + " " + inc.Scope; got != w || inc.MutedBy != "" {
+					t.Errorf("from level %d: incident %d at %q muted by %q, want %q", level, id, got, inc.MutedBy, w)
+				}
+			}
+			if inc, _ := s.IncidentByID(ctx, 1); !inc.MutedUntil.Equal(time.UnixMilli(1772449200000)) {
+				t.Errorf("from level %d: muted until %v", level, inc.MutedUntil)
+			}
+		}
 		// Every table of the latest schema is usable.
 		if _, _, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerSchedule},
 			[]probe.Result{okResult("relay-1", "mx", "192.0.2.1", "", t0)}); err != nil {
 			t.Fatalf("from level %d: %v", level, err)
 		}
 		if _, _, err := s.Enqueue(ctx, OutboxMessage{Key: "k", Kind: KindReport, Channel: "C1"}); err != nil {
+			t.Fatalf("from level %d: %v", level, err)
+		}
+		if p, err := s.PendingMessages(ctx, 0, 0); err != nil || len(p) == 0 || p[len(p)-1].Key != "k" {
+			t.Fatalf("from level %d: pending messages %+v %v", level, p, err)
+		}
+		if id, err := s.OpenIncident(ctx, Incident{Relay: "relay-1", Level: "watch"}); err != nil {
+			t.Fatalf("from level %d: %v", level, err)
+		} else if err := errors.Join(s.MuteIncident(ctx, id, t0, "U1"), s.SetIncidentLevel(ctx, id, "investigate", "one_host")); err != nil {
 			t.Fatalf("from level %d: %v", level, err)
 		}
 		if _, err := s.Rollup(ctx, t0, t0.AddDate(-1, 0, 0)); err != nil {

@@ -117,6 +117,27 @@ func (s *Store) DueMessages(ctx context.Context, now time.Time, limit int) ([]Ou
 	return out, err
 }
 
+// PendingMessages returns the pending messages whose id is above afterID,
+// whatever their next attempt, in the order they were enqueued; limit <= 0
+// means 100. The outbox worker reads them so, a page at a time (afterID
+// the last id of the previous page, 0 for the first): a message in backoff
+// holds back the later ones of its channel.
+func (s *Store) PendingMessages(ctx context.Context, afterID int64, limit int) ([]OutboxMessage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []OutboxMessage
+	err := s.read(ctx, "read pending messages", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, outboxCols+`WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?`, afterID, limit)
+		if err != nil {
+			return err
+		}
+		out, err = scanOutbox(rows)
+		return err
+	})
+	return out, err
+}
+
 // MessageByKey returns the message with an idempotency key; false when
 // there is none.
 func (s *Store) MessageByKey(ctx context.Context, key string) (OutboxMessage, bool, error) {

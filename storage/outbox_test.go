@@ -47,6 +47,16 @@ func TestOutboxExactlyOnce(t *testing.T) {
 	if due, _ := s.DueMessages(ctx, t0.Add(10*time.Second), 10); len(due) != 0 {
 		t.Fatalf("due during backoff: %+v", due)
 	}
+	// Pending regardless of the next attempt, in enqueue order.
+	if p, err := s.PendingMessages(ctx, 0, 0); err != nil || len(p) != 2 || p[0].ID != id || p[1].ID != rid || !p[0].NextAttempt.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("pending during backoff: %+v %v", p, err)
+	}
+	if p, _ := s.PendingMessages(ctx, 0, 1); len(p) != 1 || p[0].ID != id {
+		t.Fatalf("pending, limit 1: %+v", p)
+	}
+	if p, _ := s.PendingMessages(ctx, id, 1); len(p) != 1 || p[0].ID != rid {
+		t.Fatalf("pending after the first page: %+v", p)
+	}
 	// The process dies here and restarts: the message is still pending.
 	s.Close()
 	s = openTest(t, path, c)
@@ -69,6 +79,9 @@ func TestOutboxExactlyOnce(t *testing.T) {
 	}
 	if due, _ := s.DueMessages(ctx, t0.Add(time.Hour), 10); len(due) != 0 {
 		t.Fatalf("due after delivery: %+v", due)
+	}
+	if p, _ := s.PendingMessages(ctx, 0, 10); len(p) != 0 {
+		t.Fatalf("pending after delivery: %+v", p)
 	}
 	// Enqueuing a delivered key again does not resurrect it.
 	if _, created, _ := s.Enqueue(ctx, alert); created {
