@@ -9,34 +9,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// clock is a manual clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = manualclock.Clock
 
 // env is an alerter on a real SQLite file, with scripted probe history.
 type env struct {
@@ -55,7 +39,7 @@ type env struct {
 
 func newEnv(t *testing.T, configure ...func(*Alerter)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)},
+	e := &env{t: t, clock: manualclock.New(time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)),
 		path: filepath.Join(t.TempDir(), "gmailtls.db"), reprobe: map[string]bool{}, logs: &bytes.Buffer{}}
 	e.open(configure...)
 	return e

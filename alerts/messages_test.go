@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/internal/golden"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -27,22 +27,7 @@ func goldenJSON(t *testing.T, name string, v any) {
 		t.Fatal(err)
 	}
 	got := buf.Bytes()
-	path := filepath.Join("testdata", name+".json")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", path, got)
-	}
+	golden.Check(t, filepath.Join("testdata", name+".json"), got, *update, "-update")
 }
 
 func berlin(t *testing.T) *time.Location {

@@ -12,28 +12,13 @@ import (
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type fakeClock = manualclock.Clock
 
 // fakeRunner is a relay whose probes are scripted: each call pops the next
 // outcome ("ok", a failure class, or "agent" for an unreachable agent) and
@@ -159,7 +144,7 @@ func newTestEnv(t *testing.T, relays ...string) *testEnv {
 		cfg.Relays = append(cfg.Relays, config.Relay{Name: r, Kind: "local"})
 	}
 	cfg.Access.Admins = []string{"UADMIN"}
-	e := &testEnv{t: t, clock: &fakeClock{t: testBase}, cfg: cfg, path: filepath.Join(t.TempDir(), "gmailtls.db")}
+	e := &testEnv{t: t, clock: manualclock.New(testBase), cfg: cfg, path: filepath.Join(t.TempDir(), "gmailtls.db")}
 	e.runners = map[string]*fakeRunner{}
 	for _, r := range relays {
 		e.runners[r] = &fakeRunner{name: r, kind: "local", now: e.clock.Now, mx: []string{"127.0.0.1:2525", "mx2.test.example"}}

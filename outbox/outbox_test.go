@@ -15,28 +15,13 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// clock is a manual clock shared by the store and the worker.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = manualclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return manualclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) }
 
 func openStore(t *testing.T, path string, now func() time.Time) *storage.Store {
 	t.Helper()

@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"flag"
 	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/internal/golden"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -62,24 +62,9 @@ func summary(t *testing.T) commands.SummaryModel {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got, *update, "-update")
 }
 
 // TestBuildReport: the text report (golden, as the console renders it)
@@ -92,7 +77,7 @@ func TestBuildReport(t *testing.T) {
 	if err := commands.RenderText(&text, resp); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.txt", text.Bytes())
+	checkGolden(t, "report.txt", text.Bytes())
 
 	if len(hm.Relays) != 3 || len(hm.Cells) != 3 || len(hm.Cells[1]) != 6 || !hm.Start.Equal(m.Since) {
 		t.Fatalf("heatmap = %+v", hm)

@@ -2,12 +2,12 @@ package main
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/gmailtls/gmailtls/internal/golden"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 )
 
@@ -44,23 +44,7 @@ func maskConsole(s string) string {
 
 func consoleGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateConsole {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestConsole -update-console to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (rerun with -update-console after checking):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), []byte(got), *updateConsole, "-update-console")
 }
 
 // TestConsoleSession types a session into the console against a real

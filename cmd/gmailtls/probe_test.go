@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gmailtls/gmailtls/internal/golden"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 )
 
@@ -190,20 +191,7 @@ func TestProbeCLIGolden(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q\n%s", code, errs, out)
 	}
 	got := []byte(maskProbeText(out))
-	path := filepath.Join("testdata", "probe_text.golden")
-	if *updateProbeGolden {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("human report differs from %s (run go test -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "probe_text.golden"), got, *updateProbeGolden, "-update")
 }
 
 func TestProbeCLIConfig(t *testing.T) {
