@@ -84,4 +84,8 @@ type Config struct {
 	Dialer   Dialer
 	Now      func() time.Time
 	Logger   *slog.Logger
+
+	// chains caches the chains that verified during one Run or ProbeOne
+	// (set by withDefaults).
+	chains *chainCache
 }

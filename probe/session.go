@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -343,8 +342,10 @@ func (a *attempt) handshake(ctx context.Context, conn net.Conn) bool {
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: true, // verified below, in VerifyConnection
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			presented = tlsInfo(cs, false, cfg.Now())
-			if err := verifyChain(cs, name, cfg.RootCAs, cfg.ExtraRoots, cfg.Now()); err != nil {
+			if err := verifyChain(cs, name, cfg.RootCAs, cfg.ExtraRoots, cfg.Now(), cfg.chains); err != nil {
+				// What the server presented explains the failure; after a
+				// success, the result describes the connection instead.
+				presented = tlsInfo(cs, false, cfg.Now())
 				return &verifyError{err: err}
 			}
 			return nil
@@ -386,36 +387,10 @@ func (a *attempt) handshake(ctx context.Context, conn net.Conn) bool {
 	info := a.res.TLS
 	a.note(fmt.Sprintf("%s, %s, %s; certificate verified for %s", info.Version, info.Cipher, info.Group, name))
 	a.conn = tc
-	a.br = bufio.NewReaderSize(tc, cfg.MaxLineBytes+2)
+	// The reader is empty (checked after the 220 to STARTTLS): reuse its
+	// buffer for the TLS connection.
+	a.br.Reset(tc)
 	return true
-}
-
-// verifyChain verifies the peer's chain for name at now, against extra
-// first when set, then against roots (nil: the system roots). The error,
-// if any, is that of the roots.
-func verifyChain(cs tls.ConnectionState, name string, roots, extra *x509.CertPool, now time.Time) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("the server presented no certificate")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	opts := x509.VerifyOptions{
-		DNSName:       name,
-		Roots:         extra,
-		Intermediates: inter,
-		CurrentTime:   now,
-	}
-	leaf := cs.PeerCertificates[0]
-	if extra != nil {
-		if _, err := leaf.Verify(opts); err == nil {
-			return nil
-		}
-	}
-	opts.Roots = roots
-	_, err := leaf.Verify(opts)
-	return err
 }
 
 // Bounds on what a TLSInfo records of a hostile chain.

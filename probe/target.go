@@ -256,6 +256,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.chains = newChainCache()
 	return c
 }
 
