@@ -111,6 +111,9 @@ type Server struct {
 	wg       sync.WaitGroup
 	closing  sync.Once
 
+	tlsMu      sync.Mutex
+	tlsConfigs map[Behavior]*tls.Config // by behaviour, made on first use
+
 	mu          sync.Mutex
 	behavior    Behavior
 	conns       map[net.Conn]struct{}
@@ -173,6 +176,8 @@ func Start(opts Options) (*Server, error) {
 		behavior: opts.Behavior,
 		conns:    make(map[net.Conn]struct{}),
 		changed:  make(chan struct{}),
+
+		tlsConfigs: make(map[Behavior]*tls.Config),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()

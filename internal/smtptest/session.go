@@ -226,16 +226,34 @@ func (ss *session) startTLS() bool {
 	ss.log.Debug("TLS handshake done", "version", tls.VersionName(st.Version),
 		"cipher", tls.CipherSuiteName(st.CipherSuite), "group", st.CurveID.String())
 	ss.conn = tc
-	ss.br = bufio.NewReaderSize(tc, maxLineBytes)
+	ss.br.Reset(tc) // empty: what was buffered before TLS was dropped
 	ss.tls = true
 	return true
 }
 
-// tlsConfig returns the server TLS configuration of the behaviour.
-func (ss *session) tlsConfig() *tls.Config {
-	cs := &ss.s.certs
+// tlsConfig returns the server TLS configuration of the session's
+// behaviour.
+func (ss *session) tlsConfig() *tls.Config { return ss.s.tlsConfig(ss.behavior) }
+
+// tlsConfig returns the server TLS configuration of behaviour b, made once
+// per behaviour and then shared by its sessions (a tls.Config may serve
+// many connections at once), so that a session does not pay for a new
+// configuration and its session ticket keys.
+func (s *Server) tlsConfig(b Behavior) *tls.Config {
+	s.tlsMu.Lock()
+	defer s.tlsMu.Unlock()
+	cfg, ok := s.tlsConfigs[b]
+	if !ok {
+		cfg = newTLSConfig(&s.certs, b)
+		s.tlsConfigs[b] = cfg
+	}
+	return cfg
+}
+
+// newTLSConfig makes the server TLS configuration of behaviour b.
+func newTLSConfig(cs *certSet, b Behavior) *tls.Config {
 	cfg := &tls.Config{Certificates: []tls.Certificate{cs.good}, MinVersion: tls.VersionTLS12}
-	switch ss.behavior {
+	switch b {
 	case ExpiredCert:
 		cfg.Certificates = []tls.Certificate{cs.expired}
 	case WrongNameCert:
