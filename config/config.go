@@ -47,7 +47,8 @@ type Target struct {
 	Timeout    Duration `toml:"timeout"`    // per stage, default 20s
 	Family     string   `toml:"family"`     // "4", "6" or "any" (default)
 	HelloName  string   `toml:"helo_name"`  // EHLO argument, default host name
-	// Concurrency bounds the probes of one run (default 16).
+	// Concurrency bounds the probes of one run (default 64, as
+	// probe.DefaultConcurrency).
 	Concurrency int `toml:"concurrency"`
 }
 

@@ -45,7 +45,7 @@ func Default() *Config {
 			Domain:      "gmail.com",
 			Timeout:     Duration{20 * time.Second},
 			Family:      "any",
-			Concurrency: 16,
+			Concurrency: 64, // probe.DefaultConcurrency
 		},
 		Storage:   Storage{Path: "gmailtls.db"},
 		Retention: Retention{Raw: Duration{30 * day}, Rollup: Duration{400 * day}},

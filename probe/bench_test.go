@@ -2,10 +2,15 @@ package probe_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/textproto"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,14 +39,22 @@ func BenchmarkProbeLoopback(b *testing.B) {
 // BenchmarkFanout probes 5 MX hosts × 2 addresses × 4 source addresses
 // (40 probes, sources 127.0.0.1-4) against servers that wait 50 ms before
 // their greeting, and reports the wall time of the whole run as a multiple
-// of one probe's (x-single). With a bound that covers every probe
-// (bound=40) the run takes its slowest probe plus the CPU of 40 TLS
-// handshakes that all start at once, client and server sides both in this
-// process; with the default bound of 16 the probes run in three waves.
-// The plaintext run (servers without STARTTLS, so no TLS) shows what the
-// fan-out itself costs. cpu-ms is the CPU time of one run, clients and
-// servers together: on a machine with few cores it bounds how close to
-// one probe's time the whole run can get.
+// of one probe's (x-single). cpu-ms is the CPU time of one run, clients and
+// servers together: on a machine with few cores it bounds how close to one
+// probe's time the whole run can get.
+//
+//   - default: the default bound (DefaultConcurrency, 64), which covers
+//     every probe, so the run takes its slowest probe plus the CPU of 40
+//     TLS handshakes that all start at once, client and server sides both
+//     in this process.
+//   - bound=16: the former default; the probes run in three waves.
+//   - plaintext: servers without STARTTLS, so no TLS: what the fan-out
+//     itself costs.
+//   - bare-crypto-tls: not gmailtls but the least a Go client can do per
+//     probe, against the same servers at the same moment: greeting, EHLO,
+//     STARTTLS, a verified TLS 1.3 handshake with crypto/tls's defaults,
+//     EHLO, QUIT, without transcript, timings or classification. Its
+//     x-single is the floor of the default run on this machine.
 func BenchmarkFanout(b *testing.B) {
 	ctx := context.Background()
 	for _, run := range []struct {
@@ -49,16 +62,26 @@ func BenchmarkFanout(b *testing.B) {
 		bound    int
 		behavior smtptest.Behavior
 		net      byte // 127.0.0.net+...
+		bare     bool
 	}{
-		{"bound=40", 40, smtptest.Gmail, 100},
-		{"bound=16", probe.DefaultConcurrency, smtptest.Gmail, 100},
-		{"bound=40,plaintext", 40, smtptest.NoSTARTTLS, 160},
+		{fmt.Sprintf("default,bound=%d", probe.DefaultConcurrency), 0, smtptest.Gmail, 100, false},
+		{"bound=16", 16, smtptest.Gmail, 100, false},
+		{"plaintext", 0, smtptest.NoSTARTTLS, 160, false},
+		{"bare-crypto-tls", 0, smtptest.Gmail, 100, true},
 	} {
 		b.Run(run.name, func(b *testing.B) {
-			cfg, one := fanoutLab(b, run.behavior, run.net)
+			lab := fanoutLab(b, run.behavior, run.net)
+			cfg, one := lab.cfg, lab.single
 			cfg.Concurrency = run.bound
+			if run.bare {
+				one = lab.bareSingle(b)
+			}
 			cpu0 := cpuTime(b)
 			for b.Loop() {
+				if run.bare {
+					lab.bareRun(b)
+					continue
+				}
 				rep, err := probe.Run(ctx, cfg)
 				if err != nil || len(rep.Results) != 40 {
 					b.Fatalf("fan-out: %v, %d results", err, len(rep.Results))
@@ -89,15 +112,30 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// lab is the fan-out of BenchmarkFanout: its probe config, the median
+// time of one probe alone and the 40 endpoints.
+type lab struct {
+	cfg    probe.Config
+	single time.Duration
+	eps    []probe.Endpoint
+	dialer *portDialer
+	roots  *x509.CertPool
+}
+
 // fanoutLab starts the 10 servers of BenchmarkFanout (5 MX × 2 IPs from
 // 127.0.0.net on) and returns the probe config that reaches them through a
 // fake resolver, and the median time of one probe alone.
-func fanoutLab(b *testing.B, behavior smtptest.Behavior, net0 byte) (probe.Config, time.Duration) {
+func fanoutLab(b *testing.B, behavior smtptest.Behavior, net0 byte) *lab {
 	b.Helper()
 	const delay = 50 * time.Millisecond
 	ca := newCA(b)
 	d := &portDialer{}
 	res := &fakeResolver{mx: map[string][]*net.MX{}, addrs: map[string][]net.IPAddr{}}
+	var sources []netip.Addr
+	for i := range 4 {
+		sources = append(sources, netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)}))
+	}
+	var eps []probe.Endpoint
 	for m := range 5 {
 		name := fmt.Sprintf("alt%d.mx.gmail.test", m)
 		res.mx["gmail.test"] = append(res.mx["gmail.test"], &net.MX{Host: name + ".", Pref: uint16(5 + 10*m)})
@@ -105,25 +143,90 @@ func fanoutLab(b *testing.B, behavior smtptest.Behavior, net0 byte) (probe.Confi
 			ip := fmt.Sprintf("127.0.0.%d", int(net0)+10*m+i)
 			d.add(smtptest.StartT(b, smtptest.Options{Behavior: behavior, CA: ca, Hostname: testHost, Addr: ip + ":0", GreetingDelay: delay}))
 			res.addrs[name] = append(res.addrs[name], ipAddrs(ip)...)
+			for _, src := range sources {
+				eps = append(eps, probe.Endpoint{MX: name, IP: netip.MustParseAddr(ip), Port: 25, Source: src})
+			}
 		}
-	}
-	var sources []netip.Addr
-	for i := range 4 {
-		sources = append(sources, netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)}))
 	}
 	cfg := probe.Config{
 		Domain: "gmail.test", ServerName: testHost, RootCAs: ca.Pool, HelloName: "probe.test.example",
 		Resolver: res, Dialer: d, Sources: sources, Timeout: 10 * time.Second,
 	}
-	single := make([]time.Duration, 7)
-	first := netip.MustParseAddr(fmt.Sprintf("127.0.0.%d", net0))
-	for i := range single {
+	l := &lab{cfg: cfg, eps: eps, dialer: d, roots: ca.Pool}
+	l.single = median(b, func() error {
+		_, err := probe.ProbeOne(context.Background(), cfg, eps[0])
+		return err
+	})
+	return l
+}
+
+// median is the median time of 7 runs of f.
+func median(b *testing.B, f func() error) time.Duration {
+	b.Helper()
+	times := make([]time.Duration, 7)
+	for i := range times {
 		t := time.Now()
-		if _, err := probe.ProbeOne(context.Background(), cfg, probe.Endpoint{MX: "alt0.mx.gmail.test", IP: first, Port: 25, Source: sources[0]}); err != nil {
+		if err := f(); err != nil {
 			b.Fatal(err)
 		}
-		single[i] = time.Since(t)
+		times[i] = time.Since(t)
 	}
-	slices.Sort(single)
-	return cfg, single[len(single)/2]
+	slices.Sort(times)
+	return times[len(times)/2]
+}
+
+// bareSingle is the median time of one bareSession alone.
+func (l *lab) bareSingle(b *testing.B) time.Duration {
+	return median(b, func() error { return l.bareSession(l.eps[0]) })
+}
+
+// bareRun runs a bareSession toward every endpoint at once.
+func (l *lab) bareRun(b *testing.B) {
+	errs := make([]error, len(l.eps))
+	var wg sync.WaitGroup
+	for i, ep := range l.eps {
+		wg.Go(func() { errs[i] = l.bareSession(ep) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// bareSession is the least a Go client does for one probe: greeting, EHLO,
+// STARTTLS, a TLS handshake that crypto/tls verifies with its defaults,
+// EHLO, QUIT.
+func (l *lab) bareSession(ep probe.Endpoint) error {
+	ctx := context.Background()
+	c, err := l.dialer.DialContext(ctx, "tcp", netip.AddrPortFrom(ep.IP, uint16(ep.Port)).String(), ep.Source)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tp := textproto.NewConn(c)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return err
+	}
+	for _, cmd := range []string{"EHLO probe.test.example", "STARTTLS"} {
+		if err := tp.PrintfLine("%s", cmd); err != nil {
+			return err
+		}
+		if _, _, err := tp.ReadResponse(2); err != nil {
+			return err
+		}
+	}
+	tc := tls.Client(c, &tls.Config{ServerName: testHost, RootCAs: l.roots})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	tp = textproto.NewConn(tc)
+	for _, cmd := range []string{"EHLO probe.test.example", "QUIT"} {
+		if err := tp.PrintfLine("%s", cmd); err != nil {
+			return err
+		}
+		if _, _, err := tp.ReadResponse(2); err != nil {
+			return err
+		}
+	}
+	return tc.Close()
 }

@@ -19,7 +19,7 @@ const (
 	DefaultDomain        = "gmail.com"
 	DefaultPort          = 25
 	DefaultTimeout       = 20 * time.Second
-	DefaultConcurrency   = 16
+	DefaultConcurrency   = 64
 	DefaultMaxLineBytes  = 4096
 	DefaultMaxReplyLines = 100
 )
