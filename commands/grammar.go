@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gmailtls/gmailtls/internal/editdist"
@@ -144,14 +145,17 @@ func syntaxErr(v Verb, format string, args ...any) error {
 	return &ParseError{Verb: v, Message: fmt.Sprintf(format, args...)}
 }
 
-var relayNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+// relayNameRE is compiled at first use: its counted repetition makes a
+// large program that most runs of the binary never need.
+var relayNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`) })
 
 // ValidRelayName reports whether name is a valid relay name.
-func ValidRelayName(name string) bool { return relayNameRE.MatchString(name) }
+func ValidRelayName(name string) bool { return relayNameRE().MatchString(name) }
 
 // mxArgRE accepts a host name, an IP literal or host:port as typed in a
 // pinned target list; Handler checks it against the configured targets.
-var mxArgRE = regexp.MustCompile(`^[a-z0-9.:\[\]_-]{1,262}$`)
+// It is compiled at first use (about 250 KB for its counted repetition).
+var mxArgRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9.:\[\]_-]{1,262}$`) })
 
 // Parse reads the text of a /gmailtls command. Empty text is help. Verbs are
 // case-insensitive and relay names are folded to lower case. Parse knows
@@ -308,7 +312,7 @@ func parseCheck(rest []string) (Command, error) {
 
 func mxArg(s string) (string, error) {
 	h := strings.ToLower(strings.TrimSuffix(s, "."))
-	if !mxArgRE.MatchString(h) {
+	if !mxArgRE().MatchString(h) {
 		return "", syntaxErr(VerbCheck, "%q is not a mail exchanger name; --mx takes one of the target's MX hosts, e.g. gmail-smtp-in.l.google.com", clip(s))
 	}
 	return h, nil

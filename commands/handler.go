@@ -673,7 +673,7 @@ func parseButtonValue(s string) (buttonValue, error) {
 	}
 	b.OK = v.Get("ok") == "1"
 	if mx := v.Get("mx"); mx != "" {
-		if !mxArgRE.MatchString(mx) {
+		if !mxArgRE().MatchString(mx) {
 			return b, fmt.Errorf("%w: bad mx", ErrButton)
 		}
 		b.MX = mx

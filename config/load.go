@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -309,14 +310,16 @@ func (m *meta) syntaxProblem(cfg *Config, err error) error {
 			Msg: "TOML syntax error: " + pe.Message, Err: err,
 		}
 	}
-	if decodeMsg.MatchString(err.Error()) {
+	if decodeMsg().MatchString(err.Error()) {
 		return m.decodeProblem(cfg, err, "", -1)
 	}
 	return &Problem{File: m.file, Msg: "cannot decode the file: " + strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 }
 
 // decodeMsg matches the decoder's non-ParseError errors.
-var decodeMsg = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "((?:[^"\\]|\\.)*)"\): (.*)$`)
+var decodeMsg = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "((?:[^"\\]|\\.)*)"\): (.*)$`)
+})
 
 // decodeProblem turns a type error from decoding section (list item index
 // when index ≥ 0) into a Problem naming the key.
@@ -325,7 +328,7 @@ func (m *meta) decodeProblem(cfg *Config, err error, section string, index int) 
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		key, msg = pe.LastKey, pe.Message
-	} else if sm := decodeMsg.FindStringSubmatch(err.Error()); sm != nil {
+	} else if sm := decodeMsg().FindStringSubmatch(err.Error()); sm != nil {
 		key, msg = strings.ReplaceAll(sm[1], `\"`, `"`), sm[2]
 	} else {
 		key, msg = section, strings.TrimPrefix(err.Error(), "toml: ")
@@ -342,12 +345,16 @@ func (m *meta) decodeProblem(cfg *Config, err error, section string, index int) 
 
 // typeMsg rewords the decoder's type messages for an operator.
 var (
-	incompatible = regexp.MustCompile(`^incompatible types: TOML value has type (.*); destination has type (.*)$`)
-	mismatch     = regexp.MustCompile(`^type mismatch for .*: expected table but found (.*)$`)
+	incompatible = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^incompatible types: TOML value has type (.*); destination has type (.*)$`)
+	})
+	mismatch = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^type mismatch for .*: expected table but found (.*)$`)
+	})
 )
 
 func typeMsg(msg string) string {
-	if sm := incompatible.FindStringSubmatch(msg); sm != nil {
+	if sm := incompatible().FindStringSubmatch(msg); sm != nil {
 		want := map[string]string{
 			"string":                  "a string",
 			"primitive (string-like)": "a string",
@@ -365,7 +372,7 @@ func typeMsg(msg string) string {
 		}
 		return fmt.Sprintf("expected %s, got %s%s", want, tomlTypeName(sm[1]), hint)
 	}
-	if sm := mismatch.FindStringSubmatch(msg); sm != nil {
+	if sm := mismatch().FindStringSubmatch(msg); sm != nil {
 		return fmt.Sprintf("expected a table, got %s", tomlTypeName(sm[1]))
 	}
 	return msg

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -18,7 +19,7 @@ import (
 
 // relayName is the syntax of relay names: they appear in Slack commands
 // ("/gmailtls check relay-2"), metrics labels and the database.
-var relayName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+var relayName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`) })
 
 // reservedNames cannot name a relay: "check all" must stay unambiguous.
 var reservedNames = map[string]bool{"all": true}
@@ -49,7 +50,7 @@ func (c *Config) subject(key string) string {
 	item := head
 	if head[:open] == "relay" {
 		if i, err := strconv.Atoi(head[open+1 : len(head)-1]); err == nil && i >= 0 && i < len(c.Relays) {
-			if n := c.Relays[i].Name; relayName.MatchString(n) {
+			if n := c.Relays[i].Name; relayName().MatchString(n) {
 				item += " (" + n + ")"
 			}
 		}
@@ -152,7 +153,7 @@ func (v *validator) relays() {
 		switch {
 		case r.Name == "":
 			v.add(item+".name", "is missing; every relay needs a name such as \"relay-1\"")
-		case !relayName.MatchString(r.Name):
+		case !relayName().MatchString(r.Name):
 			v.add(item+".name", "%q is not a valid relay name: use lower-case letters, digits and hyphens, starting with a letter or digit, at most 63 characters", r.Name)
 		case reservedNames[r.Name]:
 			v.add(item+".name", "%q is reserved (\"check all\" means every relay); choose another name", r.Name)
