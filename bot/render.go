@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf16"
 
 	"github.com/slack-go/slack"
@@ -441,7 +442,7 @@ func escapeTrunc(raw string, max int) string {
 // which pass through unescaped so that "acknowledged by <@U123>" shows as
 // a mention. Anything else in angle brackets is escaped: links, and
 // broadcasts such as <!channel> or group mentions, which would page people.
-var mentionRE = regexp.MustCompile(`^<(?:@[UW][A-Z0-9]{2,20}|#C[A-Z0-9]{2,20})>`)
+var mentionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^<(?:@[UW][A-Z0-9]{2,20}|#C[A-Z0-9]{2,20})>`) })
 
 // escapeRune escapes the three characters Slack treats as control
 // characters in mrkdwn and message text.
@@ -475,7 +476,7 @@ func splitEscaped(raw string, max int, code bool) []string {
 		}
 		e := escapeRune(r)
 		if !code && r == '<' {
-			if m := mentionRE.FindString(raw[i:]); m != "" {
+			if m := mentionRE().FindString(raw[i:]); m != "" {
 				e = m
 				skipUntil = i + len(m)
 			}

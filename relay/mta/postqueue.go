@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -177,17 +178,26 @@ func topReason(reasons map[string]int) string {
 	return keys[0]
 }
 
-var (
-	reBracketIP = regexp.MustCompile(`\[(?:[0-9]{1,3}\.){3}[0-9]{1,3}\]|\[(?i:ipv6:)?[0-9a-fA-F]*:[0-9a-fA-F:.]*\]`)
-	reIPv4      = regexp.MustCompile(`\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b`)
-	reIPv6      = regexp.MustCompile(`\b[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,7}\b`)
-	reGsmtpID   = regexp.MustCompile(`\S+ - gsmtp\b`)
-	// Short queue ids are 8 to 12 upper-case hex digits; long ones
-	// (enable_long_queue_ids) are base-52 time, "z", base-51 inode.
-	reQueueID = regexp.MustCompile(`\b(?:[0-9A-F]{8,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{10,14}z[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{2,6})\b`)
-	reAltMX   = regexp.MustCompile(`(?i)\balt[1-9]\.gmail-smtp-in\.l\.google\.com`)
-	reSpace   = regexp.MustCompile(`\s+`)
-)
+// reasonPatterns are the patterns of NormalizeReason.
+type reasonPatterns struct {
+	bracketIP, ipv4, ipv6, gsmtpID, queueID, altMX, space *regexp.Regexp
+}
+
+// reasonREs compiles the patterns of NormalizeReason at its first use, not
+// at the start of every run of the binary.
+var reasonREs = sync.OnceValue(func() *reasonPatterns {
+	return &reasonPatterns{
+		bracketIP: regexp.MustCompile(`\[(?:[0-9]{1,3}\.){3}[0-9]{1,3}\]|\[(?i:ipv6:)?[0-9a-fA-F]*:[0-9a-fA-F:.]*\]`),
+		ipv4:      regexp.MustCompile(`\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b`),
+		ipv6:      regexp.MustCompile(`\b[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,7}\b`),
+		gsmtpID:   regexp.MustCompile(`\S+ - gsmtp\b`),
+		// Short queue ids are 8 to 12 upper-case hex digits; long ones
+		// (enable_long_queue_ids) are base-52 time, "z", base-51 inode.
+		queueID: regexp.MustCompile(`\b(?:[0-9A-F]{8,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{10,14}z[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{2,6})\b`),
+		altMX:   regexp.MustCompile(`(?i)\balt[1-9]\.gmail-smtp-in\.l\.google\.com`),
+		space:   regexp.MustCompile(`\s+`),
+	}
+})
 
 // NormalizeReason rewrites a Postfix delay reason so that the same cause
 // groups: IP addresses become "[IP]" or "IP", Gmail's per-message tokens
@@ -201,16 +211,17 @@ var (
 //
 //	SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection
 func NormalizeReason(s string) string {
-	s = reGsmtpID.ReplaceAllString(s, "ID - gsmtp")
-	s = reBracketIP.ReplaceAllString(s, "[IP]")
-	s = reIPv4.ReplaceAllString(s, "IP")
-	s = reIPv6.ReplaceAllStringFunc(s, func(m string) string {
+	re := reasonREs()
+	s = re.gsmtpID.ReplaceAllString(s, "ID - gsmtp")
+	s = re.bracketIP.ReplaceAllString(s, "[IP]")
+	s = re.ipv4.ReplaceAllString(s, "IP")
+	s = re.ipv6.ReplaceAllStringFunc(s, func(m string) string {
 		if strings.Count(m, ":") >= 2 {
 			return "IP"
 		}
 		return m
 	})
-	s = reQueueID.ReplaceAllStringFunc(s, func(m string) string {
+	s = re.queueID.ReplaceAllStringFunc(s, func(m string) string {
 		// A queue id mixes letters and digits; a plain number (a size, a
 		// port) or a word is left alone.
 		if strings.ContainsAny(m, "0123456789") && strings.IndexFunc(m, isLetter) >= 0 {
@@ -218,9 +229,9 @@ func NormalizeReason(s string) string {
 		}
 		return m
 	})
-	s = reAltMX.ReplaceAllString(s, "gmail-smtp-in.l.google.com")
+	s = re.altMX.ReplaceAllString(s, "gmail-smtp-in.l.google.com")
 	s = clip(s, maxReasonBytes)
-	return reSpace.ReplaceAllString(strings.TrimSpace(strings.TrimSuffix(s, "…")), " ")
+	return re.space.ReplaceAllString(strings.TrimSpace(strings.TrimSuffix(s, "…")), " ")
 }
 
 // maxReasonBytes bounds a normalised reason.
