@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed migrations/*.sql
@@ -23,8 +24,9 @@ type migration struct {
 }
 
 // migrations lists the embedded migrations in version order. It is built
-// once from read-only embedded files and never changed.
-var migrations = mustLoadMigrations()
+// once, at first use rather than at the start of every run of the binary,
+// from read-only embedded files and never changed.
+var migrations = sync.OnceValue(mustLoadMigrations)
 
 func mustLoadMigrations() []migration {
 	names, err := fs.Glob(migrationFS, "migrations/*.sql")
@@ -50,7 +52,7 @@ func mustLoadMigrations() []migration {
 }
 
 // SchemaVersion is the schema version this binary writes.
-func SchemaVersion() int { return len(migrations) }
+func SchemaVersion() int { return len(migrations()) }
 
 // migrate brings the schema up to level, one transaction per migration.
 func (s *Store) migrate(ctx context.Context, level int) error {
@@ -75,14 +77,14 @@ func (s *Store) migrate(ctx context.Context, level int) error {
 			_ = tx.Rollback()
 			return s.opErr("migrate", err)
 		}
-		if cur > len(migrations) {
+		if cur > len(migrations()) {
 			_ = tx.Rollback()
-			return fmt.Errorf("storage: open %s: %w (file at version %d, this binary knows %d); upgrade gmailtls or restore a backup", s.path, ErrTooNew, cur, len(migrations))
+			return fmt.Errorf("storage: open %s: %w (file at version %d, this binary knows %d); upgrade gmailtls or restore a backup", s.path, ErrTooNew, cur, len(migrations()))
 		}
 		if cur >= level {
 			return s.opErr("migrate", tx.Rollback())
 		}
-		m := migrations[cur]
+		m := migrations()[cur]
 		if err := applyMigration(ctx, tx, m, cur+1); err != nil {
 			_ = tx.Rollback()
 			return s.opErr("migrate", fmt.Errorf("migration %s: %w", m.name, err))

@@ -49,7 +49,7 @@ var seedSQL = map[int][]string{
 // migration list.
 func TestMigrateFromEveryLevel(t *testing.T) {
 	ctx := context.Background()
-	for level := 0; level < len(migrations); level++ {
+	for level := 0; level < len(migrations()); level++ {
 		path := filepath.Join(t.TempDir(), "old.db")
 		// Raw seed SQL bypasses the hourly counts that level 4 keeps on
 		// insert, so data is seeded at level 3 at most and the database
@@ -82,7 +82,7 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("from level %d: %v", level, err)
 		}
-		if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != len(migrations) {
+		if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != len(migrations()) {
 			t.Fatalf("from level %d: user_version %d, %v", level, v, err)
 		}
 		if err := s.IntegrityCheck(ctx); err != nil {

@@ -89,11 +89,11 @@ func dsn(path string) string {
 // Open opens (creating it if needed) the database at path and migrates its
 // schema to the latest version.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
-	return openAt(ctx, path, opts, len(migrations))
+	return openAt(ctx, path, opts, len(migrations()))
 }
 
 // openAt opens path and migrates it up to level (a test hook: production
-// always migrates to len(migrations)).
+// always migrates to len(migrations())).
 func openAt(ctx context.Context, path string, opts Options, level int) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("storage: no database path configured ([storage] path)")

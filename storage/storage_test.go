@@ -66,7 +66,7 @@ func TestOpenPragmasAndReopen(t *testing.T) {
 	s := openTest(t, path, c)
 	for _, q := range []struct{ pragma, want string }{
 		{"journal_mode", "wal"}, {"foreign_keys", "1"}, {"synchronous", "1"}, {"busy_timeout", "5000"},
-		{"user_version", fmt.Sprint(len(migrations))},
+		{"user_version", fmt.Sprint(len(migrations()))},
 	} {
 		// Ask several pooled connections: every one must carry the pragmas.
 		for range 3 {
