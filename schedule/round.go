@@ -15,10 +15,11 @@ import (
 // DefaultConcurrency is how many relays one probing round probes at once.
 //
 // Each relay's run probes its MX hosts in parallel too (probe.Config's
-// Concurrency, 16 by default), so a round over relays with five MX hosts
-// keeps up to 5 × 32 = 160 probes in flight. That finishes 200 relays whose
-// servers answer after 100 ms in well under 2 s (BenchmarkProbeRound),
-// while a round over the usual handful of relays runs them all at once.
+// Concurrency, probe.DefaultConcurrency by default), so a round over
+// relays with five MX hosts each keeps up to 5 × 32 = 160 probes in
+// flight. That finishes 200 relays whose servers answer after 100 ms in
+// well under 2 s (BenchmarkProbeRound), while a round over the usual
+// handful of relays runs them all at once.
 const DefaultConcurrency = 32
 
 // ProbeRound runs check for every relay not paused, at most concurrency at
