@@ -254,6 +254,23 @@ func TestRejectedRequestsRunNothing(t *testing.T) {
 	if n := mx.Connections(); n != 1 {
 		t.Fatalf("the replay ran a probe (%d connections)", n)
 	}
+	// The same signature in other letter cases is the same signature.
+	for _, recase := range []func(string) string{strings.ToUpper, func(s string) string {
+		b := []byte(s)
+		for i := len("v1="); i < len(b); i += 2 {
+			b[i] = strings.ToUpper(string(b[i]))[0]
+		}
+		return string(b)
+	}} {
+		r := signedRequest(t, testSecret, now, "POST", agent.URL, PathProbe, body)
+		r.Header.Set(HeaderSignature, "v1="+recase(strings.TrimPrefix(r.Header.Get(HeaderSignature), "v1=")))
+		if code, msg := send(t, r); code != 401 || !strings.Contains(msg, "replay") {
+			t.Fatalf("replay with the signature in another case: %d %s", code, msg)
+		}
+	}
+	if n := mx.Connections(); n != 1 {
+		t.Fatalf("a re-cased replay ran a probe (%d connections)", n)
+	}
 	// healthz needs no signature.
 	resp, err := http.Get(agent.URL + PathHealthz)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gmailtls/gmailtls/probe"
@@ -166,7 +167,9 @@ func (s *server) signed(h func(w http.ResponseWriter, r *http.Request, body []by
 			return
 		}
 		ts, _ := parseTimestamp(tsh) // checked by Verify
-		if err := s.replay.check(sigh, time.Unix(ts, 0).Add(MaxSkew), now); err != nil {
+		// Verify accepts the hex digits in either case, so the cache keys
+		// on one spelling: a re-cased copy is the same signature.
+		if err := s.replay.check(strings.ToLower(sigh), time.Unix(ts, 0).Add(MaxSkew), now); err != nil {
 			s.log.Warn("agent: refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 			httpError(w, http.StatusUnauthorized, err.Error())
 			return
