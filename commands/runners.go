@@ -100,7 +100,7 @@ func Runners(cfg *config.Config, o RunnerOptions) (map[string]relay.Runner, erro
 				errs = append(errs, fmt.Errorf("relay %s: %w", rc.Name, err))
 				continue
 			}
-			out[rc.Name] = relay.NewAgent(rc.Name, rc.URL, []byte(rc.Secret.Value()), client, rc.Timeout.Duration, o.Now)
+			out[rc.Name] = relay.NewAgent(rc.Name, rc.URL, []byte(rc.Secret.Value()), client, rc.Timeout.Duration, o.Now).WithSources(rc.SourceIPs)
 		default:
 			errs = append(errs, fmt.Errorf("relay %s: unknown kind %q (want local or agent)", rc.Name, rc.Kind))
 		}

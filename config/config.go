@@ -67,7 +67,7 @@ type Retention struct {
 type Relay struct {
 	Name       string   `toml:"name"`
 	Kind       string   `toml:"kind"`        // "local" or "agent"
-	SourceIPs  []string `toml:"source_ips"`  // local: probe each outbound IP
+	SourceIPs  []string `toml:"source_ips"`  // probe from each outbound IP (agents: their own addresses)
 	URL        string   `toml:"url"`         // agent
 	SecretEnv  string   `toml:"secret_env"`  // agent: env var holding the secret
 	SecretFile string   `toml:"secret_file"` // agent: file holding the secret

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +44,19 @@ type Agent struct {
 	timeout time.Duration
 	now     func() time.Time
 
+	sources []string
+
 	mu     sync.Mutex
 	lastTS int64
+}
+
+// WithSources sets the relay's outbound addresses (its source_ips): each
+// probe that names no sources of its own asks the agent to probe from each
+// of them separately. It returns a, and is meant to be called once, before
+// the first probe.
+func (a *Agent) WithSources(ips []string) *Agent {
+	a.sources = slices.Clone(ips)
+	return a
 }
 
 // NewAgent returns a relay that asks the agent at baseURL (e.g.
@@ -187,6 +199,9 @@ func (a *Agent) Probe(ctx context.Context, opts Options) (probe.Report, error) {
 		return probe.Report{}, fmt.Errorf("%w: family %q (want 4, 6 or any)", ErrOptions, opts.Family)
 	}
 	started := a.now()
+	if len(opts.Sources) == 0 {
+		opts.Sources = a.sources
+	}
 	opts.Nonce = rand.Text()
 	body, err := json.Marshal(opts)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -605,5 +606,53 @@ func TestAgentClockFarOff(t *testing.T) {
 	r := rep.Results[0]
 	if r.Failure != probe.FailAgentError || !strings.Contains(r.Error, "agent's clock is about 24h0m0s ahead") {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// TestAgentSourceIPs: the relay's source_ips travel to the agent, which
+// probes from each of them separately, and refuses an address that is not
+// its own before anything is dialled.
+func TestAgentSourceIPs(t *testing.T) {
+	ca := newCA(t)
+	mx, base := target(t, smtptest.Gmail, ca)
+	agent := plainAgent(t, ServerConfig{Base: base})
+	a := NewAgent("relay-2", agent.URL, testSecret, agent.Client(), 10*time.Second, nil).
+		WithSources([]string{"127.0.0.2", "127.0.0.3"})
+	rep, err := a.Probe(t.Context(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rep.Results {
+		if !r.OK {
+			t.Errorf("from %s: %s %s", r.SourceIP, r.Failure, r.Error)
+		}
+		got = append(got, r.SourceIP)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"127.0.0.2", "127.0.0.3"}) {
+		t.Fatalf("probed from %v, want 127.0.0.2 and 127.0.0.3", got)
+	}
+	if n := mx.Connections(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+
+	// 192.0.2.1 (TEST-NET-1) is no address of this host: refused, no probe.
+	rep, err = a.Probe(t.Context(), Options{Sources: []string{"127.0.0.2", "192.0.2.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Failure != probe.FailAgentError ||
+		!strings.Contains(rep.Results[0].Error, "192.0.2.1 is not an address of this host") {
+		t.Fatalf("foreign source: %+v", rep.Results)
+	}
+	for _, body := range []string{`{"source_ips":["not-an-ip"]}`, `{"source_ips":["192.0.2.1"]}`} {
+		code, msg := send(t, signedRequest(t, testSecret, time.Now(), "POST", agent.URL, PathProbe, []byte(body)))
+		if code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", body, code, msg)
+		}
+	}
+	if n := mx.Connections(); n != 2 {
+		t.Fatalf("refused requests dialled the MX (%d connections)", n)
 	}
 }

@@ -43,6 +43,10 @@ type Local struct {
 	// InterfaceAddrs lists the host's addresses for Info (default
 	// net.InterfaceAddrs).
 	InterfaceAddrs func() ([]net.Addr, error)
+	// OwnAddr reports whether a requested source address (Options.Sources)
+	// is one of this host's own (default: whether a socket can be bound to
+	// it).
+	OwnAddr func(netip.Addr) bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives debug and error logs (default: the base config's
@@ -152,6 +156,22 @@ func (l *Local) plan(ctx context.Context, opts Options) (cfg probe.Config, prefs
 		cfg.Family = opts.Family
 	}
 	cfg.NoRetry = cfg.NoRetry || opts.NoRetry
+	if len(opts.Sources) > 0 {
+		srcs, err := probe.ParseSources(opts.Sources)
+		if err != nil {
+			return cfg, nil, nil, fmt.Errorf("%w: %w", ErrOptions, err)
+		}
+		own := l.OwnAddr
+		if own == nil {
+			own = bindable
+		}
+		for _, a := range srcs {
+			if !own(a) {
+				return cfg, nil, nil, fmt.Errorf("%w: source IP %s is not an address of this host (%s)", ErrOptions, a, l.name)
+			}
+		}
+		cfg.Sources = srcs
+	}
 	if len(opts.MX) == 0 {
 		return cfg, nil, nil, nil
 	}
@@ -243,3 +263,14 @@ func normHost(h string) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// bindable reports whether a socket can be bound to a on this host, that is
+// whether a is one of its addresses. Nothing is sent.
+func bindable(a netip.Addr) bool {
+	c, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

@@ -72,6 +72,11 @@ type Options struct {
 	// MTAStack also runs the relay's own TLS tools (openssl s_client,
 	// posttls-finger) toward the same MX IPs, where the relay allows it.
 	MTAStack bool `json:"mta_stack,omitempty"`
+	// Sources are the relay's own addresses to probe from, each
+	// separately (a relay's source_ips); empty keeps the runner's
+	// configured sources, or the system's choice. An address that is not
+	// the relay host's own is refused (ErrOptions).
+	Sources []string `json:"source_ips,omitempty"`
 	// Nonce is a random value the bot's client sets on every request so
 	// that two identical requests in the same second (two bot processes,
 	// say) sign differently and are not refused as a replay.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -23,6 +24,8 @@ const (
 	replayCacheSize = 100_000
 	// maxRequestMX bounds the MX hosts one request may name.
 	maxRequestMX = 64
+	// maxRequestSources bounds the source IPs one request may name.
+	maxRequestSources = 16
 )
 
 // ServerConfig configures the agent's HTTP server.
@@ -213,6 +216,14 @@ func decodeProbeRequest(body []byte) (Options, error) {
 	}
 	if len(opts.MX) > maxRequestMX {
 		return Options{}, fmt.Errorf("%w: %d MX hosts (at most %d)", ErrOptions, len(opts.MX), maxRequestMX)
+	}
+	if len(opts.Sources) > maxRequestSources {
+		return Options{}, fmt.Errorf("%w: %d source IPs (at most %d)", ErrOptions, len(opts.Sources), maxRequestSources)
+	}
+	for _, src := range opts.Sources {
+		if _, err := netip.ParseAddr(src); err != nil {
+			return Options{}, fmt.Errorf("%w: source IP %q is not an IP address", ErrOptions, truncate(src, 40))
+		}
 	}
 	for _, mx := range opts.MX {
 		if mx == "" || len(mx) > 261 {
