@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,14 @@ const (
 	maxTranscriptLines = 40
 	// maxEvidenceResults bounds the results listed as evidence.
 	maxEvidenceResults = 10
+	// maxEvidenceTranscripts bounds the failing transcripts in evidence,
+	// and evidenceTranscriptLines the lines shown of each (the last ones,
+	// where the failure is).
+	maxEvidenceTranscripts  = 2
+	evidenceTranscriptLines = 16
+	// queueTrendSamples is how many stored queue samples evidence reads
+	// for the trend.
+	queueTrendSamples = 12
 	// infoTimeout bounds the agent info request behind Evidence.
 	infoTimeout = 10 * time.Second
 )
@@ -655,14 +664,24 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 		}
 	}
 	resp.Sections = append(resp.Sections, host)
+	if iq, ok := r.(relay.InfoQueuer); ok && err == nil {
+		resp.Sections = append(resp.Sections, h.queueEvidence(ctx, relayName, iq))
+	}
 
 	var ids []string
+	transcripts := 0
 	for i, sr := range results {
 		ids = append(ids, strconv.FormatInt(sr.ID, 10))
 		if i >= maxEvidenceResults {
 			continue
 		}
 		resp.Sections = append(resp.Sections, h.resultEvidence(sr))
+		if !sr.OK && transcripts < maxEvidenceTranscripts {
+			if sec, ok := h.transcriptEvidence(ctx, sr.ID); ok {
+				resp.Sections = append(resp.Sections, sec)
+				transcripts++
+			}
+		}
 	}
 	if len(results) > maxEvidenceResults {
 		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("%d more results are listed by id below", len(results)-maxEvidenceResults)}})
@@ -704,20 +723,21 @@ func (h *Handler) resultEvidence(sr storage.StoredResult) Section {
 		}
 	}
 	if r.TLS != nil {
-		tls := strings.TrimSpace(r.TLS.Version + " " + r.TLS.Cipher)
-		if r.TLS.Group != "" {
-			tls += " " + r.TLS.Group
+		var tls []string
+		if v := strings.TrimSpace(r.TLS.Version + " " + r.TLS.Cipher + " " + r.TLS.Group); v != "" {
+			tls = append(tls, v)
 		}
 		if r.TLS.Verified {
-			tls += ", verified"
+			tls = append(tls, "verified")
 		}
 		if r.TLS.Variant != "" {
-			tls += ", handshake passes with " + r.TLS.Variant
+			tls = append(tls, "handshake passes with "+r.TLS.Variant)
 		}
-		f = append(f, Field{Label: "TLS", Value: tls})
+		if len(tls) > 0 {
+			f = append(f, Field{Label: "TLS", Value: strings.Join(tls, ", ")})
+		}
 		if len(r.TLS.PeerCertificates) > 0 {
-			c := r.TLS.PeerCertificates[0]
-			f = append(f, Field{Label: "Certificate", Value: fmt.Sprintf("%s, issued by %s, expires %s (%d days)", c.Subject, c.Issuer, c.NotAfter.Format("2006-01-02"), c.DaysLeft)})
+			f = append(f, Field{Label: "Certificate", Value: certEvidence(r.TLS.PeerCertificates[0], r.StartedAt)})
 		}
 	}
 	if r.Engine != "" && r.Engine != probe.EngineNative {
@@ -726,5 +746,84 @@ func (h *Handler) resultEvidence(sr storage.StoredResult) Section {
 	f = append(f, Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s (ms)",
 		msNum(r.Timings.Connect), msNum(r.Timings.Banner), msNum(r.Timings.EHLO), msNum(r.Timings.StartTLS), msNum(r.Timings.Handshake), msNum(r.Timings.Total))})
 	sec.Fields = f
+	return sec
+}
+
+// certEvidence describes a peer certificate with what is known of it: the
+// MTA-stack engines may know the subject and the expiry but not the issuer.
+func certEvidence(c probe.Certificate, at time.Time) string {
+	parts := []string{cmp.Or(c.Subject, "subject unknown")}
+	if c.Issuer != "" {
+		parts = append(parts, "issued by "+c.Issuer)
+	}
+	if !c.NotAfter.IsZero() {
+		days := c.DaysLeft
+		if days == 0 && !at.IsZero() {
+			days = int(c.NotAfter.Sub(at).Hours() / 24)
+		}
+		switch {
+		case days < 0:
+			parts = append(parts, fmt.Sprintf("expired %s (%d days ago)", c.NotAfter.Format("2006-01-02"), -days))
+		default:
+			parts = append(parts, fmt.Sprintf("expires %s (%d days)", c.NotAfter.Format("2006-01-02"), days))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// transcriptEvidence is the end of a failing result's stored transcript,
+// as a code section; ok is false when none was kept.
+func (h *Handler) transcriptEvidence(ctx context.Context, id int64) (Section, bool) {
+	full, err := h.store.Result(ctx, id)
+	if err != nil || len(full.Transcript) == 0 {
+		return Section{}, false
+	}
+	lines := full.Transcript
+	if cut := len(lines) - evidenceTranscriptLines; cut > 0 {
+		lines = append([]string{fmt.Sprintf("… %d earlier lines (Transcript button for all)", cut)}, lines[cut:]...)
+	}
+	return Section{Heading: fmt.Sprintf("transcript of result %d", id), Lines: lines, Code: true}, true
+}
+
+// queueEvidence is the relay's Gmail-bound mail queue: read now from the
+// agent, and the trend of the stored samples taken beside its probes.
+func (h *Handler) queueEvidence(ctx context.Context, relayName string, iq relay.InfoQueuer) Section {
+	sec := Section{Heading: "Gmail-bound queue"}
+	qctx, cancel := context.WithTimeout(ctx, infoTimeout)
+	q, qerr := iq.Queue(qctx)
+	cancel()
+	now := h.now()
+	switch {
+	case qerr != nil:
+		sec.Fields = append(sec.Fields, Field{Label: "Now", Value: "not available: " + qerr.Error()})
+	case !q.Available:
+		sec.Fields = append(sec.Fields, Field{Label: "Now", Value: "not available: " + cmp.Or(q.Error, "the agent cannot read the queue")})
+	default:
+		v := fmt.Sprintf("%d deferred (%d Gmail recipients)", q.Deferred, q.Recipients)
+		if q.Deferred > 0 {
+			v += ", oldest " + shortDuration(q.OldestAge.Round(time.Minute))
+		}
+		sec.Fields = append(sec.Fields, Field{Label: "Now", Value: v})
+		if q.TopReason != "" {
+			sec.Fields = append(sec.Fields, Field{Label: "Top deferral reason", Value: clipBytes(q.TopReason, 300)})
+		}
+	}
+	samples, err := h.store.QueueSamples(ctx, relayName, now.Add(-replayWindow), queueTrendSamples)
+	if err == nil && len(samples) > 0 {
+		first, last := samples[0], samples[len(samples)-1]
+		trend := fmt.Sprintf("%d deferred at %s", last.Deferred, h.exact(last.At))
+		if len(samples) > 1 {
+			span := "less than a minute"
+			if d := last.At.Sub(first.At).Round(time.Minute); d > 0 {
+				span = shortDuration(d)
+			}
+			trend = fmt.Sprintf("%d → %d deferred over %s (%d samples, last at %s)", first.Deferred, last.Deferred,
+				span, len(samples), h.exact(last.At))
+		}
+		sec.Fields = append(sec.Fields, Field{Label: "Stored samples", Value: trend})
+		if qerr != nil && last.TopReason != "" {
+			sec.Fields = append(sec.Fields, Field{Label: "Top deferral reason", Value: clipBytes(last.TopReason, 300) + " (last sample)"})
+		}
+	}
 	return sec
 }

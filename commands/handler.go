@@ -75,12 +75,10 @@ type Handler struct {
 	// until the first one, which replays the stored history).
 	evalMu sync.Mutex
 	state  *escalation.Assessment
-
-	queueMu sync.Mutex
-	queues  map[string][]escalation.QueueSample
 }
 
-// maxQueueSamples bounds the queue samples kept per relay.
+// maxQueueSamples bounds the stored queue samples per relay that
+// escalation reads.
 const maxQueueSamples = 24
 
 // New returns a Handler over deps.
@@ -93,7 +91,6 @@ func New(deps Deps) *Handler {
 		loc:         deps.Location,
 		hostname:    deps.Hostname,
 		concurrency: deps.Concurrency,
-		queues:      map[string][]escalation.QueueSample{},
 	}
 	if h.now == nil {
 		h.now = time.Now

@@ -224,8 +224,9 @@ func (h *Handler) probeAndRecord(ctx context.Context, relayName, trigger, reques
 // queueTimeout bounds the queue request made beside an agent's probe.
 const queueTimeout = 15 * time.Second
 
-// sampleQueue asks an agent for its Gmail-bound queue and keeps the sample
-// for the queue rule of escalation. Failures are logged only.
+// sampleQueue asks an agent for its Gmail-bound queue and stores the
+// sample, for the queue rule of escalation and for evidence. Failures are
+// logged only.
 func (h *Handler) sampleQueue(ctx context.Context, relayName string, iq relay.InfoQueuer) {
 	ctx, cancel := context.WithTimeout(ctx, queueTimeout)
 	defer cancel()
@@ -234,24 +235,26 @@ func (h *Handler) sampleQueue(ctx context.Context, relayName string, iq relay.In
 		h.log.Debug("no queue sample from relay", "relay", relayName, "err", err, "reason", q.Error)
 		return
 	}
-	s := escalation.QueueSample{Relay: relayName, At: h.now(), Deferred: q.Deferred, OldestAge: q.OldestAge}
-	h.queueMu.Lock()
-	defer h.queueMu.Unlock()
-	samples := append(h.queues[relayName], s)
-	if len(samples) > maxQueueSamples {
-		samples = samples[len(samples)-maxQueueSamples:]
+	s := storage.QueueSample{Relay: relayName, At: h.now(), Deferred: q.Deferred, OldestAge: q.OldestAge,
+		Recipients: q.Recipients, TopReason: q.TopReason}
+	if err := h.store.RecordQueueSample(context.WithoutCancel(ctx), s); err != nil {
+		h.log.Warn("could not store a queue sample", "relay", relayName, "error", err)
 	}
-	h.queues[relayName] = samples
 }
 
-func (h *Handler) queueSamples() []escalation.QueueSample {
-	h.queueMu.Lock()
-	defer h.queueMu.Unlock()
-	var out []escalation.QueueSample
-	for _, s := range h.queues {
-		out = append(out, s...)
+// queueSamples are the stored queue samples escalation reads: the newest
+// maxQueueSamples per relay within the replay window before now. A read
+// failure is logged and leaves the queue rule without samples.
+func (h *Handler) queueSamples(ctx context.Context, now time.Time) []escalation.QueueSample {
+	stored, err := h.store.QueueSamples(ctx, "", now.Add(-replayWindow), maxQueueSamples)
+	if err != nil {
+		h.log.Warn("could not read queue samples", "error", err)
+		return nil
 	}
-	slices.SortFunc(out, func(a, b escalation.QueueSample) int { return a.At.Compare(b.At) })
+	out := make([]escalation.QueueSample, 0, len(stored))
+	for _, q := range stored {
+		out = append(out, escalation.QueueSample{Relay: q.Relay, At: q.At, Deferred: q.Deferred, OldestAge: q.OldestAge})
+	}
 	return out
 }
 
@@ -353,7 +356,7 @@ const resultsPerRunGuess = 64
 // same state (escalation.Replay's guarantee).
 func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessment, error) {
 	_, runners, p := h.snapshot()
-	queues := h.queueSamples()
+	queues := h.queueSamples(ctx, now)
 	if h.state == nil {
 		stored, err := h.store.Recent(ctx, now.Add(-replayWindow), replayRuns*resultsPerRunGuess)
 		if err != nil {

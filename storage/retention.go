@@ -30,6 +30,9 @@ type RollupStats struct {
 	// retention.
 	AuditDeleted    int
 	MessagesDeleted int
+	// QueueSamplesDeleted counts agents' queue samples past the raw
+	// retention.
+	QueueSamplesDeleted int
 	// Watermark: raw results before it are now all rolled up.
 	Watermark time.Time
 }
@@ -40,7 +43,8 @@ const batchRows = 2000
 
 // Rollup applies retention: raw results older than rawBefore (rounded
 // down to the hour) become hourly aggregates per relay × MX and are
-// deleted, one relay-hour per transaction; rollups, audit entries and
+// deleted, one relay-hour per transaction, and so are queue samples;
+// rollups, audit entries and
 // delivered outbox messages older than rollupBefore are deleted in small
 // batches. Other writers get the lock between transactions. It stops at
 // ctx's end, leaving the database consistent; the next call continues.
@@ -105,6 +109,7 @@ func (s *Store) Rollup(ctx context.Context, rawBefore, rollupBefore time.Time) (
 			FROM rollups WHERE hour < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, oldRollups},
 		{&st.HourlyDeleted, `DELETE FROM hourly WHERE (relay_id, hour, ok, failure) IN (SELECT relay_id, hour, ok, failure
 			FROM hourly WHERE hour < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, oldRollups},
+		{&st.QueueSamplesDeleted, `DELETE FROM queue_samples WHERE id IN (SELECT id FROM queue_samples WHERE at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, cutoff},
 		{&st.AuditDeleted, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},
 		{&st.MessagesDeleted, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state <> 'pending' AND created_at < ?
 			LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},

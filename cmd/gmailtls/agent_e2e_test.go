@@ -34,12 +34,24 @@ func TestCheckAgentRelayEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := "relay-2-shared-secret-for-tests"
+	// The relay's queue: real `postqueue -j` output of Postfix 3.7 with
+	// three deferred messages to Gmail recipients, printed by a stand-in
+	// postqueue program that the agent runs as it runs the real one.
+	postqueue := filepath.Join(dir, "postqueue")
+	fixture, err := filepath.Abs("../../relay/testdata/postqueue/postfix-3.7-deferred.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(postqueue, []byte("#!/bin/sh\nexec cat '"+fixture+"'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	agent := httptest.NewServer(relay.NewServer(relay.ServerConfig{
-		Base:     probe.Config{Relay: "relay-2.test", MX: []probe.Target{target}, ServerName: "mx.test.example", ExtraRoots: ca.Pool},
-		Secrets:  [][]byte{[]byte(secret)},
-		MTAStack: true,
-		CAFile:   caFile,
-		Version:  "test",
+		Postqueue: postqueue,
+		Base:      probe.Config{Relay: "relay-2.test", MX: []probe.Target{target}, ServerName: "mx.test.example", ExtraRoots: ca.Pool},
+		Secrets:   [][]byte{[]byte(secret)},
+		MTAStack:  true,
+		CAFile:    caFile,
+		Version:   "test",
 	}))
 	defer agent.Close()
 
@@ -102,6 +114,17 @@ secret_env = "RELAY2_SECRET"
 	}
 	if _, err := exec.LookPath("openssl"); err == nil && !strings.Contains(strings.ToLower(ev), "openssl") {
 		t.Errorf("evidence lacks the relay's TLS library (openssl version):\n%s", ev)
+	}
+	// The queue figures (read now, and the samples stored beside the two
+	// checks) and the failing transcript.
+	for _, want := range []string{
+		"Gmail-bound queue", "3 deferred (3 Gmail recipients)", "Cannot start TLS: handshake failure",
+		"3 → 3 deferred", "(2 samples",
+		"transcript of result", "C: STARTTLS", "S: 220 2.0.0 Ready to start TLS",
+	} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("evidence lacks %q:\n%s", want, ev)
+		}
 	}
 
 	// The agent goes away: relay-2 is reported as agent_unreachable, not as
