@@ -664,7 +664,8 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 		}
 	}
 	resp.Sections = append(resp.Sections, host)
-	if iq, ok := r.(relay.InfoQueuer); ok && err == nil {
+	// Queues are sampled on agent relays, as beside their probes.
+	if iq, ok := r.(relay.InfoQueuer); ok && err == nil && r.Kind() == relay.KindAgent {
 		resp.Sections = append(resp.Sections, h.queueEvidence(ctx, relayName, iq))
 	}
 
