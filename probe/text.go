@@ -15,12 +15,26 @@ const TextWidth = 100
 // tailLines is how many transcript lines WriteText shows per failure.
 const tailLines = 8
 
+// TextOptions tells WriteTextOptions what the Report itself does not say.
+type TextOptions struct {
+	// Pinned are the mail exchangers the run was aimed at instead of the
+	// domain's MX set (Config.MX); the header names them, not the domain.
+	Pinned []Target
+}
+
 // WriteText writes rep for a person at a terminal: a header, one line per
 // result with ✓ or ✗, MX host, address, source (when there are several),
-// stage and failure class or TLS version and cipher, and total time; then,
-// for every failure, its error, hints and the tail of its transcript.
-// Every line fits in TextWidth columns.
+// stage and failure class, TLS version and cipher (whenever TLS was
+// negotiated), and total time; then, for every failure, its error, hints
+// and the tail of its transcript. Every line fits in TextWidth columns.
 func WriteText(w io.Writer, rep Report) error {
+	return WriteTextOptions(w, rep, TextOptions{})
+}
+
+// WriteTextOptions is WriteText with options: with opts.Pinned the header
+// says "probe of the pinned MX 127.0.0.1:2525" (or "of 2 pinned MX hosts",
+// listed on the next line) instead of the domain.
+func WriteTextOptions(w io.Writer, rep Report, opts TextOptions) error {
 	bw := bufio.NewWriter(w)
 	failed := 0
 	sources := map[string]bool{}
@@ -41,9 +55,13 @@ func WriteText(w io.Writer, rep Report) error {
 	case failed > 0:
 		status = fmt.Sprintf("%d of %d failed", failed, len(rep.Results))
 	}
+	what, list := probedWhat(rep.Domain, opts.Pinned)
 	header := fmt.Sprintf("gmailtls probe of %s from relay %s, %s: %s",
-		rep.Domain, rep.Relay, rep.StartedAt.Format(time.RFC3339), status)
+		what, rep.Relay, rep.StartedAt.Format(time.RFC3339), status)
 	fmt.Fprintln(bw, clipWidth(header, TextWidth))
+	if len(list) > 0 {
+		writeWrapped(bw, "pinned MX hosts: ", strings.Join(list, ", "))
+	}
 
 	suffix := commonSuffix(rep.Results)
 	if suffix != "" {
@@ -115,6 +133,32 @@ func WriteText(w io.Writer, rep Report) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// probedWhat names what a run probed: the domain, "the pinned MX
+// 127.0.0.1:2525", or "3 pinned MX hosts" with the list returned apart
+// (the header has no room for it beside the relay and the time).
+func probedWhat(domain string, pinned []Target) (what string, list []string) {
+	switch len(pinned) {
+	case 0:
+		return domain, nil
+	case 1:
+		return "the pinned MX " + targetText(pinned[0]), nil
+	}
+	list = make([]string, len(pinned))
+	for i, t := range pinned {
+		list[i] = targetText(t)
+	}
+	return fmt.Sprintf("%d pinned MX hosts", len(pinned)), list
+}
+
+// targetText is a pinned target as displayAddr shows an address: the port
+// only when it is not 25.
+func targetText(t Target) string {
+	if t.Port == 0 || t.Port == DefaultPort {
+		return t.Host
+	}
+	return t.String()
 }
 
 // splitRetries separates the first attempt's transcript from the notes of
@@ -192,8 +236,11 @@ func suffixOf(labels []string, n int) string {
 	return strings.Join(labels[len(labels)-n:], ".")
 }
 
-// outcome is "TLS1.3 AES_128_GCM_SHA256" for a success (the ✓ says ok)
-// or "handshake tls_reset".
+// outcome is "TLS1.3 AES_128_GCM_SHA256" for a success (the ✓ says ok),
+// "handshake tls_reset", or, for a failure after TLS was negotiated,
+// "verify cert_untrusted, TLS1.3 AES_128_GCM_SHA256". The TLS of a
+// narrower ClientHello that worked where the first one failed (Variant)
+// is not this session's: the "works:" line shows it.
 func outcome(r Result) string {
 	if r.OK {
 		if r.TLS == nil {
@@ -204,6 +251,11 @@ func outcome(r Result) string {
 	s := fmt.Sprintf("%s %s", r.Stage, r.Failure)
 	if r.SMTPCode != 0 {
 		s += fmt.Sprintf(" %d", r.SMTPCode)
+	}
+	if r.TLS != nil && r.TLS.Variant == "" {
+		if t := tlsSummary(r.TLS); t != "" {
+			s += ", " + t
+		}
 	}
 	return s
 }

@@ -2,7 +2,9 @@ package probe_test
 
 import (
 	"bytes"
+	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -106,6 +109,18 @@ func TestWriteTextGolden(t *testing.T) {
 		Error: "address lookup of alt2.gmail-smtp-in.l.google.com: lookup alt2.gmail-smtp-in.l.google.com: i/o timeout",
 		Hints: []string{probe.Hint(probe.FailDNSError)}, Transcript: []string{"* dns failed (dns_error): address lookup timed out"},
 	}
+	// Failures after TLS was negotiated: the row shows the session's TLS.
+	untrusted := okResult("alt3.gmail-smtp-in.l.google.com", "142.250.153.26", "192.0.2.10", 30, 150.2)
+	untrusted.OK, untrusted.Stage, untrusted.Failure = false, probe.StageVerify, probe.FailCertUntrusted
+	untrusted.TLS.Verified = false
+	untrusted.TLS.PeerCertificates[0].Issuer = "CN=Corp TLS Inspection CA"
+	untrusted.Error = "certificate verification failed: x509: certificate signed by unknown authority"
+	untrusted.Hints = []string{probe.Hint(probe.FailCertUntrusted)}
+	postTLS := okResult(mx1, "142.250.153.26", "192.0.2.10", 10, 190.4)
+	postTLS.OK, postTLS.Stage, postTLS.Failure = false, probe.StagePostTLS, probe.FailPostTLS
+	postTLS.SMTPCode, postTLS.SMTPText = 421, "4.7.0 closing"
+	postTLS.Error = "EHLO over TLS answered 421"
+	postTLS.Hints = []string{probe.Hint(probe.FailPostTLS)}
 	reports := map[string]probe.Report{
 		"text_all_ok.golden": {Relay: "local", Domain: "gmail.com", StartedAt: started, Results: []probe.Result{
 			okResult(mx0, "142.250.102.27", "192.0.2.10", 5, 181.1),
@@ -118,6 +133,9 @@ func TestWriteTextGolden(t *testing.T) {
 			rejected, dns, masked,
 		}},
 		"text_empty.golden": {Relay: "local", Domain: "gmail.com", StartedAt: started},
+		"text_after_tls.golden": {Relay: "relay-1", Domain: "gmail.com", StartedAt: started, Results: []probe.Result{
+			okResult(mx0, "142.250.102.27", "192.0.2.10", 5, 181.1), postTLS, untrusted,
+		}},
 	}
 	for name, rep := range reports {
 		t.Run(name, func(t *testing.T) {
@@ -132,5 +150,92 @@ func TestWriteTextGolden(t *testing.T) {
 			}
 			golden(t, name, buf.Bytes())
 		})
+	}
+}
+
+// TestWriteTextPinnedHeader: a run aimed at pinned MX hosts says so in the
+// header instead of naming the domain it never looked up.
+func TestWriteTextPinnedHeader(t *testing.T) {
+	rep := probe.Report{Relay: "local", Domain: "gmail.com", StartedAt: started,
+		Results: []probe.Result{okResult("127.0.0.1", "127.0.0.1", "", 0, 3.2)}}
+	rep.Results[0].Port = 2525
+	many := make([]probe.Target, 8)
+	for i := range many {
+		many[i] = probe.Target{Host: fmt.Sprintf("alt%d.mx-lab.internal.example.net", i), Port: 2525 + i}
+	}
+	tests := []struct {
+		name   string
+		pinned []probe.Target
+		want   string
+	}{
+		{"dns", nil, "gmailtls probe of gmail.com from relay local, 2026-03-02T09:15:00+01:00: ok\n"},
+		{"one", []probe.Target{{Host: "127.0.0.1", Port: 2525}},
+			"gmailtls probe of the pinned MX 127.0.0.1:2525 from relay local, 2026-03-02T09:15:00+01:00: ok\n"},
+		{"two, port 25 left out", []probe.Target{{Host: "mx1.lab", Port: 25}, {Host: "2001:db8::1", Port: 2525}},
+			"gmailtls probe of 2 pinned MX hosts from relay local, 2026-03-02T09:15:00+01:00: ok\n" +
+				"pinned MX hosts: mx1.lab, [2001:db8::1]:2525\n"},
+		{"wrapped", many, "gmailtls probe of 8 pinned MX hosts from relay local, 2026-03-02T09:15:00+01:00: ok\n" +
+			"pinned MX hosts: alt0.mx-lab.internal.example.net:2525, alt1.mx-lab.internal.example.net:2526,\n" +
+			"                 alt2.mx-lab.internal.example.net:2527, alt3.mx-lab.internal.example.net:2528,\n" +
+			"                 alt4.mx-lab.internal.example.net:2529, alt5.mx-lab.internal.example.net:2530,\n" +
+			"                 alt6.mx-lab.internal.example.net:2531, alt7.mx-lab.internal.example.net:2532\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := probe.WriteTextOptions(&buf, rep, probe.TextOptions{Pinned: tc.pinned}); err != nil {
+				t.Fatal(err)
+			}
+			got, _, _ := strings.Cut(buf.String(), "  MX host")
+			if got != tc.want {
+				t.Errorf("header\n got %q\nwant %q", got, tc.want)
+			}
+			for i, line := range strings.Split(got, "\n") {
+				if n := utf8.RuneCountInString(line); n > probe.TextWidth {
+					t.Errorf("line %d has %d columns: %q", i+1, n, line)
+				}
+			}
+		})
+	}
+}
+
+// TestWriteTextTLSOnFailuresAfterHandshake probes real loopback servers
+// that fail after TLS was negotiated (EHLO over TLS answered 421; a leaf
+// from an unknown CA): their rows show the TLS version and cipher the
+// JSON has, and the header names the pinned targets.
+func TestWriteTextTLSOnFailuresAfterHandshake(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	post := smtptest.StartT(t, smtptest.Options{Behavior: smtptest.PostTLS421, CA: ca, Hostname: testHost, Addr: "127.0.0.61:0"})
+	untrusted := smtptest.StartT(t, smtptest.Options{Behavior: smtptest.UntrustedCA, CA: ca, Hostname: testHost, Addr: "127.0.0.62:0"})
+	cfg := pinned(t, ca, post.Addr())
+	second, err := probe.ParseTarget(untrusted.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MX = append(cfg.MX, second)
+	rep, err := probe.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := probe.WriteTextOptions(&buf, rep, probe.TextOptions{Pinned: cfg.MX}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	wantHeader := "gmailtls probe of 2 pinned MX hosts from relay test, "
+	wantList := "\npinned MX hosts: " + post.Addr() + ", " + untrusted.Addr() + "\n"
+	if !strings.HasPrefix(out, wantHeader) || !strings.Contains(out, wantList) {
+		t.Errorf("header does not name the pinned targets (want %q):\n%s", wantHeader, out)
+	}
+	for i, want := range []string{"post_tls post_tls_failed 421", "verify cert_untrusted"} {
+		r := rep.Results[i]
+		if string(r.Stage)+" "+string(r.Failure) != strings.Fields(want)[0]+" "+strings.Fields(want)[1] || r.TLS == nil || r.TLS.Version != "TLS 1.3" {
+			t.Fatalf("result %d: %s %s, TLS %+v", i, r.Stage, r.Failure, r.TLS)
+		}
+		row := want + ", TLS1.3 " + strings.TrimPrefix(r.TLS.Cipher, "TLS_")
+		if !strings.Contains(out, row) {
+			t.Errorf("no row with %q:\n%s", row, out)
+		}
 	}
 }

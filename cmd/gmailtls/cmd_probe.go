@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -102,17 +103,30 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	cfg.Logger = svcLogger(e)
-	var rep probe.Report
-	if rc, ok := agentRelay(file, f.relay); ok {
+	rc, viaAgent := agentRelay(file, f.relay)
+	// An agent probes its own target: only --mx and --family given here
+	// apply to it.
+	if !viaAgent || f.set["mx"] && f.set["family"] {
+		if err := pinnedFamilyError(cfg.MX, cfg.Family, f.set["family"]); err != nil {
+			fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
+			return exitUsage
+		}
+	}
+	var (
+		rep  probe.Report
+		opts probe.TextOptions
+	)
+	if viaAgent {
 		rep, err = probeThroughAgent(ctx, file, rc, f, cfg.Logger)
 	} else {
 		rep, err = probe.Run(ctx, cfg)
+		opts.Pinned = cfg.MX
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
 		return exitUsage
 	}
-	if err := writeReport(e.stdout, rep, f.json); err != nil {
+	if err := writeReport(e.stdout, rep, f.json, opts); err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: writing the report: %v\n", err)
 		return exitFailed
 	}
@@ -202,10 +216,11 @@ func cmpOr(s, def string) string {
 	return s
 }
 
-// writeReport prints rep as JSON (exactly the Report object) or as text.
-func writeReport(w io.Writer, rep probe.Report, asJSON bool) error {
+// writeReport prints rep as JSON (exactly the Report object) or as text
+// with opts.
+func writeReport(w io.Writer, rep probe.Report, asJSON bool, opts probe.TextOptions) error {
 	if !asJSON {
-		return probe.WriteText(w, rep)
+		return probe.WriteTextOptions(w, rep, opts)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -279,6 +294,38 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, *config.Config, e
 	}
 	cfg.NoRetry = cfg.NoRetry || f.noRetry
 	return cfg, file, nil
+}
+
+// pinnedFamilyError refuses an address family that excludes every pinned
+// MX: when each one is an IP literal of the other family nothing could be
+// probed, and that is a usage error, not a DNS failure. A pinned host name
+// may still have an address of the family.
+func pinnedFamilyError(mx []probe.Target, family string, fromFlag bool) error {
+	if len(mx) == 0 || (family != "4" && family != "6") {
+		return nil
+	}
+	var others []string
+	for _, t := range mx {
+		a, err := netip.ParseAddr(t.Host)
+		if err != nil || a.Unmap().Is4() == (family == "4") {
+			return nil
+		}
+		others = append(others, t.String())
+	}
+	src := "family " + family + " of the configuration"
+	if fromFlag {
+		src = "--family " + family
+	}
+	other, want := "IPv6", "IPv4"
+	if family == "6" {
+		other, want = "IPv4", "IPv6"
+	}
+	verb := "are"
+	if len(others) == 1 {
+		verb = "is"
+	}
+	return fmt.Errorf("%s excludes every pinned MX: %s %s %s; pin an %s address or use --family any",
+		src, strings.Join(others, ", "), verb, other, want)
 }
 
 // pickRelay resolves --relay: empty or "local" is this host; another name
