@@ -17,6 +17,8 @@ const historyUsage = `usage: gmailtls history [--config FILE] [--relay NAME] [--
 
 Prints stored probe results, newest first, with the failure class and the
 stage where a probe stopped. --since takes a Go duration or days ("7d").
+--json adds every field of the result, with the transcripts storage keeps
+(failures, and the newest success per relay and MX host).
 
 `
 
@@ -67,7 +69,9 @@ func runHistory(ctx context.Context, e *env, args []string) int {
 	}
 	defer s.Close()
 	now := time.Now()
-	q := storage.HistoryQuery{Relay: *relayName, Since: now.Add(-window), Limit: *limit, FailuresOnly: *failures}
+	// The table has no room for transcripts; --json carries the ones
+	// storage keeps (failures, and the newest success per relay × MX).
+	q := storage.HistoryQuery{Relay: *relayName, Since: now.Add(-window), Limit: *limit, FailuresOnly: *failures, WithTranscript: *asJSON}
 	if *relayName != "" {
 		if !svcKnownRelay(ctx, s, *relayName) {
 			fmt.Fprintf(e.stderr, "gmailtls history: there is no relay %q (gmailtls relays lists them)\n", *relayName)
