@@ -338,16 +338,12 @@ func (h *Handler) Assess(ctx context.Context) (escalation.Assessment, error) {
 }
 
 // replayWindow and replayRuns bound the history a cold start replays to
-// rebuild the state: every result of the last day, and at least the last
-// replayRuns runs of each relay.
+// rebuild the state: the last replayRuns runs of each relay, none older
+// than replayWindow.
 const (
 	replayWindow = 24 * time.Hour
 	replayRuns   = 50
 )
-
-// resultsPerRunGuess converts runs to results for storage.Recent's limit
-// (5 MX hosts × 2 addresses × a few source IPs, with room to spare).
-const resultsPerRunGuess = 64
 
 // assess derives the assessment at now from stored history. Must hold
 // evalMu. The state is carried from one evaluation to the next in memory,
@@ -358,15 +354,19 @@ func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessm
 	_, runners, p := h.snapshot()
 	queues := h.queueSamples(ctx, now)
 	if h.state == nil {
-		stored, err := h.store.Recent(ctx, now.Add(-replayWindow), replayRuns*resultsPerRunGuess)
+		// The last replayRuns runs of each relay, none older than the
+		// replay window: bounded however many results a run has.
+		stored, err := h.store.Recent(ctx, time.Time{}, replayRuns)
 		if err != nil {
 			return escalation.Assessment{}, fmt.Errorf("reading recent results: %w", err)
 		}
+		from := now.Add(-replayWindow)
+		stored = slices.DeleteFunc(stored, func(r storage.StoredResult) bool { return r.StartedAt.Before(from) })
 		st := escalation.Replay(observations(stored, runners), queues, p)
 		h.state = &st
 	}
 	runs, window := p.Lookback()
-	stored, err := h.store.Recent(ctx, now.Add(-window), runs*resultsPerRunGuess)
+	stored, err := h.store.Recent(ctx, now.Add(-window), runs)
 	if err != nil {
 		return escalation.Assessment{}, fmt.Errorf("reading recent results: %w", err)
 	}

@@ -142,7 +142,7 @@ func BenchmarkSummary30d(b *testing.B) {
 }
 
 // BenchmarkRecent measures the query escalation runs after each new
-// result: the last 10 results per relay and everything of the last hour.
+// result: the last 10 runs per relay and everything of the last hour.
 func BenchmarkRecent(b *testing.B) {
 	path, end := benchDB(b)
 	s := openTest(b, path, nil)

@@ -612,13 +612,14 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]StoredResult, er
 }
 
 // Recent returns the input of escalation: for every relay that is not
-// retired, its last perRelayLimit results and every result since since,
-// all oldest first (by start time, then id). To stay fast it fills only
+// retired, the results of its last perRelayRuns runs and every result
+// since since (with a zero since, the runs alone bound it), all oldest
+// first (by start time, then id). To stay fast it fills only
 // what escalation reads: ids, relay, path (MX, preference, IP, port,
 // source IP, server name), start, OK, stage, failure, SMTP code, trigger
 // and the handshake and total timings; TLS, hints, error text and
 // transcript are left empty (Result has them).
-func (s *Store) Recent(ctx context.Context, since time.Time, perRelayLimit int) ([]StoredResult, error) {
+func (s *Store) Recent(ctx context.Context, since time.Time, perRelayRuns int) ([]StoredResult, error) {
 	var out []StoredResult
 	err := s.read(ctx, "read recent results", func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM relays WHERE retired = 0 ORDER BY id`)
@@ -638,24 +639,40 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayLimit int) 
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		type span struct{ relayID, lower int64 }
+		spans := make([]span, 0, len(ids))
+		total := 0
 		for _, id := range ids {
 			lower := ms(since)
 			if since.IsZero() {
 				lower = 1<<63 - 1
 			}
-			if perRelayLimit > 0 {
+			if perRelayRuns > 0 {
+				// A run starts before its results: its start bounds them.
 				var nth int64
-				err := tx.QueryRowContext(ctx, `SELECT started_at FROM results WHERE relay_id = ?
-					ORDER BY started_at DESC LIMIT 1 OFFSET ?`, id, perRelayLimit-1).Scan(&nth)
+				err := tx.QueryRowContext(ctx, `SELECT started_at FROM runs WHERE relay_id = ?
+					ORDER BY started_at DESC LIMIT 1 OFFSET ?`, id, perRelayRuns-1).Scan(&nth)
 				if errors.Is(err, sql.ErrNoRows) {
-					lower = -1 << 63 // fewer than perRelayLimit results: all of them
+					lower = -1 << 63 // fewer than perRelayRuns runs: all of them
 				} else if err != nil {
 					return err
 				} else {
 					lower = min(lower, nth)
 				}
 			}
-			if out, err = s.scanLean(ctx, tx, out, id, lower); err != nil {
+			// Counted first (from the index), so that out is allocated
+			// once: grown by append, a slice of 50,000 results would
+			// allocate several times its size.
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM results WHERE relay_id = ? AND started_at >= ?`, id, lower).Scan(&n); err != nil {
+				return err
+			}
+			total += n
+			spans = append(spans, span{id, lower})
+		}
+		out = make([]StoredResult, 0, total)
+		for _, sp := range spans {
+			if out, err = s.scanLean(ctx, tx, out, sp.relayID, sp.lower); err != nil {
 				return err
 			}
 		}
@@ -687,7 +704,8 @@ func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, re
 	first := len(out)
 	var pathIDs []int64
 	for rows.Next() {
-		var sr StoredResult
+		out = append(out, StoredResult{})
+		sr := &out[len(out)-1]
 		var pathID, at int64
 		var stage, failure sql.NullString
 		var code, hs, total sql.NullInt64
@@ -698,7 +716,6 @@ func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, re
 		sr.Stage, sr.Failure, sr.SMTPCode = probe.Stage(stage.String), probe.Failure(failure.String), int(code.Int64)
 		sr.Timings.Handshake, sr.Timings.Total = fromTenths(hs), fromTenths(total)
 		sr.Hints = []string{}
-		out = append(out, sr)
 		pathIDs = append(pathIDs, pathID)
 	}
 	if err := rows.Err(); err != nil {

@@ -163,7 +163,8 @@ func TestHistoryAndRecent(t *testing.T) {
 		t.Errorf("unknown relay: %v", err)
 	}
 
-	// Recent: last 4 per relay, or everything of the last 30 minutes.
+	// Recent: the last 4 runs per relay (2 results each), or everything of
+	// the last 30 minutes (6 runs).
 	end := t0.Add(24 * 5 * time.Minute)
 	rec, err := s.Recent(ctx, end.Add(-30*time.Minute), 4)
 	if err != nil {
@@ -180,15 +181,20 @@ func TestHistoryAndRecent(t *testing.T) {
 		t.Error("recent not oldest first")
 	}
 	rec, _ = s.Recent(ctx, end, 3)
-	if len(rec) != 6 {
-		t.Fatalf("recent by count: %d", len(rec))
+	if len(rec) != 12 {
+		t.Fatalf("recent by runs: %d results, want 3 runs × 2 results × 2 relays", len(rec))
+	}
+	// A zero since: the runs alone.
+	rec, _ = s.Recent(ctx, time.Time{}, 2)
+	if len(rec) != 8 || !rec[0].StartedAt.After(end.Add(-15*time.Minute)) {
+		t.Fatalf("last 2 runs per relay: %d results from %v", len(rec), rec[0].StartedAt)
 	}
 	// Retired relays are left out.
 	if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	rec, _ = s.Recent(ctx, end, 3)
-	if len(rec) != 3 || rec[0].Relay != "relay-1" {
+	if len(rec) != 6 || rec[0].Relay != "relay-1" {
 		t.Fatalf("recent after retiring relay-2: %+v", rec)
 	}
 }
