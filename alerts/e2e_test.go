@@ -21,7 +21,6 @@ import (
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
-	"github.com/gmailtls/gmailtls/schedule"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -167,11 +166,7 @@ func (p *process) kill(t *testing.T) {
 func (w *world) round(p *process) {
 	w.t.Helper()
 	ctx := context.Background()
-	err := schedule.ProbeRound(ctx, w.names, nil, func(ctx context.Context, name string) error {
-		_, err := p.h.CheckRelay(ctx, name, storage.TriggerSchedule, "", relay.Options{})
-		return err
-	}, 0)
-	if err != nil {
+	if _, err := p.h.CheckAll(ctx, storage.TriggerSchedule, "", relay.Options{}, true); err != nil {
 		w.t.Fatal(err)
 	}
 	if err := p.al.Sync(ctx); err != nil {

@@ -11,8 +11,8 @@
 //     overlaps the next) around cron.Recover (a panic is logged, not fatal,
 //     and the job's next run still happens);
 //  3. a probing job calls Config.ProbeRound (the wiring passes a function
-//     that runs ProbeRound over the active relays and then lets the
-//     alerter reconcile), a report job Config.Report (a Reporter enqueues
+//     that checks every relay not paused with commands.Handler.CheckAll and
+//     then lets the alerter reconcile), a report job Config.Report (a Reporter enqueues
 //     the summary in the outbox), the reminder job Config.Remind;
 //  4. Stop stops scheduling and waits, within its context's bound, for the
 //     jobs that are running; past the bound their context is cancelled.

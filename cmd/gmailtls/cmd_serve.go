@@ -271,26 +271,11 @@ func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
 	})
 }
 
-// probeRound probes every active relay, then lets the alerts catch up.
+// probeRound probes every relay not paused (CheckAll: the runs are stored,
+// then escalation is evaluated once for the round), then lets the alerts
+// catch up.
 func (d *daemon) probeRound(ctx context.Context) error {
-	relays, err := d.store.Relays(ctx, false)
-	if err != nil {
-		return err
-	}
-	now := d.opts.Now()
-	names := make([]string, 0, len(relays))
-	paused := map[string]bool{}
-	for _, r := range relays {
-		names = append(names, r.Name)
-		if r.PausedUntil.After(now) {
-			paused[r.Name] = true
-		}
-	}
-	err = schedule.ProbeRound(ctx, names, func(n string) bool { return paused[n] },
-		func(ctx context.Context, name string) error {
-			_, err := d.handler.CheckRelay(ctx, name, storage.TriggerSchedule, "schedule", relay.Options{})
-			return err
-		}, 0)
+	_, err := d.handler.CheckAll(ctx, storage.TriggerSchedule, "schedule", relay.Options{}, true)
 	d.alerts.kick()
 	return err
 }
