@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gmailtls/gmailtls/chart"
@@ -30,11 +31,30 @@ type Reporter struct {
 	Logger  *slog.Logger
 }
 
-// ReportKey is the idempotency key of the report to channel scheduled at
-// at: a run repeated in the same minute (a restart, a retried job) writes
-// nothing twice.
-func ReportKey(channel string, at time.Time) string {
-	return "report:" + channel + ":" + at.UTC().Truncate(time.Minute).Format("2006-01-02T15:04Z")
+// ReportKey is the idempotency key of the report over window to channel
+// scheduled at at: a run repeated in the same minute (a restart, a retried
+// job) writes nothing twice, while two [[report]] blocks that post to the
+// same channel in the same minute with different windows (a daily 24h and
+// a weekly 168h summary at 08:00) each go out. Two blocks alike in channel
+// and window would post the very same summary, so they share the key.
+func ReportKey(channel string, window time.Duration, at time.Time) string {
+	return "report:" + channel + ":" + windowKey(window) + ":" + at.UTC().Truncate(time.Minute).Format("2006-01-02T15:04Z")
+}
+
+// windowKey writes a window compactly and stably: "24h", "1h30m", "1m30s";
+// zero is the default window, as Summary reads it.
+func windowKey(d time.Duration) string {
+	if d <= 0 {
+		d = DefaultReportWindow
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // ChartKey is the key of a report's heatmap message.
@@ -56,7 +76,7 @@ func (r *Reporter) Report(ctx context.Context, channel string, window time.Durat
 		return fmt.Errorf("schedule: report to %s: computing the summary: %w", channel, err)
 	}
 	resp, hm := BuildReport(m)
-	key := ReportKey(channel, at)
+	key := ReportKey(channel, window, at)
 	created, err := outbox.Put(ctx, r.Store, outbox.Message{
 		Key: key, Kind: storage.KindReport, Channel: channel,
 		Payload: outbox.Payload{Response: resp},

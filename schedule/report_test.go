@@ -7,6 +7,7 @@ import (
 	"flag"
 	"image/png"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,7 +133,7 @@ func TestReporterEnqueuesOnce(t *testing.T) {
 	if len(due) != 2 {
 		t.Fatalf("%d messages, want the report and its chart", len(due))
 	}
-	key := "report:CREP:2026-03-02T08:00Z"
+	key := "report:CREP:6h:2026-03-02T08:00Z"
 	if due[0].Key != key || due[0].Kind != storage.KindReport || due[0].Channel != "CREP" {
 		t.Errorf("report message = %+v", due[0])
 	}
@@ -151,6 +152,72 @@ func TestReporterEnqueuesOnce(t *testing.T) {
 	c, err := outbox.DecodePayload(due[1].Payload)
 	if err != nil || !c.WithChart || c.Chart == nil || len(c.Chart.Relays) != 3 {
 		t.Errorf("chart payload = %+v, %v", c, err)
+	}
+}
+
+// TestTwoReportsToOneChannelInOneMinute: two [[report]] blocks posting to
+// the same channel at the same minute (a daily 24h and a weekly 7-day
+// summary at 08:00) both go out, each with its chart; each fired again in
+// that minute (a restart) writes nothing more.
+func TestTwoReportsToOneChannelInOneMinute(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 2, 8, 0, 0, 300_000_000, time.UTC)
+	path := filepath.Join(t.TempDir(), "gmailtls.db")
+	open := func() *storage.Store {
+		s, err := storage.Open(ctx, path, storage.Options{Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	run := func(s *storage.Store) {
+		r := &Reporter{Store: s, Now: func() time.Time { return at },
+			Summary: func(context.Context, time.Duration) (commands.SummaryModel, error) { return summary(t), nil }}
+		for _, w := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour} {
+			if err := r.Report(ctx, "CREP", w); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := open()
+	run(s)
+	// A restart in the same minute fires both jobs again.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	at = at.Add(40 * time.Second)
+	run(s)
+
+	due, err := s.DueMessages(ctx, at, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, m := range due {
+		keys = append(keys, m.Key)
+	}
+	want := []string{
+		"report:CREP:24h:2026-03-02T08:00Z", "report:CREP:24h:2026-03-02T08:00Z:chart",
+		"report:CREP:168h:2026-03-02T08:00Z", "report:CREP:168h:2026-03-02T08:00Z:chart",
+	}
+	if !slices.Equal(keys, want) {
+		t.Errorf("outbox keys:\n got %v\nwant %v", keys, want)
+	}
+}
+
+func TestReportKey(t *testing.T) {
+	at := time.Date(2026, 3, 2, 8, 0, 59, 0, time.UTC)
+	for w, want := range map[time.Duration]string{
+		0:                "report:C1:24h:2026-03-02T08:00Z",
+		24 * time.Hour:   "report:C1:24h:2026-03-02T08:00Z",
+		90 * time.Minute: "report:C1:1h30m:2026-03-02T08:00Z",
+		90 * time.Second: "report:C1:1m30s:2026-03-02T08:00Z",
+	} {
+		if got := ReportKey("C1", w, at); got != want {
+			t.Errorf("ReportKey(%s) = %s, want %s", w, got, want)
+		}
 	}
 }
 
