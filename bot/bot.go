@@ -97,7 +97,14 @@ type Config struct {
 	// APIRetries is how often a Web API call is retried on 429, 5xx and
 	// network errors (0: 3; negative: never).
 	APIRetries int
+	// StartBackoff is the first wait between auth.test attempts at start
+	// while Slack cannot be reached (network errors, 5xx, 429); it doubles
+	// up to a minute (default 2 s). A rejected token ends Run at once.
+	StartBackoff time.Duration
 }
+
+// maxStartBackoff caps the wait between auth.test attempts at start.
+const maxStartBackoff = time.Minute
 
 // Bot connects a Handler to Slack. Create it with New, start it with Run.
 type Bot struct {
@@ -257,17 +264,12 @@ func (b *Bot) Run(ctx context.Context) error {
 		}
 	}()
 
-	authCtx, cancelAuth := context.WithTimeout(ctx, 30*time.Second)
-	who, err := b.api.AuthTestContext(authCtx)
-	cancelAuth()
+	who, err := b.authTest(ctx)
 	if err != nil {
-		if code := slackCode(err); isAuthCode(code) {
-			return &authError{msg: fmt.Sprintf("slack: the bot token was rejected (%s): check SLACK_BOT_TOKEN", code), err: err}
-		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("slack: auth.test at %s failed, so the bot token could not be checked: %w", b.cfg.APIURL, err)
+		return err
 	}
 	b.log.Info("slack: bot token accepted", "team", who.Team, "team_id", who.TeamID, "bot_user", who.User, "bot_user_id", who.UserID, "mode", b.cfg.Mode)
 
@@ -290,6 +292,40 @@ func (b *Bot) Run(ctx context.Context) error {
 		b.log.Warn("slack: commands still queued at shutdown were dropped", "count", dropped)
 	}
 	return err
+}
+
+// authTest checks the bot token with auth.test. While Slack cannot be
+// reached it keeps trying, with a growing wait, until ctx ends: the rest of
+// serve (probing, the outbox, which keeps every message) runs meanwhile,
+// and a Slack outage at start must not stop it. A rejected token is an
+// error at once.
+func (b *Bot) authTest(ctx context.Context) (*slack.AuthTestResponse, error) {
+	wait := b.cfg.StartBackoff
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	for {
+		authCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		who, err := b.api.AuthTestContext(authCtx)
+		cancel()
+		if err == nil {
+			return who, nil
+		}
+		if code := slackCode(err); isAuthCode(code) {
+			return nil, &authError{msg: fmt.Sprintf("slack: the bot token was rejected (%s): check SLACK_BOT_TOKEN", code), err: err}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		b.log.Warn("slack: auth.test failed, so the bot token could not be checked yet; retrying (probing and alerts keep running, messages wait in the outbox)",
+			"api_url", b.cfg.APIURL, "error", err.Error(), "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxStartBackoff)
+	}
 }
 
 // isAuthCode reports whether a Slack error code means a rejected token.

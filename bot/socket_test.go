@@ -322,3 +322,40 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("defaults: %+v", b.cfg)
 	}
 }
+
+// TestRunWaitsForSlackAtStart: Slack unreachable at start (auth.test
+// answering 503) is waited out, with a warning, and the bot then connects;
+// it is not an exit that would stop probing and alerts.
+func TestRunWaitsForSlackAtStart(t *testing.T) {
+	fake := slackfake.New(slackfake.Options{})
+	defer fake.Close()
+	fake.FailNext("auth.test", 503, 0, "", 3)
+	tb := startBot(t, fake, &fakeHandler{}, func(c *Config) {
+		c.APIRetries = -1
+		c.StartBackoff = 10 * time.Millisecond
+	})
+	tb.waitReady(t)
+	if n := len(fake.CallsTo("auth.test")); n != 4 {
+		t.Errorf("%d auth.test calls, want 3 failed and 1 accepted", n)
+	}
+	if logs := tb.logs.String(); strings.Count(logs, "auth.test failed") != 3 || !strings.Contains(logs, "retrying") {
+		t.Errorf("the retries were not logged as such:\n%s", logs)
+	}
+	// Stopped while still waiting for Slack: a clean stop, no error.
+	fake2 := slackfake.New(slackfake.Options{})
+	defer fake2.Close()
+	fake2.FailNext("auth.test", 503, 0, "", 1000)
+	b, err := New(Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken, APIURL: fake2.APIURL(),
+		APIRetries: -1, StartBackoff: 10 * time.Millisecond}, &fakeHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Errorf("stopped while waiting for Slack: %v", err)
+	}
+	if n := len(fake2.CallsTo("auth.test")); n < 2 {
+		t.Errorf("%d auth.test calls in 200 ms, want retries", n)
+	}
+}
