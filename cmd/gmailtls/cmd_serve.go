@@ -315,7 +315,15 @@ func (d *daemon) run(ctx context.Context) error {
 	if srv != nil {
 		_ = srv.Shutdown(stopCtx)
 	}
-	wg.Wait()
+	// The outbox worker, the alerter and retention stop with ctx; the
+	// whole shutdown stays within shutdownGrace even if one does not.
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-stopCtx.Done():
+		d.log.Warn("background work did not stop in time; exiting anyway", "grace", shutdownGrace.String())
+	}
 	d.log.Info("gmailtls serve stopped")
 	if botErr != nil && !errors.Is(botErr, context.Canceled) {
 		return botErr
