@@ -12,6 +12,7 @@ import (
 	"image/draw"
 	"image/png"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -38,13 +39,55 @@ type Heatmap struct {
 const (
 	CellWidth   = 14
 	CellHeight  = 18
-	labelWidth  = 8*7 + 12 // up to 8 characters of 7 px plus padding
+	charWidth   = 7  // basicfont.Face7x13
+	labelPad    = 12 // between the labels and the first column
 	titleHeight = 24
 	axisHeight  = 20
 	margin      = 8
 	maxColumns  = 24 * 31
 	maxRows     = 500
 )
+
+// The row labels' column is as wide as the longest relay name, from
+// MinLabelChars (the column never narrows below the old fixed width) to
+// MaxLabelChars; a longer name is shortened in the middle (see Label).
+const (
+	MinLabelChars = 8
+	MaxLabelChars = 24
+)
+
+// labelSep marks the cut in a shortened label. The font has ASCII only
+// (an ellipsis character would draw as a replacement box).
+const labelSep = ".."
+
+// labelChars is the width, in characters, of h's label column.
+func labelChars(h Heatmap) int {
+	n := MinLabelChars
+	for _, r := range h.Relays {
+		n = max(n, utf8.RuneCountInString(r))
+	}
+	return min(n, MaxLabelChars)
+}
+
+func labelWidth(h Heatmap) int { return labelChars(h)*charWidth + labelPad }
+
+// Label is name as a row label of at most width characters: whole when it
+// fits, else a third of the room for its start and two thirds for its
+// end, around "..", so that relay names that differ only at the end (a
+// shared prefix, a numbered suffix) stay apart.
+func Label(name string, width int) string {
+	r := []rune(name)
+	if len(r) <= width {
+		return name
+	}
+	if width <= len(labelSep) {
+		return string(r[len(r)-width:])
+	}
+	keep := width - len(labelSep)
+	head := keep / 3
+	tail := keep - head
+	return string(r[:head]) + labelSep + string(r[len(r)-tail:])
+}
 
 // ErrEmpty is returned for a heatmap with no relays or no hours.
 var ErrEmpty = errors.New("chart: nothing to draw (no relays or no hours)")
@@ -55,7 +98,7 @@ func Size(h Heatmap) (width, height int) {
 	if len(h.Cells) > 0 {
 		cols = len(h.Cells[0])
 	}
-	return margin*2 + labelWidth + cols*CellWidth, margin*2 + titleHeight + len(h.Relays)*CellHeight + axisHeight
+	return margin*2 + labelWidth(h) + cols*CellWidth, margin*2 + titleHeight + len(h.Relays)*CellHeight + axisHeight
 }
 
 // Render draws h as a PNG.
@@ -87,14 +130,11 @@ func Render(h Heatmap) ([]byte, error) {
 	text(margin, margin+14, h.Title, ink)
 
 	top := margin + titleHeight
-	left := margin + labelWidth
+	left := margin + labelWidth(h)
+	chars := labelChars(h)
 	for r, name := range h.Relays {
 		y := top + r*CellHeight
-		label := name
-		if len(label) > 8 {
-			label = label[:7] + "…"
-		}
-		text(margin, y+13, label, ink)
+		text(margin, y+13, Label(name, chars), ink)
 		for c, cell := range h.Cells[r] {
 			x := left + c*CellWidth
 			rect := image.Rect(x+1, y+1, x+CellWidth-1, y+CellHeight-1)

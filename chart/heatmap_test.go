@@ -3,9 +3,11 @@ package chart
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"image/png"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestRenderDecodesWithExpectedSizeAndColours(t *testing.T) {
@@ -38,12 +40,12 @@ func TestRenderDecodesWithExpectedSizeAndColours(t *testing.T) {
 	if got := img.Bounds().Size(); got.X != w || got.Y != ht {
 		t.Fatalf("size %v, want %dx%d", got, w, ht)
 	}
-	if w != 2*margin+labelWidth+24*CellWidth {
+	if w != 2*margin+len("relay-2-long-name")*charWidth+labelPad+24*CellWidth {
 		t.Fatalf("width %d does not follow the layout", w)
 	}
 	// The centre of each cell carries the cell's colour.
 	at := func(r, c int) [3]uint32 {
-		x := margin + labelWidth + c*CellWidth + CellWidth/2
+		x := margin + labelWidth(h) + c*CellWidth + CellWidth/2
 		y := margin + titleHeight + r*CellHeight + CellHeight/2
 		cr, cg, cb, _ := img.At(x, y).RGBA()
 		return [3]uint32{cr >> 8, cg >> 8, cb >> 8}
@@ -60,6 +62,86 @@ func TestRenderDecodesWithExpectedSizeAndColours(t *testing.T) {
 	}
 	if at(1, 6) != want(Cell{}) {
 		t.Errorf("empty cell is %v, want grey", at(1, 6))
+	}
+}
+
+// labelPixels renders h and returns, per row, the pixels of its label.
+func labelPixels(t *testing.T, h Heatmap) []string {
+	t.Helper()
+	b, err := Render(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(h.Relays))
+	for r := range h.Relays {
+		var px []byte
+		y0 := margin + titleHeight + r*CellHeight
+		for y := y0; y < y0+CellHeight; y++ {
+			for x := margin; x < margin+labelWidth(h); x++ {
+				v, _, _, _ := img.At(x, y).RGBA()
+				px = append(px, byte(v>>8))
+			}
+		}
+		out[r] = string(px)
+	}
+	return out
+}
+
+// TestRowLabelsStayDistinct: relays whose names differ only at the end
+// (relay-001 … relay-099, or long names with a shared prefix) get row
+// labels that look different in the PNG; the label column fits the
+// longest name up to MaxLabelChars.
+func TestRowLabelsStayDistinct(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		relay func(i int) string
+		chars int
+	}{
+		{"numbered", func(i int) string { return fmt.Sprintf("relay-%03d", i) }, 9},
+		{"shared prefix", func(i int) string { return fmt.Sprintf("mta-frankfurt-datacenter-2-outbound-%03d", i) }, MaxLabelChars},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := Heatmap{Title: "t", Start: time.Unix(0, 0).UTC()}
+			for i := 1; i <= 99; i++ {
+				h.Relays = append(h.Relays, tc.relay(i))
+				h.Cells = append(h.Cells, make([]Cell, 3))
+			}
+			if got := labelChars(h); got != tc.chars {
+				t.Errorf("label column of %d characters, want %d", got, tc.chars)
+			}
+			if w, _ := Size(h); w != 2*margin+tc.chars*charWidth+labelPad+3*CellWidth {
+				t.Errorf("width %d does not follow the label column", w)
+			}
+			seen := map[string]string{}
+			for r, px := range labelPixels(t, h) {
+				if prev, dup := seen[px]; dup {
+					t.Fatalf("rows %s and %s draw the same label", prev, h.Relays[r])
+				}
+				seen[px] = h.Relays[r]
+			}
+		})
+	}
+}
+
+func TestLabel(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		width int
+		want  string
+	}{
+		{"relay-001", 24, "relay-001"},
+		{"mta-frankfurt-datacenter-2-outbound-001", 24, "mta-fra..-2-outbound-001"},
+		{"mta-frankfurt-datacenter-2-outbound-001", 9, "mt..d-001"},
+		{"abcdef", 2, "ef"},
+	} {
+		got := Label(tc.name, tc.width)
+		if got != tc.want || utf8.RuneCountInString(got) > tc.width {
+			t.Errorf("Label(%q, %d) = %q, want %q", tc.name, tc.width, got, tc.want)
+		}
 	}
 }
 
