@@ -22,11 +22,15 @@
 //     successes) resolves the incident with a note in the alert's thread
 //     saying how long it lasted, and updates the alert to resolved;
 //  4. a relay whose level changed more than FlapLimit times within an hour
-//     is reported once as flapping, and its new alerts are held back for the
-//     rest of that hour.
+//     is reported as flapping once per episode (an episode ends when the
+//     level has not changed for an hour), and its new alerts and rises are
+//     held back while it changes that often. Only changes that reach the
+//     alert threshold count: watch blips without PostWatch never flap.
 //
 // Remind reminds of incidents at level incident that nobody acknowledged,
-// every RemindEvery. Acknowledge and Mute are the buttons' actions. The
+// every RemindEvery (issue 5: "an incident not acknowledged is reminded");
+// alerts below that level are not, so acknowledging them does not speak
+// of reminders stopping. Acknowledge and Mute are the buttons' actions. The
 // messages are commands.Response values built by pure functions
 // (AlertResponse, ResolutionResponse, ReminderResponse, FlapResponse) and
 // delivered by the outbox worker.
@@ -95,6 +99,9 @@ type Alerter struct {
 	// Confirm re-probes before an alert; nil alerts without re-probing.
 	Confirm ConfirmFunc
 
+	// flapReadMax replaces maxFlapEvents in tests.
+	flapReadMax int
+
 	mu sync.Mutex
 }
 
@@ -144,6 +151,9 @@ type syncRun struct {
 	as       escalation.Assessment
 	openBy   map[string]storage.Incident
 	enqueued bool
+	// probeCtx is the caller's context, for the confirming re-probes
+	// (the writes use one that is not cancelled).
+	probeCtx context.Context
 }
 
 // Sync evaluates the current levels and brings the incidents and the
@@ -162,9 +172,12 @@ func (a *Alerter) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("alerts: evaluating escalation: %w", err)
 	}
-	// What is decided below is written even if the caller goes away.
+	// What is decided below is written even if the caller goes away; the
+	// confirming re-probes, which take network time, are not: they end
+	// with the caller's context (shutdown), and a relay whose re-probe was
+	// cut short is left for the next Sync.
+	run := &syncRun{now: a.now(), as: as, openBy: map[string]storage.Incident{}, probeCtx: ctx}
 	ctx = context.WithoutCancel(ctx)
-	run := &syncRun{now: a.now(), as: as, openBy: map[string]storage.Incident{}}
 	open, err := a.Store.OpenIncidents(ctx)
 	if err != nil {
 		return fmt.Errorf("alerts: reading open incidents: %w", err)
@@ -217,7 +230,7 @@ func (a *Alerter) syncOne(ctx context.Context, run *syncRun, st escalation.Relay
 			return nil
 		}
 		if flapping {
-			log.Info("alerts: relay is flapping; alert held back for this hour", "level", st.Level)
+			log.Info("alerts: relay is flapping; alert held back while it flaps", "level", st.Level)
 			return nil
 		}
 		return a.open(ctx, run, st)
@@ -243,43 +256,92 @@ func (a *Alerter) syncOne(ctx context.Context, run *syncRun, st escalation.Relay
 	return nil
 }
 
-// flapping reports a relay changing level too often, once per hour, and
-// says whether its alerts are held back.
+// flapping reports a relay whose level changed more than FlapLimit times
+// within FlapWindow, once per flapping episode, and says whether its
+// alerts are held back (while it keeps changing that often).
 func (a *Alerter) flapping(ctx context.Context, run *syncRun, st escalation.RelayState) (bool, error) {
-	key := FlapKey(st.Relay, run.now)
-	if _, found, err := a.Store.MessageByKey(ctx, key); err != nil {
-		return false, fmt.Errorf("alerts: %w", err)
-	} else if found {
-		return true, nil
-	}
-	events, err := a.Store.Events(ctx, st.Relay, 4*a.flapLimit()+10)
+	n := 4*a.flapLimit() + 10
+	changes, complete, err := a.flapChanges(ctx, st.Relay, n)
 	if err != nil {
-		return false, fmt.Errorf("alerts: reading the level changes of %s: %w", relayLabel(st.Relay), err)
-	}
-	var changes []escalation.Change
-	for _, e := range events {
-		// Below incident the global level only repeats a relay's
-		// changes; those flap with the relay, not on their own.
-		if st.Relay == "" && e.From != string(escalation.LevelIncident) && e.To != string(escalation.LevelIncident) {
-			continue
-		}
-		changes = append(changes, escalation.Change{Relay: e.Relay, From: escalation.Level(e.From), To: escalation.Level(e.To), At: e.At})
+		return false, err
 	}
 	flaps := escalation.Flapping(changes, run.now, FlapWindow, a.flapLimit())
 	if len(flaps) == 0 {
 		return false, nil
 	}
+	// The episode began after the last quiet FlapWindow: read further back
+	// until that gap, or the first change, is in view.
+	start, found := episodeStart(changes)
+	most := maxFlapEvents
+	if a.flapReadMax > 0 {
+		most = a.flapReadMax
+	}
+	for !found && !complete && n < most {
+		n = min(4*n, most)
+		if changes, complete, err = a.flapChanges(ctx, st.Relay, n); err != nil {
+			return false, err
+		}
+		start, found = episodeStart(changes)
+	}
+	if !found && !complete {
+		// Longer than can be read back: the oldest change read moves on
+		// with every new one, so key on its day, one report a day at most.
+		start = start.UTC().Truncate(24 * time.Hour)
+	}
 	f := flaps[0]
-	created, err := a.put(ctx, run, outbox.Message{Key: key, Kind: storage.KindAlert, Channel: a.Channel,
+	created, err := a.put(ctx, run, outbox.Message{Key: FlapKey(st.Relay, start), Kind: storage.KindAlert, Channel: a.Channel,
 		Payload: outbox.Payload{Response: FlapResponse(f, st.Level, run.now, a.Location)}})
 	if err != nil {
 		return false, err
 	}
 	if created {
-		a.log().Warn("alerts: relay is flapping; reported once, its alerts held back for the hour",
-			"relay", relayLabel(st.Relay), "changes", f.Changes, "since", f.Since)
+		a.log().Warn("alerts: relay is flapping; reported once for this episode, its alerts held back while it flaps",
+			"relay", relayLabel(st.Relay), "changes", f.Changes, "since", f.Since, "episode", start)
 	}
 	return true, nil
+}
+
+// maxFlapEvents bounds how far back flapping reads a relay's level
+// changes to find where an episode began. An episode of more changes
+// than that (two weeks of a change every five-minute round) is reported
+// again once a day.
+const maxFlapEvents = 4096
+
+// flapChanges returns the newest n level changes of relay (newest first)
+// that count toward flapping, and whether they are all there are. Only
+// changes that reach the alert threshold count: below it (watch without
+// PostWatch; below incident for the global level, which there only
+// repeats a relay's changes) a level going up and down posts nothing, so
+// it must not post a flapping report either.
+func (a *Alerter) flapChanges(ctx context.Context, relay string, n int) ([]escalation.Change, bool, error) {
+	events, err := a.Store.Events(ctx, relay, n)
+	if err != nil {
+		return nil, false, fmt.Errorf("alerts: reading the level changes of %s: %w", relayLabel(relay), err)
+	}
+	floor := a.threshold(relay).Rank()
+	var changes []escalation.Change
+	for _, e := range events {
+		from, to := escalation.Level(e.From), escalation.Level(e.To)
+		if max(from.Rank(), to.Rank()) < floor {
+			continue
+		}
+		changes = append(changes, escalation.Change{Relay: e.Relay, From: from, To: to, At: e.At})
+	}
+	return changes, len(events) < n, nil
+}
+
+// episodeStart returns when the flapping episode that changes (newest
+// first) end in began: the oldest change reached without a quiet gap of
+// FlapWindow or more. found is false when the changes run out first, so
+// the episode may have begun earlier.
+func episodeStart(changes []escalation.Change) (start time.Time, found bool) {
+	for i, c := range changes {
+		if i > 0 && start.Sub(c.At) >= FlapWindow {
+			return start, true
+		}
+		start = c.At
+	}
+	return start, false
 }
 
 // open confirms a failure and, if it holds, opens an incident and enqueues
@@ -299,7 +361,7 @@ func (a *Alerter) open(ctx context.Context, run *syncRun, st escalation.RelaySta
 		if err := a.confirmGlobal(ctx, run, st, &al); err != nil {
 			return err
 		}
-	} else if err := a.confirm(ctx, st.Relay, failing, &al); err != nil {
+	} else if err := a.confirm(run, st.Relay, failing, &al); err != nil {
 		return err
 	}
 	if !al.Confirmed {
@@ -332,14 +394,26 @@ func (a *Alerter) putAlert(ctx context.Context, run *syncRun, al Alert) error {
 	return err
 }
 
-// confirm re-probes relay and records the outcome in al.
-func (a *Alerter) confirm(ctx context.Context, relay string, failing []storage.StoredResult, al *Alert) error {
+// confirm re-probes relay, under the caller's context (run.probeCtx), and
+// records the outcome in al. A re-probe cut short by that context is an
+// error: its results (timeouts, most likely) confirm nothing either way.
+func (a *Alerter) confirm(run *syncRun, relay string, failing []storage.StoredResult, al *Alert) error {
 	if a.Confirm == nil {
 		al.Confirmed = true
 		al.ConfirmNote = "No automatic re-probe is configured; not confirmed."
 		return nil
 	}
+	ctx := run.probeCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("alerts: not confirming the failure of %s; stopping: %w", relay, context.Cause(ctx))
+	}
 	again, second, secondRelay, err := a.Confirm(ctx, relay, failing)
+	if ctx.Err() != nil {
+		return fmt.Errorf("alerts: the re-probe confirming the failure of %s was stopped; the next sync repeats it: %w", relay, context.Cause(ctx))
+	}
 	if err != nil {
 		return fmt.Errorf("alerts: confirming the failure of %s by a re-probe: %w", relay, err)
 	}
@@ -380,7 +454,7 @@ func (a *Alerter) confirmGlobal(ctx context.Context, run *syncRun, st escalation
 		if err != nil {
 			return err
 		}
-		if err := a.confirm(ctx, r, failing, al); err != nil {
+		if err := a.confirm(run, r, failing, al); err != nil {
 			return err
 		}
 		if len(al.Again) > 0 {
@@ -611,8 +685,9 @@ func (a *Alerter) Remind(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Acknowledge records that userID took incident incidentID on (reminders
-// stop) and updates the alert to say who and when. The Response, for the
+// Acknowledge records that userID took incident incidentID on (no
+// reminders, now or if it rises to level incident) and updates the alert
+// to say who and when. The Response, for the
 // person who pressed the button, is always meaningful; err is for the log
 // (storage failures; storage.ErrNotFound for an unknown incident).
 func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID string) (commands.Response, error) {
@@ -649,7 +724,13 @@ func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID stri
 		a.Notify()
 	}
 	a.log().Info("alerts: incident acknowledged", "incident", inc.ID, "relay", relayLabel(inc.Relay), "by", inc.AckedBy)
-	return note(fmt.Sprintf("Incident #%d (%s) acknowledged by %s at %s; reminders stop.", inc.ID, who(inc.Relay), userRef(inc.AckedBy), clockTime(inc.AckedAt, a.Location))), nil
+	// Reminders are for level incident only (Remind); below it there are
+	// none to stop, and the note must not promise that there were.
+	after := "; no reminders will follow, even if it rises to incident."
+	if escalation.Level(inc.Level) == escalation.LevelIncident {
+		after = "; reminders stop."
+	}
+	return note(fmt.Sprintf("Incident #%d (%s) acknowledged by %s at %s%s", inc.ID, who(inc.Relay), userRef(inc.AckedBy), clockTime(inc.AckedAt, a.Location), after)), nil
 }
 
 // Mute silences incident incidentID for d (MuteFor when d <= 0): no

@@ -567,7 +567,7 @@ func TestMutedByIsKept(t *testing.T) {
 
 // TestFlappingReportedOnce: a relay going up and down more than FlapLimit
 // times within an hour is reported once as flapping and its further alerts
-// are held back for the hour.
+// are held back while it flaps.
 func TestFlappingReportedOnce(t *testing.T) {
 	e := newEnv(t, func(a *Alerter) { a.PostWatch = true; a.FlapLimit = 3 })
 	e.reprobe["relay-1"] = true
@@ -592,10 +592,8 @@ func TestFlappingReportedOnce(t *testing.T) {
 	if flaps != 1 || alertsAfter != 0 {
 		t.Fatalf("flap reports %d, alerts after it %d; keys %v", flaps, alertsAfter, e.keys())
 	}
-	key := FlapKey("relay-1", e.clock.Now())
-	if key != "flap:relay-1:2026-03-02T12Z" {
-		t.Errorf("flap key %s", key)
-	}
+	// The episode began with the first level change, at 12:00.
+	key := "flap:relay-1:2026-03-02T12:00:00Z"
 	_, fp := e.message(key)
 	if !strings.Contains(fp.Title, "relay-1 is flapping") {
 		t.Errorf("flap title %q", fp.Title)
@@ -611,6 +609,208 @@ func TestFlappingReportedOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d flap reports after more syncs and a restart", n)
+	}
+}
+
+// flapKeys returns the keys of the flapping reports in the outbox.
+func (e *env) flapKeys() []string {
+	var out []string
+	for _, k := range e.keys() {
+		if strings.HasPrefix(k, "flap:") {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// TestFlappingEpisodeReportedOnce: a relay flapping without a pause for
+// three hours, across clock hours and a restart, is reported as flapping
+// once; after an hour and more without a level change it flaps again, a
+// new episode, and that is reported again, once.
+func TestFlappingEpisodeReportedOnce(t *testing.T) {
+	cfg := func(a *Alerter) { a.PostWatch = true; a.FlapLimit = 3 }
+	e := newEnv(t, cfg)
+	e.reprobe["relay-1"] = true
+	flap := func(cycles int) {
+		t.Helper()
+		for i := range cycles {
+			e.probeRound(map[string]bool{"relay-1": false}) // → watch
+			e.probeRound(map[string]bool{"relay-1": true})
+			e.probeRound(map[string]bool{"relay-1": true}) // → ok
+			if i == cycles/2 {
+				e.restart(cfg)
+			}
+		}
+	}
+	// 11:05 to 14:00: twelve cycles of 15 minutes, eight level changes an
+	// hour, over four clock hours.
+	flap(12)
+	first := []string{"flap:relay-1:2026-03-02T11:05:00Z"}
+	if got := e.flapKeys(); !slices.Equal(got, first) {
+		t.Fatalf("flap reports after 3h of flapping: %v, want %v", got, first)
+	}
+	// Stable for 65 minutes: the episode is over.
+	for range 13 {
+		e.probeRound(map[string]bool{"relay-1": true})
+	}
+	if got := e.flapKeys(); !slices.Equal(got, first) {
+		t.Fatalf("flap reports while stable: %v", got)
+	}
+	// 15:05: flapping again is a new episode.
+	flap(4)
+	want := append(first, "flap:relay-1:2026-03-02T15:10:00Z")
+	if got := e.flapKeys(); !slices.Equal(got, want) {
+		t.Fatalf("flap reports after a new episode: %v, want %v", got, want)
+	}
+}
+
+// TestEndlessFlappingReportedDaily: an episode longer than flapping reads
+// back (here 30 changes) is reported again at most once a day, not at
+// every change.
+func TestEndlessFlappingReportedDaily(t *testing.T) {
+	e := newEnv(t, func(a *Alerter) { a.PostWatch = true; a.FlapLimit = 3; a.flapReadMax = 30 })
+	e.reprobe["relay-1"] = true
+	for range 20 { // 11:05 to 16:00, 40 level changes
+		e.probeRound(map[string]bool{"relay-1": false})
+		e.probeRound(map[string]bool{"relay-1": true})
+		e.probeRound(map[string]bool{"relay-1": true})
+	}
+	want := []string{"flap:relay-1:2026-03-02T11:05:00Z", "flap:relay-1:2026-03-02T00:00:00Z"}
+	if got := e.flapKeys(); !slices.Equal(got, want) {
+		t.Fatalf("flap reports %v, want %v", got, want)
+	}
+}
+
+// TestWatchBlipsDoNotFlap: without PostWatch, a relay going fail, ok, ok
+// (watch and back, never alerted) four times within an hour posts
+// nothing, no flapping report either; a relay going up to investigate and
+// back that often is still reported as flapping.
+func TestWatchBlipsDoNotFlap(t *testing.T) {
+	e := newEnv(t)
+	e.reprobe["relay-1"], e.reprobe["relay-2"] = true, true
+	for range 4 {
+		e.probeRound(map[string]bool{"relay-1": false}) // → watch
+		e.probeRound(map[string]bool{"relay-1": true})
+		e.probeRound(map[string]bool{"relay-1": true}) // → ok
+	}
+	if evs, err := e.store.Events(context.Background(), "relay-1", 100); err != nil || len(evs) != 8 {
+		t.Fatalf("relay-1 changed level %d times (%v), want 8", len(evs), err)
+	}
+	e.wantKeys()
+
+	e.al.FlapLimit = 3
+	for range 3 {
+		for range 3 {
+			e.probeRound(map[string]bool{"relay-2": false}) // → watch, → investigate
+		}
+		for range 2 {
+			e.probeRound(map[string]bool{"relay-2": true}) // → ok
+		}
+	}
+	if got := e.flapKeys(); len(got) != 1 || !strings.HasPrefix(got[0], "flap:relay-2:") {
+		t.Errorf("flap reports %v, want one for relay-2", got)
+	}
+}
+
+// TestSyncStopsTheReprobe: cancelling Sync's context (shutdown) stops a
+// confirming re-probe that is under way; nothing is alerted on its cut
+// short results, and the next Sync confirms again and alerts.
+func TestSyncStopsTheReprobe(t *testing.T) {
+	e := newEnv(t)
+	for range 3 {
+		e.clock.Advance(5 * time.Minute)
+		if _, _, err := e.store.RecordRun(context.Background(), storage.Run{Relay: "relay-1", Trigger: storage.TriggerSchedule, StartedAt: e.clock.Now()},
+			results("relay-1", false, e.clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const slow = 3 * time.Second
+	started := make(chan struct{})
+	e.al.Confirm = func(ctx context.Context, relay string, _ []storage.StoredResult) ([]probe.Result, []probe.Result, string, error) {
+		close(started)
+		// A probe cut short still returns results: failures, with no error.
+		select {
+		case <-ctx.Done():
+		case <-time.After(slow):
+		}
+		return results(relay, false, e.clock.Now()), nil, "", nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	begin := time.Now()
+	err := e.al.Sync(ctx)
+	if took := time.Since(begin); took >= slow {
+		t.Errorf("Sync took %s: the re-probe was not cancelled", took)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Sync = %v, want context.Canceled", err)
+	}
+	e.wantKeys()
+	if n := len(e.open1()); n != 0 {
+		t.Fatalf("%d incidents opened on a cancelled re-probe", n)
+	}
+
+	// After the restart the failure is confirmed again, and alerted.
+	e.restart()
+	e.reprobe["relay-1"] = true
+	e.sync()
+	e.wantKeys("alert:1")
+	if !slices.Equal(e.confirms, []string{"relay-1"}) {
+		t.Errorf("confirms = %v", e.confirms)
+	}
+}
+
+// TestAcknowledgeBelowIncidentPromisesNoReminders: reminders are for level
+// incident only, so acknowledging an alert at investigate does not say that
+// reminders stop (there are none), while at incident it does.
+func TestAcknowledgeBelowIncidentPromisesNoReminders(t *testing.T) {
+	e := newEnv(t)
+	e.reprobe["relay-1"], e.reprobe["relay-2"] = true, true
+	for range 3 {
+		e.probeRound(map[string]bool{"relay-1": false, "relay-2": true})
+	}
+	e.wantKeys("alert:1")
+	e.clock.Advance(2 * time.Hour)
+	if err := e.al.Remind(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.wantKeys("alert:1") // investigate is not reminded
+	resp, err := e.al.Acknowledge(context.Background(), 1, "U024BE7LH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ap := e.message("alert:1:ack")
+	for what, text := range map[string]string{"ack note": resp.Title, "acknowledged alert": render(t, ap.Response)} {
+		if !strings.Contains(text, "cknowledged by <@U024BE7LH>") || strings.Contains(text, "reminders stop") {
+			t.Errorf("%s promises reminders that never come:\n%s", what, text)
+		}
+	}
+
+	// At level incident acknowledging does stop reminders, and says so.
+	for range 3 {
+		e.probeRound(map[string]bool{"relay-1": false, "relay-2": false})
+	}
+	var global int64
+	for _, inc := range e.open1() {
+		if inc.Relay == "" {
+			global = inc.ID
+		}
+	}
+	if global == 0 {
+		t.Fatalf("no global incident; keys %v", e.keys())
+	}
+	resp, err = e.al.Acknowledge(context.Background(), global, "U024BE7LH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ap = e.message(AckKey(global))
+	for what, text := range map[string]string{"ack note": resp.Title, "acknowledged alert": render(t, ap.Response)} {
+		if !strings.Contains(text, "reminders stop") {
+			t.Errorf("%s at incident does not say reminders stop:\n%s", what, text)
+		}
 	}
 }
 

@@ -86,10 +86,12 @@ func RemindKey(id int64, n int) string {
 	return "remind:" + strconv.FormatInt(id, 10) + ":" + strconv.Itoa(n)
 }
 
-// FlapKey is the key of the flapping report of relay ("" global) in the
-// hour of at.
-func FlapKey(relay string, at time.Time) string {
-	return "flap:" + relayLabel(relay) + ":" + at.UTC().Truncate(time.Hour).Format("2006-01-02T15Z")
+// FlapKey is the key of the flapping report of relay ("" global) for the
+// flapping episode that began at episodeStart (its first level change
+// after an hour without any): one report per episode, however long it
+// lasts, and a new one when the relay flaps again after a quiet hour.
+func FlapKey(relay string, episodeStart time.Time) string {
+	return "flap:" + relayLabel(relay) + ":" + episodeStart.UTC().Format("2006-01-02T15:04:05Z")
 }
 
 // RerunValue is the Re-run button's value for relay, in the form the
@@ -285,7 +287,12 @@ func AlertResponse(a Alert, loc *time.Location) commands.Response {
 
 	var state []string
 	if !a.AckedAt.IsZero() {
-		state = append(state, fmt.Sprintf("Acknowledged by %s at %s; reminders stopped.", userRef(a.AckedBy), clockTime(a.AckedAt, loc)))
+		line := fmt.Sprintf("Acknowledged by %s at %s.", userRef(a.AckedBy), clockTime(a.AckedAt, loc))
+		if a.Level == escalation.LevelIncident {
+			// Only level incident is reminded (Remind).
+			line = strings.TrimSuffix(line, ".") + "; reminders stopped."
+		}
+		state = append(state, line)
 	}
 	if a.MutedUntil.After(a.OpenedAt) && a.ResolvedAt.IsZero() {
 		line := "Muted until " + clockTime(a.MutedUntil, loc)
@@ -380,8 +387,8 @@ func ReminderResponse(a Alert, at time.Time, loc *time.Location) commands.Respon
 	}
 }
 
-// FlapResponse reports, once, a relay whose level changes too often; its
-// alerts are held back for the rest of the hour.
+// FlapResponse reports, once per episode, a relay whose level changes too
+// often; its alerts are held back while it keeps changing that often.
 func FlapResponse(f escalation.Flap, level escalation.Level, at time.Time, loc *time.Location) commands.Response {
 	return commands.Response{
 		Title:   fmt.Sprintf("%s is flapping: %d level changes since %s", who(f.Relay), f.Changes, clockTime(f.Since, loc)),
@@ -389,7 +396,7 @@ func FlapResponse(f escalation.Flap, level escalation.Level, at time.Time, loc *
 		Summary: fmt.Sprintf("gmailtls: %s is flapping (%d level changes within an hour)", who(f.Relay), f.Changes),
 		Sections: []commands.Section{{Lines: []string{
 			fmt.Sprintf("The escalation level of %s went up and down %d times within an hour; it is %s now.", who(f.Relay), f.Changes, level),
-			"Its further alerts are held back until the end of the hour. Intermittent STARTTLS failures often mean a middlebox or a path that changes: check the relay's egress and its history.",
+			"Its further alerts are held back while it keeps changing level this often, and this report is not repeated until it has stayed at one level for an hour. Intermittent STARTTLS failures often mean a middlebox or a path that changes: check the relay's egress and its history.",
 		}}},
 		Buttons: []commands.Button{{Label: "Re-run", Action: commands.ActionRerun, Value: RerunValue(f.Relay)}},
 		Context: "flapping · " + stamp(at, loc),
