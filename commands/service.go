@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -366,7 +367,8 @@ func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessm
 		h.state = &st
 	}
 	runs, window := p.Lookback()
-	stored, err := h.store.Recent(ctx, now.Add(-window), runs)
+	names := slices.Sorted(maps.Keys(runners))
+	stored, err := h.recent.results(ctx, h.store, now, window, runs, names)
 	if err != nil {
 		return escalation.Assessment{}, fmt.Errorf("reading recent results: %w", err)
 	}
@@ -386,30 +388,22 @@ func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessm
 // every relay of next and for the global state.
 func (h *Handler) announced(ctx context.Context, next escalation.Assessment) (escalation.Assessment, error) {
 	var a escalation.Assessment
-	level := func(relayName string) (escalation.RelayState, error) {
-		e, ok, err := h.store.LastEvent(ctx, relayName)
-		if err != nil {
-			return escalation.RelayState{}, fmt.Errorf("reading the last escalation event of %s: %w", relayOrGlobal(relayName), err)
-		}
+	last, err := h.store.LastEvents(ctx)
+	if err != nil {
+		return a, fmt.Errorf("reading the last escalation events: %w", err)
+	}
+	level := func(relayName string) escalation.RelayState {
 		st := escalation.RelayState{Relay: relayName, Level: escalation.LevelOK}
-		if ok {
+		if e, ok := last[relayName]; ok {
 			st.Level = escalation.Level(e.To)
 			st.Scope = escalation.Scope(e.Scope)
 		}
-		return st, nil
+		return st
 	}
 	for _, r := range next.Relays {
-		st, err := level(r.Relay)
-		if err != nil {
-			return a, err
-		}
-		a.Relays = append(a.Relays, st)
+		a.Relays = append(a.Relays, level(r.Relay))
 	}
-	g, err := level("")
-	if err != nil {
-		return a, err
-	}
-	a.Global = g
+	a.Global = level("")
 	return a, nil
 }
 

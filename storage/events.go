@@ -154,6 +154,25 @@ func (s *Store) LastEvent(ctx context.Context, relay string) (Event, bool, error
 	return ev[0], true, nil
 }
 
+// LastEvents returns the latest event of every relay that has one, and
+// under "" the latest global event, in one query: the levels already
+// announced, read at every evaluation.
+func (s *Store) LastEvents(ctx context.Context) (map[string]Event, error) {
+	out := map[string]Event{}
+	err := s.read(ctx, "read escalation events", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, eventCols+`WHERE e.id IN (SELECT MAX(id) FROM events GROUP BY relay_id)`)
+		if err != nil {
+			return err
+		}
+		evs, err := scanEvents(rows)
+		for _, e := range evs {
+			out[e.Relay] = e
+		}
+		return err
+	})
+	return out, err
+}
+
 // OpenIncident stores a new incident and returns its id. OpenedAt
 // defaults to now.
 func (s *Store) OpenIncident(ctx context.Context, i Incident) (int64, error) {

@@ -690,32 +690,35 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayRuns int) (
 // scanLean appends relayID's results since lower with the fields Recent
 // documents.
 func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, relayID, lower int64) ([]StoredResult, error) {
-	name, err := s.relayName(ctx, tx, relayID)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.run_id, r.path_id, r.started_at, r.ok, r.stage, r.failure,
+	return s.scanLeanWhere(ctx, tx, out, `r.relay_id = ? AND r.started_at >= ?`, relayID, lower)
+}
+
+// scanLeanWhere appends the results matching where (over results r) with
+// the fields Recent documents, in no particular order.
+func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResult, where string, args ...any) ([]StoredResult, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.run_id, r.relay_id, r.path_id, r.started_at, r.ok, r.stage, r.failure,
 		r.smtp_code, r.t_handshake, r.t_total, ru.trigger
-		FROM results r JOIN runs ru ON ru.id = r.run_id WHERE r.relay_id = ? AND r.started_at >= ?`, relayID, lower)
+		FROM results r JOIN runs ru ON ru.id = r.run_id WHERE `+where, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	first := len(out)
-	var pathIDs []int64
+	var relayIDs, pathIDs []int64
 	for rows.Next() {
 		out = append(out, StoredResult{})
 		sr := &out[len(out)-1]
-		var pathID, at int64
+		var relayID, pathID, at int64
 		var stage, failure sql.NullString
 		var code, hs, total sql.NullInt64
-		if err := rows.Scan(&sr.ID, &sr.RunID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &sr.Trigger); err != nil {
+		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &sr.Trigger); err != nil {
 			return nil, err
 		}
-		sr.Relay, sr.StartedAt = name, fromMS(at)
+		sr.StartedAt = fromMS(at)
 		sr.Stage, sr.Failure, sr.SMTPCode = probe.Stage(stage.String), probe.Failure(failure.String), int(code.Int64)
 		sr.Timings.Handshake, sr.Timings.Total = fromTenths(hs), fromTenths(total)
 		sr.Hints = []string{}
+		relayIDs = append(relayIDs, relayID)
 		pathIDs = append(pathIDs, pathID)
 	}
 	if err := rows.Err(); err != nil {
@@ -723,15 +726,47 @@ func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, re
 	}
 	rows.Close()
 	for i, pid := range pathIDs {
+		name, err := s.relayName(ctx, tx, relayIDs[i])
+		if err != nil {
+			return nil, err
+		}
 		p, err := s.pathByID(ctx, tx, pid)
 		if err != nil {
 			return nil, err
 		}
 		sr := &out[first+i]
+		sr.Relay = name
 		sr.MX, sr.Preference, sr.IP, sr.Port = p.key.mx, p.key.preference, p.key.ip, p.key.port
 		sr.SourceIP, sr.ServerName = p.key.sourceIP, p.key.serverName
 	}
 	return out, nil
+}
+
+// ResultsAfter returns the results stored with an id above afterID (the
+// newest first stored last), at most limit of them (limit <= 0: 10,000),
+// with the fields Recent fills, by id. A reader that keeps what Recent gave
+// it follows new results this way, one indexed read each time, whichever
+// process stored them.
+func (s *Store) ResultsAfter(ctx context.Context, afterID int64, limit int) ([]StoredResult, error) {
+	if limit <= 0 {
+		limit = 10_000
+	}
+	var out []StoredResult
+	err := s.read(ctx, "read new results", func(tx *sql.Tx) error {
+		var err error
+		out, err = s.scanLeanWhere(ctx, tx, nil, `r.id > ? ORDER BY r.id LIMIT ?`, afterID, limit)
+		return err
+	})
+	return out, err
+}
+
+// MaxResultID is the highest result id stored (0: none).
+func (s *Store) MaxResultID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	err := s.read(ctx, "read results", func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT MAX(id) FROM results`).Scan(&id)
+	})
+	return id.Int64, err
 }
 
 // LastRun returns a relay's latest run and its results (with kept

@@ -1,0 +1,71 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// BenchmarkEvaluateAfterOneResult is issue 3's "escalation evaluation after
+// one new result" on the path the bot runs: a SQLite file with three days of
+// generated history (20 relays × 5 MX × 2 IPs every 5 minutes, 172,800 raw
+// results), one new run of one result stored (not timed), then
+// Handler.Evaluate: reading what escalation needs from the database,
+// evaluating, comparing with the levels already announced. Goal: under
+// 1 ms per operation.
+func BenchmarkEvaluateAfterOneResult(b *testing.B) {
+	ctx := context.Background()
+	end := time.Date(2026, 3, 2, 10, 37, 0, 0, time.UTC)
+	clock := manualclock.New(end)
+	store, err := storage.Open(ctx, filepath.Join(b.TempDir(), "gmailtls.db"), storage.Options{Now: clock.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Generate(ctx, storage.GenerateOptions{Days: 3, RawDays: 3, End: end, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	rels, err := store.Relays(ctx, false)
+	if err != nil || len(rels) != 20 {
+		b.Fatalf("%d relays generated: %v", len(rels), err)
+	}
+	cfg := config.Default()
+	cfg.Relays = nil
+	runners := map[string]relay.Runner{}
+	for _, r := range rels {
+		cfg.Relays = append(cfg.Relays, config.Relay{Name: r.Name, Kind: relay.KindLocal})
+		runners[r.Name] = relay.NewLocal(r.Name, probe.Config{Relay: r.Name}, nil)
+	}
+	h := New(Deps{Config: cfg, Store: store, Runners: runners, Now: clock.Now})
+	if _, _, err := h.Evaluate(ctx); err != nil { // the cold start's replay
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		clock.Advance(time.Second)
+		name := rels[i%len(rels)].Name
+		res := probe.Result{Relay: name, Engine: probe.EngineNative, MX: "alt1.gmail-smtp-in.l.google.com", IP: "192.0.2.1", Port: 25,
+			StartedAt: clock.Now(), OK: i%7 != 0, Timings: probe.Timings{Connect: 10, Handshake: 40, Total: 120}, Hints: []string{}}
+		if !res.OK {
+			res.Stage, res.Failure = probe.StageHandshake, probe.FailTLSReset
+		}
+		if _, _, err := store.RecordRun(ctx, storage.Run{Relay: name, Trigger: storage.TriggerSchedule, StartedAt: clock.Now()}, []probe.Result{res}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, _, err := h.Evaluate(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = fmt.Sprint()
+}
