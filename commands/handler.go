@@ -78,6 +78,7 @@ type Handler struct {
 	// until the first one, which replays the stored history).
 	evalMu sync.Mutex
 	state  *escalation.Assessment
+	recent recentCache
 }
 
 // maxQueueSamples bounds the stored queue samples per relay that
