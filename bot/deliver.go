@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -48,9 +49,57 @@ func responseType(ephemeral bool) string {
 	return slack.ResponseTypeInChannel
 }
 
-// deliveryTimeout bounds delivering one Response, also after shutdown
-// began, so a finished result still reaches Slack.
-const deliveryTimeout = 20 * time.Second
+// Delivery bounds. Slack takes about one message a second per channel
+// (after a short burst) and answers faster posting with 429 and a
+// Retry-After, so a thread of n replies needs about n seconds, more when
+// other messages share the channel: the deadline of a delivery grows with
+// its number of messages. A delivery is detached from shutdown, so that a
+// result finished as shutdown begins still reaches Slack, but it is cut
+// short shutdownGrace after shutdown began.
+const (
+	// deliveryTimeout bounds delivering a Response without a thread, and
+	// is the base of a thread's deadline.
+	deliveryTimeout = 20 * time.Second
+	// replyBudget is added to the deadline for every thread reply.
+	replyBudget = 5 * time.Second
+	// callTimeout bounds one attempt at posting a thread reply.
+	callTimeout = 20 * time.Second
+	// replyRetries is how often a thread reply is retried after a server
+	// or network error; 429s are waited out for as long as the deadline
+	// allows.
+	replyRetries = 3
+	// shutdownGrace is how long deliveries go on after shutdown began.
+	shutdownGrace = 20 * time.Second
+)
+
+// deliveryBudget is the deadline for delivering a message and n replies.
+func deliveryBudget(n int) time.Duration {
+	return deliveryTimeout + time.Duration(n)*replyBudget
+}
+
+// errShutdown is the cause of a delivery cut short by shutdown.
+var errShutdown = errors.New("slack: the bot is shutting down")
+
+// deliveryContext detaches a delivery from ctx, so that a result finished
+// as shutdown begins still reaches Slack, and cancels it grace after ctx
+// ends, so that a long thread under rate limiting cannot hold the shutdown
+// up. The returned cancel must be called when the delivery is done.
+func deliveryContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel(errShutdown)
+		case <-dctx.Done():
+		}
+	})
+	return dctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
 
 // runJob is the worker pool's body.
 func (b *Bot) runJob(ctx context.Context, j job) {
@@ -59,10 +108,11 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 			b.log.Error("slack: a background command panicked", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
-	defer cancel()
 	if j.pre != nil {
-		if err := b.deliver(dctx, j.org, *j.pre); err != nil {
+		dctx, cancel := deliveryContext(ctx, shutdownGrace)
+		err := b.deliver(dctx, j.org, *j.pre)
+		cancel()
+		if err != nil {
 			b.log.Warn("slack: could not deliver a reply", "channel", j.org.channel, "err", err)
 		}
 	}
@@ -70,9 +120,9 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 		return
 	}
 	resp := b.safeRun(ctx, j.req)
-	dctx2, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
-	defer cancel2()
-	if err := b.deliver(dctx2, j.org, resp); err != nil {
+	dctx, cancel := deliveryContext(ctx, shutdownGrace)
+	defer cancel()
+	if err := b.deliver(dctx, j.org, resp); err != nil {
 		b.log.Warn("slack: could not deliver a result", "channel", j.org.channel, "command", j.req.Text, "action", j.req.Action, "err", err)
 	}
 }
@@ -131,6 +181,8 @@ func (b *Bot) deliver(ctx context.Context, org origin, r commands.Response) erro
 		return nil
 	}
 	rendered := RenderMessages(r)
+	ctx, cancel := context.WithTimeout(ctx, deliveryBudget(len(rendered.Thread)))
+	defer cancel()
 	switch {
 	case r.ReplaceOriginal && (org.responseURL != "" || org.messageTS != ""):
 		errs := []error{b.replace(ctx, org, rendered.Main)}
@@ -154,7 +206,7 @@ func (b *Bot) deliver(ctx context.Context, org origin, r commands.Response) erro
 
 	// A message with a thread needs its ts, which only chat.postMessage
 	// returns.
-	ts, err := b.postMessage(ctx, org.channel, rendered.Main, "")
+	ts, err := b.postPatiently(ctx, b.replyAPI(), org.channel, rendered.Main, "")
 	if err == nil {
 		return b.postReplies(ctx, org.channel, ts, rendered.Thread)
 	}
@@ -279,14 +331,87 @@ func (b *Bot) postEphemeral(ctx context.Context, org origin, m Message) error {
 	return nil
 }
 
-// postReplies posts ms as thread replies under parent, in order.
+// postReplies posts ms as thread replies under parent, in order. Rate
+// limits do not drop the rest of the thread: every 429 is waited out as
+// its Retry-After says (Slack took nothing, so no reply is repeated),
+// within a deadline that grows with len(ms) (deliveryBudget). On failure
+// the error says how many replies went out.
 func (b *Bot) postReplies(ctx context.Context, channel, parent string, ms []Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, deliveryBudget(len(ms)))
+	defer cancel()
+	api := b.replyAPI()
 	for i, m := range ms {
-		if _, err := b.postMessage(ctx, channel, m, parent); err != nil {
+		if _, err := b.postPatiently(ctx, api, channel, m, parent); err != nil {
 			return fmt.Errorf("slack: %d of %d thread replies were posted: %w", i, len(ms), err)
 		}
 	}
 	return nil
+}
+
+// replyAPI is a Web API client without slack-go's own retries, for
+// postPatiently, which retries itself: slack-go would give up after
+// Config.APIRetries 429s, and its waits would count against one call's
+// bound.
+func (b *Bot) replyAPI() *slack.Client {
+	return slack.New(b.cfg.BotToken,
+		slack.OptionAPIURL(b.cfg.APIURL),
+		slack.OptionHTTPClient(b.client),
+		slack.OptionLog(slog.NewLogLogger(b.log.Handler(), slog.LevelDebug)))
+}
+
+// postPatiently posts m with chat.postMessage through api (a client
+// without retries) and returns its ts. A 429 is waited out for as long as
+// its Retry-After says (defaultRetryAfter when it says nothing), as often
+// as ctx's deadline allows; server and network errors are retried
+// replyRetries times with backoff; each attempt is bounded by callTimeout.
+func (b *Bot) postPatiently(ctx context.Context, api *slack.Client, channel string, m Message, threadTS string) (string, error) {
+	backoff := 250 * time.Millisecond
+	failures, limited := 0, 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		_, ts, err := api.PostMessageContext(cctx, channel, msgOptions(m, threadTS)...)
+		cancel()
+		if err == nil {
+			return ts, nil
+		}
+		err = webAPIError("chat.postMessage", channel, err)
+		if IsPermanent(err) {
+			return "", err
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("slack: gave up on chat.postMessage: %w", errors.Join(err, context.Cause(ctx)))
+		}
+		wait, ok := IsRateLimited(err)
+		switch {
+		case ok:
+			limited++
+			if wait <= 0 {
+				wait = defaultRetryAfter
+			}
+			wait = max(wait, time.Second)
+		default:
+			failures++
+			if failures > replyRetries {
+				return "", err
+			}
+			wait = backoff
+			backoff *= 2
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return "", fmt.Errorf("slack: gave up after %d rate limits and %d errors: waiting %v more would pass the delivery deadline: %w", limited, failures, wait, err)
+		}
+		b.log.Debug("slack: retrying chat.postMessage", "channel", channel, "thread_ts", threadTS, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("slack: gave up on chat.postMessage: %w", errors.Join(err, context.Cause(ctx)))
+		case <-t.C:
+		}
+	}
 }
 
 // Response_url retry policy: 429 waits as long as Retry-After says (at
@@ -381,7 +506,9 @@ func (b *Bot) postResponseURLOnce(ctx context.Context, u string, body []byte) er
 // its thread replies, and returns the ts of the main message. Ephemeral
 // and ReplaceOriginal are ignored. Errors can be classified with
 // IsRateLimited and IsPermanent; when the main message went out but a
-// reply did not, ts is returned with the error.
+// reply did not, ts is returned with the error. The main message is
+// retried as Config.APIRetries says; thread replies wait out every 429
+// (postReplies), since a caller cannot post the rest of a thread again.
 func (b *Bot) Post(ctx context.Context, channel string, r commands.Response, threadTS string) (ts string, err error) {
 	rendered := RenderMessages(r)
 	ts, err = b.postMessage(ctx, channel, rendered.Main, threadTS)

@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -243,7 +243,12 @@ func TestServeSocketModeCheckAndRerun(t *testing.T) {
 	f.stop(t)
 }
 
-func TestServeHTTPModeRejectsForgedRequests(t *testing.T) {
+// TestServeHTTPModeCheckAndRerun drives `serve` in HTTP mode as Slack
+// would: forged requests are refused with 401 and run nothing; a signed
+// slash command is acknowledged in the reply, its result arrives on the
+// response_url with its buttons; a signed block_actions press of Re-run
+// replaces that message with the new result and the passed → failed line.
+func TestServeHTTPModeCheckAndRerun(t *testing.T) {
 	f := startServe(t, "http", "")
 	base := "http://" + f.d.bot.Addr().String()
 	secret := f.env["SLACK_SIGNING_SECRET"]
@@ -251,14 +256,8 @@ func TestServeHTTPModeRejectsForgedRequests(t *testing.T) {
 
 	post := func(req *http.Request) int {
 		t.Helper()
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := postBody(t, req)
+		return code
 	}
 	ctx := context.Background()
 	// Unsigned, wrongly signed, stale and tampered requests: 401, nothing run.
@@ -276,16 +275,123 @@ func TestServeHTTPModeRejectsForgedRequests(t *testing.T) {
 		t.Fatalf("a rejected request ran a probe (%d connections)", n)
 	}
 
+	// A signed slash command is acknowledged in the HTTP reply itself.
 	good, _ := slackfake.SignedRequest(ctx, base+"/slack/commands", secret, time.Now(), form)
-	if code := post(good); code != http.StatusOK {
-		t.Fatalf("signed request answered %d", code)
+	code, reply := postBody(t, good)
+	if code != http.StatusOK {
+		t.Fatalf("signed request answered %d %s", code, reply)
 	}
+	var ack struct {
+		ResponseType string `json:"response_type"`
+		Text         string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(reply), &ack); err != nil {
+		t.Fatalf("the ack is not Slack's JSON message: %v: %s", err, reply)
+	}
+	if want := "probing relay-1 → 1 Gmail MX host…"; ack.Text != want {
+		t.Errorf("ack text %q, want %q", ack.Text, want)
+	}
+
+	// The result follows on the response_url, in the channel, with its
+	// three buttons.
 	f.wait(t, "the result on the response_url", func() bool { _, ok := f.messageOn("h1"); return ok })
 	msg, _ := f.messageOn("h1")
-	if !strings.Contains(blocksText(msg.Blocks), "relay-1") {
-		t.Errorf("HTTP-mode result lacks the relay: %s", blocksText(msg.Blocks))
+	if msg.ReplaceOriginal || msg.ResponseType != "in_channel" {
+		t.Errorf("result: response_type %q, replace_original %v; want a new in_channel message", msg.ResponseType, msg.ReplaceOriginal)
 	}
-	_ = url.Values{}
+	text := blocksText(msg.Blocks)
+	for _, want := range []string{"relay-1", "passed", "TLS"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("HTTP-mode result lacks %q: %s", want, text)
+		}
+	}
+	buttons := map[string]string{commands.ActionRerun: "Re-run", commands.ActionTranscript: "Transcript", commands.ActionEvidence: "Evidence"}
+	for action, label := range buttons {
+		if got, ok := buttonLabel(msg.Blocks, action); !ok || got != label {
+			t.Errorf("button %s: label %q (present %v), want %q", action, got, ok, label)
+		}
+	}
+	rerun, ok := buttonValue(msg.Blocks, commands.ActionRerun)
+	if !ok || rerun == "" {
+		t.Fatalf("no Re-run button value on the result: %s", text)
+	}
+
+	// The path breaks; Re-run is pressed. A press with its payload
+	// tampered after signing is refused and runs nothing.
+	f.smtp.SetBehavior(smtptest.ResetAfterReady)
+	before := f.smtp.Connections()
+	press := slackfake.Action{
+		ActionID: commands.ActionRerun, BlockID: "gmailtls_actions", Value: rerun, Text: "Re-run",
+		UserID: "U2147483697", UserName: "Steve", ChannelID: "C2147483705",
+		MessageTS: "1795712670.000100", ResponseURL: f.slack.ResponseURL("h2"),
+	}.Form().Encode()
+	forged, _ := slackfake.SignedRequest(ctx, base+"/slack/interactivity", secret, time.Now(), press)
+	forged.Body = io.NopCloser(strings.NewReader(strings.Replace(press, "relay-1", "relay-9", 1)))
+	if code := post(forged); code != http.StatusUnauthorized {
+		t.Errorf("tampered block_actions answered %d, want 401", code)
+	}
+	pressed, _ := slackfake.SignedRequest(ctx, base+"/slack/interactivity", secret, time.Now(), press)
+	if code, body := postBody(t, pressed); code != http.StatusOK || body != "" {
+		t.Fatalf("signed block_actions answered %d %q, want an empty 200", code, body)
+	}
+	f.wait(t, "the re-run result replacing the message", func() bool {
+		m, ok := f.messageOn("h2")
+		return ok && m.ReplaceOriginal
+	})
+	second, _ := f.messageOn("h2")
+	text = blocksText(second.Blocks)
+	if !rerunLine.MatchString(text) {
+		t.Errorf("the replaced message does not show passed → failed with both times: %s", text)
+	}
+	if !strings.Contains(text, "tls_reset") {
+		t.Errorf("the replaced message does not name the failure: %s", text)
+	}
+	if again, ok := buttonValue(second.Blocks, commands.ActionRerun); !ok || again == rerun {
+		t.Errorf("the replaced message's Re-run button (%q, %v) does not carry the new run", again, ok)
+	}
+	if n := f.smtp.Connections(); n <= before {
+		t.Errorf("Re-run probed nothing (%d connections before, %d after)", before, n)
+	}
+	for _, m := range f.slack.Messages() {
+		if m.Method != slackfake.MethodResponseURL {
+			t.Errorf("HTTP mode answered through %s instead of the response_url: %+v", m.Method, m)
+		}
+	}
+}
+
+// rerunLine is the Re-run comparison of commands.CheckResponse, e.g.
+// "Re-run: passed 12:03 → failed 12:05" (a date precedes a time of
+// another day).
+var rerunLine = regexp.MustCompile(`Re-run: passed ([A-Z][a-z]{2} \d{1,2} )?\d{2}:\d{2} → failed ([A-Z][a-z]{2} \d{1,2} )?\d{2}:\d{2}`)
+
+// postBody sends req (its Content-Type set as Slack sets it) and returns
+// the status and body.
+func postBody(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// buttonLabel finds the label of the first button with actionID in blocks.
+func buttonLabel(blocks []map[string]any, actionID string) (string, bool) {
+	for _, b := range blocks {
+		els, _ := b["elements"].([]any)
+		for _, e := range els {
+			m, _ := e.(map[string]any)
+			if id, _ := m["action_id"].(string); strings.SplitN(id, "#", 2)[0] == actionID {
+				txt, _ := m["text"].(map[string]any)
+				label, _ := txt["text"].(string)
+				return label, true
+			}
+		}
+	}
+	return "", false
 }
 
 func TestServeReloadKeepsOldConfigOnError(t *testing.T) {
