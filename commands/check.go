@@ -424,8 +424,10 @@ func chunkLines(heading string, lines []string, n int) []Section {
 }
 
 // CheckAllResponse is the message for "check all": a compact summary, one
-// line per relay, with each relay's full result as a thread message. With a
-// single relay it is that relay's message.
+// line per relay, with the full result of each relay that did not pass as a
+// thread message (a relay that passed is all in its summary line, and 40
+// thread messages would only meet Slack's rate limit). With a single relay
+// it is that relay's message.
 func (h *Handler) CheckAllResponse(all []CheckResult, mx string) Response {
 	if len(all) == 1 {
 		return h.CheckResponse(all[0], nil)
@@ -475,8 +477,17 @@ func (h *Handler) CheckAllResponse(all []CheckResult, mx string) Response {
 		last.Fields = append(last.Fields, Field{Label: "Advice", Value: global.Advice})
 	}
 	resp.Buttons = []Button{{Label: "Re-run all", Action: ActionRerun, Value: rerunValue(AllRelays, 0, time.Time{}, false, mx), Style: "primary"}}
-	resp.Context = fmt.Sprintf("%s · per-relay details in the thread", h.stamp(started))
+	resp.Context = h.stamp(started)
+	if passed < len(all) {
+		resp.Context += fmt.Sprintf(" · details of the %d relays that did not pass in the thread", len(all)-passed)
+		if len(all)-passed == 1 {
+			resp.Context = h.stamp(started) + " · details of the relay that did not pass in the thread"
+		}
+	}
 	for _, c := range all {
+		if c.OK() {
+			continue
+		}
 		detail := h.CheckResponse(c, nil)
 		// Keep each thread message to itself: no nested threads.
 		resp.Thread = append(resp.Thread, withoutThread(detail)...)
