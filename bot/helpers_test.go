@@ -110,6 +110,15 @@ type testBot struct {
 // otherwise) and stops it when the test ends.
 func startBot(t testing.TB, fake *slackfake.Server, h *fakeHandler, mut func(*Config)) *testBot {
 	t.Helper()
+	tb := startBotWith(t, fake, h, mut)
+	tb.h = h
+	return tb
+}
+
+// startBotWith is startBot with any Handler (the real commands.Handler,
+// say); the testBot's h is then nil.
+func startBotWith(t testing.TB, fake *slackfake.Server, h Handler, mut func(*Config)) *testBot {
+	t.Helper()
 	logs := &syncBuffer{}
 	cfg := Config{
 		Mode:     ModeSocket,
@@ -126,7 +135,7 @@ func startBot(t testing.TB, fake *slackfake.Server, h *fakeHandler, mut func(*Co
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tb := &testBot{Bot: b, fake: fake, h: h, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	tb := &testBot{Bot: b, fake: fake, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { tb.done <- b.Run(ctx) }()
 	t.Cleanup(func() { tb.stop(t) })
 	return tb
