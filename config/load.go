@@ -179,16 +179,30 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 	}
 
 	// Decode each section over its defaults, and each list item over the
-	// item defaults; collect type errors instead of stopping at the first.
-	var typeErrs []error
-	failed := map[string]bool{}
+	// item defaults. A value of the wrong type costs only that value: it is
+	// reported with its line, the field keeps its default, and everything
+	// else is still decoded, checked for unknown keys and validated, so that
+	// one run lists every problem.
+	var probs []error
+	failed := map[string]bool{} // indexed keys that did not decode
+	fail := func(err error, section string, index int) {
+		p := m.decodeProblem(cfg, err, section, index)
+		var pp *Problem
+		if errors.As(p, &pp) && pp.Key != "" {
+			failed[pp.Key] = true
+		} else if index >= 0 {
+			failed[fmt.Sprintf("%s[%d]", section, index)] = true
+		} else {
+			failed[section] = true
+		}
+		probs = append(probs, p)
+	}
 	section := func(key string, prim toml.Primitive, dst any) {
 		if !md.IsDefined(key) {
 			return
 		}
-		if err := md.PrimitiveDecode(prim, dst); err != nil {
-			failed[key] = true
-			typeErrs = append(typeErrs, m.decodeProblem(cfg, err, key, -1))
+		for _, err := range decodeFields(&md, prim, dst) {
+			fail(err, key, -1)
 		}
 	}
 	section("target", raw.Target, &cfg.Target)
@@ -206,17 +220,8 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 		cfg.Relays = make([]Relay, len(raw.Relays))
 		for i, prim := range raw.Relays {
 			cfg.Relays[i] = defaultRelay()
-			// The name first, so that a type error in this relay can name
-			// it (the decoder visits keys in random order).
-			var named struct {
-				Name string `toml:"name"`
-			}
-			if md.PrimitiveDecode(prim, &named) == nil {
-				cfg.Relays[i].Name = named.Name
-			}
-			if err := md.PrimitiveDecode(prim, &cfg.Relays[i]); err != nil {
-				failed[fmt.Sprintf("relay[%d]", i)] = true
-				typeErrs = append(typeErrs, m.decodeProblem(cfg, err, "relay", i))
+			for _, err := range decodeFields(&md, prim, &cfg.Relays[i]) {
+				fail(err, "relay", i)
 			}
 		}
 	}
@@ -224,16 +229,12 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 		cfg.Reports = make([]Report, len(raw.Reports))
 		for i, prim := range raw.Reports {
 			cfg.Reports[i] = defaultReport()
-			if err := md.PrimitiveDecode(prim, &cfg.Reports[i]); err != nil {
-				failed[fmt.Sprintf("report[%d]", i)] = true
-				typeErrs = append(typeErrs, m.decodeProblem(cfg, err, "report", i))
+			for _, err := range decodeFields(&md, prim, &cfg.Reports[i]) {
+				fail(err, "report", i)
 			}
 		}
 	}
-	unknown := m.unknownKeys(&md, failed)
-	if len(typeErrs) > 0 {
-		return nil, errors.Join(byLine(append(typeErrs, unknown...))...)
-	}
+	probs = append(probs, m.unknownKeys(&md, failed)...)
 	for _, k := range md.Keys() {
 		m.explicit[k.String()] = true
 	}
@@ -241,8 +242,6 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 		m.explicit[kp.indexed] = true
 	}
 
-	var probs []error
-	probs = append(probs, unknown...)
 	if agent && !md.IsDefined("agent") {
 		probs = append(probs, &Problem{File: name, Msg: "no [agent] table: this is not an agent configuration; " +
 			"an agent file needs [agent] (listen, tls_cert, tls_key, secret_env) beside its [target]"})
@@ -252,12 +251,91 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 	cfg.normalize()
 	cfg.resolveSecrets(getenv)
 	if err := cfg.Validate(); err != nil {
-		probs = append(probs, Problems(err)...)
+		for _, p := range Problems(err) {
+			// A field that did not decode kept its default; what
+			// Validate says of it would only repeat the decode error.
+			var pp *Problem
+			if errors.As(p, &pp) && m.env[pp.Key] == "" && underFailed(failed, pp.Key) {
+				continue
+			}
+			probs = append(probs, p)
+		}
 	}
 	if len(probs) > 0 {
 		return nil, errors.Join(byLine(probs)...)
 	}
 	return cfg, nil
+}
+
+// decodeFields decodes prim into dst, a pointer to a section struct that
+// holds its defaults. When that fails, it decodes the section again field by
+// field, so that a bad value costs only that field: it keeps its default
+// and its error is returned, while every other field is decoded (and its
+// key marked decoded for the unknown-key check). A value that is not a
+// table at all gives one error.
+func decodeFields(md *toml.MetaData, prim toml.Primitive, dst any) []error {
+	rv := reflect.ValueOf(dst).Elem()
+	saved := reflect.New(rv.Type()).Elem()
+	saved.Set(rv)
+	err := md.PrimitiveDecode(prim, dst)
+	if err == nil {
+		return nil
+	}
+	rv.Set(saved) // undo what the failed decode wrote
+	var table struct{}
+	if err := md.PrimitiveDecode(prim, &table); err != nil {
+		return []error{err}
+	}
+	var errs []error
+	t := rv.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag := strings.Split(f.Tag.Get("toml"), ",")[0]; !f.IsExported() || tag == "-" || tag == "" {
+			continue
+		}
+		// A struct of this one field decodes this key and no other.
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
+		one.Elem().Field(0).Set(clone(rv.Field(i)))
+		if err := md.PrimitiveDecode(prim, one.Interface()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rv.Field(i).Set(one.Elem().Field(0))
+	}
+	if len(errs) == 0 {
+		// Cannot happen (the whole failed, so a field must); keep the
+		// first error rather than lose it.
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// clone copies v so that a decode into the copy cannot write into v's
+// backing array (slices are decoded in place when they are long enough).
+func clone(v reflect.Value) reflect.Value {
+	if v.Kind() != reflect.Slice || v.IsNil() {
+		return v
+	}
+	c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+	reflect.Copy(c, v)
+	return c
+}
+
+// underFailed reports whether key is a key that failed to decode or lies
+// below one ("relay[1].name" under "relay[1]", "target.mx[2]" under
+// "target.mx").
+func underFailed(failed map[string]bool, key string) bool {
+	for k := key; k != ""; {
+		if failed[k] {
+			return true
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			return false
+		}
+		k = k[:i]
+	}
+	return false
 }
 
 // byLine orders problems by line, keeping the order of those on one line;
@@ -402,8 +480,9 @@ func tomlTypeName(goType string) string {
 }
 
 // unknownKeys reports every key the Config has no place for, with its line,
-// skipping sections whose decoding failed (their keys are undecoded for
-// another reason) and keys below an unknown table.
+// skipping keys below a value that failed to decode (a table given where a
+// string belongs: its keys are undecoded for another reason) and keys below
+// an unknown table.
 func (m *meta) unknownKeys(md *toml.MetaData, failed map[string]bool) []error {
 	undecoded := map[string]bool{}
 	for _, k := range md.Undecoded() {
@@ -429,11 +508,7 @@ func (m *meta) unknownKeys(md *toml.MetaData, failed map[string]bool) []error {
 				return
 			}
 		}
-		head := indexed
-		if i := strings.IndexByte(head, '.'); i >= 0 {
-			head = head[:i]
-		}
-		if failed[head] || failed[strings.SplitN(plain, ".", 2)[0]] {
+		if underFailed(failed, indexed) || underFailed(failed, plain) {
 			return
 		}
 		reported = append(reported, indexed)
