@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -152,9 +153,9 @@ var relayNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 // ValidRelayName reports whether name is a valid relay name.
 func ValidRelayName(name string) bool { return relayNameRE().MatchString(name) }
 
-// mxArgRE accepts a host name, an IP literal or host:port as typed in a
-// pinned target list; Handler checks it against the configured targets.
-// It is compiled at first use (about 250 KB for its counted repetition).
+// mxArgRE is the character set and length of an --mx argument; a button
+// value's mx is checked with it. mxArg checks the grammar itself. It is
+// compiled at first use (about 250 KB for its counted repetition).
 var mxArgRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9.:\[\]_-]{1,262}$`) })
 
 // Parse reads the text of a /gmailtls command. Empty text is help. Verbs are
@@ -310,12 +311,100 @@ func parseCheck(rest []string) (Command, error) {
 	return c, nil
 }
 
+// mxArg checks check's --mx argument: host[:port] as a pinned target list
+// writes it — a host name, an IP address or [IPv6], each with an optional
+// port. It returns it lower-cased, without the host's trailing dot and with
+// the port in plain digits, which mxArg reads back unchanged; Handler then
+// checks it against the configured targets.
 func mxArg(s string) (string, error) {
-	h := strings.ToLower(strings.TrimSuffix(s, "."))
-	if !mxArgRE().MatchString(h) {
-		return "", syntaxErr(VerbCheck, "%q is not a mail exchanger name; --mx takes one of the target's MX hosts, e.g. gmail-smtp-in.l.google.com", clip(s))
+	h, err := hostPort(strings.ToLower(s))
+	if err != nil {
+		return "", syntaxErr(VerbCheck, "%q is not a mail exchanger name: %v; --mx takes one of the target's MX hosts as host[:port], e.g. gmail-smtp-in.l.google.com, 127.0.0.1:2525 or [2001:db8::1]:2525", clip(s), err)
 	}
 	return h, nil
+}
+
+// hostPort checks and normalizes a lower-cased host[:port].
+func hostPort(s string) (string, error) {
+	if net.ParseIP(s) != nil {
+		return s, nil // IPv4, or IPv6 without a port
+	}
+	if strings.HasPrefix(s, "[") {
+		inner, port, hasPort := s[1:], "", false
+		end := strings.IndexByte(inner, ']')
+		if end >= 0 {
+			inner, port = inner[:end], inner[end+1:]
+			port, hasPort = strings.CutPrefix(port, ":")
+		}
+		if end < 0 || (port != "" && !hasPort) || net.ParseIP(inner) == nil {
+			return "", errors.New("only an IP address goes in brackets, as [2001:db8::1] or [2001:db8::1]:25")
+		}
+		if !hasPort {
+			return "[" + inner + "]", nil
+		}
+		p, err := portArg(port)
+		if err != nil {
+			return "", err
+		}
+		return "[" + inner + "]:" + p, nil
+	}
+	host, port, hasPort := strings.Cut(s, ":")
+	if hasPort && strings.Contains(port, ":") {
+		return "", errors.New("it has several colons but is not an IPv6 address (write IPv6 with a port as [2001:db8::1]:25)")
+	}
+	host = strings.TrimSuffix(host, ".")
+	if net.ParseIP(host) == nil {
+		if err := hostName(host); err != nil {
+			return "", err
+		}
+	}
+	if !hasPort {
+		return host, nil
+	}
+	p, err := portArg(port)
+	if err != nil {
+		return "", err
+	}
+	return host + ":" + p, nil
+}
+
+// portArg checks a port written in digits and returns it without leading
+// zeros.
+func portArg(s string) (string, error) {
+	bad := errors.New("port must be a number from 1 to 65535")
+	if s == "" || len(s) > 5 || strings.Trim(s, "0123456789") != "" {
+		return "", bad
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return "", bad
+	}
+	return strconv.Itoa(n), nil
+}
+
+// hostName checks a DNS host name (without its trailing dot): labels of
+// letters, digits and hyphens, 1 to 63 long, not beginning or ending with
+// a hyphen; 253 characters in all.
+func hostName(s string) error {
+	if len(s) > 253 {
+		return errors.New("the host name is longer than 253 characters")
+	}
+	for _, label := range strings.Split(s, ".") {
+		switch {
+		case label == "":
+			return errors.New("empty label (a leading dot, or two dots in a row)")
+		case len(label) > 63:
+			return errors.New("a label is longer than 63 characters")
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return errors.New("labels must not begin or end with a hyphen")
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("%q is not allowed in a host name (letters, digits, hyphens and dots; international names in their xn-- form)", string(r))
+			}
+		}
+	}
+	return nil
 }
 
 // relayArg returns the relay name in args[0], validated and folded to
