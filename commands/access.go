@@ -51,7 +51,8 @@ func (r Request) requester() string {
 
 // Authorize decides whether req may run a command with verb v under the
 // access rules: channels and users allowlists (empty means any), admins for
-// the admin-only verbs. Local requests are always allowed. The error wraps
+// the admin-only verbs. Users are matched by Slack user ID only, never by
+// name. Local requests are always allowed. The error wraps
 // ErrRefused and its text is the reason to show.
 func Authorize(a config.Access, req Request, v Verb) error {
 	if req.Local() {
@@ -69,16 +70,12 @@ func Authorize(a config.Access, req Request, v Verb) error {
 	return nil
 }
 
+// matchUser reports whether the requester's Slack user ID is on the list.
+// Only the ID counts: a display or user name can be changed by its owner
+// and is not unique, so a name on the list, or an ID typed as a name,
+// matches nobody (config validation refuses names).
 func matchUser(list []string, req Request) bool {
-	for _, u := range list {
-		if u == "" {
-			continue
-		}
-		if u == req.UserID || u == req.UserName {
-			return true
-		}
-	}
-	return false
+	return req.UserID != "" && slices.Contains(list, req.UserID)
 }
 
 func orUnknown(s string) string {

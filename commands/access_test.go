@@ -10,7 +10,11 @@ import (
 
 func TestAuthorize(t *testing.T) {
 	open := config.Access{Admins: []string{"UADMIN"}}
-	closed := config.Access{Channels: []string{"COPS"}, Users: []string{"UALICE", "bob"}, Admins: []string{"UADMIN"}}
+	closed := config.Access{Channels: []string{"COPS"}, Users: []string{"UALICE", "UBOB"}, Admins: []string{"UADMIN"}}
+	// Lists written with names (which Validate now refuses) must not let
+	// anyone in by choosing that display name: names are neither fixed nor
+	// unique, only the user ID identifies a person.
+	named := config.Access{Users: []string{"alice"}, Admins: []string{"alice"}}
 	slash := func(user, name, channel string) Request {
 		return Request{UserID: user, UserName: name, ChannelID: channel, Source: SourceSlash}
 	}
@@ -28,7 +32,11 @@ func TestAuthorize(t *testing.T) {
 		{"channel not allowed", closed, slash("UALICE", "", "COTHER"), VerbStatus, "does not take commands in this channel"},
 		{"user not allowed", closed, slash("UEVE", "eve", "COPS"), VerbStatus, "not on the gmailtls user list"},
 		{"user allowed by id", closed, slash("UALICE", "", "COPS"), VerbStatus, ""},
-		{"user allowed by name", closed, slash("UBOB", "bob", "COPS"), VerbCheck, ""},
+		{"user allowed by id, whatever the name", closed, slash("UBOB", "robert", "COPS"), VerbCheck, ""},
+		{"a user name is not an id", closed, slash("UMALLORY", "UALICE", "COPS"), VerbCheck, "not on the gmailtls user list"},
+		{"an admin's name does not make an admin", config.Access{Admins: []string{"alice"}}, slash("UMALLORY", "alice", "CANY"), VerbPause, "for gmailtls admins only"},
+		{"an admin's id as a name does not make an admin", open, slash("UMALLORY", "UADMIN", "CANY"), VerbPause, "for gmailtls admins only"},
+		{"names on the user list match nobody", named, slash("UMALLORY", "alice", "CANY"), VerbCheck, "not on the gmailtls user list"},
 		{"admin not on user list still allowed", closed, slash("UADMIN", "", "COPS"), VerbResume, ""},
 		{"allowed user is not admin", closed, slash("UALICE", "", "COPS"), VerbPause, "for gmailtls admins only"},
 		{"button presses follow the same rules", closed, Request{UserID: "UEVE", ChannelID: "COPS", Source: SourceButton}, VerbCheck, "not on the gmailtls user list"},

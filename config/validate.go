@@ -302,22 +302,36 @@ func (c *Config) explicitBoth(key string) bool {
 	return c.meta != nil && c.meta.explicit[key+"_env"] && c.meta.explicit[key+"_file"]
 }
 
+// userID is the syntax of a Slack user ID: U (W in Enterprise Grid)
+// followed by upper-case letters and digits.
+var userID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[UW][A-Z0-9]+$`) })
+
 func (v *validator) access() {
 	a := v.c.Access
-	ids := func(key string, list []string, prefix, what string) {
+	for i, s := range a.Channels {
+		k := fmt.Sprintf("access.channels[%d]", i)
+		switch {
+		case strings.TrimSpace(s) == "":
+			v.add(k, "is empty")
+		case strings.HasPrefix(s, "#"):
+			v.add(k, "%q is a name; use the channel ID instead (Slack sends IDs, not names)", s)
+		}
+	}
+	// Users are matched by ID only: a name can be changed by its owner and
+	// is not unique, so a name here would let anyone in who takes it.
+	users := func(key string, list []string) {
 		for i, s := range list {
 			k := fmt.Sprintf("%s[%d]", key, i)
 			switch {
 			case strings.TrimSpace(s) == "":
-				v.add(k, "is empty")
-			case strings.HasPrefix(s, prefix):
-				v.add(k, "%q is a name; use the %s ID instead (Slack sends IDs, not names)", s, what)
+				v.add(k, "is empty; write a Slack member ID such as \"U0123ABCD\"")
+			case !userID().MatchString(s):
+				v.add(k, "%q is not a Slack user ID: use the member ID (such as \"U0123ABCD\"; in Slack, open the person's profile, ⋮ → \"Copy member ID\"), not the display name, which anyone can change", s)
 			}
 		}
 	}
-	ids("access.channels", a.Channels, "#", "channel")
-	ids("access.users", a.Users, "@", "user")
-	ids("access.admins", a.Admins, "@", "user")
+	users("access.users", a.Users)
+	users("access.admins", a.Admins)
 }
 
 func (v *validator) channel(key, ch string, required bool) {
