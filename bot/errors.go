@@ -1,11 +1,15 @@
 package bot
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/gmailtls/gmailtls/commands"
 )
 
 // Errors of the bot itself, for errors.Is.
@@ -32,7 +36,8 @@ func IsRateLimited(err error) (retryAfter time.Duration, ok bool) {
 }
 
 // permanentErrors are Slack API errors that retrying cannot fix: the
-// channel, the message, the token or the payload is wrong.
+// channel, the message, the token or the payload is wrong. Those of the
+// token and the app's scopes are also in authErrors.
 var permanentErrors = map[string]bool{
 	"channel_not_found":       true,
 	"not_in_channel":          true,
@@ -63,10 +68,27 @@ var permanentErrors = map[string]bool{
 	"expired_url":             true,
 }
 
-// IsPermanent reports whether err is a Slack failure that retrying will not
-// fix (channel_not_found, not_in_channel, invalid_auth, missing_scope, a
-// malformed message, an expired response_url…). Rate limits, server errors
-// and network errors are not permanent.
+// authErrors are Slack API errors about the bot token or the app's scopes
+// rather than one message: until an operator fixes the token or the scopes,
+// no message can be delivered, and once they are fixed every message can.
+var authErrors = map[string]bool{
+	"invalid_auth":            true,
+	"not_authed":              true,
+	"account_inactive":        true,
+	"token_revoked":           true,
+	"token_expired":           true,
+	"missing_scope":           true,
+	"not_allowed_token_type":  true,
+	"team_access_not_granted": true,
+}
+
+// IsPermanent reports whether err is a Slack failure that retrying the same
+// call will not fix (channel_not_found, not_in_channel, invalid_auth,
+// missing_scope, a malformed message, an expired response_url…). Rate
+// limits, server errors and network errors are not permanent. Of the
+// permanent ones, IsAuth tells those of the token or the app's scopes,
+// which a message waiting in the outbox outlives: they are fixed once for
+// all messages.
 func IsPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -84,6 +106,35 @@ func IsPermanent(err error) bool {
 		return sc.Code >= 400 && sc.Code < 500 && sc.Code != http.StatusRequestTimeout
 	}
 	return false
+}
+
+// IsAuth reports whether err is Slack refusing the bot token or the app's
+// scopes (invalid_auth, not_authed, account_inactive, token_revoked,
+// token_expired, missing_scope, not_allowed_token_type,
+// team_access_not_granted) or wraps ErrAuth: no message can be delivered
+// until an operator fixes SLACK_BOT_TOKEN or the app's OAuth scopes, and
+// none is wrong in itself. The outbox pauses all delivery on such an error
+// and keeps the messages.
+func IsAuth(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrAuth) {
+		return true
+	}
+	return authErrors[slackCode(err)]
+}
+
+// ErrorCode returns Slack's error code in err ("channel_not_found",
+// "token_revoked", "ratelimited"…) when it is one the bot knows, so that
+// the result can label a metric without growing its label set; "" for any
+// other error.
+func ErrorCode(err error) string {
+	code := slackCode(err)
+	if permanentErrors[code] || authErrors[code] || code == "ratelimited" {
+		return code
+	}
+	return ""
 }
 
 // IsMissingScope reports whether Slack refused a call because the app lacks
@@ -114,4 +165,39 @@ func hint(err error) string {
 		return "check SLACK_BOT_TOKEN"
 	}
 	return ""
+}
+
+// Parts, PostPart and UpdateMain deliver a Response one Slack message at a
+// time, for a caller that records each message as it goes (the outbox) and
+// so can resume a delivery that failed half-way without posting anything
+// twice, which Post and Update, all or nothing, cannot do. Part 0 is the
+// main message, parts 1… the thread replies Post posts after it (content
+// folded out of the main message, then the Response's own Thread).
+
+// Parts returns how many Slack messages r is delivered as: its main message
+// and its thread replies.
+func (b *Bot) Parts(r commands.Response) int {
+	return 1 + len(RenderMessages(r).Thread)
+}
+
+// PostPart posts message part of r (0 the main message, 1… its thread
+// replies) to channel, in the thread threadTS when set, and returns its ts.
+// Errors classify as Post's do.
+func (b *Bot) PostPart(ctx context.Context, channel string, r commands.Response, part int, threadTS string) (string, error) {
+	rendered := RenderMessages(r)
+	m := rendered.Main
+	if part > 0 {
+		if part > len(rendered.Thread) {
+			return "", fmt.Errorf("slack: %q is %d messages, it has no part %d", r.Title, 1+len(rendered.Thread), part)
+		}
+		m = rendered.Thread[part-1]
+	}
+	return b.postMessage(ctx, channel, m, threadTS)
+}
+
+// UpdateMain replaces the message at channel/ts with r's main message
+// (chat.update). Unlike Update it posts no replies: they are parts 1… of
+// PostPart, in the thread of ts.
+func (b *Bot) UpdateMain(ctx context.Context, channel, ts string, r commands.Response) error {
+	return b.updateMessage(ctx, channel, ts, RenderMessages(r).Main)
 }

@@ -12,17 +12,27 @@
 //     hands each one to its Sender: thread replies only once their parent has
 //     a Slack ts, updates of an already posted message as chat.update;
 //  3. the outcome is stored: the Slack ts of a delivered message (MarkSent);
-//     a rate limit pauses the whole worker for Retry-After; a server or
-//     network error backs that message off; a permanent error
-//     (channel_not_found, not_in_channel) marks it failed with a log line
-//     and it shows in `gmailtls status`.
+//     a rate limit pauses the whole worker for Retry-After; Slack refusing
+//     the bot token or the app's scopes pauses it too, from a minute
+//     doubling to 15, keeping every message pending until an operator
+//     fixes the token; a server or network error backs that message off; a
+//     permanent error of the message itself (channel_not_found,
+//     not_in_channel, msg_too_long) marks it failed with a log line and it
+//     shows in `gmailtls status`.
+//
+// A long message is several Slack messages: the main message and the
+// content folded out of it as replies in its thread. Each of them is
+// recorded as soon as Slack took it (MarkPartSent), so a retry after an
+// error or a restart resumes with the first one missing, and the message
+// counts as delivered, and its thread's later messages go out, only once
+// its last reply did.
 //
 // Messages of one channel are delivered in order: while an earlier message
 // of a channel waits for a retry, the later ones of that channel wait too.
-// Because the outcome is written right after Slack answered, a restart
+// Because each outcome is written right after Slack answered, a restart
 // delivers every message once; only a crash in the few milliseconds between
-// Slack's answer and the write can post a message twice (chat.postMessage
-// has no idempotency key).
+// Slack's answer and the write can post a message (or one thread reply of
+// it) twice (chat.postMessage has no idempotency key).
 package outbox
 
 import (
@@ -42,6 +52,8 @@ type Store interface {
 	MarkSent(ctx context.Context, id int64, ts string) error
 	MarkRetry(ctx context.Context, id int64, next time.Time, errText string) error
 	MarkFailed(ctx context.Context, id int64, errText string) error
+	MarkPartSent(ctx context.Context, id int64, part int, ts string) error
+	RepliesSent(ctx context.Context, key string) (int, error)
 	MessageByKey(ctx context.Context, key string) (storage.OutboxMessage, bool, error)
 }
 
@@ -59,6 +71,19 @@ type Delivery struct {
 	// instead of posting a new one.
 	UpdateTS string
 	Payload  []byte
+	// PostedTS and RepliesPosted say what earlier attempts delivered of a
+	// message that Slack gets as several (a main message, then replies in
+	// its thread): the ts of the main message (for an update, the updated
+	// one's), "" when it has not gone out yet, and how many of its thread
+	// replies went out after it. The Sender resumes after them.
+	PostedTS      string
+	RepliesPosted int
+	// PartSent, when not nil, is for the Sender to call as soon as Slack
+	// took a part of a message that is several: part 0 the main message,
+	// part n its n-th thread reply. It records the part, so that no retry
+	// posts it again; when it fails, the Sender stops and returns its
+	// error.
+	PartSent func(part int, ts string) error
 }
 
 // Sender delivers one message and returns its Slack ts ("" when the
@@ -67,9 +92,18 @@ type Sender interface {
 	Deliver(ctx context.Context, d Delivery) (ts string, err error)
 }
 
+// ErrSuspended marks a delivery error after which no message can be
+// delivered until an operator acts, such as Slack refusing the bot token
+// or the app's scopes (SlackSender wraps those). The worker then pauses
+// all delivery, from AuthPause doubling up to MaxAuthPause, and keeps the
+// message pending.
+var ErrSuspended = errors.New("outbox: Slack refuses the bot token or the app's scopes")
+
 // Classifier sorts a delivery error: a rate limit with its Retry-After, a
 // permanent error that no retry will fix, or (neither) a transient one.
-// The wiring builds it from bot.IsRateLimited and bot.IsPermanent.
+// The wiring builds it from bot.IsRateLimited and bot.IsPermanent. An
+// error wrapping ErrSuspended pauses all delivery whatever it says (it is
+// still called, e.g. to count the error).
 type Classifier func(err error) (retryAfter time.Duration, rateLimited, permanent bool)
 
 // Worker delivers due outbox messages. Set the exported fields before the
@@ -88,11 +122,16 @@ type Worker struct {
 	Poll time.Duration
 	// Batch is how many pending messages one read returns (default 100).
 	Batch int
+	// AuthPause and MaxAuthPause bound the pause of all delivery after an
+	// ErrSuspended error: the first pause, doubled after each refusal in a
+	// row (defaults 1m and 15m).
+	AuthPause, MaxAuthPause time.Duration
 
 	once      sync.Once
 	wake      chan struct{}
 	mu        sync.Mutex
 	pausedTil time.Time
+	refusals  int // ErrSuspended errors since the last delivery
 }
 
 // Defaults of the Worker's optional fields.
@@ -104,6 +143,10 @@ const (
 	// DefaultRetryAfter is the pause after a rate limit without a
 	// Retry-After.
 	DefaultRetryAfter = 5 * time.Second
+	// DefaultAuthPause and DefaultMaxAuthPause bound the pause after Slack
+	// refused the bot token or the app's scopes.
+	DefaultAuthPause    = time.Minute
+	DefaultMaxAuthPause = 15 * time.Minute
 )
 
 func (w *Worker) init() {
@@ -127,6 +170,12 @@ func (w *Worker) init() {
 		if w.Batch <= 0 {
 			w.Batch = DefaultBatch
 		}
+		if w.AuthPause <= 0 {
+			w.AuthPause = DefaultAuthPause
+		}
+		if w.MaxAuthPause <= 0 {
+			w.MaxAuthPause = DefaultMaxAuthPause
+		}
 		if w.Classify == nil {
 			w.Classify = func(error) (time.Duration, bool, bool) { return 0, false, false }
 		}
@@ -142,7 +191,8 @@ func (w *Worker) Notify() {
 	}
 }
 
-// PausedUntil reports until when a rate limit pauses delivery.
+// PausedUntil reports until when a rate limit or a refused token pauses
+// delivery.
 func (w *Worker) PausedUntil() time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -180,7 +230,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // Drain delivers the messages that are due now and returns how many it
-// delivered. It stops early while Slack rate-limits.
+// delivered. It stops early while Slack rate-limits or refuses the token.
 func (w *Worker) Drain(ctx context.Context) (int, error) {
 	w.init()
 	n, _, err := w.drain(ctx)
@@ -253,7 +303,7 @@ const (
 	waiting       // the parent has no ts yet: try again later, no attempt counted
 	retry         // transient error: backed off until next
 	failed        // permanent error: given up
-	stop          // rate limited or ctx ended: end the pass
+	stop          // rate limited, token refused or ctx ended: end the pass
 )
 
 type outcome struct {
@@ -278,13 +328,36 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 		}
 		d.UpdateTS = ts
 	}
-	ts, sendErr := w.Sender.Deliver(ctx, d)
 	// The outcome is recorded even when ctx ends now: Slack has answered.
 	wctx := context.WithoutCancel(ctx)
+	if m.TS != "" {
+		// An earlier attempt posted the main message, and perhaps some of
+		// its thread replies.
+		n, err := w.Store.RepliesSent(ctx, m.Key)
+		if err != nil {
+			return outcome{}, fmt.Errorf("outbox: read what was delivered of message %s: %w", m.Key, err)
+		}
+		d.PostedTS, d.RepliesPosted = m.TS, n
+	}
+	var recordErr error
+	d.PartSent = func(part int, ts string) error {
+		if err := w.Store.MarkPartSent(wctx, m.ID, part, ts); err != nil {
+			recordErr = fmt.Errorf("outbox: part %d of message %s was delivered but could not be recorded: %w", part, m.Key, err)
+			return recordErr
+		}
+		return nil
+	}
+	ts, sendErr := w.Sender.Deliver(ctx, d)
+	if recordErr != nil {
+		return outcome{}, recordErr
+	}
 	if sendErr == nil {
 		if err := w.Store.MarkSent(wctx, m.ID, ts); err != nil {
 			return outcome{}, fmt.Errorf("outbox: message %s was delivered but could not be marked sent: %w", m.Key, err)
 		}
+		w.mu.Lock()
+		w.refusals = 0
+		w.mu.Unlock()
 		w.Logger.Info("outbox: delivered", "key", m.Key, "kind", m.Kind, "channel", m.Channel, "attempts", m.Attempts+1)
 		return outcome{state: sent}, nil
 	}
@@ -293,6 +366,18 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 	}
 	retryAfter, limited, permanent := w.Classify(sendErr)
 	switch {
+	case errors.Is(sendErr, ErrSuspended):
+		// Not the message's fault: every message would meet it. Checked
+		// before permanent, which the classifier may also say.
+		w.mu.Lock()
+		pause := Backoff(w.refusals, w.AuthPause, w.MaxAuthPause)
+		w.refusals++
+		until := now.Add(pause)
+		w.pausedTil = until
+		w.mu.Unlock()
+		w.Logger.Error("outbox: Slack refused the bot token or the app's scopes; all delivery is paused and every message kept: check SLACK_BOT_TOKEN (the xoxb- token of the installed app) and the app's OAuth scopes (chat:write), and reinstall the app after changing them",
+			"pause", pause, "key", m.Key, "channel", m.Channel, "err", sendErr)
+		return outcome{state: stop}, w.Store.MarkRetry(wctx, m.ID, until, sendErr.Error())
 	case limited:
 		if retryAfter <= 0 {
 			retryAfter = DefaultRetryAfter
@@ -315,9 +400,11 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 }
 
 // parentTS finds the Slack ts of the message with key. ready is false while
-// that message waits for delivery; a parent that failed for good, or that
-// does not exist, is ready with an empty ts, so the child is posted on its
-// own rather than never.
+// that message waits for delivery, also while its main message is out but
+// some of its thread replies are not, so that its thread stays in order. A
+// parent that failed for good, or that does not exist, is ready, with the
+// ts of its main message if that went out before the failure and else an
+// empty ts, so the child is posted on its own rather than never.
 func (w *Worker) parentTS(ctx context.Context, key string) (ts string, ready bool, err error) {
 	p, found, err := w.Store.MessageByKey(ctx, key)
 	if err != nil {
@@ -330,7 +417,7 @@ func (w *Worker) parentTS(ctx context.Context, key string) (ts string, ready boo
 	case storage.OutboxSent:
 		return p.TS, true, nil
 	case storage.OutboxFailed:
-		return "", true, nil
+		return p.TS, true, nil
 	default:
 		return "", false, nil
 	}

@@ -5,21 +5,29 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/gmailtls/gmailtls/bot"
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// Slack is the part of the bot the Sender uses (bot.Bot satisfies it).
+// Slack is the part of the bot the Sender uses (bot.Bot satisfies it). A
+// Response is Parts Slack messages: part 0 the main message, then the
+// replies in its thread (content folded out of it, then its own Thread).
 type Slack interface {
-	Post(ctx context.Context, channel string, r commands.Response, threadTS string) (ts string, err error)
-	Update(ctx context.Context, channel, ts string, r commands.Response) error
+	Parts(r commands.Response) int
+	PostPart(ctx context.Context, channel string, r commands.Response, part int, threadTS string) (ts string, err error)
+	UpdateMain(ctx context.Context, channel, ts string, r commands.Response) error
 	UploadPNG(ctx context.Context, channel, threadTS, filename, title string, png []byte) error
 }
 
 // SlackSender is the Sender that talks to Slack: it decodes a Payload and
 // posts it (chat.postMessage), updates the message it replaces
-// (chat.update) or, for a chart, draws the heatmap and uploads it.
+// (chat.update) or, for a chart, draws the heatmap and uploads it. The
+// thread replies of a long message are posted one by one, each reported
+// through Delivery.PartSent, and a retry resumes after those an earlier
+// attempt posted. Errors that bot.IsAuth calls a refused token or scope
+// are returned wrapped in ErrSuspended.
 type SlackSender struct {
 	Slack Slack
 	// MissingScope tells an upload refused for a missing files:write scope
@@ -50,22 +58,65 @@ func (s *SlackSender) Deliver(ctx context.Context, d Delivery) (string, error) {
 		return "", fmt.Errorf("%w (message %s)", err, d.Key)
 	}
 	if p.WithChart || p.Chart != nil {
-		return "", s.upload(ctx, d, p, log)
+		return "", suspendOnAuth(s.upload(ctx, d, p, log))
 	}
-	if d.UpdateTS != "" {
-		if err := s.Slack.Update(ctx, d.Channel, d.UpdateTS, p.Response); err != nil {
+	ts, err := s.post(ctx, d, p.Response)
+	return ts, suspendOnAuth(err)
+}
+
+// post delivers r part by part, from the first one not delivered yet, and
+// returns the ts of its main message.
+func (s *SlackSender) post(ctx context.Context, d Delivery, r commands.Response) (string, error) {
+	parts := s.Slack.Parts(r)
+	sent := func(part int, ts string) error {
+		if d.PartSent == nil || parts == 1 {
+			return nil
+		}
+		return d.PartSent(part, ts)
+	}
+	mainTS := d.PostedTS
+	if mainTS == "" {
+		if d.UpdateTS != "" {
+			if err := s.Slack.UpdateMain(ctx, d.Channel, d.UpdateTS, r); err != nil {
+				return "", err
+			}
+			mainTS = d.UpdateTS
+		} else {
+			ts, err := s.Slack.PostPart(ctx, d.Channel, r, 0, d.ThreadTS)
+			if err != nil {
+				return "", err
+			}
+			mainTS = ts
+		}
+		if err := sent(0, mainTS); err != nil {
 			return "", err
 		}
-		return d.UpdateTS, nil
 	}
-	ts, err := s.Slack.Post(ctx, d.Channel, p.Response, d.ThreadTS)
-	if err != nil && ts != "" {
-		// The message itself is posted; only part of its thread is not.
-		// Posting it again would duplicate it, so it counts as delivered.
-		log.Warn("outbox: message posted but part of its thread was not", "key", d.Key, "channel", d.Channel, "err", err)
-		return ts, nil
+	// Replies go in the thread the message is in, else in its own; those
+	// of an update in the updated message's.
+	parent := mainTS
+	if d.UpdateTS == "" && d.ThreadTS != "" {
+		parent = d.ThreadTS
 	}
-	return ts, err
+	for part := d.RepliesPosted + 1; part < parts; part++ {
+		ts, err := s.Slack.PostPart(ctx, d.Channel, r, part, parent)
+		if err != nil {
+			return "", fmt.Errorf("outbox: %d of %d thread replies of message %s are posted: %w", part-1, parts-1, d.Key, err)
+		}
+		if err := sent(part, ts); err != nil {
+			return "", err
+		}
+	}
+	return mainTS, nil
+}
+
+// suspendOnAuth wraps in ErrSuspended an error of Slack refusing the bot
+// token or the app's scopes.
+func suspendOnAuth(err error) error {
+	if err != nil && bot.IsAuth(err) {
+		return fmt.Errorf("%w: %w", ErrSuspended, err)
+	}
+	return err
 }
 
 func (s *SlackSender) upload(ctx context.Context, d Delivery, p Payload, log *slog.Logger) error {

@@ -43,9 +43,12 @@ type OutboxMessage struct {
 	NextAttempt time.Time
 	State       string // pending, sent, failed
 	LastError   string
-	TS          string // Slack ts once sent
-	CreatedAt   time.Time
-	SentAt      time.Time
+	// TS is the Slack ts once sent. A pending message that Slack gets as
+	// several messages (a main message and replies in its thread) has it
+	// as soon as its main message went out (MarkPartSent).
+	TS        string
+	CreatedAt time.Time
+	SentAt    time.Time
 }
 
 // Enqueue adds a pending message unless one with the same Key exists; it
@@ -203,6 +206,50 @@ func (s *Store) MarkRetry(ctx context.Context, id int64, next time.Time, errText
 func (s *Store) MarkFailed(ctx context.Context, id int64, errText string) error {
 	return s.updateMessage(ctx, "mark message failed", id,
 		`state = 'failed', attempts = attempts + 1, last_error = ?`, errText)
+}
+
+// ReplyKey is the key of the record of thread reply n (from 1) of the
+// message with key, kept once the reply went out (MarkPartSent).
+func ReplyKey(key string, n int) string { return fmt.Sprintf("%s:reply:%d", key, n) }
+
+// MarkPartSent records that one Slack message of a pending message that
+// Slack gets as several went out, so that a retry, after an error or a
+// restart, resumes after it: part 0, the main message, keeps its ts on the
+// message, which stays pending; thread reply n (part n >= 1) is kept as a
+// message of its own, already sent, under ReplyKey (its thread_key the
+// message's key). Recording a reply twice keeps the first record.
+func (s *Store) MarkPartSent(ctx context.Context, id int64, part int, ts string) error {
+	if part == 0 {
+		return s.updateMessage(ctx, "mark message part sent", id, `ts = ?`, ts)
+	}
+	now := ms(s.now())
+	return s.write(ctx, "mark message part sent", func(tx *sql.Tx) error {
+		var key, kind, channel string
+		err := tx.QueryRowContext(ctx, `SELECT key, kind, channel FROM outbox WHERE id = ?`, id).Scan(&key, &kind, &channel)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: outbox message %d", ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO outbox (key, kind, channel, thread_key, payload, attempts,
+			next_attempt, state, ts, created_at, sent_at) VALUES (?, ?, ?, ?, x'', 1, ?, 'sent', ?, ?, ?)
+			ON CONFLICT (key) DO NOTHING`,
+			ReplyKey(key, part), kind, channel, key, now, ts, now, now)
+		return err
+	})
+}
+
+// RepliesSent returns how many thread replies of the message with key went
+// out (MarkPartSent).
+func (s *Store) RepliesSent(ctx context.Context, key string) (int, error) {
+	var n int
+	err := s.read(ctx, "count sent replies", func(tx *sql.Tx) error {
+		prefix := key + ":reply:"
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE thread_key = ? AND state = 'sent'
+			AND substr(key, 1, length(?)) = ?`, key, prefix, prefix).Scan(&n)
+	})
+	return n, err
 }
 
 // OutboxStats summarises the outbox at now: messages pending, the age of

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -102,5 +103,61 @@ func TestOutboxExactlyOnce(t *testing.T) {
 	}
 	if _, _, err := s.Enqueue(ctx, OutboxMessage{}); err == nil {
 		t.Error("message without key accepted")
+	}
+}
+
+// TestOutboxParts: the parts of a long message that went out are kept
+// across a restart: its main message's ts on the still pending message,
+// each thread reply as a sent record under ReplyKey; recording a part
+// twice keeps one record, and records neither count as pending nor show
+// among the pending messages.
+func TestOutboxParts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "o.db")
+	c := &clock{t0}
+	s := openTest(t, path, c)
+	report := OutboxMessage{Key: "report:C1:2026-03-02T09:00Z", Kind: KindReport, Channel: "C1", Payload: []byte(`{}`)}
+	id, _, err := s.Enqueue(ctx, report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another thread child of the report is not one of its replies.
+	if _, _, err := s.Enqueue(ctx, OutboxMessage{Key: report.Key + ":chart", Kind: KindReport, Channel: "C1", ThreadKey: report.Key, Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RepliesSent(ctx, report.Key); err != nil || n != 0 {
+		t.Fatalf("RepliesSent before any = %d, %v", n, err)
+	}
+	for _, p := range []struct {
+		part int
+		ts   string
+	}{{0, "1700000000.000001"}, {1, "1700000000.000002"}, {2, "1700000000.000003"}, {2, "1700000000.000009"}} {
+		if err := s.MarkPartSent(ctx, id, p.part, p.ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.MarkPartSent(ctx, 999, 1, "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("MarkPartSent of no message: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, c)
+	pending, err := s.PendingMessages(ctx, 0, 10)
+	if err != nil || len(pending) != 2 || pending[0].Key != report.Key || pending[0].TS != "1700000000.000001" {
+		t.Fatalf("pending after a restart %+v, %v", pending, err)
+	}
+	if n, err := s.RepliesSent(ctx, report.Key); err != nil || n != 2 {
+		t.Fatalf("RepliesSent = %d, %v, want 2", n, err)
+	}
+	r2, ok, err := s.MessageByKey(ctx, ReplyKey(report.Key, 2))
+	if err != nil || !ok || r2.State != OutboxSent || r2.TS != "1700000000.000003" || r2.ThreadKey != report.Key || r2.Channel != "C1" {
+		t.Errorf("reply 2 record %+v, %v, %v", r2, ok, err)
+	}
+	if n, _, failed, err := s.OutboxStats(ctx, t0); err != nil || n != 2 || failed != 0 {
+		t.Errorf("stats %d pending %d failed (%v), want 2 and 0", n, failed, err)
+	}
+	if err := s.MarkSent(ctx, id, "1700000000.000001"); err != nil {
+		t.Fatal(err)
 	}
 }
