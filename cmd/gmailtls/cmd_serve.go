@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -234,8 +235,13 @@ func (d *daemon) classifySlackError(err error) (time.Duration, bool, bool) {
 		d.metrics.SlackError("chat.postMessage", "rate_limited")
 		return ra, true, false
 	}
+	if bot.IsAuth(err) {
+		// The outbox pauses all delivery on these (outbox.ErrSuspended).
+		d.metrics.SlackError("chat.postMessage", cmp.Or(bot.ErrorCode(err), "auth"))
+		return 0, false, false
+	}
 	if bot.IsPermanent(err) {
-		d.metrics.SlackError("chat.postMessage", "channel_not_found")
+		d.metrics.SlackError("chat.postMessage", cmp.Or(bot.ErrorCode(err), "permanent"))
 		return 0, false, true
 	}
 	d.metrics.SlackError("chat.postMessage", "server_error")
