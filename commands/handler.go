@@ -262,6 +262,14 @@ func (h *Handler) Acknowledge(ctx context.Context, req Request) (ack Response, m
 			h.audit(ctx, req, "error: "+err.Error())
 			return ErrorResponse(h.commandName(), err), false
 		}
+	case VerbHistory, VerbEvidence:
+		// Retired relays keep their history; only a name never seen is
+		// refused here, so that it gets one answer, not an ack and then
+		// an error.
+		if err := h.checkRelayName(ctx, cmd.Relay, true); err != nil {
+			h.audit(ctx, req, "error: "+err.Error())
+			return ErrorResponse(h.commandName(), err), false
+		}
 	}
 	return Response{
 		Title:     fmt.Sprintf("gmailtls %s: working on it…", cmd.Verb),
