@@ -752,8 +752,11 @@ func (h *Handler) resultEvidence(sr storage.StoredResult) Section {
 			f = append(f, Field{Label: "Certificate", Value: certEvidence(r.TLS.PeerCertificates[0], r.StartedAt)})
 		}
 	}
-	if r.Engine != "" && r.Engine != probe.EngineNative {
-		f = append(f, Field{Label: "Engine", Value: r.Engine})
+	switch r.Engine {
+	case "", probe.EngineNative:
+		f = append(f, Field{Label: "Engine", Value: "native: gmailtls's own Go crypto/tls, not the relay's TLS library"})
+	default:
+		f = append(f, Field{Label: "Engine", Value: r.Engine + ": the relay's own TLS stack"})
 	}
 	f = append(f, Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s (ms)",
 		msNum(r.Timings.Connect), msNum(r.Timings.Banner), msNum(r.Timings.EHLO), msNum(r.Timings.StartTLS), msNum(r.Timings.Handshake), msNum(r.Timings.Total))})
