@@ -73,7 +73,7 @@ func TestResponseURLUsedAtMostFiveTimes(t *testing.T) {
 	if n := len(fake.CallsTo(slackfake.MethodResponseURL)); n != 5 {
 		t.Errorf("response_url used %d times, want 5", n)
 	}
-	posts := messagesBy(fake, "chat.postMessage")
+	posts := fake.MessagesBy("chat.postMessage")
 	if len(posts) != 1 || posts[0].Channel != "C1" || !strings.Contains(posts[0].Text, "result 6") {
 		t.Errorf("6th response: %+v", posts)
 	}
@@ -104,10 +104,10 @@ func TestResponseURLExpiresAfter30Minutes(t *testing.T) {
 	if ms := messagesTo(fake, "old"); len(ms) != 1 || !strings.Contains(ms[0].Text, "in time") {
 		t.Errorf("response_url messages %+v", ms)
 	}
-	if ms := messagesBy(fake, "chat.postMessage"); len(ms) != 1 || !strings.Contains(ms[0].Text, "too late") {
+	if ms := fake.MessagesBy("chat.postMessage"); len(ms) != 1 || !strings.Contains(ms[0].Text, "too late") {
 		t.Errorf("chat.postMessage %+v", ms)
 	}
-	if ms := messagesBy(fake, "chat.postEphemeral"); len(ms) != 1 || ms[0].User != "U1" || ms[0].Channel != "C1" {
+	if ms := fake.MessagesBy("chat.postEphemeral"); len(ms) != 1 || ms[0].User != "U1" || ms[0].Channel != "C1" {
 		t.Errorf("chat.postEphemeral %+v", ms)
 	}
 }
@@ -129,7 +129,7 @@ func TestResponseURLHonoursRetryAfter(t *testing.T) {
 	if gap := calls[1].At.Sub(calls[0].At); gap < time.Second {
 		t.Errorf("retried after %v; Retry-After said 1s", gap)
 	}
-	if len(messagesBy(fake, "chat.postMessage")) != 0 {
+	if len(fake.MessagesBy("chat.postMessage")) != 0 {
 		t.Errorf("fell back although the retry succeeded")
 	}
 }
@@ -160,7 +160,7 @@ func TestResponseURLRetries5xx(t *testing.T) {
 	if n := len(fake.CallsTo(slackfake.MethodResponseURL)); n != 3+1+responseURLRetries {
 		t.Errorf("%d response_url calls", n)
 	}
-	if ms := messagesBy(fake, "chat.postMessage"); len(ms) != 1 || !strings.Contains(ms[0].Text, "fallback") {
+	if ms := fake.MessagesBy("chat.postMessage"); len(ms) != 1 || !strings.Contains(ms[0].Text, "fallback") {
 		t.Errorf("fallback %+v", ms)
 	}
 }
@@ -234,7 +234,7 @@ func TestPostAndUpdateWithThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := messagesBy(fake, "chat.postMessage")
+	posts := fake.MessagesBy("chat.postMessage")
 	if len(posts) != 1+len(want.Thread) || posts[0].TS != ts || posts[0].ThreadTS != "" {
 		t.Fatalf("%d posts, main %+v", len(posts), posts[0])
 	}
@@ -251,7 +251,7 @@ func TestPostAndUpdateWithThread(t *testing.T) {
 	if _, err := b.Post(ctx, "C1", simple("recovered"), "1700000000.000001"); err != nil {
 		t.Fatal(err)
 	}
-	posts = messagesBy(fake, "chat.postMessage")
+	posts = fake.MessagesBy("chat.postMessage")
 	if last := posts[len(posts)-1]; last.ThreadTS != "1700000000.000001" {
 		t.Errorf("threaded post %+v", last)
 	}
@@ -259,7 +259,7 @@ func TestPostAndUpdateWithThread(t *testing.T) {
 	if err := b.Update(ctx, "C1", ts, simple("updated")); err != nil {
 		t.Fatal(err)
 	}
-	up := messagesBy(fake, "chat.update")
+	up := fake.MessagesBy("chat.update")
 	if len(up) != 1 || up[0].TS != ts || up[0].Channel != "C1" || len(up[0].Blocks) == 0 {
 		t.Errorf("update %+v", up)
 	}
@@ -298,7 +298,7 @@ func TestReplaceFallsBackToChatUpdate(t *testing.T) {
 	if err := b.deliver(context.Background(), org, r); err != nil {
 		t.Fatal(err)
 	}
-	up := messagesBy(fake, "chat.update")
+	up := fake.MessagesBy("chat.update")
 	if len(up) != 1 || up[0].TS != org.messageTS || up[0].Channel != "C1" {
 		t.Errorf("chat.update %+v", up)
 	}

@@ -99,7 +99,7 @@ func TestPartsOneByOne(t *testing.T) {
 	if _, err := b.PostPart(ctx, "C1", r, b.Parts(r), ts); err == nil {
 		t.Error("a part past the last one was posted")
 	}
-	posts := messagesBy(fake, "chat.postMessage")
+	posts := fake.MessagesBy("chat.postMessage")
 	if len(posts) != 1+len(want.Thread) || posts[0].TS != ts || posts[0].Text != want.Main.Text || posts[0].ThreadTS != "" {
 		t.Fatalf("%d posts, main %+v", len(posts), posts[0])
 	}
@@ -111,10 +111,10 @@ func TestPartsOneByOne(t *testing.T) {
 	if err := b.UpdateMain(ctx, "C1", ts, r); err != nil {
 		t.Fatal(err)
 	}
-	if up := messagesBy(fake, "chat.update"); len(up) != 1 || up[0].TS != ts || len(up[0].Blocks) != len(want.Main.Blocks) {
+	if up := fake.MessagesBy("chat.update"); len(up) != 1 || up[0].TS != ts || len(up[0].Blocks) != len(want.Main.Blocks) {
 		t.Errorf("chat.update %+v", up)
 	}
-	if n := len(messagesBy(fake, "chat.postMessage")); n != len(posts) {
+	if n := len(fake.MessagesBy("chat.postMessage")); n != len(posts) {
 		t.Errorf("UpdateMain posted %d replies", n-len(posts))
 	}
 }

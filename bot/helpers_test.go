@@ -196,17 +196,6 @@ func messagesTo(fake *slackfake.Server, responseID string) []slackfake.Message {
 	return out
 }
 
-// messagesBy returns the delivered messages of one Web API method.
-func messagesBy(fake *slackfake.Server, method string) []slackfake.Message {
-	var out []slackfake.Message
-	for _, m := range fake.Messages() {
-		if m.Method == method {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // hasAction reports whether blocks carry a button with action_id id.
 func hasAction(blocks []map[string]any, id string) bool {
 	for _, b := range blocks {

@@ -174,7 +174,7 @@ func threadBot(t *testing.T, apiURL string, resp commands.Response) (*Bot, *sync
 func assertThread(t *testing.T, fake *slackfake.Server, channel string, want Rendered) {
 	t.Helper()
 	var posts []slackfake.Message
-	for _, m := range messagesBy(fake, "chat.postMessage") {
+	for _, m := range fake.MessagesBy("chat.postMessage") {
 		if m.Channel == channel {
 			posts = append(posts, m)
 		}

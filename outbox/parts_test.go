@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -64,39 +63,12 @@ func newFake(t *testing.T) *slackfake.Server {
 	return fake
 }
 
-func messagesBy(fake *slackfake.Server, method string) []slackfake.Message {
-	var out []slackfake.Message
-	for _, m := range fake.Messages() {
-		if m.Method == method {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // hookedWorker is slackWorker with hookTransport between the bot and the
 // stand-in.
 func hookedWorker(t *testing.T, s *storage.Store, c *clock, fake *slackfake.Server, logs *bytes.Buffer, after func(int)) *Worker {
 	t.Helper()
 	hc := &http.Client{Transport: &hookTransport{base: fake.Client().Transport, after: after}}
-	b, err := bot.New(bot.Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken,
-		APIURL: fake.APIURL(), APIRetries: -1, HTTPClient: hc}, noHandler{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	return &Worker{
-		Store:  s,
-		Sender: &SlackSender{Slack: b, MissingScope: bot.IsMissingScope, Notes: s, Logger: log},
-		Classify: func(err error) (time.Duration, bool, bool) {
-			ra, limited := bot.IsRateLimited(err)
-			return ra, limited, bot.IsPermanent(err)
-		},
-		Now:        c.Now,
-		Logger:     log,
-		MinBackoff: time.Second,
-		MaxBackoff: 10 * time.Second,
-	}
+	return workerWithClient(t, s, c, fake, hc, logs)
 }
 
 // longReport is a 200-line report: Slack gets it as a message and several
@@ -166,7 +138,7 @@ func TestLongMessageRepliesResumeAfterErrors(t *testing.T) {
 	w2 := hookedWorker(t, s2, c, fake, &logs, nil)
 	drainUntil(t, w2, s2, c, time.Second, 60)
 
-	posts := messagesBy(fake, "chat.postMessage")
+	posts := fake.MessagesBy("chat.postMessage")
 	if want := 1 + len(parts.Thread) + 2; len(posts) != want {
 		for _, p := range posts {
 			t.Logf("posted %q in thread %q", p.Text, p.ThreadTS)
@@ -216,7 +188,7 @@ func TestUpdateRepliesPostedOnce(t *testing.T) {
 		Payload: Payload{Response: update}})
 	drainUntil(t, w, s, c, time.Second, 60)
 
-	posts := messagesBy(fake, "chat.postMessage")
+	posts := fake.MessagesBy("chat.postMessage")
 	if len(posts) != 1+len(parts.Thread) {
 		for _, p := range posts {
 			t.Logf("posted %q in thread %q", p.Text, p.ThreadTS)
@@ -229,7 +201,7 @@ func TestUpdateRepliesPostedOnce(t *testing.T) {
 			t.Errorf("reply %d = %q in thread %q, want %q in %q", i+1, p.Text, p.ThreadTS, want.Text, alert.TS)
 		}
 	}
-	if up := messagesBy(fake, "chat.update"); len(up) != 1 || up[0].TS != alert.TS {
+	if up := fake.MessagesBy("chat.update"); len(up) != 1 || up[0].TS != alert.TS {
 		t.Errorf("chat.update calls %+v, want one of %s", up, alert.TS)
 	}
 }

@@ -30,8 +30,14 @@ func (noHandler) Run(context.Context, commands.Request) commands.Response { retu
 // does.
 func slackWorker(t *testing.T, s *storage.Store, c *clock, fake *slackfake.Server, logs *bytes.Buffer) *Worker {
 	t.Helper()
+	return workerWithClient(t, s, c, fake, fake.Client(), logs)
+}
+
+// workerWithClient is slackWorker with the bot's HTTP client given.
+func workerWithClient(t *testing.T, s *storage.Store, c *clock, fake *slackfake.Server, hc *http.Client, logs *bytes.Buffer) *Worker {
+	t.Helper()
 	b, err := bot.New(bot.Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken,
-		APIURL: fake.APIURL(), APIRetries: -1, HTTPClient: fake.Client()}, noHandler{})
+		APIURL: fake.APIURL(), APIRetries: -1, HTTPClient: hc}, noHandler{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -614,6 +614,18 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.messages...)
 }
 
+// MessagesBy returns the messages delivered successfully through one Web
+// API method (MethodPostMessage, "chat.update", …), oldest first.
+func (s *Server) MessagesBy(method string) []Message {
+	var out []Message
+	for _, m := range s.Messages() {
+		if m.Method == method {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Signature returns Slack's v0 request signature for body sent at ts:
 // "v0=" + hex(HMAC-SHA256(secret, "v0:<unix ts>:<body>")).
 func Signature(secret string, ts time.Time, body []byte) string {
