@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -45,7 +46,9 @@ func TestCheckAgentRelayEndToEnd(t *testing.T) {
 	if err := os.WriteFile(postqueue, []byte("#!/bin/sh\nexec cat '"+fixture+"'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	agent := httptest.NewServer(relay.NewServer(relay.ServerConfig{
+	// Over TLS, as in production: the bot trusts the agent's certificate
+	// through the relay's ca_file.
+	agent := httptest.NewTLSServer(relay.NewServer(relay.ServerConfig{
 		Postqueue: postqueue,
 		Base:      probe.Config{Relay: "relay-2.test", MX: []probe.Target{target}, ServerName: "mx.test.example", ExtraRoots: ca.Pool},
 		Secrets:   [][]byte{[]byte(secret)},
@@ -54,6 +57,10 @@ func TestCheckAgentRelayEndToEnd(t *testing.T) {
 		Version:   "test",
 	}))
 	defer agent.Close()
+	agentCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: agent.Certificate().Raw})
+	if err := os.WriteFile(filepath.Join(dir, "agent-ca.pem"), agentCA, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	cfg := fmt.Sprintf(`[target]
 mx = [%q]
@@ -72,6 +79,7 @@ name = "relay-2"
 kind = "agent"
 url = %q
 secret_env = "RELAY2_SECRET"
+ca_file = "agent-ca.pem"
 `, srv.Addr(), agent.URL)
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
