@@ -554,7 +554,7 @@ func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (Respon
 	if len(missing) > 0 {
 		resp.Sections = append(resp.Sections, Section{Lines: []string{"results " + strings.Join(missing, ", ") + " are no longer stored (rolled up by retention)"}})
 	}
-	resp.Summary = fmt.Sprintf("%s: %d transcripts", b.Relay, shown)
+	resp.Summary = fmt.Sprintf("%s: %s", b.Relay, plural(shown, "transcript"))
 	return resp, nil
 }
 
@@ -630,8 +630,8 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 		Verdict:   VerdictInfo,
 		Ephemeral: true,
 	}
-	host := Section{Heading: "Relay"}
-	host.Fields = append(host.Fields, Field{Label: "Relay", Value: relayName})
+	host := Section{Heading: "Relay host"}
+	host.Fields = append(host.Fields, Field{Label: "Name", Value: relayName})
 	r, err := h.runner(relayName)
 	if err == nil {
 		host.Fields[0].Value += " (" + r.Kind() + ")"
@@ -702,7 +702,7 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 	if len(results) > 0 {
 		resp.Context += fmt.Sprintf(" · run %d", results[0].RunID)
 	}
-	resp.Summary = fmt.Sprintf("%s: evidence for %d results", relayName, len(results))
+	resp.Summary = fmt.Sprintf("%s: evidence for %s", relayName, plural(len(results), "result"))
 	return resp
 }
 

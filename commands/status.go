@@ -418,7 +418,7 @@ func (h *Handler) RelaysResponse(m RelaysModel) Response {
 	resp := Response{
 		Title:   fmt.Sprintf("gmailtls relays: %d configured", n),
 		Verdict: VerdictInfo,
-		Summary: fmt.Sprintf("%d relays configured, %d retired", n, len(retired)),
+		Summary: fmt.Sprintf("%s configured, %d retired", plural(n, "relay"), len(retired)),
 	}
 	if n == 1 {
 		resp.Title = "gmailtls relays: 1 configured"
