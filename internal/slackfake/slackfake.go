@@ -233,9 +233,12 @@ func (s *Server) notifyLocked() {
 }
 
 // WaitFor blocks until pred returns true or ctx ends. pred is evaluated
-// again after every recorded change (call, ack, connection); it may call the
-// Server's accessors.
+// again after every recorded change (call, ack, connection), and every
+// 10 ms for conditions outside the Server (a handler's state, say); it may
+// call the Server's accessors.
 func (s *Server) WaitFor(ctx context.Context, pred func() bool) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		s.mu.Lock()
 		ch := s.changed
@@ -245,6 +248,7 @@ func (s *Server) WaitFor(ctx context.Context, pred func() bool) error {
 		}
 		select {
 		case <-ch:
+		case <-tick.C:
 		case <-ctx.Done():
 			return fmt.Errorf("slackfake: condition not reached: %w", ctx.Err())
 		}
