@@ -115,6 +115,15 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 	u := *a.base
 	u.Path = a.base.Path + path
 	u.RawPath = ""
+	signed := u.Path
+	if body == nil {
+		// A read has no body to carry the nonce: the query does, signed
+		// with the path, so that two reads in the same second by two
+		// processes (a restart, the CLI beside serve) sign differently and
+		// the second is not refused as a replay.
+		u.RawQuery = "nonce=" + rand.Text()
+		signed += "?" + u.RawQuery
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -125,7 +134,7 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 	}
 	ts := a.timestamp()
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(a.secret, ts, method, u.Path, body))
+	req.Header.Set(HeaderSignature, Sign(a.secret, ts, method, signed, body))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

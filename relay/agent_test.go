@@ -656,3 +656,49 @@ func TestAgentSourceIPs(t *testing.T) {
 		t.Fatalf("refused requests dialled the MX (%d connections)", n)
 	}
 }
+
+// TestReadsInTheSameSecond: two bot processes (two Agents, each with its
+// own timestamp counter) reading /v1/info and /v1/queue in the same second
+// both get through, as the nonce in the signed query tells them apart; the
+// exact bytes again are still a replay, and a changed nonce breaks the
+// signature.
+func TestReadsInTheSameSecond(t *testing.T) {
+	ca := newCA(t)
+	_, base := target(t, smtptest.Gmail, ca)
+	now := time.Unix(1700000000, 0)
+	clock := func() time.Time { return now }
+	agent := plainAgent(t, ServerConfig{Base: base, Now: clock, Version: "v-test"})
+	for i := range 2 {
+		a := NewAgent("relay-2", agent.URL, testSecret, agent.Client(), 10*time.Second, clock)
+		if _, err := a.Info(t.Context()); err != nil {
+			t.Fatalf("process %d: info: %v", i+1, err)
+		}
+		if _, err := a.Queue(t.Context()); err != nil {
+			t.Fatalf("process %d: queue: %v", i+1, err)
+		}
+	}
+	// A read signed over its query: replayed as is, or with another nonce.
+	req := func(query string, signedQuery string) *http.Request {
+		r, err := http.NewRequest("GET", agent.URL+PathInfo+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		r.Header.Set(HeaderSignature, Sign(testSecret, now.Unix(), "GET", PathInfo+signedQuery, nil))
+		return r
+	}
+	if code, msg := send(t, req("?nonce=abc", "?nonce=abc")); code != 200 {
+		t.Fatalf("signed read: %d %s", code, msg)
+	}
+	if code, msg := send(t, req("?nonce=abc", "?nonce=abc")); code != 401 || !strings.Contains(msg, "replay") {
+		t.Fatalf("replayed read: %d %s", code, msg)
+	}
+	if code, msg := send(t, req("?nonce=xyz", "?nonce=abc")); code != 401 || !strings.Contains(msg, "does not match") {
+		t.Fatalf("read with a changed nonce: %d %s", code, msg)
+	}
+	// A read without a query, signed over the bare path, as DESIGN.md's
+	// protocol has it, still works.
+	if code, msg := send(t, req("", "")); code != 200 {
+		t.Fatalf("read without nonce: %d %s", code, msg)
+	}
+}

@@ -164,7 +164,13 @@ func (s *server) signed(h func(w http.ResponseWriter, r *http.Request, body []by
 		if s.cfg.SecretsFunc != nil {
 			secrets = s.cfg.SecretsFunc()
 		}
-		if err := Verify(secrets, tsh, sigh, r.Method, r.URL.Path, body, now); err != nil {
+		// The signed path carries the query string, when there is one (the
+		// bot's nonce on reads).
+		signed := r.URL.Path
+		if r.URL.RawQuery != "" {
+			signed += "?" + r.URL.RawQuery
+		}
+		if err := Verify(secrets, tsh, sigh, r.Method, signed, body, now); err != nil {
 			s.log.Warn("agent: refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 			httpError(w, http.StatusUnauthorized, err.Error())
 			return
