@@ -39,7 +39,11 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	defer s.Close()
-	fmt.Fprintf(e.stderr, "gmailtls console: %d relays, database %s. Type help, or quit to leave.\n", len(s.cfg.Relays), s.store.Path())
+	relays := fmt.Sprintf("%d relays", len(s.cfg.Relays))
+	if len(s.cfg.Relays) == 1 {
+		relays = "1 relay"
+	}
+	fmt.Fprintf(e.stderr, "gmailtls console: %s, database %s. Type help, or quit to leave.\n", relays, s.store.Path())
 
 	lines := make(chan string)
 	readErr := make(chan error, 1)
