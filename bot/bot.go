@@ -317,6 +317,11 @@ func (b *Bot) authTest(ctx context.Context) (*slack.AuthTestResponse, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		// An HTTP 4xx other than 429 will not change by waiting: a wrong
+		// api_url, a proxy refusing the bot.
+		if sc, ok := errors.AsType[slack.StatusCodeError](err); ok && sc.Code >= 400 && sc.Code < 500 && sc.Code != http.StatusTooManyRequests {
+			return nil, fmt.Errorf("slack: auth.test at %s answered %s, so the bot token could not be checked: check [slack] api_url: %w", b.cfg.APIURL, sc.Status, err)
+		}
 		b.log.Warn("slack: auth.test failed, so the bot token could not be checked yet; retrying (probing and alerts keep running, messages wait in the outbox)",
 			"api_url", b.cfg.APIURL, "error", err.Error(), "retry_in", wait.String())
 		select {
@@ -330,11 +335,7 @@ func (b *Bot) authTest(ctx context.Context) (*slack.AuthTestResponse, error) {
 
 // isAuthCode reports whether a Slack error code means a rejected token.
 func isAuthCode(code string) bool {
-	switch code {
-	case "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired":
-		return true
-	}
-	return false
+	return authErrors[code]
 }
 
 // authError is a rejected token: errors.Is(err, ErrAuth) holds and the

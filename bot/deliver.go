@@ -108,11 +108,12 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 			b.log.Error("slack: a background command panicked", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
+	// One delivery context for the job's deliveries, so that together they
+	// end within shutdownGrace of shutdown, not each in its own.
+	dctx, cancel := deliveryContext(ctx, shutdownGrace)
+	defer cancel()
 	if j.pre != nil {
-		dctx, cancel := deliveryContext(ctx, shutdownGrace)
-		err := b.deliver(dctx, j.org, *j.pre)
-		cancel()
-		if err != nil {
+		if err := b.deliver(dctx, j.org, *j.pre); err != nil {
 			b.log.Warn("slack: could not deliver a reply", "channel", j.org.channel, "err", err)
 		}
 	}
@@ -120,8 +121,6 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 		return
 	}
 	resp := b.safeRun(ctx, j.req)
-	dctx, cancel := deliveryContext(ctx, shutdownGrace)
-	defer cancel()
 	if err := b.deliver(dctx, j.org, resp); err != nil {
 		b.log.Warn("slack: could not deliver a result", "channel", j.org.channel, "command", j.req.Text, "action", j.req.Action, "err", err)
 	}

@@ -359,3 +359,33 @@ func TestRunWaitsForSlackAtStart(t *testing.T) {
 		t.Errorf("%d auth.test calls in 200 ms, want retries", n)
 	}
 }
+
+// TestRunStopsOnWrongTokenKindAndWrongURL: a token of the wrong kind and an
+// API URL that answers 404 end Run at once instead of being retried.
+func TestRunStopsOnWrongTokenKindAndWrongURL(t *testing.T) {
+	fake := slackfake.New(slackfake.Options{})
+	defer fake.Close()
+	fake.FailNext("auth.test", 200, 0, "not_allowed_token_type", 1)
+	b, err := New(Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken, APIURL: fake.APIURL(),
+		APIRetries: -1, StartBackoff: time.Millisecond}, &fakeHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Run(ctx); !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "not_allowed_token_type") {
+		t.Errorf("wrong kind of token: %v", err)
+	}
+	fake.FailNext("auth.test", 404, 0, "", 1)
+	b, err = New(Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken, APIURL: fake.APIURL(),
+		APIRetries: -1, StartBackoff: time.Millisecond}, &fakeHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Run(ctx); err == nil || !strings.Contains(err.Error(), "api_url") {
+		t.Errorf("API URL answering 404: %v", err)
+	}
+	if n := len(fake.CallsTo("auth.test")); n != 2 {
+		t.Errorf("%d auth.test calls, want one per bot", n)
+	}
+}

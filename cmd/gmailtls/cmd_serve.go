@@ -308,10 +308,19 @@ func (d *daemon) run(ctx context.Context) error {
 	d.log.Info("gmailtls serve started", "version", version, "mode", d.cfg.Slack.Mode,
 		"relays", len(d.cfg.Relays), "database", d.store.Path())
 
+	// The shutdown's bound counts from the signal, not from the end of
+	// the bot's own shutdown (which gives deliveries in flight a grace of
+	// their own), so that the whole of it stays within shutdownGrace.
+	signalled := make(chan time.Time, 1)
+	context.AfterFunc(ctx, func() { signalled <- time.Now() })
 	botErr := d.bot.Run(ctx)
 	cancel()
-
-	stopCtx, stopCancel := context.WithTimeout(context.Background(), shutdownGrace)
+	stopAt := time.Now()
+	select {
+	case stopAt = <-signalled:
+	case <-time.After(100 * time.Millisecond):
+	}
+	stopCtx, stopCancel := context.WithDeadline(context.Background(), stopAt.Add(shutdownGrace))
 	defer stopCancel()
 	d.mu.Lock()
 	if err := d.sched.Stop(stopCtx); err != nil {
