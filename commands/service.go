@@ -244,9 +244,10 @@ func (h *Handler) sampleQueue(ctx context.Context, relayName string, iq relay.In
 }
 
 // queueSamples are the stored queue samples escalation reads: the newest
-// maxQueueSamples per relay within the replay window before now. A read
+// maxQueueSamples per configured relay within the replay window before
+// now (a relay removed from the configuration no longer counts). A read
 // failure is logged and leaves the queue rule without samples.
-func (h *Handler) queueSamples(ctx context.Context, now time.Time) []escalation.QueueSample {
+func (h *Handler) queueSamples(ctx context.Context, now time.Time, runners map[string]relay.Runner) []escalation.QueueSample {
 	stored, err := h.store.QueueSamples(ctx, "", now.Add(-replayWindow), maxQueueSamples)
 	if err != nil {
 		h.log.Warn("could not read queue samples", "error", err)
@@ -254,6 +255,9 @@ func (h *Handler) queueSamples(ctx context.Context, now time.Time) []escalation.
 	}
 	out := make([]escalation.QueueSample, 0, len(stored))
 	for _, q := range stored {
+		if _, ok := runners[q.Relay]; !ok {
+			continue
+		}
 		out = append(out, escalation.QueueSample{Relay: q.Relay, At: q.At, Deferred: q.Deferred, OldestAge: q.OldestAge})
 	}
 	return out
@@ -353,7 +357,7 @@ const (
 // same state (escalation.Replay's guarantee).
 func (h *Handler) assess(ctx context.Context, now time.Time) (escalation.Assessment, error) {
 	_, runners, p := h.snapshot()
-	queues := h.queueSamples(ctx, now)
+	queues := h.queueSamples(ctx, now, runners)
 	if h.state == nil {
 		// The last replayRuns runs of each relay, none older than the
 		// replay window: bounded however many results a run has.
