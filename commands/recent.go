@@ -3,6 +3,7 @@ package commands
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,17 +20,23 @@ import (
 // It is reloaded from storage.Recent when the lookback or the set of relays
 // changes. Guarded by Handler.evalMu.
 type recentCache struct {
-	key    string                 // lookback and relays it was loaded for
-	lastID int64                  // the highest result id seen
-	out    []storage.StoredResult // oldest first (start, then id)
+	key      string                 // lookback and relays it was loaded for
+	loadedAt time.Time              // when it was last read whole
+	lastID   int64                  // the highest result id seen
+	out      []storage.StoredResult // oldest first (start, then id)
 }
+
+// recentReload bounds how long the cache goes without being read whole
+// again, so that rows retention deleted from under it (a relay not probed
+// for longer than retention.raw) do not outlive it by more than that.
+const recentReload = time.Hour
 
 // results returns, like storage.Recent(now-window, runs), every relay's
 // results of its last runs runs and of the window before now, oldest first.
 // The slice is the cache's own: callers must not change it.
 func (c *recentCache) results(ctx context.Context, st *storage.Store, now time.Time, window time.Duration, runs int, relays []string) ([]storage.StoredResult, error) {
 	key := window.String() + "/" + strconv.Itoa(runs) + "/" + strings.Join(relays, ",")
-	if c.key != key {
+	if c.key != key || now.Sub(c.loadedAt) > recentReload || now.Before(c.loadedAt) {
 		// The id is read first: what is stored meanwhile comes again from
 		// ResultsAfter and is merged once.
 		maxID, err := st.MaxResultID(ctx)
@@ -40,18 +47,31 @@ func (c *recentCache) results(ctx context.Context, st *storage.Store, now time.T
 		if err != nil {
 			return nil, err
 		}
-		c.key, c.lastID, c.out = key, maxID, rs
+		c.key, c.loadedAt, c.lastID, c.out = key, now, maxID, rs
 	}
 	const batch = 10_000
+	found := 0
 	for {
 		rs, err := st.ResultsAfter(ctx, c.lastID, batch)
 		if err != nil {
 			return nil, err
 		}
 		c.add(rs)
+		found += len(rs)
 		if len(rs) < batch {
 			break
 		}
+	}
+	// SQLite hands out the ids of deleted rows again once the highest ones
+	// are gone (retention after a long pause in probing): new results then
+	// have ids below lastID, none above it, and only a reload sees them.
+	if found > 0 {
+		// Ids above lastID exist: none were handed out again.
+	} else if maxID, err := st.MaxResultID(ctx); err != nil {
+		return nil, err
+	} else if maxID < c.lastID {
+		c.key = ""
+		return c.results(ctx, st, now, window, runs, relays)
 	}
 	c.prune(now.Add(-window), runs)
 	return c.out, nil
@@ -69,40 +89,42 @@ func (c *recentCache) add(rs []storage.StoredResult) {
 	}
 }
 
-// prune keeps what storage.Recent would return: for every relay, its
-// results of its last runs runs and those since from.
+// prune keeps what storage.Recent would return: for every relay, the
+// results that started at or after the start of its runs-th newest run, or
+// since from, whichever is earlier. Runs are ordered by their own start, as
+// storage.Recent orders them. (A run without results, which Recent counts
+// and the cache cannot see, only makes the cache keep more, never less.)
 func (c *recentCache) prune(from time.Time, runs int) {
 	if runs <= 0 {
 		c.out = slices.DeleteFunc(c.out, func(r storage.StoredResult) bool { return r.StartedAt.Before(from) })
 		return
 	}
-	// Walking newest first, a relay's runs are met in order of their
-	// results; the start of its runs-th run bounds it from below.
-	type seen struct {
-		runs  map[int64]bool
-		lower time.Time
-		all   bool // fewer than runs runs: keep everything
+	starts := map[string]map[int64]time.Time{} // relay → run → its start
+	for _, r := range c.out {
+		m := starts[r.Relay]
+		if m == nil {
+			m = map[int64]time.Time{}
+			starts[r.Relay] = m
+		}
+		at := r.RunStartedAt
+		if at.IsZero() {
+			at = r.StartedAt
+		}
+		if s, ok := m[r.RunID]; !ok || at.Before(s) {
+			m[r.RunID] = at
+		}
 	}
-	relays := map[string]*seen{}
-	for i := len(c.out) - 1; i >= 0; i-- {
-		r := &c.out[i]
-		s := relays[r.Relay]
-		if s == nil {
-			s = &seen{runs: map[int64]bool{}, all: true}
-			relays[r.Relay] = s
+	lower := map[string]time.Time{} // absent: fewer runs than asked, keep all
+	for relayName, m := range starts {
+		if len(m) < runs {
+			continue
 		}
-		if len(s.runs) < runs || s.runs[r.RunID] {
-			s.runs[r.RunID] = true
-			s.lower = r.StartedAt
-			s.all = len(s.runs) < runs
-		}
+		ts := slices.SortedFunc(maps.Values(m), func(a, b time.Time) int { return b.Compare(a) })
+		lower[relayName] = ts[runs-1]
 	}
 	c.out = slices.DeleteFunc(c.out, func(r storage.StoredResult) bool {
-		s := relays[r.Relay]
-		if s.all || !r.StartedAt.Before(from) {
-			return false
-		}
-		return r.StartedAt.Before(s.lower)
+		l, ok := lower[r.Relay]
+		return ok && r.StartedAt.Before(from) && r.StartedAt.Before(l)
 	})
 }
 

@@ -53,6 +53,9 @@ type StoredResult struct {
 	RunID int64
 	probe.Result
 	Trigger string
+	// RunStartedAt is when its run started (set by the lean reads, Recent
+	// and ResultsAfter; zero otherwise).
+	RunStartedAt time.Time
 }
 
 // maxTranscriptLines bounds a stored transcript; longer ones keep their
@@ -697,7 +700,7 @@ func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, re
 // the fields Recent documents, in no particular order.
 func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResult, where string, args ...any) ([]StoredResult, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.run_id, r.relay_id, r.path_id, r.started_at, r.ok, r.stage, r.failure,
-		r.smtp_code, r.t_handshake, r.t_total, ru.trigger
+		r.smtp_code, r.t_handshake, r.t_total, ru.trigger, ru.started_at
 		FROM results r JOIN runs ru ON ru.id = r.run_id WHERE `+where, args...)
 	if err != nil {
 		return nil, err
@@ -708,13 +711,13 @@ func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResul
 	for rows.Next() {
 		out = append(out, StoredResult{})
 		sr := &out[len(out)-1]
-		var relayID, pathID, at int64
+		var relayID, pathID, at, runAt int64
 		var stage, failure sql.NullString
 		var code, hs, total sql.NullInt64
-		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &sr.Trigger); err != nil {
+		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &sr.Trigger, &runAt); err != nil {
 			return nil, err
 		}
-		sr.StartedAt = fromMS(at)
+		sr.StartedAt, sr.RunStartedAt = fromMS(at), fromMS(runAt)
 		sr.Stage, sr.Failure, sr.SMTPCode = probe.Stage(stage.String), probe.Failure(failure.String), int(code.Int64)
 		sr.Timings.Handshake, sr.Timings.Total = fromTenths(hs), fromTenths(total)
 		sr.Hints = []string{}
