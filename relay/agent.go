@@ -112,15 +112,31 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
+	if body != nil {
+		data, _, err := a.send(ctx, method, path, body, false)
+		return data, err
+	}
+	// A read has no body to carry the nonce: the query does, signed with
+	// the path, so that two reads in the same second by two processes (a
+	// restart, the CLI beside serve) sign differently and the second is
+	// not refused as a replay. An agent of an earlier version signs the
+	// bare path only and refuses that (401): the read is then sent again
+	// without the nonce.
+	data, status, err := a.send(ctx, method, path, nil, true)
+	if status == http.StatusUnauthorized {
+		data, _, err = a.send(ctx, method, path, nil, false)
+	}
+	return data, err
+}
+
+// send sends one signed request, with a signed nonce query when nonce is
+// set, and returns the answer's body and HTTP status (0 when none came).
+func (a *Agent) send(ctx context.Context, method, path string, body []byte, nonce bool) ([]byte, int, error) {
 	u := *a.base
 	u.Path = a.base.Path + path
 	u.RawPath = ""
 	signed := u.Path
-	if body == nil {
-		// A read has no body to carry the nonce: the query does, signed
-		// with the path, so that two reads in the same second by two
-		// processes (a restart, the CLI beside serve) sign differently and
-		// the second is not refused as a replay.
+	if nonce {
 		u.RawQuery = "nonce=" + rand.Text()
 		signed += "?" + u.RawQuery
 	}
@@ -130,7 +146,7 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrAgentError, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrAgentError, err)
 	}
 	ts := a.timestamp()
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
@@ -142,15 +158,15 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 	sent := a.now()
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrAgentUnreachable, u.Redacted(), err)
+		return nil, 0, fmt.Errorf("%w: %s: %w", ErrAgentUnreachable, u.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: answer cut off: %w", ErrAgentUnreachable, u.Redacted(), err)
+		return nil, resp.StatusCode, fmt.Errorf("%w: %s: answer cut off: %w", ErrAgentUnreachable, u.Redacted(), err)
 	}
 	if len(data) > MaxResponseBytes {
-		return nil, fmt.Errorf("%w: %s: answer larger than %d bytes", ErrAgentError, u.Redacted(), MaxResponseBytes)
+		return nil, resp.StatusCode, fmt.Errorf("%w: %s: answer larger than %d bytes", ErrAgentError, u.Redacted(), MaxResponseBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		advice := statusAdvice(resp.StatusCode)
@@ -159,10 +175,10 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 				advice = " (" + h + ")"
 			}
 		}
-		return nil, fmt.Errorf("%w: %s answered %s: %s%s", ErrAgentError, u.Redacted(), resp.Status,
+		return nil, resp.StatusCode, fmt.Errorf("%w: %s answered %s: %s%s", ErrAgentError, u.Redacted(), resp.Status,
 			strings.TrimSpace(truncate(string(data), 300)), advice)
 	}
-	return data, nil
+	return data, resp.StatusCode, nil
 }
 
 // skewFromDate explains a refused request by the agent's clock when its

@@ -702,3 +702,33 @@ func TestReadsInTheSameSecond(t *testing.T) {
 		t.Fatalf("read without nonce: %d %s", code, msg)
 	}
 }
+
+// TestReadsFromAnAgentOfAnEarlierVersion: an agent that signs the bare path
+// only (before reads carried a nonce) refuses the read with its nonce, and
+// the client sends it again without one.
+func TestReadsFromAnAgentOfAnEarlierVersion(t *testing.T) {
+	var requests []string
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests = append(requests, r.URL.RequestURI())
+		err := Verify([][]byte{testSecret}, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), r.Method, r.URL.Path, nil, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, `{"hostname":"relay-2.old","version":"v0.9"}`)
+	}))
+	defer old.Close()
+	a := NewAgent("relay-2", old.URL, testSecret, old.Client(), 10*time.Second, nil)
+	info, err := a.Info(t.Context())
+	if err != nil {
+		t.Fatalf("info from an earlier agent: %v", err)
+	}
+	if info.Hostname != "relay-2.old" || len(requests) != 2 || !strings.Contains(requests[0], "nonce=") || requests[1] != PathInfo {
+		t.Fatalf("info %+v after requests %v", info, requests)
+	}
+	// A wrong secret is still a wrong secret, said once.
+	b := NewAgent("relay-2", old.URL, []byte("another secret"), old.Client(), 10*time.Second, nil)
+	if _, err := b.Info(t.Context()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+}
