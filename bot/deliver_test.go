@@ -7,37 +7,19 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // deliveryBot is a Bot that is not running: delivery needs only the Web
 // API client and the response_url book-keeping.
-func deliveryBot(t *testing.T, fake *slackfake.Server, mut func(*Config)) (*Bot, *fakeClock) {
+func deliveryBot(t *testing.T, fake *slackfake.Server, mut func(*Config)) (*Bot, *manualclock.Clock) {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)}
+	clock := manualclock.New(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC))
 	cfg := Config{
 		BotToken: slackfake.DefaultBotToken,
 		AppToken: slackfake.DefaultAppToken,
@@ -87,11 +69,11 @@ func TestResponseURLExpiresAfter30Minutes(t *testing.T) {
 	org := origin{channel: "C1", user: "U1", responseURL: fake.ResponseURL("old")}
 	b.urls.register(org.responseURL, clock.Now())
 
-	clock.Add(29 * time.Minute)
+	clock.Advance(29 * time.Minute)
 	if err := b.deliver(ctx, org, simple("in time")); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	if err := b.deliver(ctx, org, simple("too late")); err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +275,7 @@ func TestReplaceFallsBackToChatUpdate(t *testing.T) {
 	b, clock := deliveryBot(t, fake, nil)
 	org := origin{channel: "C1", user: "U1", responseURL: fake.ResponseURL("gone"), messageTS: "1700000000.000042"}
 	b.urls.register(org.responseURL, clock.Now())
-	clock.Add(31 * time.Minute)
+	clock.Advance(31 * time.Minute)
 	r := defaultRun(commands.Request{Source: commands.SourceButton, Action: commands.ActionRerun})
 	if err := b.deliver(context.Background(), org, r); err != nil {
 		t.Fatal(err)

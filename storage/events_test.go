@@ -7,12 +7,14 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 )
 
 func TestEventsPersistAndOrder(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "e.db")
-	s := openTest(t, path, &clock{t0})
+	s := openTest(t, path, manualclock.New(t0))
 	if _, ok, err := s.LastEvent(ctx, "relay-1"); ok || err != nil {
 		t.Fatalf("no events yet: %v %v", ok, err)
 	}
@@ -49,7 +51,7 @@ func TestEventsPersistAndOrder(t *testing.T) {
 func TestIncidentLifecycle(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "i.db")
-	s := openTest(t, path, &clock{t0})
+	s := openTest(t, path, manualclock.New(t0))
 	id, err := s.OpenIncident(ctx, Incident{Relay: "relay-1", Level: "investigate", Scope: "one_host"})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func TestIncidentLifecycle(t *testing.T) {
 
 func TestAudit(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	a := AuditEntry{UserID: "U1", UserName: "ana", ChannelID: "C1", Text: "/gmailtls check relay-2", Source: "slash", Outcome: "ok"}
 	if err := s.Audit(ctx, a); err != nil {
 		t.Fatal(err)

@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 )
 
 func TestOutboxExactlyOnce(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "o.db")
-	c := &clock{t0}
+	c := manualclock.New(t0)
 	s := openTest(t, path, c)
 	alert := OutboxMessage{Key: "alert:relay-1:42", Kind: KindAlert, Channel: "C0456", Payload: []byte(`{"text":"relay-1 investigate"}`)}
 	id, created, err := s.Enqueue(ctx, alert)
@@ -114,7 +116,7 @@ func TestOutboxExactlyOnce(t *testing.T) {
 func TestOutboxParts(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "o.db")
-	c := &clock{t0}
+	c := manualclock.New(t0)
 	s := openTest(t, path, c)
 	report := OutboxMessage{Key: "report:C1:2026-03-02T09:00Z", Kind: KindReport, Channel: "C1", Payload: []byte(`{}`)}
 	id, _, err := s.Enqueue(ctx, report)

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 )
 
 func TestQueueSamples(t *testing.T) {
 	ctx := context.Background()
 	path := t.TempDir() + "/gmailtls.db"
-	s := openTest(t, path, &clock{t: t0})
+	s := openTest(t, path, manualclock.New(t0))
 	if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1", Kind: "agent"}, {Name: "relay-2", Kind: "agent"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func TestQueueSamples(t *testing.T) {
 	}
 	// Every relay, since a time, survives reopening the file.
 	s.Close()
-	s = openTest(t, path, &clock{t: t0})
+	s = openTest(t, path, manualclock.New(t0))
 	all, err := s.QueueSamples(ctx, "", t0.Add(10*time.Minute), 0)
 	if err != nil {
 		t.Fatal(err)

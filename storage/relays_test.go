@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 )
 
 func relayNames(rs []Relay) []string {
@@ -18,7 +20,7 @@ func relayNames(rs []Relay) []string {
 
 func TestSyncRelaysRetireAndReturn(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{t0}
+	c := manualclock.New(t0)
 	s := openTest(t, "", c)
 	specs := []RelaySpec{
 		{Name: "relay-1", Kind: "local", SourceIPs: []string{"192.0.2.10", "192.0.2.11"}},
@@ -77,7 +79,7 @@ func TestSyncRelaysRetireAndReturn(t *testing.T) {
 
 func TestPauseResume(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -19,7 +20,7 @@ const (
 
 func TestTranscriptKeptForFailuresAndNewestSuccess(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	var allIDs []int64
 	for i := range 3 {
 		at := t0.Add(time.Duration(i) * 5 * time.Minute)
@@ -124,7 +125,7 @@ func fill(t testing.TB, s *Store, relays []string, start time.Time, n int, faili
 
 func TestHistoryAndRecent(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	relays := []string{"relay-1", "relay-2"}
 	if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1"}, {Name: "relay-2"}}); err != nil {
 		t.Fatal(err)
@@ -203,7 +204,7 @@ func TestHistoryAndRecent(t *testing.T) {
 // for -race) and checks every write landed.
 func TestConcurrentWritersAndReaders(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	var wg sync.WaitGroup
 	const writers, runs = 4, 25
 	for w := range writers {

@@ -10,24 +10,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
-// clock is a settable test clock.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-func openTest(t testing.TB, path string, c *clock) *Store {
+func openTest(t testing.TB, path string, c *manualclock.Clock) *Store {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "gmailtls.db")
 	}
 	opts := Options{}
 	if c != nil {
-		opts.Now = c.now
+		opts.Now = c.Now
 	}
 	s, err := Open(context.Background(), path, opts)
 	if err != nil {
@@ -62,7 +58,7 @@ func failResult(relay, mx, ip, src string, at time.Time, f probe.Failure) probe.
 func TestOpenPragmasAndReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "x.db")
-	c := &clock{t0}
+	c := manualclock.New(t0)
 	s := openTest(t, path, c)
 	for _, q := range []struct{ pragma, want string }{
 		{"journal_mode", "wal"}, {"foreign_keys", "1"}, {"synchronous", "1"}, {"busy_timeout", "5000"},
@@ -102,7 +98,7 @@ func TestOpenPragmasAndReopen(t *testing.T) {
 
 func TestResultRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	in := []probe.Result{
 		okResult("relay-1", "gmail-smtp-in.l.google.com", "192.0.2.1", "198.51.100.1", t0),
 		failResult("relay-1", "alt1.gmail-smtp-in.l.google.com", "192.0.2.2", "198.51.100.1", t0.Add(time.Second), probe.FailTLSReset),

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
 func TestSummaryRawAndRollups(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{t0}
+	c := manualclock.New(t0)
 	s := openTest(t, "", c)
 	if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1"}, {Name: "relay-2"}, {Name: "relay-3"}}); err != nil {
 		t.Fatal(err)
@@ -143,7 +144,7 @@ func TestMedianAndPercentile(t *testing.T) {
 
 func TestBackupAndIntegrity(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	fill(t, s, []string{"relay-1"}, t0, 10, nil)
 	dst := filepath.Join(t.TempDir(), "backup.db")
 	if err := s.Backup(ctx, dst); err != nil {
@@ -166,7 +167,7 @@ func TestBackupAndIntegrity(t *testing.T) {
 // inserts stay cheap and the median stays within the values seen.
 func TestSummaryBusyHour(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, "", &clock{t0})
+	s := openTest(t, "", manualclock.New(t0))
 	var batch []RunWithResults
 	for i := range 150 {
 		at := t0.Add(time.Duration(i) * 20 * time.Second)
