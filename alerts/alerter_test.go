@@ -179,6 +179,19 @@ func (e *env) message(key string) (storage.OutboxMessage, outbox.Payload) {
 	return m, p
 }
 
+// twoRelayIncident fails relay-1 and relay-2 three rounds in a row, both
+// confirmed by their re-probes, while relay-3 passes: alerts 1 and 2 for the
+// relays and 3 for the global incident.
+func (e *env) twoRelayIncident() {
+	e.t.Helper()
+	e.reprobe["relay-1"], e.reprobe["relay-2"] = true, true
+	e.probeRound(map[string]bool{"relay-1": true, "relay-2": true, "relay-3": true})
+	for range 3 {
+		e.probeRound(map[string]bool{"relay-1": false, "relay-2": false, "relay-3": true})
+	}
+	e.wantKeys("alert:1", "alert:2", "alert:3")
+}
+
 func (e *env) wantKeys(want ...string) {
 	e.t.Helper()
 	if got := e.keys(); !slices.Equal(got, want) {
@@ -341,12 +354,7 @@ func TestConfirmationPasses(t *testing.T) {
 // a restart); Acknowledge updates the alert and stops the reminders.
 func TestTwoRelaysMakeAnIncident(t *testing.T) {
 	e := newEnv(t)
-	e.reprobe["relay-1"], e.reprobe["relay-2"] = true, true
-	e.probeRound(map[string]bool{"relay-1": true, "relay-2": true, "relay-3": true})
-	for range 3 {
-		e.probeRound(map[string]bool{"relay-1": false, "relay-2": false, "relay-3": true})
-	}
-	e.wantKeys("alert:1", "alert:2", "alert:3")
+	e.twoRelayIncident()
 	if !slices.Equal(e.confirms, []string{"relay-1", "relay-2"}) {
 		t.Fatalf("confirms = %v", e.confirms)
 	}
@@ -426,12 +434,7 @@ func TestTwoRelaysMakeAnIncident(t *testing.T) {
 // resolution waits until the mute ends; the button is audited.
 func TestMuteSuppresses(t *testing.T) {
 	e := newEnv(t)
-	e.reprobe["relay-1"], e.reprobe["relay-2"] = true, true
-	e.probeRound(map[string]bool{"relay-1": true, "relay-2": true, "relay-3": true})
-	for range 3 {
-		e.probeRound(map[string]bool{"relay-1": false, "relay-2": false, "relay-3": true})
-	}
-	e.wantKeys("alert:1", "alert:2", "alert:3")
+	e.twoRelayIncident()
 	ctx := context.Background()
 
 	resp, handled := e.al.HandleButton(ctx, commands.Request{Action: commands.ActionMute, Value: "3", UserID: "U024BE7LH", ChannelID: "CALERTS"})
