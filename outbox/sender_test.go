@@ -74,8 +74,7 @@ func cell(attempts, failures int) chart.Cell {
 // while it answers 429 and then 500 for a while: each arrives once, replies
 // in the alert's thread, the update on the alert, the chart decodes.
 func TestSlackEndToEnd(t *testing.T) {
-	fake := slackfake.New(slackfake.Options{})
-	defer fake.Close()
+	fake := newFake(t)
 	c := newClock()
 	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
 	var logs bytes.Buffer
@@ -150,8 +149,7 @@ func TestSlackEndToEnd(t *testing.T) {
 // TestChartWithoutFilesWrite: without the files:write scope the report's
 // text stands alone, and a note says why once per channel.
 func TestChartWithoutFilesWrite(t *testing.T) {
-	fake := slackfake.New(slackfake.Options{})
-	defer fake.Close()
+	fake := newFake(t)
 	c := newClock()
 	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
 	var logs bytes.Buffer
