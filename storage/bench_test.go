@@ -141,8 +141,10 @@ func BenchmarkSummary30d(b *testing.B) {
 	cpu.report()
 }
 
-// BenchmarkRecent measures the query escalation runs after each new
-// result: the last 10 runs per relay and everything of the last hour.
+// BenchmarkRecent measures the read of escalation's whole input, which the
+// bot makes at start and hourly (between, it follows new results with
+// ResultsAfter): the last 10 runs per relay and everything of the last
+// hour.
 func BenchmarkRecent(b *testing.B) {
 	path, end := benchDB(b)
 	s := openTest(b, path, nil)
