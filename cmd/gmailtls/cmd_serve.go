@@ -311,17 +311,11 @@ func (d *daemon) run(ctx context.Context) error {
 	// The shutdown's bound counts from the signal, not from the end of
 	// the bot's own shutdown (which gives deliveries in flight a grace of
 	// their own), so that the whole of it stays within shutdownGrace.
-	signalled := make(chan time.Time, 1)
-	context.AfterFunc(ctx, func() { signalled <- time.Now() })
+	stopCtx, stopCancel := context.WithCancel(context.Background())
+	defer stopCancel()
+	context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, stopCancel) })
 	botErr := d.bot.Run(ctx)
 	cancel()
-	stopAt := time.Now()
-	select {
-	case stopAt = <-signalled:
-	case <-time.After(100 * time.Millisecond):
-	}
-	stopCtx, stopCancel := context.WithDeadline(context.Background(), stopAt.Add(shutdownGrace))
-	defer stopCancel()
 	d.mu.Lock()
 	if err := d.sched.Stop(stopCtx); err != nil {
 		d.log.Warn("scheduled jobs did not finish in time", "err", err)
