@@ -65,13 +65,16 @@ func (c *recentCache) results(ctx context.Context, st *storage.Store, now time.T
 	// SQLite hands out the ids of deleted rows again once the highest ones
 	// are gone (retention after a long pause in probing): new results then
 	// have ids below lastID, none above it, and only a reload sees them.
-	if found > 0 {
-		// Ids above lastID exist: none were handed out again.
-	} else if maxID, err := st.MaxResultID(ctx); err != nil {
-		return nil, err
-	} else if maxID < c.lastID {
-		c.key = ""
-		return c.results(ctx, st, now, window, runs, relays)
+	// (Ids above lastID, when there are new results, rule that out.)
+	if found == 0 {
+		maxID, err := st.MaxResultID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if maxID < c.lastID {
+			c.key = ""
+			return c.results(ctx, st, now, window, runs, relays)
+		}
 	}
 	c.prune(now.Add(-window), runs)
 	return c.out, nil
