@@ -2,9 +2,7 @@ package alerts_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -23,16 +21,6 @@ import (
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
-
-type noDNS struct{}
-
-func (noDNS) LookupMX(context.Context, string) ([]*net.MX, error) {
-	return nil, errors.New("no DNS in tests")
-}
-
-func (noDNS) LookupIPAddr(context.Context, string) ([]net.IPAddr, error) {
-	return nil, errors.New("no DNS in tests")
-}
 
 // process is one life of gmailtls serve, wired as the integrator does:
 // store, commands handler, alerter, outbox worker and bot.
@@ -256,7 +244,7 @@ func TestEndToEnd(t *testing.T) {
 		w.cfg.Relays = append(w.cfg.Relays, config.Relay{Name: name, Kind: relay.KindLocal})
 		w.runners[name] = relay.NewLocal(name, probe.Config{Relay: name, Domain: "gmail.test",
 			MX: []probe.Target{{Host: srv.Host(), Port: srv.Port()}}, ServerName: smtptest.DefaultHostname,
-			RootCAs: ca.Pool, HelloName: "relay.test.example", Resolver: noDNS{}, Timeout: 5 * time.Second, NoRetry: true}, nil)
+			RootCAs: ca.Pool, HelloName: "relay.test.example", Resolver: smtptest.NoDNS{}, Timeout: 5 * time.Second, NoRetry: true}, nil)
 	}
 	p := w.start()
 

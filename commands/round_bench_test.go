@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -20,18 +19,6 @@ import (
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
-
-// noDNS fails every lookup: the benchmark's targets are pinned addresses
-// and nothing may reach a real resolver.
-type noDNS struct{}
-
-func (noDNS) LookupMX(context.Context, string) ([]*net.MX, error) {
-	return nil, errors.New("no DNS in benchmarks")
-}
-
-func (noDNS) LookupIPAddr(context.Context, string) ([]net.IPAddr, error) {
-	return nil, errors.New("no DNS in benchmarks")
-}
 
 // BenchmarkScheduledRound is issue 5's "Speed and size" on the path the
 // scheduler of `gmailtls serve` runs: CheckAll with TriggerSchedule over 200
@@ -62,7 +49,7 @@ func BenchmarkScheduledRound(b *testing.B) {
 	}
 	base := probe.Config{
 		Domain: "gmail.test", MX: targets, ServerName: smtptest.DefaultHostname, RootCAs: ca.Pool,
-		HelloName: "relay.test.example", Resolver: noDNS{}, Timeout: 10 * time.Second,
+		HelloName: "relay.test.example", Resolver: smtptest.NoDNS{}, Timeout: 10 * time.Second,
 	}
 	cfg := config.Default()
 	cfg.Target.MX = mx
