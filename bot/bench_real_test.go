@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,14 +18,15 @@ import (
 )
 
 // realHandler is the bot's real commands.Handler over a SQLite file, with
-// relay-1 probing srv.
-func realHandler(tb testing.TB, srv *smtptest.Server) *commands.Handler {
+// relay-1 (a relay.Local, whose host names and tools are fakes) probing
+// srv, all on the clock now (nil: the time of day).
+func realHandler(tb testing.TB, srv *smtptest.Server, now func() time.Time) *commands.Handler {
 	tb.Helper()
 	ctx := context.Background()
 	cfg := config.Default()
 	cfg.Target.MX = []string{srv.Addr()}
 	cfg.Relays = []config.Relay{{Name: "relay-1", Kind: relay.KindLocal}}
-	st, err := storage.Open(ctx, filepath.Join(tb.TempDir(), "gmailtls.db"), storage.Options{})
+	st, err := storage.Open(ctx, filepath.Join(tb.TempDir(), "gmailtls.db"), storage.Options{Now: now})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -36,9 +38,19 @@ func realHandler(tb testing.TB, srv *smtptest.Server) *commands.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	runner := relay.NewLocal("relay-1", probe.Config{Relay: "relay-1", MX: []probe.Target{target}, ServerName: srv.Hostname(),
-		RootCAs: srv.CA().Pool, NoRetry: true, Timeout: 10 * time.Second}, nil)
-	return commands.New(commands.Deps{Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner}})
+	runner := relay.NewLocal("relay-1", probe.Config{
+		Relay: "relay-1", MX: []probe.Target{target}, ServerName: srv.Hostname(),
+		RootCAs: srv.CA().Pool, NoRetry: true, Timeout: 10 * time.Second,
+		HelloName: "relay-1.test.example", Now: now,
+	}, nil)
+	runner.Hostname = func() (string, error) { return "relay-1.test.example", nil }
+	runner.InterfaceAddrs = func() ([]net.Addr, error) { return nil, nil }
+	runner.Commands = fakeTools{}
+	return commands.New(commands.Deps{
+		Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner},
+		Now: now, Location: time.UTC,
+		Hostname: func() (string, error) { return "gmailtls.test.example", nil },
+	})
 }
 
 // BenchmarkAckLatencyRealHandler is BenchmarkAckLatency with the real
@@ -53,7 +65,7 @@ func BenchmarkAckLatencyRealHandler(b *testing.B) {
 	var all []time.Duration
 	for b.Loop() {
 		fake := slackfake.New(slackfake.Options{})
-		bot := startBotWith(b, fake, realHandler(b, srv), nil)
+		bot := startBotWith(b, fake, realHandler(b, srv, nil), nil)
 		bot.waitReady(b)
 		ids := make([]string, 200)
 		for i := range ids {

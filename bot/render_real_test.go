@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -15,13 +14,9 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
-	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/golden"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
-	"github.com/gmailtls/gmailtls/probe"
-	"github.com/gmailtls/gmailtls/relay"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
 // The golden files of TestRenderRealGolden are made from what the real
@@ -75,7 +70,6 @@ type realEnv struct {
 
 func newRealEnv(t *testing.T) *realEnv {
 	t.Helper()
-	ctx := context.Background()
 	ca, err := smtptest.NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -83,36 +77,7 @@ func newRealEnv(t *testing.T) *realEnv {
 	srv := smtptest.StartT(t, smtptest.Options{CA: ca})
 	t0 := time.Now().UTC().Truncate(time.Hour)
 	clk := manualclock.New(t0)
-
-	cfg := config.Default()
-	cfg.Target.MX = []string{srv.Addr()}
-	cfg.Relays = []config.Relay{{Name: "relay-1", Kind: relay.KindLocal}}
-	st, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gmailtls.db"), storage.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.SyncRelays(ctx, commands.RelaySpecs(cfg)); err != nil {
-		t.Fatal(err)
-	}
-	target, err := probe.ParseTarget(srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner := relay.NewLocal("relay-1", probe.Config{
-		Relay: "relay-1", MX: []probe.Target{target}, ServerName: srv.Hostname(),
-		RootCAs: ca.Pool, NoRetry: true, Timeout: 10 * time.Second,
-		HelloName: "relay-1.test.example", Now: clk.Now,
-	}, nil)
-	runner.Hostname = func() (string, error) { return "relay-1.test.example", nil }
-	runner.InterfaceAddrs = func() ([]net.Addr, error) { return nil, nil }
-	runner.Commands = fakeTools{}
-	h := commands.New(commands.Deps{
-		Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner},
-		Now: clk.Now, Location: time.UTC,
-		Hostname: func() (string, error) { return "gmailtls.test.example", nil },
-	})
-	return &realEnv{h: h, srv: srv, clk: clk, t0: t0}
+	return &realEnv{h: realHandler(t, srv, clk.Now), srv: srv, clk: clk, t0: t0}
 }
 
 // realAnswer is one command's answer as the bot gets it.
