@@ -18,9 +18,9 @@
 // are acknowledged empty, and run the same way; a Response with
 // ReplaceOriginal replaces the message the button was on.
 //
-// Post, Update and UploadPNG serve scheduled reports and alerts; their
-// errors can be classified with IsRateLimited, IsPermanent and
-// IsMissingScope. Tokens and signing secrets are never logged.
+// Parts, PostPart, UpdateMain and UploadPNG serve the outbox's scheduled
+// reports and alerts; their errors can be classified with IsRateLimited,
+// IsPermanent, IsAuth and IsMissingScope. Tokens and signing secrets are never logged.
 package bot
 
 import (

@@ -501,34 +501,39 @@ func (b *Bot) postResponseURLOnce(ctx context.Context, u string, body []byte) er
 	return nil
 }
 
-// Post posts r to channel (as a thread reply when threadTS is set), then
-// its thread replies, and returns the ts of the main message. Ephemeral
-// and ReplaceOriginal are ignored. Errors can be classified with
-// IsRateLimited and IsPermanent; when the main message went out but a
-// reply did not, ts is returned with the error. The main message is
-// retried as Config.APIRetries says; thread replies wait out every 429
-// (postReplies), since a caller cannot post the rest of a thread again.
-func (b *Bot) Post(ctx context.Context, channel string, r commands.Response, threadTS string) (ts string, err error) {
-	rendered := RenderMessages(r)
-	ts, err = b.postMessage(ctx, channel, rendered.Main, threadTS)
-	if err != nil {
-		return "", err
-	}
-	parent := threadTS
-	if parent == "" {
-		parent = ts
-	}
-	return ts, b.postReplies(ctx, channel, parent, rendered.Thread)
+// Parts, PostPart and UpdateMain deliver a Response one Slack message at a
+// time, for a caller that records each message as it goes (the outbox) and
+// so can resume a delivery that failed half-way without posting anything
+// twice. Part 0 is the main message, parts 1… its thread replies (content
+// folded out of the main message, then the Response's own Thread). Errors
+// can be classified with IsRateLimited, IsPermanent, IsAuth and
+// IsMissingScope; the main message is retried as Config.APIRetries says.
+
+// Parts returns how many Slack messages r is delivered as: its main message
+// and its thread replies.
+func (b *Bot) Parts(r commands.Response) int {
+	return 1 + len(RenderMessages(r).Thread)
 }
 
-// Update replaces the message at channel/ts with r (chat.update). Content
-// folded out of the message is posted as new replies in its thread.
-func (b *Bot) Update(ctx context.Context, channel, ts string, r commands.Response) error {
+// PostPart posts message part of r (0 the main message, 1… its thread
+// replies) to channel, in the thread threadTS when set, and returns its ts.
+func (b *Bot) PostPart(ctx context.Context, channel string, r commands.Response, part int, threadTS string) (string, error) {
 	rendered := RenderMessages(r)
-	if err := b.updateMessage(ctx, channel, ts, rendered.Main); err != nil {
-		return err
+	m := rendered.Main
+	if part > 0 {
+		if part > len(rendered.Thread) {
+			return "", fmt.Errorf("slack: %q is %d messages, it has no part %d", r.Title, 1+len(rendered.Thread), part)
+		}
+		m = rendered.Thread[part-1]
 	}
-	return b.postReplies(ctx, channel, ts, rendered.Thread)
+	return b.postMessage(ctx, channel, m, threadTS)
+}
+
+// UpdateMain replaces the message at channel/ts with r's main message
+// (chat.update). It posts no replies: they are parts 1… of PostPart, in
+// the thread of ts.
+func (b *Bot) UpdateMain(ctx context.Context, channel, ts string, r commands.Response) error {
+	return b.updateMessage(ctx, channel, ts, RenderMessages(r).Main)
 }
 
 // UploadPNG uploads a PNG image to channel (in the thread threadTS when

@@ -155,7 +155,7 @@ func TestWebAPIRateLimit(t *testing.T) {
 	// With retries (the default), a 429 is waited out.
 	b, _ := deliveryBot(t, fake, nil)
 	fake.FailNext("chat.postMessage", http.StatusTooManyRequests, time.Second, "", 1)
-	if _, err := b.Post(ctx, "C1", simple("alert"), ""); err != nil {
+	if _, err := b.PostPart(ctx, "C1", simple("alert"), 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	calls := fake.CallsTo("chat.postMessage")
@@ -166,13 +166,13 @@ func TestWebAPIRateLimit(t *testing.T) {
 	// Without retries, the caller (the outbox) gets a classifiable error.
 	b, _ = deliveryBot(t, fake, func(c *Config) { c.APIRetries = -1 })
 	fake.FailNext("chat.postMessage", http.StatusTooManyRequests, 7*time.Second, "", 1)
-	_, err := b.Post(ctx, "C1", simple("alert"), "")
+	_, err := b.PostPart(ctx, "C1", simple("alert"), 0, "")
 	ra, ok := IsRateLimited(err)
 	if !ok || ra != 7*time.Second || IsPermanent(err) {
 		t.Errorf("IsRateLimited(%v) = %v, %v", err, ra, ok)
 	}
 	fake.FailNext("chat.update", http.StatusServiceUnavailable, 0, "", 1)
-	err = b.Update(ctx, "C1", "1.2", simple("x"))
+	err = b.UpdateMain(ctx, "C1", "1.2", simple("x"))
 	if _, ok := IsRateLimited(err); ok || IsPermanent(err) || err == nil {
 		t.Errorf("503: %v", err)
 	}
@@ -185,7 +185,7 @@ func TestPostErrorsAreClassified(t *testing.T) {
 	ctx := context.Background()
 	for _, code := range []string{"channel_not_found", "not_in_channel", "invalid_auth", "is_archived"} {
 		fake.FailNext("chat.postMessage", 0, 0, code, 1)
-		_, err := b.Post(ctx, "C404", simple("x"), "")
+		_, err := b.PostPart(ctx, "C404", simple("x"), 0, "")
 		if !IsPermanent(err) {
 			t.Errorf("%s: not permanent: %v", code, err)
 		}
@@ -194,7 +194,7 @@ func TestPostErrorsAreClassified(t *testing.T) {
 		}
 	}
 	fake.FailNext("chat.postMessage", 0, 0, "not_in_channel", 1)
-	_, err := b.Post(ctx, "C404", simple("x"), "")
+	_, err := b.PostPart(ctx, "C404", simple("x"), 0, "")
 	if !strings.Contains(err.Error(), "/invite @gmailtls") {
 		t.Errorf("no hint: %v", err)
 	}
@@ -203,7 +203,10 @@ func TestPostErrorsAreClassified(t *testing.T) {
 	}
 }
 
-func TestPostAndUpdateWithThread(t *testing.T) {
+// TestPartsWithThread: a Response goes out as Parts messages, the main one
+// first and the others in its thread, the Response's own Thread last; an
+// update replaces the main message only.
+func TestPartsWithThread(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
 	b, _ := deliveryBot(t, fake, nil)
@@ -212,9 +215,20 @@ func TestPostAndUpdateWithThread(t *testing.T) {
 	r := fortyRelays()
 	r.Thread = []commands.Response{{Summary: "escalation evidence", Sections: []commands.Section{{Lines: []string{"r:1 r:2"}}}}}
 	want := RenderMessages(r)
-	ts, err := b.Post(ctx, "C1", r, "")
+	if n := b.Parts(r); n != 1+len(want.Thread) {
+		t.Fatalf("Parts = %d, want %d", n, 1+len(want.Thread))
+	}
+	ts, err := b.PostPart(ctx, "C1", r, 0, "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for part := 1; part < b.Parts(r); part++ {
+		if _, err := b.PostPart(ctx, "C1", r, part, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.PostPart(ctx, "C1", r, b.Parts(r), ts); err == nil {
+		t.Error("a part past the last one was posted")
 	}
 	posts := fake.MessagesBy("chat.postMessage")
 	if len(posts) != 1+len(want.Thread) || posts[0].TS != ts || posts[0].ThreadTS != "" {
@@ -230,7 +244,7 @@ func TestPostAndUpdateWithThread(t *testing.T) {
 	}
 
 	// A reply into an existing thread stays there.
-	if _, err := b.Post(ctx, "C1", simple("recovered"), "1700000000.000001"); err != nil {
+	if _, err := b.PostPart(ctx, "C1", simple("recovered"), 0, "1700000000.000001"); err != nil {
 		t.Fatal(err)
 	}
 	posts = fake.MessagesBy("chat.postMessage")
@@ -238,7 +252,7 @@ func TestPostAndUpdateWithThread(t *testing.T) {
 		t.Errorf("threaded post %+v", last)
 	}
 
-	if err := b.Update(ctx, "C1", ts, simple("updated")); err != nil {
+	if err := b.UpdateMain(ctx, "C1", ts, simple("updated")); err != nil {
 		t.Fatal(err)
 	}
 	up := fake.MessagesBy("chat.update")

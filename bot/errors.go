@@ -1,15 +1,11 @@
 package bot
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/slack-go/slack"
-
-	"github.com/gmailtls/gmailtls/commands"
 )
 
 // Errors of the bot itself, for errors.Is.
@@ -165,39 +161,4 @@ func hint(err error) string {
 		return "check SLACK_BOT_TOKEN"
 	}
 	return ""
-}
-
-// Parts, PostPart and UpdateMain deliver a Response one Slack message at a
-// time, for a caller that records each message as it goes (the outbox) and
-// so can resume a delivery that failed half-way without posting anything
-// twice, which Post and Update, all or nothing, cannot do. Part 0 is the
-// main message, parts 1… the thread replies Post posts after it (content
-// folded out of the main message, then the Response's own Thread).
-
-// Parts returns how many Slack messages r is delivered as: its main message
-// and its thread replies.
-func (b *Bot) Parts(r commands.Response) int {
-	return 1 + len(RenderMessages(r).Thread)
-}
-
-// PostPart posts message part of r (0 the main message, 1… its thread
-// replies) to channel, in the thread threadTS when set, and returns its ts.
-// Errors classify as Post's do.
-func (b *Bot) PostPart(ctx context.Context, channel string, r commands.Response, part int, threadTS string) (string, error) {
-	rendered := RenderMessages(r)
-	m := rendered.Main
-	if part > 0 {
-		if part > len(rendered.Thread) {
-			return "", fmt.Errorf("slack: %q is %d messages, it has no part %d", r.Title, 1+len(rendered.Thread), part)
-		}
-		m = rendered.Thread[part-1]
-	}
-	return b.postMessage(ctx, channel, m, threadTS)
-}
-
-// UpdateMain replaces the message at channel/ts with r's main message
-// (chat.update). Unlike Update it posts no replies: they are parts 1… of
-// PostPart, in the thread of ts.
-func (b *Bot) UpdateMain(ctx context.Context, channel, ts string, r commands.Response) error {
-	return b.updateMessage(ctx, channel, ts, RenderMessages(r).Main)
 }

@@ -267,23 +267,6 @@ func TestThreadSurvivesConsecutive429s(t *testing.T) {
 	if n429 != 4 {
 		t.Errorf("%d 429s answered, want 4", n429)
 	}
-
-	// The outbox's path (Post) keeps its thread through 429s as well.
-	fake2 := slackfake.New(slackfake.Options{})
-	defer fake2.Close()
-	slack2 := newRateLimitedSlack(t, fake2, 0, 0)
-	slack2.afterPost = func(n int) {
-		if n == 1 { // the message is out, its thread is next
-			fake2.FailNext("chat.postMessage", http.StatusTooManyRequests, time.Second, "", 4)
-		}
-	}
-	alert := simple("relay-13: investigate")
-	alert.Thread = []commands.Response{simple("evidence 1"), simple("evidence 2"), simple("evidence 3")}
-	b2, _ := threadBot(t, slack2.APIURL(), alert)
-	if _, err := b2.Post(context.Background(), "C2", alert, ""); err != nil {
-		t.Errorf("Post through four 429s: %v", err)
-	}
-	assertThread(t, fake2, "C2", RenderMessages(alert))
 }
 
 // TestThreadStopsOnPermanentError: a reply Slack refuses for good (the
