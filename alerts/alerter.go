@@ -31,7 +31,7 @@
 // every RemindEvery (issue 5: "an incident not acknowledged is reminded");
 // alerts below that level are not, so acknowledging them does not speak
 // of reminders stopping. Acknowledge and Mute are the buttons' actions. The
-// messages are commands.Response values built by pure functions
+// messages are message.Response values built by pure functions
 // (AlertResponse, ResolutionResponse, ReminderResponse, FlapResponse) and
 // delivered by the outbox worker.
 package alerts
@@ -47,8 +47,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
@@ -690,7 +690,7 @@ func (a *Alerter) Remind(ctx context.Context) error {
 // to say who and when. The Response, for the
 // person who pressed the button, is always meaningful; err is for the log
 // (storage failures; storage.ErrNotFound for an unknown incident).
-func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID string) (commands.Response, error) {
+func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID string) (message.Response, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ctx = context.WithoutCancel(ctx)
@@ -736,7 +736,7 @@ func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID stri
 // Mute silences incident incidentID for d (MuteFor when d <= 0): no
 // reminders and no level updates until then, and a resolution waits for
 // the mute to end. The alert is updated to say until when.
-func (a *Alerter) Mute(ctx context.Context, incidentID int64, userID string, d time.Duration) (commands.Response, error) {
+func (a *Alerter) Mute(ctx context.Context, incidentID int64, userID string, d time.Duration) (message.Response, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ctx = context.WithoutCancel(ctx)
@@ -775,16 +775,16 @@ func (a *Alerter) Mute(ctx context.Context, incidentID int64, userID string, d t
 // HandleButton runs the Acknowledge and Mute buttons of alerts and reports
 // whether req was one of them. The caller checks access first (the same
 // rules as the other buttons) and shows the Response to the user.
-func (a *Alerter) HandleButton(ctx context.Context, req commands.Request) (commands.Response, bool) {
-	if req.Action != commands.ActionAcknowledge && req.Action != commands.ActionMute {
-		return commands.Response{}, false
+func (a *Alerter) HandleButton(ctx context.Context, req message.Request) (message.Response, bool) {
+	if req.Action != message.ActionAcknowledge && req.Action != message.ActionMute {
+		return message.Response{}, false
 	}
 	id, err := ParseIncidentValue(req.Value)
 	if err != nil {
 		return note("That button could not be read; use the buttons of the latest alert."), true
 	}
-	var resp commands.Response
-	if req.Action == commands.ActionAcknowledge {
+	var resp message.Response
+	if req.Action == message.ActionAcknowledge {
 		resp, err = a.Acknowledge(ctx, id, req.UserID)
 	} else {
 		resp, err = a.Mute(ctx, id, req.UserID, MuteFor)
@@ -795,24 +795,24 @@ func (a *Alerter) HandleButton(ctx context.Context, req commands.Request) (comma
 		a.log().Warn("alerts: button failed", "action", req.Action, "incident", id, "user", req.UserID, "err", err)
 	}
 	if aerr := a.Store.Audit(context.WithoutCancel(ctx), storage.AuditEntry{UserID: req.UserID, UserName: req.UserName,
-		ChannelID: req.ChannelID, Text: fmt.Sprintf("%s incident %d", req.Action, id), Source: string(commands.SourceButton),
+		ChannelID: req.ChannelID, Text: fmt.Sprintf("%s incident %d", req.Action, id), Source: string(message.SourceButton),
 		At: a.now(), Outcome: outcome}); aerr != nil {
 		a.log().Warn("alerts: could not write the audit log", "err", aerr)
 	}
 	return resp, true
 }
 
-func note(text string) commands.Response {
-	return commands.Response{Title: text, Summary: text, Verdict: commands.VerdictInfo, Ephemeral: true}
+func note(text string) message.Response {
+	return message.Response{Title: text, Summary: text, Verdict: message.VerdictInfo, Ephemeral: true}
 }
 
-func buttonError(id int64, err error) commands.Response {
+func buttonError(id int64, err error) message.Response {
 	if errors.Is(err, storage.ErrNotFound) {
-		return commands.Response{Title: fmt.Sprintf("There is no incident #%d.", id), Verdict: commands.VerdictRefused,
+		return message.Response{Title: fmt.Sprintf("There is no incident #%d.", id), Verdict: message.VerdictRefused,
 			Summary: fmt.Sprintf("no incident #%d", id), Ephemeral: true}
 	}
-	return commands.Response{Title: fmt.Sprintf("Incident #%d could not be updated; the bot's log has the details.", id),
-		Verdict: commands.VerdictFail, Summary: "the incident could not be updated", Ephemeral: true}
+	return message.Response{Title: fmt.Sprintf("Incident #%d could not be updated; the bot's log has the details.", id),
+		Verdict: message.VerdictFail, Summary: "the incident could not be updated", Ephemeral: true}
 }
 
 // gmailFailure reports whether a result failed toward Gmail (not an agent

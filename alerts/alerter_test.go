@@ -15,6 +15,7 @@ import (
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
@@ -279,14 +280,14 @@ func TestThreeFailuresOneAlertThenResolution(t *testing.T) {
 	if m.Kind != storage.KindAlert || m.Channel != "CALERTS" || m.ThreadKey != "" || m.UpdateKey != "" {
 		t.Errorf("alert message = %+v", m)
 	}
-	if !strings.Contains(p.Title, "relay-1") || !strings.Contains(p.Title, "investigate") || p.Verdict != commands.VerdictFail {
+	if !strings.Contains(p.Title, "relay-1") || !strings.Contains(p.Title, "investigate") || p.Verdict != message.VerdictFail {
 		t.Errorf("alert title %q verdict %s", p.Title, p.Verdict)
 	}
 	var actions []string
 	for _, b := range p.Buttons {
 		actions = append(actions, b.Action+"="+b.Value)
 	}
-	if want := []string{commands.ActionRerun + "=relay=relay-1", commands.ActionAcknowledge + "=1", commands.ActionMute + "=1"}; !slices.Equal(actions, want) {
+	if want := []string{message.ActionRerun + "=relay=relay-1", message.ActionAcknowledge + "=1", message.ActionMute + "=1"}; !slices.Equal(actions, want) {
 		t.Errorf("buttons %v, want %v", actions, want)
 	}
 	text := render(t, p.Response)
@@ -419,7 +420,7 @@ func TestTwoRelaysMakeAnIncident(t *testing.T) {
 		t.Errorf("updated alert lacks who and when:\n%s", text)
 	}
 	for _, b := range ap.Buttons {
-		if b.Action == commands.ActionAcknowledge {
+		if b.Action == message.ActionAcknowledge {
 			t.Error("acknowledged alert still has an Acknowledge button")
 		}
 	}
@@ -437,7 +438,7 @@ func TestMuteSuppresses(t *testing.T) {
 	e.twoRelayIncident()
 	ctx := context.Background()
 
-	resp, handled := e.al.HandleButton(ctx, commands.Request{Action: commands.ActionMute, Value: "3", UserID: "U024BE7LH", ChannelID: "CALERTS"})
+	resp, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionMute, Value: "3", UserID: "U024BE7LH", ChannelID: "CALERTS"})
 	if !handled || !strings.Contains(resp.Title, "muted by <@U024BE7LH> until") || !resp.Ephemeral {
 		t.Fatalf("mute = %v %+v", handled, resp)
 	}
@@ -467,19 +468,19 @@ func TestMuteSuppresses(t *testing.T) {
 	e.wantKeys(append(base, "resolution:3", "alert:3:resolved")...)
 
 	audit, err := e.store.AuditLog(ctx, 10)
-	if err != nil || len(audit) != 1 || audit[0].Text != commands.ActionMute+" incident 3" || audit[0].Outcome != "ok" || audit[0].UserID != "U024BE7LH" {
+	if err != nil || len(audit) != 1 || audit[0].Text != message.ActionMute+" incident 3" || audit[0].Outcome != "ok" || audit[0].UserID != "U024BE7LH" {
 		t.Errorf("audit = %+v, %v", audit, err)
 	}
-	if r, handled := e.al.HandleButton(ctx, commands.Request{Action: commands.ActionAcknowledge, Value: "42"}); !handled || r.Verdict != commands.VerdictRefused {
+	if r, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionAcknowledge, Value: "42"}); !handled || r.Verdict != message.VerdictRefused {
 		t.Errorf("unknown incident: %v %+v", handled, r)
 	}
-	if r, handled := e.al.HandleButton(ctx, commands.Request{Action: commands.ActionAcknowledge, Value: "x"}); !handled || !strings.Contains(r.Title, "could not be read") {
+	if r, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionAcknowledge, Value: "x"}); !handled || !strings.Contains(r.Title, "could not be read") {
 		t.Errorf("bad value: %v %+v", handled, r)
 	}
 	if r, _ := e.al.Acknowledge(ctx, 3, "U1"); !strings.Contains(r.Title, "already resolved") {
 		t.Errorf("ack of a resolved incident: %q", r.Title)
 	}
-	if _, handled := e.al.HandleButton(ctx, commands.Request{Action: commands.ActionRerun, Value: "relay=relay-1"}); handled {
+	if _, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionRerun, Value: "relay=relay-1"}); handled {
 		t.Error("HandleButton took a Re-run")
 	}
 }
@@ -492,7 +493,7 @@ func TestLevelRiseUpdatesTheAlert(t *testing.T) {
 	e.reprobe["relay-1"] = true
 	e.probeRound(map[string]bool{"relay-1": false})
 	e.wantKeys("alert:1")
-	if _, p := e.message("alert:1"); !strings.Contains(p.Title, "watch") || p.Verdict != commands.VerdictWarn {
+	if _, p := e.message("alert:1"); !strings.Contains(p.Title, "watch") || p.Verdict != message.VerdictWarn {
 		t.Errorf("watch alert = %q %s", p.Title, p.Verdict)
 	}
 	e.probeRound(map[string]bool{"relay-1": false})
@@ -872,7 +873,7 @@ func TestConfirmErrorIsReported(t *testing.T) {
 	e.wantKeys()
 }
 
-func render(t *testing.T, r commands.Response) string {
+func render(t *testing.T, r message.Response) string {
 	t.Helper()
 	var b bytes.Buffer
 	if err := commands.RenderText(&b, r); err != nil {

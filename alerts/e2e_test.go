@@ -16,6 +16,7 @@ import (
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
@@ -36,18 +37,18 @@ type process struct {
 // (Acknowledge, Mute) go to the alerter, everything else to commands.
 type buttons struct{ p *process }
 
-func alertButton(req commands.Request) bool {
-	return req.Action == commands.ActionAcknowledge || req.Action == commands.ActionMute
+func alertButton(req message.Request) bool {
+	return req.Action == message.ActionAcknowledge || req.Action == message.ActionMute
 }
 
-func (b buttons) Acknowledge(ctx context.Context, req commands.Request) (commands.Response, bool) {
+func (b buttons) Acknowledge(ctx context.Context, req message.Request) (message.Response, bool) {
 	if alertButton(req) {
-		return commands.Response{Summary: "working on it", Ephemeral: true}, true
+		return message.Response{Summary: "working on it", Ephemeral: true}, true
 	}
 	return b.p.h.Acknowledge(ctx, req)
 }
 
-func (b buttons) Run(ctx context.Context, req commands.Request) commands.Response {
+func (b buttons) Run(ctx context.Context, req message.Request) message.Response {
 	if alertButton(req) {
 		resp, _ := b.p.al.HandleButton(ctx, req)
 		b.p.worker.Notify()
@@ -269,7 +270,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d chat.postMessage calls, want 4 failures and 1 success", len(w.slack.CallsTo("chat.postMessage")))
 	}
 	blocks := fmt.Sprint(a1.Blocks)
-	for _, want := range []string{"Re-probe from relay-1", "tls_reset", commands.ActionAcknowledge, commands.ActionMute, commands.ActionRerun} {
+	for _, want := range []string{"Re-probe from relay-1", "tls_reset", message.ActionAcknowledge, message.ActionMute, message.ActionRerun} {
 		if !strings.Contains(blocks, want) {
 			t.Errorf("alert blocks lack %q: %s", want, blocks)
 		}
@@ -309,12 +310,12 @@ func TestEndToEnd(t *testing.T) {
 			id = inc.ID
 		}
 	}
-	value, ok := buttonValue(global.Blocks, commands.ActionAcknowledge)
+	value, ok := buttonValue(global.Blocks, message.ActionAcknowledge)
 	if !ok || value != alerts.IncidentValue(id) {
 		t.Fatalf("global alert's Acknowledge button = %q %v, want incident %d", value, ok, id)
 	}
 	p.serveSlack(t)
-	w.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{ActionID: commands.ActionAcknowledge, BlockID: "actions",
+	w.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{ActionID: message.ActionAcknowledge, BlockID: "actions",
 		Value: value, UserID: "U024BE7LH", ChannelID: "CALERTS", MessageTS: global.TS, ResponseURL: w.slack.ResponseURL("ack")}.Payload())
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -334,7 +335,7 @@ func TestEndToEnd(t *testing.T) {
 	if len(up) != 1 || !strings.Contains(fmt.Sprint(up[0].Blocks), "Acknowledged by <@U024BE7LH> at") {
 		t.Fatalf("acknowledged update = %+v", up)
 	}
-	if _, ok := buttonValue(up[0].Blocks, commands.ActionAcknowledge); ok {
+	if _, ok := buttonValue(up[0].Blocks, message.ActionAcknowledge); ok {
 		t.Error("the acknowledged alert still has an Acknowledge button")
 	}
 	if inc, err := p.store.IncidentByID(context.Background(), id); err != nil || inc.AckedBy != "U024BE7LH" {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -99,7 +99,7 @@ func FlapKey(relay string, episodeStart time.Time) string {
 // level).
 func RerunValue(relay string) string {
 	if relay == "" {
-		relay = commands.AllRelays
+		relay = message.AllRelays
 	}
 	return url.Values{"relay": {relay}}.Encode()
 }
@@ -140,14 +140,14 @@ func levelText(l escalation.Level, s escalation.Scope) string {
 	return string(l) + " (" + string(s) + ")"
 }
 
-func verdict(l escalation.Level) commands.Verdict {
+func verdict(l escalation.Level) message.Verdict {
 	switch l {
 	case escalation.LevelWatch:
-		return commands.VerdictWarn
+		return message.VerdictWarn
 	case escalation.LevelInvestigate, escalation.LevelIncident:
-		return commands.VerdictFail
+		return message.VerdictFail
 	}
-	return commands.VerdictOK
+	return message.VerdictOK
 }
 
 // userRef shows a Slack user id as a mention; other names as they are.
@@ -216,7 +216,7 @@ func resultLines(rs []probe.Result) []string {
 	}
 	lines := make([]string, 0, len(rs))
 	for _, r := range rs {
-		lines = append(lines, commands.ResultRow(r, len(sources) > 1))
+		lines = append(lines, message.ResultRow(r, len(sources) > 1))
 	}
 	return lines
 }
@@ -233,34 +233,34 @@ func Tail(lines []string, n int) []string {
 // results; both confirmation results; the transcript excerpt; and the
 // buttons Re-run, Acknowledge and Mute 1h. Once acknowledged, muted or
 // resolved it says so, and a resolved alert has no buttons.
-func AlertResponse(a Alert, loc *time.Location) commands.Response {
-	resp := commands.Response{Verdict: verdict(a.Level)}
+func AlertResponse(a Alert, loc *time.Location) message.Response {
+	resp := message.Response{Verdict: verdict(a.Level)}
 	resp.Title = fmt.Sprintf("%s: STARTTLS toward Gmail failing, %s", who(a.Relay), levelText(a.Level, a.Scope))
 	if !a.ResolvedAt.IsZero() {
 		resp.Title = fmt.Sprintf("Resolved: %s was at %s for %s", who(a.Relay), levelText(a.Level, a.Scope), Duration(a.ResolvedAt.Sub(a.OpenedAt)))
-		resp.Verdict = commands.VerdictOK
+		resp.Verdict = message.VerdictOK
 	}
 	resp.Summary = fmt.Sprintf("gmailtls: %s at %s", who(a.Relay), levelText(a.Level, a.Scope))
 	if a.Advice != "" {
 		resp.Summary += ": " + a.Advice
 	}
 
-	fields := []commands.Field{
+	fields := []message.Field{
 		{Label: "Level", Value: levelText(a.Level, a.Scope)},
 		{Label: "Since", Value: stamp(a.OpenedAt, loc)},
 	}
 	if a.Advice != "" {
-		fields = append(fields, commands.Field{Label: "Advice", Value: a.Advice})
+		fields = append(fields, message.Field{Label: "Advice", Value: a.Advice})
 	}
 	if len(a.FailingRelays) > 0 {
-		fields = append(fields, commands.Field{Label: "Failing relays", Value: strings.Join(a.FailingRelays, ", ")})
+		fields = append(fields, message.Field{Label: "Failing relays", Value: strings.Join(a.FailingRelays, ", ")})
 	}
-	resp.Sections = append(resp.Sections, commands.Section{Fields: fields})
+	resp.Sections = append(resp.Sections, message.Section{Fields: fields})
 
 	if len(a.Failing) > 0 {
-		resp.Sections = append(resp.Sections, commands.Section{Heading: "Failing probes", Lines: resultLines(a.Failing)})
+		resp.Sections = append(resp.Sections, message.Section{Heading: "Failing probes", Lines: resultLines(a.Failing)})
 	}
-	conf := commands.Section{Heading: "Confirmation"}
+	conf := message.Section{Heading: "Confirmation"}
 	switch {
 	case len(a.Again) > 0:
 		head := "Re-probe from " + who(a.Relay) + ":"
@@ -282,7 +282,7 @@ func AlertResponse(a Alert, loc *time.Location) commands.Response {
 		resp.Sections = append(resp.Sections, conf)
 	}
 	if len(a.Transcript) > 0 {
-		resp.Sections = append(resp.Sections, commands.Section{Heading: "Transcript (end)", Lines: Tail(a.Transcript, TranscriptLines), Code: true})
+		resp.Sections = append(resp.Sections, message.Section{Heading: "Transcript (end)", Lines: Tail(a.Transcript, TranscriptLines), Code: true})
 	}
 
 	var state []string
@@ -305,15 +305,15 @@ func AlertResponse(a Alert, loc *time.Location) commands.Response {
 		state = append(state, fmt.Sprintf("Resolved at %s after %s.", clockTime(a.ResolvedAt, loc), Duration(a.ResolvedAt.Sub(a.OpenedAt))))
 	}
 	if len(state) > 0 {
-		resp.Sections = append(resp.Sections, commands.Section{Lines: state})
+		resp.Sections = append(resp.Sections, message.Section{Lines: state})
 	}
 
 	if a.ResolvedAt.IsZero() {
-		resp.Buttons = append(resp.Buttons, commands.Button{Label: "Re-run", Action: commands.ActionRerun, Value: RerunValue(a.Relay), Style: "primary"})
+		resp.Buttons = append(resp.Buttons, message.Button{Label: "Re-run", Action: message.ActionRerun, Value: RerunValue(a.Relay), Style: "primary"})
 		if a.AckedAt.IsZero() {
-			resp.Buttons = append(resp.Buttons, commands.Button{Label: "Acknowledge", Action: commands.ActionAcknowledge, Value: IncidentValue(a.IncidentID)})
+			resp.Buttons = append(resp.Buttons, message.Button{Label: "Acknowledge", Action: message.ActionAcknowledge, Value: IncidentValue(a.IncidentID)})
 		}
-		resp.Buttons = append(resp.Buttons, commands.Button{Label: "Mute 1h", Action: commands.ActionMute, Value: IncidentValue(a.IncidentID), Style: "danger"})
+		resp.Buttons = append(resp.Buttons, message.Button{Label: "Mute 1h", Action: message.ActionMute, Value: IncidentValue(a.IncidentID), Style: "danger"})
 	}
 	resp.Context = fmt.Sprintf("incident #%d · %s", a.IncidentID, stamp(a.OpenedAt, loc))
 	if len(a.Evidence) > 0 {
@@ -327,12 +327,12 @@ func AlertResponse(a Alert, loc *time.Location) commands.Response {
 }
 
 // LevelNoteResponse is the thread note when an open incident's level rises.
-func LevelNoteResponse(a Alert, from escalation.Level, at time.Time, loc *time.Location) commands.Response {
-	return commands.Response{
+func LevelNoteResponse(a Alert, from escalation.Level, at time.Time, loc *time.Location) message.Response {
+	return message.Response{
 		Title:   fmt.Sprintf("%s rose from %s to %s at %s", who(a.Relay), from, levelText(a.Level, a.Scope), clockTime(at, loc)),
 		Verdict: verdict(a.Level),
 		Summary: fmt.Sprintf("%s is now at %s", who(a.Relay), levelText(a.Level, a.Scope)),
-		Sections: []commands.Section{{Lines: nonEmpty(a.Advice),
+		Sections: []message.Section{{Lines: nonEmpty(a.Advice),
 			Fields: failingField(a.FailingRelays)}},
 	}
 }
@@ -344,44 +344,44 @@ func nonEmpty(s string) []string {
 	return []string{"Advice: " + s}
 }
 
-func failingField(relays []string) []commands.Field {
+func failingField(relays []string) []message.Field {
 	if len(relays) == 0 {
 		return nil
 	}
-	return []commands.Field{{Label: "Failing relays", Value: strings.Join(relays, ", ")}}
+	return []message.Field{{Label: "Failing relays", Value: strings.Join(relays, ", ")}}
 }
 
 // ResolutionResponse is the note in the alert's thread when the level is
 // back to ok: how long the incident lasted.
-func ResolutionResponse(a Alert, resolvedAt time.Time, loc *time.Location) commands.Response {
+func ResolutionResponse(a Alert, resolvedAt time.Time, loc *time.Location) message.Response {
 	d := Duration(resolvedAt.Sub(a.OpenedAt))
 	line := fmt.Sprintf("Back to ok at %s after consecutive successful probes; it was at %s since %s.",
 		clockTime(resolvedAt, loc), levelText(a.Level, a.Scope), clockTime(a.OpenedAt, loc))
 	if a.ResolvedNote != "" {
 		line = a.ResolvedNote
 	}
-	return commands.Response{
+	return message.Response{
 		Title:    fmt.Sprintf("%s resolved after %s", who(a.Relay), d),
-		Verdict:  commands.VerdictOK,
+		Verdict:  message.VerdictOK,
 		Summary:  fmt.Sprintf("gmailtls: %s is back to ok, resolved after %s", who(a.Relay), d),
-		Sections: []commands.Section{{Lines: []string{line}}},
+		Sections: []message.Section{{Lines: []string{line}}},
 		Context:  fmt.Sprintf("incident #%d", a.IncidentID),
 	}
 }
 
 // ReminderResponse reminds, in the alert's thread, of an incident nobody
 // has acknowledged.
-func ReminderResponse(a Alert, at time.Time, loc *time.Location) commands.Response {
+func ReminderResponse(a Alert, at time.Time, loc *time.Location) message.Response {
 	d := Duration(at.Sub(a.OpenedAt))
-	return commands.Response{
+	return message.Response{
 		Title:   fmt.Sprintf("Reminder: %s still at %s, for %s, not acknowledged", who(a.Relay), levelText(a.Level, a.Scope), d),
 		Verdict: verdict(a.Level),
 		Summary: fmt.Sprintf("gmailtls: %s still at %s for %s", who(a.Relay), a.Level, d),
-		Sections: []commands.Section{{Lines: append(nonEmpty(a.Advice),
+		Sections: []message.Section{{Lines: append(nonEmpty(a.Advice),
 			"Press Acknowledge on the alert to stop these reminders, or Mute 1h to silence it for an hour.")}},
-		Buttons: []commands.Button{
-			{Label: "Acknowledge", Action: commands.ActionAcknowledge, Value: IncidentValue(a.IncidentID)},
-			{Label: "Mute 1h", Action: commands.ActionMute, Value: IncidentValue(a.IncidentID), Style: "danger"},
+		Buttons: []message.Button{
+			{Label: "Acknowledge", Action: message.ActionAcknowledge, Value: IncidentValue(a.IncidentID)},
+			{Label: "Mute 1h", Action: message.ActionMute, Value: IncidentValue(a.IncidentID), Style: "danger"},
 		},
 		Context: fmt.Sprintf("incident #%d · opened %s", a.IncidentID, stamp(a.OpenedAt, loc)),
 	}
@@ -389,16 +389,16 @@ func ReminderResponse(a Alert, at time.Time, loc *time.Location) commands.Respon
 
 // FlapResponse reports, once per episode, a relay whose level changes too
 // often; its alerts are held back while it keeps changing that often.
-func FlapResponse(f escalation.Flap, level escalation.Level, at time.Time, loc *time.Location) commands.Response {
-	return commands.Response{
+func FlapResponse(f escalation.Flap, level escalation.Level, at time.Time, loc *time.Location) message.Response {
+	return message.Response{
 		Title:   fmt.Sprintf("%s is flapping: %d level changes since %s", who(f.Relay), f.Changes, clockTime(f.Since, loc)),
-		Verdict: commands.VerdictWarn,
+		Verdict: message.VerdictWarn,
 		Summary: fmt.Sprintf("gmailtls: %s is flapping (%d level changes within an hour)", who(f.Relay), f.Changes),
-		Sections: []commands.Section{{Lines: []string{
+		Sections: []message.Section{{Lines: []string{
 			fmt.Sprintf("The escalation level of %s went up and down %d times within an hour; it is %s now.", who(f.Relay), f.Changes, level),
 			"Its further alerts are held back while it keeps changing level this often, and this report is not repeated until it has stayed at one level for an hour. Intermittent STARTTLS failures often mean a middlebox or a path that changes: check the relay's egress and its history.",
 		}}},
-		Buttons: []commands.Button{{Label: "Re-run", Action: commands.ActionRerun, Value: RerunValue(f.Relay)}},
+		Buttons: []message.Button{{Label: "Re-run", Action: message.ActionRerun, Value: RerunValue(f.Relay)}},
 		Context: "flapping · " + stamp(at, loc),
 	}
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/golden"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -161,7 +161,7 @@ func TestAgentFailuresDoNotConfirm(t *testing.T) {
 	if !gmailFailure(results("relay-2", false, time.Now())) || gmailFailure(results("relay-2", true, time.Now())) {
 		t.Error("gmailFailure misreads probe results")
 	}
-	var _ commands.Response = AlertResponse(Alert{}, nil) // the zero alert renders
+	var _ message.Response = AlertResponse(Alert{}, nil) // the zero alert renders
 }
 
 // FuzzParseIncidentValue: a button value from Slack never panics, and what

@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
 // probingHandler acknowledges at once and runs a real STARTTLS probe
 // against a slow loopback SMTP server in Run, as `check <relay>` does.
 func probingHandler(srv *smtptest.Server) *fakeHandler {
-	return &fakeHandler{runFn: func(ctx context.Context, req commands.Request) commands.Response {
+	return &fakeHandler{runFn: func(ctx context.Context, req message.Request) message.Response {
 		rep, err := probe.Run(ctx, probe.Config{
 			Relay:      "relay-1",
 			MX:         []probe.Target{{Host: "127.0.0.1", Port: srv.Port()}},
@@ -26,17 +26,17 @@ func probingHandler(srv *smtptest.Server) *fakeHandler {
 			Timeout:    10 * time.Second,
 		})
 		if err != nil {
-			return commands.Response{Summary: "probe could not run: " + err.Error(), Ephemeral: true}
+			return message.Response{Summary: "probe could not run: " + err.Error(), Ephemeral: true}
 		}
-		verdict, title := commands.VerdictOK, "relay-1: STARTTLS to Gmail OK"
+		verdict, title := message.VerdictOK, "relay-1: STARTTLS to Gmail OK"
 		if !rep.OK() {
-			verdict, title = commands.VerdictFail, "relay-1: STARTTLS to Gmail failed"
+			verdict, title = message.VerdictFail, "relay-1: STARTTLS to Gmail failed"
 		}
 		var lines []string
 		for _, r := range rep.Results {
 			lines = append(lines, fmt.Sprintf("%s %s %s %v ms", r.MX, r.IP, r.Failure, r.Timings.Total))
 		}
-		return commands.Response{Title: title, Verdict: verdict, Sections: []commands.Section{{Lines: lines}}}
+		return message.Response{Title: title, Verdict: verdict, Sections: []message.Section{{Lines: lines}}}
 	}}
 }
 

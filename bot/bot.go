@@ -1,7 +1,7 @@
 // Package bot is the Slack side of gmailtls. Slash commands and button
 // presses come in over Socket Mode (the default: an outbound WebSocket, no
 // public URL) or HTTP (signed requests to /slack/commands and
-// /slack/interactivity); each becomes a commands.Request for the Handler.
+// /slack/interactivity); each becomes a message.Request for the Handler.
 //
 // The flow of one slash command:
 //
@@ -36,9 +36,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/slack-go/slack"
-
-	"github.com/gmailtls/gmailtls/commands"
 )
 
 // Transport modes.
@@ -57,9 +56,9 @@ type Handler interface {
 	// full answer for help, errors and refusals). more=true means the bot
 	// must then call Run in the background and deliver its Response via
 	// the response_url.
-	Acknowledge(ctx context.Context, req commands.Request) (ack commands.Response, more bool)
+	Acknowledge(ctx context.Context, req message.Request) (ack message.Response, more bool)
 	// Run does the work (probes, queries) and returns the full answer.
-	Run(ctx context.Context, req commands.Request) commands.Response
+	Run(ctx context.Context, req message.Request) message.Response
 }
 
 // Config configures a Bot.

@@ -14,9 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/slack-go/slack"
-
-	"github.com/gmailtls/gmailtls/commands"
 )
 
 // origin is where a command came from, and so where its answers go.
@@ -127,7 +126,7 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 }
 
 // safeRun calls Handler.Run and turns a panic into an error reply.
-func (b *Bot) safeRun(ctx context.Context, req commands.Request) (resp commands.Response) {
+func (b *Bot) safeRun(ctx context.Context, req message.Request) (resp message.Response) {
 	defer func() {
 		if r := recover(); r != nil {
 			b.log.Error("slack: command handler panicked", "command", req.Text, "action", req.Action, "panic", r, "stack", string(debug.Stack()))
@@ -139,7 +138,7 @@ func (b *Bot) safeRun(ctx context.Context, req commands.Request) (resp commands.
 
 // acknowledge calls Handler.Acknowledge with a deadline inside Slack's 3 s
 // and turns a panic into an error reply.
-func (b *Bot) acknowledge(ctx context.Context, req commands.Request) (resp commands.Response, more bool) {
+func (b *Bot) acknowledge(ctx context.Context, req message.Request) (resp message.Response, more bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			b.log.Error("slack: command handler panicked while acknowledging", "command", req.Text, "action", req.Action, "panic", r, "stack", string(debug.Stack()))
@@ -152,30 +151,30 @@ func (b *Bot) acknowledge(ctx context.Context, req commands.Request) (resp comma
 }
 
 // internalError is the reply when a handler panicked.
-func internalError(req commands.Request, at time.Time) commands.Response {
+func internalError(req message.Request, at time.Time) message.Response {
 	what := strings.TrimSpace(req.Text)
 	if what == "" {
 		what = req.Action
 	}
-	return commands.Response{
+	return message.Response{
 		Title:     "gmailtls hit an internal error",
-		Verdict:   commands.VerdictFail,
+		Verdict:   message.VerdictFail,
 		Summary:   "gmailtls hit an internal error running " + what,
-		Sections:  []commands.Section{{Lines: []string{"The command `" + what + "` failed inside gmailtls. The bot's log has the details; please report it with the time below."}}},
+		Sections:  []message.Section{{Lines: []string{"The command `" + what + "` failed inside gmailtls. The bot's log has the details; please report it with the time below."}}},
 		Context:   at.Format(time.RFC3339),
 		Ephemeral: true,
 	}
 }
 
 // isEmpty reports whether r has nothing to show.
-func isEmpty(r commands.Response) bool {
+func isEmpty(r message.Response) bool {
 	return r.Title == "" && r.Summary == "" && r.Context == "" && len(r.Sections) == 0 &&
 		len(r.Buttons) == 0 && len(r.Thread) == 0
 }
 
 // deliver sends r where org says: replacing the original message, as an
 // ephemeral reply, or in the channel, with its thread.
-func (b *Bot) deliver(ctx context.Context, org origin, r commands.Response) error {
+func (b *Bot) deliver(ctx context.Context, org origin, r message.Response) error {
 	if isEmpty(r) {
 		return nil
 	}
@@ -511,13 +510,13 @@ func (b *Bot) postResponseURLOnce(ctx context.Context, u string, body []byte) er
 
 // Parts returns how many Slack messages r is delivered as: its main message
 // and its thread replies.
-func (b *Bot) Parts(r commands.Response) int {
+func (b *Bot) Parts(r message.Response) int {
 	return 1 + len(RenderMessages(r).Thread)
 }
 
 // PostPart posts message part of r (0 the main message, 1… its thread
 // replies) to channel, in the thread threadTS when set, and returns its ts.
-func (b *Bot) PostPart(ctx context.Context, channel string, r commands.Response, part int, threadTS string) (string, error) {
+func (b *Bot) PostPart(ctx context.Context, channel string, r message.Response, part int, threadTS string) (string, error) {
 	rendered := RenderMessages(r)
 	m := rendered.Main
 	if part > 0 {
@@ -532,7 +531,7 @@ func (b *Bot) PostPart(ctx context.Context, channel string, r commands.Response,
 // UpdateMain replaces the message at channel/ts with r's main message
 // (chat.update). It posts no replies: they are parts 1… of PostPart, in
 // the thread of ts.
-func (b *Bot) UpdateMain(ctx context.Context, channel, ts string, r commands.Response) error {
+func (b *Bot) UpdateMain(ctx context.Context, channel, ts string, r message.Response) error {
 	return b.updateMessage(ctx, channel, ts, RenderMessages(r).Main)
 }
 

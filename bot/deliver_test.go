@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // deliveryBot is a Bot that is not running: delivery needs only the Web
@@ -36,8 +36,8 @@ func deliveryBot(t *testing.T, fake *slackfake.Server, mut func(*Config)) (*Bot,
 	return b, clock
 }
 
-func simple(text string) commands.Response {
-	return commands.Response{Title: text, Verdict: commands.VerdictOK}
+func simple(text string) message.Response {
+	return message.Response{Title: text, Verdict: message.VerdictOK}
 }
 
 func TestResponseURLUsedAtMostFiveTimes(t *testing.T) {
@@ -213,7 +213,7 @@ func TestPartsWithThread(t *testing.T) {
 	ctx := context.Background()
 
 	r := fortyRelays()
-	r.Thread = []commands.Response{{Summary: "escalation evidence", Sections: []commands.Section{{Lines: []string{"r:1 r:2"}}}}}
+	r.Thread = []message.Response{{Summary: "escalation evidence", Sections: []message.Section{{Lines: []string{"r:1 r:2"}}}}}
 	want := RenderMessages(r)
 	if n := b.Parts(r); n != 1+len(want.Thread) {
 		t.Fatalf("Parts = %d, want %d", n, 1+len(want.Thread))
@@ -290,7 +290,7 @@ func TestReplaceFallsBackToChatUpdate(t *testing.T) {
 	org := origin{channel: "C1", user: "U1", responseURL: fake.ResponseURL("gone"), messageTS: "1700000000.000042"}
 	b.urls.register(org.responseURL, clock.Now())
 	clock.Advance(31 * time.Minute)
-	r := defaultRun(commands.Request{Source: commands.SourceButton, Action: commands.ActionRerun})
+	r := defaultRun(message.Request{Source: message.SourceButton, Action: message.ActionRerun})
 	if err := b.deliver(context.Background(), org, r); err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestUploadPNG(t *testing.T) {
 func TestOversizedAckGoesThroughResponseURL(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
-	h := &fakeHandler{ackFn: func(req commands.Request) (commands.Response, bool) {
+	h := &fakeHandler{ackFn: func(req message.Request) (message.Response, bool) {
 		r := fortyRelays() // folds: too much for an ack
 		r.Ephemeral = true
 		return r, false

@@ -12,19 +12,20 @@ import (
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // fakeHandler is a hand-written Handler: it records every request and
 // answers like the real commands would, in shape.
 type fakeHandler struct {
 	mu    sync.Mutex
-	acks  []commands.Request
-	runs  []commands.Request
-	ackFn func(commands.Request) (commands.Response, bool)
-	runFn func(context.Context, commands.Request) commands.Response
+	acks  []message.Request
+	runs  []message.Request
+	ackFn func(message.Request) (message.Response, bool)
+	runFn func(context.Context, message.Request) message.Response
 }
 
-func (h *fakeHandler) Acknowledge(ctx context.Context, req commands.Request) (commands.Response, bool) {
+func (h *fakeHandler) Acknowledge(ctx context.Context, req message.Request) (message.Response, bool) {
 	h.mu.Lock()
 	h.acks = append(h.acks, req)
 	fn := h.ackFn
@@ -35,7 +36,7 @@ func (h *fakeHandler) Acknowledge(ctx context.Context, req commands.Request) (co
 	return defaultAck(req)
 }
 
-func (h *fakeHandler) Run(ctx context.Context, req commands.Request) commands.Response {
+func (h *fakeHandler) Run(ctx context.Context, req message.Request) message.Response {
 	h.mu.Lock()
 	h.runs = append(h.runs, req)
 	fn := h.runFn
@@ -46,32 +47,32 @@ func (h *fakeHandler) Run(ctx context.Context, req commands.Request) commands.Re
 	return defaultRun(req)
 }
 
-func (h *fakeHandler) calls() (acks, runs []commands.Request) {
+func (h *fakeHandler) calls() (acks, runs []message.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]commands.Request(nil), h.acks...), append([]commands.Request(nil), h.runs...)
+	return append([]message.Request(nil), h.acks...), append([]message.Request(nil), h.runs...)
 }
 
-func defaultAck(req commands.Request) (commands.Response, bool) {
+func defaultAck(req message.Request) (message.Response, bool) {
 	switch {
-	case req.Source == commands.SourceButton && req.Action == commands.ActionTranscript:
+	case req.Source == message.SourceButton && req.Action == message.ActionTranscript:
 		return transcriptResponse(), false
-	case req.Source == commands.SourceButton:
-		return commands.Response{}, true
+	case req.Source == message.SourceButton:
+		return message.Response{}, true
 	case strings.HasPrefix(req.Text, "check "):
 		relay := strings.TrimPrefix(req.Text, "check ")
-		return commands.Response{Summary: "probing " + relay + " → 5 Gmail MX hosts…"}, true
+		return message.Response{Summary: "probing " + relay + " → 5 Gmail MX hosts…"}, true
 	case req.Text == "help":
 		return helpResponse(), false
 	}
-	return commands.Response{Summary: "unknown command; try /gmailtls help", Ephemeral: true}, false
+	return message.Response{Summary: "unknown command; try /gmailtls help", Ephemeral: true}, false
 }
 
-func defaultRun(req commands.Request) commands.Response {
+func defaultRun(req message.Request) message.Response {
 	r := checkResult()
-	if req.Source == commands.SourceButton && req.Action == commands.ActionRerun {
+	if req.Source == message.SourceButton && req.Action == message.ActionRerun {
 		r.Title = "relay-2: STARTTLS to Gmail passed"
-		r.Verdict = commands.VerdictOK
+		r.Verdict = message.VerdictOK
 		r.Context = "failed 12:03 → passed 12:05"
 		r.ReplaceOriginal = true
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 const testSecret = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -63,12 +63,12 @@ func TestHTTPModeSignedRequests(t *testing.T) {
 		t.Errorf("reply %s (%v)", reply, err)
 	}
 	waitFor(t, fake, "the result", func() bool { return len(messagesTo(fake, "h-1")) == 1 })
-	if !hasAction(messagesTo(fake, "h-1")[0].Blocks, commands.ActionRerun) {
+	if !hasAction(messagesTo(fake, "h-1")[0].Blocks, message.ActionRerun) {
 		t.Errorf("result lacks Re-run")
 	}
 
 	// Re-run over the interactivity URL.
-	body = slackfake.Action{ActionID: commands.ActionRerun, Value: "relay-2", ResponseURL: fake.ResponseURL("h-2")}.Form().Encode()
+	body = slackfake.Action{ActionID: message.ActionRerun, Value: "relay-2", ResponseURL: fake.ResponseURL("h-2")}.Form().Encode()
 	req, _ = slackfake.SignedRequest(ctx, base+PathInteractivity, testSecret, time.Now(), body)
 	if status, reply := do(t, req); status != http.StatusOK || reply != "" {
 		t.Fatalf("signed interaction: %d %q", status, reply)
@@ -87,7 +87,7 @@ func TestHTTPModeRejectsBadSignatures(t *testing.T) {
 	_, base := startHTTPBot(t, fake, h)
 	ctx := context.Background()
 	body := slackfake.Slash{Text: "check relay-2", ResponseURL: fake.ResponseURL("x")}.Form().Encode()
-	action := slackfake.Action{ActionID: commands.ActionRerun, Value: "relay-2", ResponseURL: fake.ResponseURL("y")}.Form().Encode()
+	action := slackfake.Action{ActionID: message.ActionRerun, Value: "relay-2", ResponseURL: fake.ResponseURL("y")}.Form().Encode()
 
 	cases := map[string]func(path, body string) *http.Request{
 		"unsigned": func(path, body string) *http.Request {

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // job is background work for one command or button press: deliver pre
@@ -13,8 +13,8 @@ import (
 // Handler.Run and deliver its Response.
 type job struct {
 	org origin
-	req commands.Request
-	pre *commands.Response
+	req message.Request
+	pre *message.Response
 	run bool
 }
 

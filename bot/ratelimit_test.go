@@ -19,6 +19,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -130,7 +131,7 @@ func (rl *rateLimitedSlack) limitedCount() int {
 // checkAll40 is the real `check all` answer for 40 relays, every one with a
 // failing MX host, from the commands package: a summary message and one
 // thread message per relay that did not pass.
-func checkAll40() commands.Response {
+func checkAll40() message.Response {
 	at := time.Date(2026, 3, 2, 12, 3, 41, 0, time.UTC)
 	h := commands.New(commands.Deps{Now: func() time.Time { return at }, Location: time.UTC})
 	hosts := []string{"gmail-smtp-in.l.google.com", "alt1.gmail-smtp-in.l.google.com", "alt2.gmail-smtp-in.l.google.com", "alt3.gmail-smtp-in.l.google.com", "alt4.gmail-smtp-in.l.google.com"}
@@ -154,7 +155,7 @@ func checkAll40() commands.Response {
 
 // threadBot is a Bot (not running) whose Handler answers every command
 // with resp, its Web API pointed at apiURL, its log captured.
-func threadBot(t *testing.T, apiURL string, resp commands.Response) (*Bot, *syncBuffer) {
+func threadBot(t *testing.T, apiURL string, resp message.Response) (*Bot, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	b, err := New(Config{
@@ -162,7 +163,7 @@ func threadBot(t *testing.T, apiURL string, resp commands.Response) (*Bot, *sync
 		AppToken: slackfake.DefaultAppToken,
 		APIURL:   apiURL,
 		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}, &fakeHandler{runFn: func(context.Context, commands.Request) commands.Response { return resp }})
+	}, &fakeHandler{runFn: func(context.Context, message.Request) message.Response { return resp }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestCheckAllThreadUnderSlackRateLimit(t *testing.T) {
 
 	b.runJob(context.Background(), job{
 		org: origin{channel: "C0ALL", user: "U1"},
-		req: commands.Request{Text: "check all", ChannelID: "C0ALL", UserID: "U1"},
+		req: message.Request{Text: "check all", ChannelID: "C0ALL", UserID: "U1"},
 		run: true,
 	})
 	assertThread(t, fake, "C0ALL", want)
@@ -248,7 +249,7 @@ func TestThreadSurvivesConsecutive429s(t *testing.T) {
 	}
 	resp := checkAll40()
 	b, logs := threadBot(t, slack.APIURL(), resp)
-	b.runJob(context.Background(), job{org: origin{channel: "C1", user: "U1"}, req: commands.Request{Text: "check all"}, run: true})
+	b.runJob(context.Background(), job{org: origin{channel: "C1", user: "U1"}, req: message.Request{Text: "check all"}, run: true})
 	assertThread(t, fake, "C1", RenderMessages(resp))
 	if strings.Contains(logs.String(), "could not deliver") {
 		t.Errorf("delivery reported a failure:\n%s", logs)

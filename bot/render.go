@@ -7,9 +7,8 @@ import (
 	"sync"
 	"unicode/utf16"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/slack-go/slack"
-
-	"github.com/gmailtls/gmailtls/commands"
 )
 
 // Slack's Block Kit limits for messages. slack-go enforces none of them;
@@ -55,18 +54,18 @@ type Rendered struct {
 // Render returns the Block Kit blocks of r's main message. Content beyond
 // Slack's limits is replaced by a "… N more rows in thread" line; use
 // RenderMessages to get the thread replies too.
-func Render(r commands.Response) []slack.Block {
+func Render(r message.Response) []slack.Block {
 	return RenderMessages(r).Main.Blocks
 }
 
 // FallbackText is the plain text Slack shows in notifications and on
 // clients without Block Kit: the Summary, or else the Title.
-func FallbackText(r commands.Response) string {
+func FallbackText(r message.Response) string {
 	return escapeTrunc(rawFallback(r), maxSectionText)
 }
 
 // rawFallback is FallbackText before escaping.
-func rawFallback(r commands.Response) string {
+func rawFallback(r message.Response) string {
 	t := strings.TrimSpace(r.Summary)
 	if t == "" {
 		t = strings.TrimSpace(r.Title)
@@ -81,11 +80,11 @@ func rawFallback(r commands.Response) string {
 }
 
 // RenderMessages renders r and its thread within Slack's limits.
-func RenderMessages(r commands.Response) Rendered {
+func RenderMessages(r message.Response) Rendered {
 	main, overflow := renderOne(r)
 	out := Rendered{Main: main, Thread: overflow}
-	var walk func(rs []commands.Response)
-	walk = func(rs []commands.Response) {
+	var walk func(rs []message.Response)
+	walk = func(rs []message.Response) {
 		for _, t := range rs {
 			m, more := renderOne(t)
 			out.Thread = append(out.Thread, m)
@@ -106,7 +105,7 @@ type piece struct {
 
 // renderOne renders one response (without its Thread): the message and the
 // continuation messages for whatever did not fit.
-func renderOne(r commands.Response) (Message, []Message) {
+func renderOne(r message.Response) (Message, []Message) {
 	text := FallbackText(r)
 	var head, tail []piece
 	if h := headerText(r); h != "" {
@@ -210,17 +209,17 @@ func blocksOf(groups ...[]piece) []slack.Block {
 }
 
 // verdictEmoji maps a verdict to the emoji shown in the header.
-func verdictEmoji(v commands.Verdict) string {
+func verdictEmoji(v message.Verdict) string {
 	switch v {
-	case commands.VerdictOK:
+	case message.VerdictOK:
 		return "✅"
-	case commands.VerdictWarn:
+	case message.VerdictWarn:
 		return "⚠️"
-	case commands.VerdictFail:
+	case message.VerdictFail:
 		return "❌"
-	case commands.VerdictInfo:
+	case message.VerdictInfo:
 		return "ℹ️"
-	case commands.VerdictRefused:
+	case message.VerdictRefused:
 		return "🚫"
 	}
 	return ""
@@ -229,7 +228,7 @@ func verdictEmoji(v commands.Verdict) string {
 // headerText is the header line: the verdict emoji and the title. Header
 // blocks are plain_text, which Slack shows literally (no mrkdwn, no links),
 // so the title is not entity-escaped there.
-func headerText(r commands.Response) string {
+func headerText(r message.Response) string {
 	title := strings.Join(strings.Fields(r.Title), " ")
 	if title == "" {
 		return ""
@@ -242,7 +241,7 @@ func headerText(r commands.Response) string {
 
 // sectionPieces renders one Section: its text (split at Slack's section
 // limit, code as ``` blocks) and its fields in groups of ten.
-func sectionPieces(sec commands.Section) []piece {
+func sectionPieces(sec message.Section) []piece {
 	heading := ""
 	if h := strings.TrimSpace(sec.Heading); h != "" {
 		heading = "*" + escapeTrunc(h, 200) + "*"
@@ -387,7 +386,7 @@ func codePieces(heading string, lines []string) []piece {
 // actionsPiece renders the buttons (at most 25) as one actions block.
 // action_ids are made unique within the block by a "#n" suffix, which
 // baseAction strips again.
-func actionsPiece(buttons []commands.Button) (piece, bool) {
+func actionsPiece(buttons []message.Button) (piece, bool) {
 	var elems []slack.BlockElement
 	seen := map[string]int{}
 	chars := 0

@@ -17,6 +17,7 @@ import (
 	"github.com/gmailtls/gmailtls/internal/golden"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // The golden files of TestRenderRealGolden are made from what the real
@@ -82,18 +83,18 @@ func newRealEnv(t *testing.T) *realEnv {
 
 // realAnswer is one command's answer as the bot gets it.
 type realAnswer struct {
-	ack  commands.Response
+	ack  message.Response
 	more bool
-	resp commands.Response // the ack again when more is false
+	resp message.Response // the ack again when more is false
 }
 
 // do runs req like the bot does (Acknowledge, then Run when more is
 // needed) from a fixed user and channel, then moves the clock on.
-func (e *realEnv) do(req commands.Request) realAnswer {
+func (e *realEnv) do(req message.Request) realAnswer {
 	ctx := context.Background()
 	req.UserID, req.UserName, req.ChannelID = "U0TEST0001", "alice", "C0TEST0001"
 	if req.Source == "" {
-		req.Source = commands.SourceSlash
+		req.Source = message.SourceSlash
 	}
 	a := realAnswer{}
 	a.ack, a.more = e.h.Acknowledge(ctx, req)
@@ -203,7 +204,7 @@ func (e *realEnv) normaliseReal(t *testing.T, data []byte) []byte {
 }
 
 // findButton returns r's button with action, failing the test without one.
-func findButton(t *testing.T, r commands.Response, action string) commands.Button {
+func findButton(t *testing.T, r message.Response, action string) message.Button {
 	t.Helper()
 	for _, b := range r.Buttons {
 		if b.Action == action {
@@ -211,7 +212,7 @@ func findButton(t *testing.T, r commands.Response, action string) commands.Butto
 		}
 	}
 	t.Fatalf("no %s button on %q (buttons %+v)", action, r.Title, r.Buttons)
-	return commands.Button{}
+	return message.Button{}
 }
 
 // TestRenderRealGolden runs real commands through the real
@@ -225,31 +226,31 @@ func TestRenderRealGolden(t *testing.T) {
 		a    realAnswer
 	}
 	var steps []step
-	run := func(name string, req commands.Request) realAnswer {
+	run := func(name string, req message.Request) realAnswer {
 		a := e.do(req)
 		steps = append(steps, step{name, a})
 		return a
 	}
-	slash := func(text string) commands.Request { return commands.Request{Text: text} }
-	press := func(b commands.Button) commands.Request {
-		return commands.Request{Source: commands.SourceButton, Action: b.Action, Value: b.Value}
+	slash := func(text string) message.Request { return message.Request{Text: text} }
+	press := func(b message.Button) message.Request {
+		return message.Request{Source: message.SourceButton, Action: b.Action, Value: b.Value}
 	}
 
 	run("help", slash("help"))
-	if pass := run("check_pass", slash("check relay-1")); !pass.more || pass.resp.Verdict != commands.VerdictOK {
+	if pass := run("check_pass", slash("check relay-1")); !pass.more || pass.resp.Verdict != message.VerdictOK {
 		t.Errorf("check against a Gmail-like server: more=%v verdict %q, want an ack then ok", pass.more, pass.resp.Verdict)
 	}
 	e.srv.SetBehavior(smtptest.ResetAfterReady)
 	fail := run("check_fail", slash("check relay-1")).resp
-	if fail.Verdict != commands.VerdictFail {
+	if fail.Verdict != message.VerdictFail {
 		t.Errorf("check against a resetting server: verdict %q, want fail", fail.Verdict)
 	}
-	rerun := run("rerun", press(findButton(t, fail, commands.ActionRerun))).resp
+	rerun := run("rerun", press(findButton(t, fail, message.ActionRerun))).resp
 	if !rerun.ReplaceOriginal {
 		t.Error("Re-run of a check result does not replace it")
 	}
-	run("transcript", press(findButton(t, fail, commands.ActionTranscript)))
-	run("evidence_button", press(findButton(t, fail, commands.ActionEvidence)))
+	run("transcript", press(findButton(t, fail, message.ActionTranscript)))
+	run("evidence_button", press(findButton(t, fail, message.ActionEvidence)))
 	run("history", slash("history relay-1"))
 	run("relays", slash("relays"))
 	run("status", slash("status"))

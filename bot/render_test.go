@@ -10,19 +10,19 @@ import (
 	"testing"
 	"unicode/utf16"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/golden"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // checkResult is a relay check with a failure and the three buttons.
-func checkResult() commands.Response {
-	return commands.Response{
+func checkResult() message.Response {
+	return message.Response{
 		Title:   "relay-2: STARTTLS to Gmail failed on 1 of 5 MX hosts",
-		Verdict: commands.VerdictFail,
+		Verdict: message.VerdictFail,
 		Summary: "relay-2 → Gmail: 4 passed, 1 failed (tls_reset)",
-		Sections: []commands.Section{
+		Sections: []message.Section{
 			{
 				Heading: "MX × IP",
 				Lines: []string{
@@ -35,28 +35,28 @@ func checkResult() commands.Response {
 			},
 			{
 				Heading: "Escalation",
-				Fields: []commands.Field{
+				Fields: []message.Field{
 					{Label: "Level", Value: "watch"},
 					{Label: "Scope", Value: "one event → network blip"},
 					{Label: "Advice", Value: "let the retry queue work; confirm later delivery"},
 				},
 			},
 		},
-		Buttons: []commands.Button{
-			{Label: "Re-run", Action: commands.ActionRerun, Value: "relay-2", Style: "primary"},
-			{Label: "Transcript", Action: commands.ActionTranscript, Value: "r:1842"},
-			{Label: "Evidence", Action: commands.ActionEvidence, Value: "r:1842"},
+		Buttons: []message.Button{
+			{Label: "Re-run", Action: message.ActionRerun, Value: "relay-2", Style: "primary"},
+			{Label: "Transcript", Action: message.ActionTranscript, Value: "r:1842"},
+			{Label: "Evidence", Action: message.ActionEvidence, Value: "r:1842"},
 		},
 		Context: "12:03:41 CEST · results 1838–1842 · failed 12:01 → failed 12:03",
 	}
 }
 
-func statusResponse() commands.Response {
-	return commands.Response{
+func statusResponse() message.Response {
+	return message.Response{
 		Title:   "Gmail delivery health: 2 relays OK, 1 at watch",
-		Verdict: commands.VerdictWarn,
-		Sections: []commands.Section{{
-			Fields: []commands.Field{
+		Verdict: message.VerdictWarn,
+		Sections: []message.Section{{
+			Fields: []message.Field{
 				{Label: "relay-1", Value: "✅ ok · last probe 12:00"},
 				{Label: "relay-2", Value: "⚠️ watch · tls_reset 12:03"},
 				{Label: "relay-3", Value: "✅ ok · last probe 12:00"},
@@ -66,11 +66,11 @@ func statusResponse() commands.Response {
 	}
 }
 
-func helpResponse() commands.Response {
-	return commands.Response{
+func helpResponse() message.Response {
+	return message.Response{
 		Title:   "gmailtls commands",
-		Verdict: commands.VerdictInfo,
-		Sections: []commands.Section{{
+		Verdict: message.VerdictInfo,
+		Sections: []message.Section{{
 			Lines: []string{
 				"`/gmailtls check <relay|all> [--mx host]` probe STARTTLS to Gmail now",
 				"`/gmailtls status` current level of every relay",
@@ -85,21 +85,21 @@ func helpResponse() commands.Response {
 	}
 }
 
-func refusedResponse() commands.Response {
-	return commands.Response{
+func refusedResponse() message.Response {
+	return message.Response{
 		Title:     "Not allowed here",
-		Verdict:   commands.VerdictRefused,
+		Verdict:   message.VerdictRefused,
 		Summary:   "gmailtls answers in #mail-ops only",
-		Sections:  []commands.Section{{Lines: []string{"Commands are allowed in <#C0123> only & this channel is not on the list."}}},
+		Sections:  []message.Section{{Lines: []string{"Commands are allowed in <#C0123> only & this channel is not on the list."}}},
 		Ephemeral: true,
 	}
 }
 
-func transcriptResponse() commands.Response {
-	return commands.Response{
+func transcriptResponse() message.Response {
+	return message.Response{
 		Title:   "Transcript: relay-2 → alt1.gmail-smtp-in.l.google.com 142.250.153.26",
-		Verdict: commands.VerdictFail,
-		Sections: []commands.Section{{
+		Verdict: message.VerdictFail,
+		Sections: []message.Section{{
 			Heading: "SMTP transcript (failing stage: handshake)",
 			Code:    true,
 			Lines: []string{
@@ -124,17 +124,17 @@ func transcriptResponse() commands.Response {
 }
 
 // fortyRelays is `check all` over 40 relays: 200 rows.
-func fortyRelays() commands.Response {
-	r := commands.Response{
+func fortyRelays() message.Response {
+	r := message.Response{
 		Title:   "check all: 3 of 40 relays failing toward Gmail",
-		Verdict: commands.VerdictFail,
+		Verdict: message.VerdictFail,
 		Summary: "check all: 37 relays OK, 3 failing (tls_reset)",
-		Buttons: []commands.Button{{Label: "Re-run all", Action: commands.ActionRerun, Value: "all", Style: "primary"}},
+		Buttons: []message.Button{{Label: "Re-run all", Action: message.ActionRerun, Value: "all", Style: "primary"}},
 		Context: "12:03:41 CEST · 200 probes",
 	}
 	hosts := []string{"gmail-smtp-in.l.google.com", "alt1.gmail-smtp-in.l.google.com", "alt2.gmail-smtp-in.l.google.com", "alt3.gmail-smtp-in.l.google.com", "alt4.gmail-smtp-in.l.google.com"}
 	for i := 1; i <= 40; i++ {
-		sec := commands.Section{Heading: fmt.Sprintf("relay-%d", i)}
+		sec := message.Section{Heading: fmt.Sprintf("relay-%d", i)}
 		for j, h := range hosts {
 			mark, detail := "✓", "TLS 1.3 · TLS_AES_128_GCM_SHA256 · 201 ms"
 			if i%13 == 0 && j == 1 {
@@ -148,31 +148,31 @@ func fortyRelays() commands.Response {
 }
 
 // hugeResponse stresses every limit at once.
-func hugeResponse() commands.Response {
+func hugeResponse() message.Response {
 	r := fortyRelays()
 	r.Title = strings.Repeat("very long title ", 20)
 	r.Context = strings.Repeat("context & <more> ", 300)
 	long := strings.Repeat("x", 7000)
 	r.Sections = append(r.Sections,
-		commands.Section{Heading: "one long line", Lines: []string{long}},
-		commands.Section{Heading: "code", Code: true, Lines: append([]string{strings.Repeat("`", 4000)}, strings.Split(strings.Repeat("S: 250-line &<>\n", 400), "\n")...)},
+		message.Section{Heading: "one long line", Lines: []string{long}},
+		message.Section{Heading: "code", Code: true, Lines: append([]string{strings.Repeat("`", 4000)}, strings.Split(strings.Repeat("S: 250-line &<>\n", 400), "\n")...)},
 	)
-	var fields []commands.Field
+	var fields []message.Field
 	for i := range 25 {
-		fields = append(fields, commands.Field{Label: fmt.Sprintf("f%d", i), Value: strings.Repeat("v&", 1500)})
+		fields = append(fields, message.Field{Label: fmt.Sprintf("f%d", i), Value: strings.Repeat("v&", 1500)})
 	}
-	r.Sections = append(r.Sections, commands.Section{Fields: fields})
+	r.Sections = append(r.Sections, message.Section{Fields: fields})
 	for i := range 30 {
-		r.Buttons = append(r.Buttons, commands.Button{Label: strings.Repeat("Label ", 20), Action: commands.ActionRerun, Value: fmt.Sprint(i)})
+		r.Buttons = append(r.Buttons, message.Button{Label: strings.Repeat("Label ", 20), Action: message.ActionRerun, Value: fmt.Sprint(i)})
 	}
-	r.Buttons = append(r.Buttons, commands.Button{Label: "too big", Action: commands.ActionEvidence, Value: strings.Repeat("v", 2001)})
-	r.Thread = []commands.Response{fortyRelays()}
+	r.Buttons = append(r.Buttons, message.Button{Label: "too big", Action: message.ActionEvidence, Value: strings.Repeat("v", 2001)})
+	r.Thread = []message.Response{fortyRelays()}
 	return r
 }
 
 // goldenOf is the JSON a golden file holds: the rendered message and its
 // thread, as they go to Slack.
-func goldenOf(t *testing.T, r commands.Response) []byte {
+func goldenOf(t *testing.T, r message.Response) []byte {
 	t.Helper()
 	rendered := RenderMessages(r)
 	type msg struct {
@@ -197,7 +197,7 @@ func goldenOf(t *testing.T, r commands.Response) []byte {
 }
 
 func TestRenderGolden(t *testing.T) {
-	cases := map[string]commands.Response{
+	cases := map[string]message.Response{
 		"check_result":         checkResult(),
 		"status":               statusResponse(),
 		"help":                 helpResponse(),
@@ -343,7 +343,7 @@ func TestRenderFortyRelaysFolds(t *testing.T) {
 		t.Errorf("no fold note in %s", main)
 	}
 	// Buttons and the context stay on the main message.
-	if !bytes.Contains(main, []byte(commands.ActionRerun)) || !bytes.Contains(main, []byte("200 probes")) {
+	if !bytes.Contains(main, []byte(message.ActionRerun)) || !bytes.Contains(main, []byte("200 probes")) {
 		t.Errorf("buttons or context left the main message")
 	}
 }
@@ -360,7 +360,7 @@ func TestRenderStaysWithinLimits(t *testing.T) {
 	if !bytes.Contains(blocks, []byte(`"gmailtls_rerun#2"`)) {
 		t.Errorf("duplicate action_ids were not made unique")
 	}
-	if baseAction("gmailtls_rerun#2") != commands.ActionRerun {
+	if baseAction("gmailtls_rerun#2") != message.ActionRerun {
 		t.Errorf("baseAction does not strip the suffix")
 	}
 	// The button whose value is too long was dropped, not truncated.
@@ -370,10 +370,10 @@ func TestRenderStaysWithinLimits(t *testing.T) {
 }
 
 func TestRenderEscapes(t *testing.T) {
-	r := commands.Response{
+	r := message.Response{
 		Title:    "a <b> & c",
 		Summary:  "x <!channel> & y",
-		Sections: []commands.Section{{Heading: "h<1>", Lines: []string{"<@U123> & <https://evil|click>"}, Fields: []commands.Field{{Label: "l&", Value: "v<"}}}},
+		Sections: []message.Section{{Heading: "h<1>", Lines: []string{"<@U123> & <https://evil|click>"}, Fields: []message.Field{{Label: "l&", Value: "v<"}}}},
 		Context:  "c>d",
 	}
 	rendered := RenderMessages(r)
@@ -462,16 +462,16 @@ func FuzzRender(f *testing.F) {
 	f.Fuzz(func(t *testing.T, title, line, code, label, value string, fields, sections int) {
 		sections = min(max(sections, 0), 120)
 		fields = min(max(fields, 0), 30)
-		r := commands.Response{Title: title, Summary: line, Context: line, Verdict: commands.VerdictWarn}
+		r := message.Response{Title: title, Summary: line, Context: line, Verdict: message.VerdictWarn}
 		for i := range sections {
-			sec := commands.Section{Heading: title, Lines: []string{line, code, line}, Code: i%3 == 0}
+			sec := message.Section{Heading: title, Lines: []string{line, code, line}, Code: i%3 == 0}
 			for j := range fields {
-				sec.Fields = append(sec.Fields, commands.Field{Label: label, Value: fmt.Sprint(value, j)})
+				sec.Fields = append(sec.Fields, message.Field{Label: label, Value: fmt.Sprint(value, j)})
 			}
 			r.Sections = append(r.Sections, sec)
 		}
 		for range fields {
-			r.Buttons = append(r.Buttons, commands.Button{Label: label, Action: commands.ActionRerun, Value: value})
+			r.Buttons = append(r.Buttons, message.Button{Label: label, Action: message.ActionRerun, Value: value})
 		}
 		checkLimits(t, "fuzz", goldenOf(t, r))
 	})

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
-
-	"github.com/gmailtls/gmailtls/commands"
 )
 
 // maxAckBytes bounds an ack payload: Slack silently drops Socket Mode
@@ -172,19 +171,19 @@ func (b *Bot) acceptSlash(ctx context.Context, cmd slack.SlashCommand) (*wireMes
 	}
 	b.urls.register(cmd.ResponseURL, b.now())
 	org := origin{channel: cmd.ChannelID, user: cmd.UserID, responseURL: cmd.ResponseURL}
-	req := commands.Request{
+	req := message.Request{
 		Text:      strings.TrimSpace(cmd.Text),
 		UserID:    cmd.UserID,
 		UserName:  cmd.UserName,
 		ChannelID: cmd.ChannelID,
-		Source:    commands.SourceSlash,
+		Source:    message.SourceSlash,
 	}
 	b.log.Debug("slack: slash command", "user", cmd.UserID, "channel", cmd.ChannelID, "text", req.Text)
 	ack, more := b.acknowledge(ctx, req)
 	rendered := RenderMessages(ack)
 	w := wireOf(rendered.Main, responseType(ack.Ephemeral))
 	reply := &w
-	var pre *commands.Response
+	var pre *message.Response
 	if len(rendered.Thread) > 0 || wireSize(reply) > maxAckBytes {
 		pre = &ack
 		reply = &wireMessage{ResponseType: responseType(ack.Ephemeral), Text: FallbackText(ack)}
@@ -240,17 +239,17 @@ func (b *Bot) acceptInteraction(ctx context.Context, cb slack.InteractionCallbac
 		if a == nil || a.ActionID == "" {
 			continue
 		}
-		req := commands.Request{
+		req := message.Request{
 			UserID:    cb.User.ID,
 			UserName:  name,
 			ChannelID: channel,
-			Source:    commands.SourceButton,
+			Source:    message.SourceButton,
 			Action:    baseAction(a.ActionID),
 			Value:     a.Value,
 		}
 		b.log.Debug("slack: button pressed", "user", cb.User.ID, "channel", channel, "action", req.Action, "value", req.Value)
 		ack, more := b.acknowledge(ctx, req)
-		var pre *commands.Response
+		var pre *message.Response
 		if !isEmpty(ack) {
 			pre = &ack
 		}
@@ -259,7 +258,7 @@ func (b *Bot) acceptInteraction(ctx context.Context, cb slack.InteractionCallbac
 		}
 		if !b.pool.reserve() {
 			b.log.Warn("slack: too many commands queued; button answered busy", "queue", b.cfg.QueueSize)
-			busy := commands.Response{Summary: "gmailtls is busy: too many checks are waiting. Try again in a minute.", Ephemeral: true}
+			busy := message.Response{Summary: "gmailtls is busy: too many checks are waiting. Try again in a minute.", Ephemeral: true}
 			if err := b.deliver(ctx, org, busy); err != nil {
 				b.log.Warn("slack: could not tell the user the bot is busy", "err", err)
 			}

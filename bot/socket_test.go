@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // TestSocketModeEndToEnd drives the whole flow over the stand-in: slash
@@ -59,7 +59,7 @@ func TestSocketModeEndToEnd(t *testing.T) {
 	if res.ResponseType != "in_channel" || res.ReplaceOriginal {
 		t.Errorf("result response_type %q replace %v", res.ResponseType, res.ReplaceOriginal)
 	}
-	for _, a := range []string{commands.ActionRerun, commands.ActionTranscript, commands.ActionEvidence} {
+	for _, a := range []string{message.ActionRerun, message.ActionTranscript, message.ActionEvidence} {
 		if !hasAction(res.Blocks, a) {
 			t.Errorf("result lacks the %s button", a)
 		}
@@ -68,14 +68,14 @@ func TestSocketModeEndToEnd(t *testing.T) {
 	if len(acks) != 1 || len(runs) != 1 {
 		t.Fatalf("handler saw %d acks and %d runs", len(acks), len(runs))
 	}
-	want := commands.Request{Text: "check relay-2", UserID: "U2147483697", UserName: "Steve", ChannelID: "C2147483705", Source: commands.SourceSlash}
+	want := message.Request{Text: "check relay-2", UserID: "U2147483697", UserName: "Steve", ChannelID: "C2147483705", Source: message.SourceSlash}
 	if runs[0] != want {
 		t.Errorf("Run got %+v, want %+v", runs[0], want)
 	}
 
 	// Re-run.
 	bid := fake.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{
-		ActionID:    commands.ActionRerun,
+		ActionID:    message.ActionRerun,
 		Value:       "relay-2",
 		ChannelID:   "C2147483705",
 		MessageTS:   "1700000001.000100",
@@ -97,14 +97,14 @@ func TestSocketModeEndToEnd(t *testing.T) {
 	if len(runs) != 2 {
 		t.Fatalf("%d runs", len(runs))
 	}
-	wantBtn := commands.Request{UserID: "UA8RXUSPL", UserName: "jtorrance", ChannelID: "C2147483705", Source: commands.SourceButton, Action: commands.ActionRerun, Value: "relay-2"}
+	wantBtn := message.Request{UserID: "UA8RXUSPL", UserName: "jtorrance", ChannelID: "C2147483705", Source: message.SourceButton, Action: message.ActionRerun, Value: "relay-2"}
 	if runs[1] != wantBtn {
 		t.Errorf("button Run got %+v, want %+v", runs[1], wantBtn)
 	}
 
 	// Transcript: answered by Acknowledge alone, ephemeral.
 	tid := fake.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{
-		ActionID:    commands.ActionTranscript,
+		ActionID:    message.ActionTranscript,
 		Value:       "r:1842",
 		ResponseURL: fake.ResponseURL("act-2"),
 	}.Payload())
@@ -190,10 +190,10 @@ func TestSocketModeStopsCleanly(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
 	release := make(chan struct{})
-	h := &fakeHandler{runFn: func(ctx context.Context, req commands.Request) commands.Response {
+	h := &fakeHandler{runFn: func(ctx context.Context, req message.Request) message.Response {
 		select {
 		case <-ctx.Done():
-			return commands.Response{Summary: "check cancelled: gmailtls is shutting down", Ephemeral: true}
+			return message.Response{Summary: "check cancelled: gmailtls is shutting down", Ephemeral: true}
 		case <-release:
 			return defaultRun(req)
 		}
@@ -231,13 +231,13 @@ func TestSocketModeStopsCleanly(t *testing.T) {
 func TestSocketModePanicsAreContained(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
-	h := &fakeHandler{runFn: func(ctx context.Context, req commands.Request) commands.Response {
+	h := &fakeHandler{runFn: func(ctx context.Context, req message.Request) message.Response {
 		if req.Text == "check boom" {
 			panic("boom")
 		}
 		return defaultRun(req)
 	}}
-	h.ackFn = func(req commands.Request) (commands.Response, bool) {
+	h.ackFn = func(req message.Request) (message.Response, bool) {
 		if req.Text == "check ackboom" {
 			panic("ack boom")
 		}

@@ -6,55 +6,19 @@ import (
 	"slices"
 
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // ErrRefused marks a request that the access rules refuse. Every refusal
 // wraps it; its text is the reason shown to the requester.
 var ErrRefused = errors.New("commands: refused")
 
-// Local reports whether a request comes from the machine itself (console,
-// CLI, scheduler) rather than from chat: local requests are trusted, the
-// person at the terminal already has the database and the configuration.
-func (r Request) Local() bool {
-	switch r.Source {
-	case SourceConsole, SourceCLI, SourceSchedule:
-		return true
-	}
-	return false
-}
-
-// who names the requester for messages and the audit log.
-func (r Request) who() string {
-	switch {
-	case r.UserName != "" && r.UserID != "" && r.UserName != r.UserID:
-		return r.UserName + " (" + r.UserID + ")"
-	case r.UserName != "":
-		return r.UserName
-	case r.UserID != "":
-		return r.UserID
-	case r.Source != "":
-		return string(r.Source)
-	}
-	return "unknown"
-}
-
-// requester is the short name recorded on probe runs.
-func (r Request) requester() string {
-	switch {
-	case r.UserID != "":
-		return r.UserID
-	case r.UserName != "":
-		return r.UserName
-	}
-	return string(r.Source)
-}
-
 // Authorize decides whether req may run a command with verb v under the
 // access rules: channels and users allowlists (empty means any), admins for
 // the admin-only verbs. Users are matched by Slack user ID only, never by
 // name. Local requests are always allowed. The error wraps
 // ErrRefused and its text is the reason to show.
-func Authorize(a config.Access, req Request, v Verb) error {
+func Authorize(a config.Access, req message.Request, v Verb) error {
 	if req.Local() {
 		return nil
 	}
@@ -74,7 +38,7 @@ func Authorize(a config.Access, req Request, v Verb) error {
 // Only the ID counts: a display or user name can be changed by its owner
 // and is not unique, so a name on the list, or an ID typed as a name,
 // matches nobody (config validation refuses names).
-func matchUser(list []string, req Request) bool {
+func matchUser(list []string, req message.Request) bool {
 	return req.UserID != "" && slices.Contains(list, req.UserID)
 }
 

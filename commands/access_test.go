@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 func TestAuthorize(t *testing.T) {
@@ -15,13 +16,13 @@ func TestAuthorize(t *testing.T) {
 	// anyone in by choosing that display name: names are neither fixed nor
 	// unique, only the user ID identifies a person.
 	named := config.Access{Users: []string{"alice"}, Admins: []string{"alice"}}
-	slash := func(user, name, channel string) Request {
-		return Request{UserID: user, UserName: name, ChannelID: channel, Source: SourceSlash}
+	slash := func(user, name, channel string) message.Request {
+		return message.Request{UserID: user, UserName: name, ChannelID: channel, Source: message.SourceSlash}
 	}
 	tests := []struct {
 		name   string
 		access config.Access
-		req    Request
+		req    message.Request
 		verb   Verb
 		reason string // "" means allowed
 	}{
@@ -39,11 +40,11 @@ func TestAuthorize(t *testing.T) {
 		{"names on the user list match nobody", named, slash("UMALLORY", "alice", "CANY"), VerbCheck, "not on the gmailtls user list"},
 		{"admin not on user list still allowed", closed, slash("UADMIN", "", "COPS"), VerbResume, ""},
 		{"allowed user is not admin", closed, slash("UALICE", "", "COPS"), VerbPause, "for gmailtls admins only"},
-		{"button presses follow the same rules", closed, Request{UserID: "UEVE", ChannelID: "COPS", Source: SourceButton}, VerbCheck, "not on the gmailtls user list"},
-		{"console is trusted", closed, Request{UserName: "console", Source: SourceConsole}, VerbPause, ""},
-		{"cli is trusted", closed, Request{Source: SourceCLI}, VerbCheck, ""},
-		{"scheduler is trusted", closed, Request{Source: SourceSchedule}, VerbCheck, ""},
-		{"unknown source is not trusted", closed, Request{UserID: "UEVE"}, VerbCheck, "does not take commands in this channel"},
+		{"button presses follow the same rules", closed, message.Request{UserID: "UEVE", ChannelID: "COPS", Source: message.SourceButton}, VerbCheck, "not on the gmailtls user list"},
+		{"console is trusted", closed, message.Request{UserName: "console", Source: message.SourceConsole}, VerbPause, ""},
+		{"cli is trusted", closed, message.Request{Source: message.SourceCLI}, VerbCheck, ""},
+		{"scheduler is trusted", closed, message.Request{Source: message.SourceSchedule}, VerbCheck, ""},
+		{"unknown source is not trusted", closed, message.Request{UserID: "UEVE"}, VerbCheck, "does not take commands in this channel"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

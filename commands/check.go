@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -72,88 +73,8 @@ func (h *Handler) exact(t time.Time) string {
 	return t.In(h.loc).Format("2006-01-02T15:04:05.000-07:00 (MST)")
 }
 
-// mark is ✓ or ✗.
-func mark(ok bool) string {
-	if ok {
-		return "✓"
-	}
-	return "✗"
-}
-
-// msText writes milliseconds for people: "48 ms", "20012 ms".
-func msText(ms float64) string {
-	if ms <= 0 {
-		return "0 ms"
-	}
-	if ms < 10 {
-		return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
-	}
-	return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
-}
-
 // msNum writes milliseconds without the unit.
-func msNum(ms float64) string { return strings.TrimSuffix(msText(ms), " ms") }
-
-// addr writes an MX address, with the port when it is not 25.
-func addr(r probe.Result) string {
-	ip := r.IP
-	if ip == "" {
-		return "-"
-	}
-	if r.Port != 0 && r.Port != 25 {
-		if strings.Contains(ip, ":") {
-			return "[" + ip + "]:" + strconv.Itoa(r.Port)
-		}
-		return ip + ":" + strconv.Itoa(r.Port)
-	}
-	return ip
-}
-
-// ResultRow is one result on one line: mark, MX, address, source (when
-// showSource), then what passed (TLS version, cipher) or what failed (stage,
-// failure class, SMTP code), and the time taken.
-func ResultRow(r probe.Result, showSource bool) string {
-	var b strings.Builder
-	b.WriteString(mark(r.OK))
-	b.WriteByte(' ')
-	if r.Engine != "" && r.Engine != probe.EngineNative {
-		b.WriteString("[" + r.Engine + "] ")
-	}
-	mx := r.MX
-	if mx == "" {
-		mx = "(no MX)"
-	}
-	b.WriteString(mx)
-	if a := addr(r); a != mx {
-		b.WriteByte(' ')
-		b.WriteString(a)
-	}
-	if showSource && r.SourceIP != "" {
-		b.WriteString(" from " + r.SourceIP)
-	}
-	if r.OK {
-		if r.TLS != nil {
-			b.WriteString(" · " + r.TLS.Version + " · " + r.TLS.Cipher)
-		}
-	} else {
-		stage := string(r.Stage)
-		if stage == "" {
-			stage = "?"
-		}
-		b.WriteString(" · " + stage + " · " + string(r.Failure))
-		if r.SMTPCode != 0 {
-			b.WriteString(" " + strconv.Itoa(r.SMTPCode))
-		}
-		if r.TLS != nil && r.TLS.Version != "" {
-			b.WriteString(" · " + r.TLS.Version)
-		}
-		if r.TLS != nil && r.TLS.Variant != "" {
-			b.WriteString(" (passes with " + r.TLS.Variant + ")")
-		}
-	}
-	b.WriteString(" · " + msText(r.Timings.Total))
-	return b.String()
-}
+func msNum(ms float64) string { return strings.TrimSuffix(message.Ms(ms), " ms") }
 
 // showSources reports whether results come from more than one source IP.
 func showSources(results []probe.Result) bool {
@@ -171,16 +92,16 @@ func showSources(results []probe.Result) bool {
 }
 
 // verdictOf colours a check.
-func verdictOf(c CheckResult) Verdict {
+func verdictOf(c CheckResult) message.Verdict {
 	switch {
 	case len(c.Report.Results) == 0:
-		return VerdictWarn
+		return message.VerdictWarn
 	case c.OK():
-		return VerdictOK
+		return message.VerdictOK
 	case c.AgentOnly():
-		return VerdictWarn
+		return message.VerdictWarn
 	}
-	return VerdictFail
+	return message.VerdictFail
 }
 
 // failureCounts is "tls_reset ×3, cert_expired ×1", most frequent first.
@@ -261,15 +182,15 @@ func levelText(l escalation.Level, s escalation.Scope) string {
 // one row per MX × IP (× source), hints for the failures, the escalation
 // level with scope and advice, and the Re-run, Transcript and Evidence
 // buttons. prev, from a Re-run button, adds "failed 12:03 → passed 12:05".
-func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) Response {
+func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) message.Response {
 	results := c.Report.Results
 	src := showSources(results)
 	var rows []string
 	for _, r := range results {
-		rows = append(rows, ResultRow(r, src))
+		rows = append(rows, message.ResultRow(r, src))
 	}
 	failed, failedIDs := c.Failed()
-	resp := Response{
+	resp := message.Response{
 		Title:   h.checkTitle(c),
 		Verdict: verdictOf(c),
 	}
@@ -282,17 +203,17 @@ func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) Response {
 	resp.Summary = strings.Join(summary, " · ")
 
 	if prev != nil {
-		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("Re-run: %s %s → %s %s",
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("Re-run: %s %s → %s %s",
 			passedText(prev.OK), h.clock(prev.At), passedText(c.OK()), h.clock(c.Report.StartedAt))}})
 	}
 	shown := rows
 	if len(rows) > maxRows {
 		shown = rows[:maxRows]
 	}
-	resultSec := Section{Heading: "Results", Lines: slices.Clone(shown)}
+	resultSec := message.Section{Heading: "Results", Lines: slices.Clone(shown)}
 	if len(rows) > maxRows {
 		resultSec.Lines = append(resultSec.Lines, fmt.Sprintf("… %d more rows in the thread", len(rows)-maxRows))
-		resp.Thread = append(resp.Thread, Response{
+		resp.Thread = append(resp.Thread, message.Response{
 			Title:    fmt.Sprintf("%s: all %d results of run %d", c.Relay, len(rows), c.RunID),
 			Verdict:  resp.Verdict,
 			Summary:  fmt.Sprintf("%s: %d more results", c.Relay, len(rows)-maxRows),
@@ -304,20 +225,20 @@ func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) Response {
 	}
 	resp.Sections = append(resp.Sections, resultSec)
 	if hints := hintLines(failed); len(hints) > 0 {
-		resp.Sections = append(resp.Sections, Section{Heading: "What to check", Lines: hints})
+		resp.Sections = append(resp.Sections, message.Section{Heading: "What to check", Lines: hints})
 	}
 	resp.Sections = append(resp.Sections, h.escalationSection(c.State, c.Global))
 
 	rerunLabel := "Re-run"
-	resp.Buttons = []Button{{Label: rerunLabel, Action: ActionRerun, Value: rerunValue(c.Relay, c.RunID, c.Report.StartedAt, c.OK(), mxOpt(c)), Style: "primary"}}
+	resp.Buttons = []message.Button{{Label: rerunLabel, Action: message.ActionRerun, Value: rerunValue(c.Relay, c.RunID, c.Report.StartedAt, c.OK(), mxOpt(c)), Style: "primary"}}
 	tIDs := failedIDs
 	if len(tIDs) == 0 {
 		tIDs = c.ResultIDs
 	}
 	if len(tIDs) > 0 {
 		resp.Buttons = append(resp.Buttons,
-			Button{Label: "Transcript", Action: ActionTranscript, Value: idsValue(c.Relay, c.RunID, tIDs)},
-			Button{Label: "Evidence", Action: ActionEvidence, Value: idsValue(c.Relay, c.RunID, tIDs)})
+			message.Button{Label: "Transcript", Action: message.ActionTranscript, Value: idsValue(c.Relay, c.RunID, tIDs)},
+			message.Button{Label: "Evidence", Action: message.ActionEvidence, Value: idsValue(c.Relay, c.RunID, tIDs)})
 	}
 	resp.Context = h.runContext(c)
 	return resp
@@ -385,23 +306,23 @@ func hintLines(failed []probe.Result) []string {
 
 // escalationSection shows the relay's level, scope and advice, and the
 // level across relays when it is not ok.
-func (h *Handler) escalationSection(st, global escalation.RelayState) Section {
-	sec := Section{Heading: "Escalation"}
-	sec.Fields = append(sec.Fields, Field{Label: "Level", Value: levelText(st.Level, st.Scope)})
+func (h *Handler) escalationSection(st, global escalation.RelayState) message.Section {
+	sec := message.Section{Heading: "Escalation"}
+	sec.Fields = append(sec.Fields, message.Field{Label: "Level", Value: levelText(st.Level, st.Scope)})
 	if st.Advice != "" {
-		sec.Fields = append(sec.Fields, Field{Label: "Advice", Value: st.Advice})
+		sec.Fields = append(sec.Fields, message.Field{Label: "Advice", Value: st.Advice})
 	}
 	if st.AgentDown {
-		sec.Fields = append(sec.Fields, Field{Label: "Agent", Value: "down: its last run gave no usable result"})
+		sec.Fields = append(sec.Fields, message.Field{Label: "Agent", Value: "down: its last run gave no usable result"})
 	}
 	if global.Level.Rank() > escalation.LevelOK.Rank() {
 		v := levelText(global.Level, global.Scope)
 		if len(global.FailingRelays) > 0 {
 			v += ": " + strings.Join(global.FailingRelays, ", ")
 		}
-		sec.Fields = append(sec.Fields, Field{Label: "All relays", Value: v})
+		sec.Fields = append(sec.Fields, message.Field{Label: "All relays", Value: v})
 		if global.Level == escalation.LevelIncident && global.Advice != "" {
-			sec.Fields = append(sec.Fields, Field{Label: "Incident advice", Value: global.Advice})
+			sec.Fields = append(sec.Fields, message.Field{Label: "Incident advice", Value: global.Advice})
 		}
 	}
 	return sec
@@ -409,15 +330,15 @@ func (h *Handler) escalationSection(st, global escalation.RelayState) Section {
 
 // chunkLines splits lines into sections of at most n lines; the sections
 // after the first are headed "… (continued)".
-func chunkLines(heading string, lines []string, n int) []Section {
-	var out []Section
+func chunkLines(heading string, lines []string, n int) []message.Section {
+	var out []message.Section
 	for i := 0; len(lines) > 0; i++ {
 		k := min(n, len(lines))
 		h := heading
 		if i > 0 && heading != "" {
 			h = heading + " (continued)"
 		}
-		out = append(out, Section{Heading: h, Lines: slices.Clone(lines[:k])})
+		out = append(out, message.Section{Heading: h, Lines: slices.Clone(lines[:k])})
 		lines = lines[k:]
 	}
 	return out
@@ -428,7 +349,7 @@ func chunkLines(heading string, lines []string, n int) []Section {
 // thread message (a relay that passed is all in its summary line, and 40
 // thread messages would only meet Slack's rate limit). With a single relay
 // it is that relay's message.
-func (h *Handler) CheckAllResponse(all []CheckResult, mx string) Response {
+func (h *Handler) CheckAllResponse(all []CheckResult, mx string) message.Response {
 	if len(all) == 1 {
 		return h.CheckResponse(all[0], nil)
 	}
@@ -438,7 +359,7 @@ func (h *Handler) CheckAllResponse(all []CheckResult, mx string) Response {
 	var started time.Time
 	for _, c := range all {
 		failed, _ := c.Failed()
-		line := fmt.Sprintf("%s %s · %d/%d passed", mark(c.OK()), c.Relay, len(c.Report.Results)-len(failed), len(c.Report.Results))
+		line := fmt.Sprintf("%s %s · %d/%d passed", message.Mark(c.OK()), c.Relay, len(c.Report.Results)-len(failed), len(c.Report.Results))
 		if len(failed) > 0 {
 			line += " · " + failureCounts(c.Report.Results)
 		}
@@ -456,27 +377,27 @@ func (h *Handler) CheckAllResponse(all []CheckResult, mx string) Response {
 		}
 	}
 	target := h.targetLabel()
-	resp := Response{
+	resp := message.Response{
 		Title:   fmt.Sprintf("check all: %d of %d relays passed STARTTLS to %s", passed, len(all), target),
-		Verdict: VerdictOK,
+		Verdict: message.VerdictOK,
 		Summary: fmt.Sprintf("%d/%d relays passed", passed, len(all)),
 	}
 	if passed < len(all) {
-		resp.Verdict = VerdictFail
+		resp.Verdict = message.VerdictFail
 		if passed+agentDown == len(all) {
-			resp.Verdict = VerdictWarn
+			resp.Verdict = message.VerdictWarn
 		}
 	}
 	if mx != "" {
 		resp.Title += " (" + mx + ")"
 	}
 	resp.Sections = chunkLines("Relays", lines, 20)
-	resp.Sections = append(resp.Sections, Section{Heading: "Across relays", Fields: []Field{{Label: "Level", Value: levelText(global.Level, global.Scope)}}})
+	resp.Sections = append(resp.Sections, message.Section{Heading: "Across relays", Fields: []message.Field{{Label: "Level", Value: levelText(global.Level, global.Scope)}}})
 	if global.Advice != "" {
 		last := &resp.Sections[len(resp.Sections)-1]
-		last.Fields = append(last.Fields, Field{Label: "Advice", Value: global.Advice})
+		last.Fields = append(last.Fields, message.Field{Label: "Advice", Value: global.Advice})
 	}
-	resp.Buttons = []Button{{Label: "Re-run all", Action: ActionRerun, Value: rerunValue(AllRelays, 0, time.Time{}, false, mx), Style: "primary"}}
+	resp.Buttons = []message.Button{{Label: "Re-run all", Action: message.ActionRerun, Value: rerunValue(message.AllRelays, 0, time.Time{}, false, mx), Style: "primary"}}
 	resp.Context = h.stamp(started)
 	if passed < len(all) {
 		resp.Context += fmt.Sprintf(" · details of the %d relays that did not pass in the thread", len(all)-passed)
@@ -496,10 +417,10 @@ func (h *Handler) CheckAllResponse(all []CheckResult, mx string) Response {
 }
 
 // withoutThread flattens a response and its thread into a list.
-func withoutThread(r Response) []Response {
+func withoutThread(r message.Response) []message.Response {
 	thread := r.Thread
 	r.Thread = nil
-	out := []Response{r}
+	out := []message.Response{r}
 	for _, t := range thread {
 		out = append(out, withoutThread(t)...)
 	}
@@ -508,13 +429,13 @@ func withoutThread(r Response) []Response {
 
 // transcriptResponse shows the SMTP transcripts of the results a
 // Transcript button names, as code sections (ephemeral).
-func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (Response, error) {
+func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (message.Response, error) {
 	if len(b.IDs) == 0 {
-		return Response{}, errors.New("that button names no results")
+		return message.Response{}, errors.New("that button names no results")
 	}
-	resp := Response{
+	resp := message.Response{
 		Title:     fmt.Sprintf("%s: SMTP transcript", b.Relay),
-		Verdict:   VerdictInfo,
+		Verdict:   message.VerdictInfo,
 		Ephemeral: true,
 	}
 	shown := 0
@@ -529,15 +450,15 @@ func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (Respon
 				missing = append(missing, strconv.FormatInt(id, 10))
 				continue
 			}
-			return Response{}, err
+			return message.Response{}, err
 		}
-		if r.Relay != b.Relay && b.Relay != AllRelays {
-			return Response{}, fmt.Errorf("result %d does not belong to relay %s", id, b.Relay)
+		if r.Relay != b.Relay && b.Relay != message.AllRelays {
+			return message.Response{}, fmt.Errorf("result %d does not belong to relay %s", id, b.Relay)
 		}
 		lines := r.Transcript
-		heading := fmt.Sprintf("result %d: %s", r.ID, ResultRow(r.Result, r.SourceIP != ""))
+		heading := fmt.Sprintf("result %d: %s", r.ID, message.ResultRow(r.Result, r.SourceIP != ""))
 		if len(lines) == 0 {
-			resp.Sections = append(resp.Sections, Section{Heading: heading, Lines: []string{"no transcript kept for this result (only failures and the newest success per MX keep theirs)"}})
+			resp.Sections = append(resp.Sections, message.Section{Heading: heading, Lines: []string{"no transcript kept for this result (only failures and the newest success per MX keep theirs)"}})
 			shown++
 			continue
 		}
@@ -545,14 +466,14 @@ func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (Respon
 			cut := len(lines) - maxTranscriptLines
 			lines = append([]string{fmt.Sprintf("… %d earlier lines left out", cut)}, lines[cut:]...)
 		}
-		resp.Sections = append(resp.Sections, Section{Heading: heading, Lines: lines, Code: true})
+		resp.Sections = append(resp.Sections, message.Section{Heading: heading, Lines: lines, Code: true})
 		shown++
 	}
 	if rest := len(b.IDs) - shown - len(missing); rest > 0 {
-		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("%d more results; `gmailtls history --relay %s --json` has them all", rest, b.Relay)}})
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("%d more results; `gmailtls history --relay %s --json` has them all", rest, b.Relay)}})
 	}
 	if len(missing) > 0 {
-		resp.Sections = append(resp.Sections, Section{Lines: []string{"results " + strings.Join(missing, ", ") + " are no longer stored (rolled up by retention)"}})
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{"results " + strings.Join(missing, ", ") + " are no longer stored (rolled up by retention)"}})
 	}
 	resp.Summary = fmt.Sprintf("%s: %s", b.Relay, plural(shown, "transcript"))
 	return resp, nil
@@ -562,7 +483,7 @@ func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (Respon
 // needs: the relay host, its outbound IPs and TLS library (from an agent's
 // info), and per result the source IP, MX host and IP, exact time with
 // zone, stage, class, TLS and certificate details, and the result ids.
-func (h *Handler) evidenceResponse(ctx context.Context, b buttonValue) (Response, error) {
+func (h *Handler) evidenceResponse(ctx context.Context, b buttonValue) (message.Response, error) {
 	var results []storage.StoredResult
 	for _, id := range b.IDs {
 		r, err := h.store.Result(ctx, id)
@@ -570,31 +491,31 @@ func (h *Handler) evidenceResponse(ctx context.Context, b buttonValue) (Response
 			if errors.Is(err, storage.ErrNotFound) {
 				continue
 			}
-			return Response{}, err
+			return message.Response{}, err
 		}
 		if r.Relay != b.Relay {
-			return Response{}, fmt.Errorf("result %d does not belong to relay %s", id, b.Relay)
+			return message.Response{}, fmt.Errorf("result %d does not belong to relay %s", id, b.Relay)
 		}
 		results = append(results, r)
 	}
 	if len(results) == 0 {
-		return Response{}, fmt.Errorf("the results of %s behind that button are no longer stored", b.Relay)
+		return message.Response{}, fmt.Errorf("the results of %s behind that button are no longer stored", b.Relay)
 	}
 	return h.evidence(ctx, b.Relay, results), nil
 }
 
 // evidenceForRelay is "evidence <relay>": the latest failing run's evidence.
-func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (Response, error) {
+func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (message.Response, error) {
 	last, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, FailuresOnly: true, Limit: 1})
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return Response{}, err
+		return message.Response{}, err
 	}
 	if len(last) == 0 {
-		return Response{
+		return message.Response{
 			Title:     fmt.Sprintf("%s: no failing probe in the stored history", relayName),
-			Verdict:   VerdictOK,
+			Verdict:   message.VerdictOK,
 			Summary:   relayName + ": nothing to show",
-			Sections:  []Section{{Lines: []string{fmt.Sprintf("Run `%s check %s` to probe it now.", h.commandName(), relayName)}}},
+			Sections:  []message.Section{{Lines: []string{fmt.Sprintf("Run `%s check %s` to probe it now.", h.commandName(), relayName)}}},
 			Ephemeral: true,
 		}, nil
 	}
@@ -604,7 +525,7 @@ func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (Respo
 		Relay: relayName, Since: f.StartedAt.Add(-15 * time.Minute), Until: f.StartedAt.Add(15 * time.Minute), WithTranscript: false,
 	})
 	if err != nil {
-		return Response{}, err
+		return message.Response{}, err
 	}
 	var run []storage.StoredResult
 	for _, r := range around {
@@ -624,14 +545,14 @@ func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (Respo
 	return h.evidence(ctx, relayName, run), nil
 }
 
-func (h *Handler) evidence(ctx context.Context, relayName string, results []storage.StoredResult) Response {
-	resp := Response{
+func (h *Handler) evidence(ctx context.Context, relayName string, results []storage.StoredResult) message.Response {
+	resp := message.Response{
 		Title:     fmt.Sprintf("%s: evidence", relayName),
-		Verdict:   VerdictInfo,
+		Verdict:   message.VerdictInfo,
 		Ephemeral: true,
 	}
-	host := Section{Heading: "Relay host"}
-	host.Fields = append(host.Fields, Field{Label: "Name", Value: relayName})
+	host := message.Section{Heading: "Relay host"}
+	host.Fields = append(host.Fields, message.Field{Label: "Name", Value: relayName})
 	r, err := h.runner(relayName)
 	if err == nil {
 		host.Fields[0].Value += " (" + r.Kind() + ")"
@@ -644,34 +565,34 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 		received := h.now()
 		cancel()
 		if ierr != nil {
-			host.Fields = append(host.Fields, Field{Label: "Host info", Value: "not available: " + ierr.Error()})
+			host.Fields = append(host.Fields, message.Field{Label: "Host info", Value: "not available: " + ierr.Error()})
 		} else {
 			info = &in
 			if skew := relay.ClockSkew(in, sent, received); skew > relay.SignificantSkew || skew < -relay.SignificantSkew {
-				host.Fields = append(host.Fields, Field{Label: "Clock skew", Value: skew.Round(time.Second).String()})
+				host.Fields = append(host.Fields, message.Field{Label: "Clock skew", Value: skew.Round(time.Second).String()})
 			}
 		}
 	}
 	switch {
 	case info != nil && info.Hostname != "":
-		host.Fields = append(host.Fields, Field{Label: "Host", Value: info.Hostname})
+		host.Fields = append(host.Fields, message.Field{Label: "Host", Value: info.Hostname})
 	case err == nil && r.Kind() == relay.KindLocal:
 		if name, herr := h.hostname(); herr == nil {
-			host.Fields = append(host.Fields, Field{Label: "Host", Value: name + " (this host)"})
+			host.Fields = append(host.Fields, message.Field{Label: "Host", Value: name + " (this host)"})
 		}
 	}
 	if info != nil {
 		if len(info.OutboundIPs) > 0 {
-			host.Fields = append(host.Fields, Field{Label: "Outbound IPs", Value: strings.Join(info.OutboundIPs, ", ")})
+			host.Fields = append(host.Fields, message.Field{Label: "Outbound IPs", Value: strings.Join(info.OutboundIPs, ", ")})
 		}
 		if info.MTA != "" {
-			host.Fields = append(host.Fields, Field{Label: "MTA", Value: strings.TrimSpace(info.MTA + " " + info.MTAVersion)})
+			host.Fields = append(host.Fields, message.Field{Label: "MTA", Value: strings.TrimSpace(info.MTA + " " + info.MTAVersion)})
 		}
 		if info.TLSLibrary != "" {
-			host.Fields = append(host.Fields, Field{Label: "TLS library", Value: info.TLSLibrary})
+			host.Fields = append(host.Fields, message.Field{Label: "TLS library", Value: info.TLSLibrary})
 		}
 		if info.Version != "" {
-			host.Fields = append(host.Fields, Field{Label: "gmailtls", Value: info.Version})
+			host.Fields = append(host.Fields, message.Field{Label: "gmailtls", Value: info.Version})
 		}
 	}
 	resp.Sections = append(resp.Sections, host)
@@ -696,7 +617,7 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 		}
 	}
 	if len(results) > maxEvidenceResults {
-		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("%d more results are listed by id below", len(results)-maxEvidenceResults)}})
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("%d more results are listed by id below", len(results)-maxEvidenceResults)}})
 	}
 	resp.Context = "result ids: " + strings.Join(ids, ", ")
 	if len(results) > 0 {
@@ -707,31 +628,31 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 }
 
 // resultEvidence is one result with everything known about it.
-func (h *Handler) resultEvidence(sr storage.StoredResult) Section {
+func (h *Handler) resultEvidence(sr storage.StoredResult) message.Section {
 	r := sr.Result
-	sec := Section{Heading: fmt.Sprintf("%s result %d", mark(r.OK), sr.ID)}
+	sec := message.Section{Heading: fmt.Sprintf("%s result %d", message.Mark(r.OK), sr.ID)}
 	src := r.SourceIP
 	if src == "" {
 		src = "system default"
 	}
-	f := []Field{
+	f := []message.Field{
 		{Label: "Time", Value: h.exact(r.StartedAt)},
 		{Label: "From", Value: src},
-		{Label: "MX", Value: fmt.Sprintf("%s (preference %d) %s", r.MX, r.Preference, addr(r))},
+		{Label: "MX", Value: fmt.Sprintf("%s (preference %d) %s", r.MX, r.Preference, message.Addr(r))},
 	}
 	if r.ServerName != "" && !strings.EqualFold(r.ServerName, r.MX) {
-		f = append(f, Field{Label: "SNI", Value: r.ServerName})
+		f = append(f, message.Field{Label: "SNI", Value: r.ServerName})
 	}
 	if r.OK {
-		f = append(f, Field{Label: "Outcome", Value: "passed"})
+		f = append(f, message.Field{Label: "Outcome", Value: "passed"})
 	} else {
 		out := fmt.Sprintf("%s at stage %s", r.Failure, r.Stage)
 		if r.SMTPCode != 0 {
 			out += fmt.Sprintf(": %d %s", r.SMTPCode, clip(r.SMTPText))
 		}
-		f = append(f, Field{Label: "Outcome", Value: out})
+		f = append(f, message.Field{Label: "Outcome", Value: out})
 		if r.Error != "" {
-			f = append(f, Field{Label: "Error", Value: clipBytes(r.Error, 300)})
+			f = append(f, message.Field{Label: "Error", Value: clipBytes(r.Error, 300)})
 		}
 	}
 	if r.TLS != nil {
@@ -746,19 +667,19 @@ func (h *Handler) resultEvidence(sr storage.StoredResult) Section {
 			tls = append(tls, "handshake passes with "+r.TLS.Variant)
 		}
 		if len(tls) > 0 {
-			f = append(f, Field{Label: "TLS", Value: strings.Join(tls, ", ")})
+			f = append(f, message.Field{Label: "TLS", Value: strings.Join(tls, ", ")})
 		}
 		if len(r.TLS.PeerCertificates) > 0 {
-			f = append(f, Field{Label: "Certificate", Value: certEvidence(r.TLS.PeerCertificates[0], r.StartedAt)})
+			f = append(f, message.Field{Label: "Certificate", Value: certEvidence(r.TLS.PeerCertificates[0], r.StartedAt)})
 		}
 	}
 	switch r.Engine {
 	case "", probe.EngineNative:
-		f = append(f, Field{Label: "Engine", Value: "native: gmailtls's own Go crypto/tls, not the relay's TLS library"})
+		f = append(f, message.Field{Label: "Engine", Value: "native: gmailtls's own Go crypto/tls, not the relay's TLS library"})
 	default:
-		f = append(f, Field{Label: "Engine", Value: r.Engine + ": the relay's own TLS stack"})
+		f = append(f, message.Field{Label: "Engine", Value: r.Engine + ": the relay's own TLS stack"})
 	}
-	f = append(f, Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s (ms)",
+	f = append(f, message.Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s (ms)",
 		msNum(r.Timings.Connect), msNum(r.Timings.Banner), msNum(r.Timings.EHLO), msNum(r.Timings.StartTLS), msNum(r.Timings.Handshake), msNum(r.Timings.Total))})
 	sec.Fields = f
 	return sec
@@ -788,39 +709,39 @@ func certEvidence(c probe.Certificate, at time.Time) string {
 
 // transcriptEvidence is the end of a failing result's stored transcript,
 // as a code section; ok is false when none was kept.
-func (h *Handler) transcriptEvidence(ctx context.Context, id int64) (Section, bool) {
+func (h *Handler) transcriptEvidence(ctx context.Context, id int64) (message.Section, bool) {
 	full, err := h.store.Result(ctx, id)
 	if err != nil || len(full.Transcript) == 0 {
-		return Section{}, false
+		return message.Section{}, false
 	}
 	lines := full.Transcript
 	if cut := len(lines) - evidenceTranscriptLines; cut > 0 {
 		lines = append([]string{fmt.Sprintf("… %d earlier lines (Transcript button for all)", cut)}, lines[cut:]...)
 	}
-	return Section{Heading: fmt.Sprintf("transcript of result %d", id), Lines: lines, Code: true}, true
+	return message.Section{Heading: fmt.Sprintf("transcript of result %d", id), Lines: lines, Code: true}, true
 }
 
 // queueEvidence is the relay's Gmail-bound mail queue: read now from the
 // agent, and the trend of the stored samples taken beside its probes.
-func (h *Handler) queueEvidence(ctx context.Context, relayName string, iq relay.InfoQueuer) Section {
-	sec := Section{Heading: "Gmail-bound queue"}
+func (h *Handler) queueEvidence(ctx context.Context, relayName string, iq relay.InfoQueuer) message.Section {
+	sec := message.Section{Heading: "Gmail-bound queue"}
 	qctx, cancel := context.WithTimeout(ctx, infoTimeout)
 	q, qerr := iq.Queue(qctx)
 	cancel()
 	now := h.now()
 	switch {
 	case qerr != nil:
-		sec.Fields = append(sec.Fields, Field{Label: "Now", Value: "not available: " + qerr.Error()})
+		sec.Fields = append(sec.Fields, message.Field{Label: "Now", Value: "not available: " + qerr.Error()})
 	case !q.Available:
-		sec.Fields = append(sec.Fields, Field{Label: "Now", Value: "not available: " + cmp.Or(q.Error, "the agent cannot read the queue")})
+		sec.Fields = append(sec.Fields, message.Field{Label: "Now", Value: "not available: " + cmp.Or(q.Error, "the agent cannot read the queue")})
 	default:
 		v := fmt.Sprintf("%d deferred (%d Gmail recipients)", q.Deferred, q.Recipients)
 		if q.Deferred > 0 {
 			v += ", oldest " + shortDuration(q.OldestAge.Round(time.Minute))
 		}
-		sec.Fields = append(sec.Fields, Field{Label: "Now", Value: v})
+		sec.Fields = append(sec.Fields, message.Field{Label: "Now", Value: v})
 		if q.TopReason != "" {
-			sec.Fields = append(sec.Fields, Field{Label: "Top deferral reason", Value: clipBytes(q.TopReason, 300)})
+			sec.Fields = append(sec.Fields, message.Field{Label: "Top deferral reason", Value: clipBytes(q.TopReason, 300)})
 		}
 	}
 	samples, err := h.store.QueueSamples(ctx, relayName, now.Add(-replayWindow), queueTrendSamples)
@@ -835,9 +756,9 @@ func (h *Handler) queueEvidence(ctx context.Context, relayName string, iq relay.
 			trend = fmt.Sprintf("%d → %d deferred over %s (%d samples, last at %s)", first.Deferred, last.Deferred,
 				span, len(samples), h.exact(last.At))
 		}
-		sec.Fields = append(sec.Fields, Field{Label: "Stored samples", Value: trend})
+		sec.Fields = append(sec.Fields, message.Field{Label: "Stored samples", Value: trend})
 		if qerr != nil && last.TopReason != "" {
-			sec.Fields = append(sec.Fields, Field{Label: "Top deferral reason", Value: clipBytes(last.TopReason, 300) + " (last sample)"})
+			sec.Fields = append(sec.Fields, message.Field{Label: "Top deferral reason", Value: clipBytes(last.TopReason, 300) + " (last sample)"})
 		}
 	}
 	return sec

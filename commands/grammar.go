@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/internal/editdist"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // Verb names a command of the /gmailtls grammar.
@@ -79,9 +80,6 @@ const (
 	// maxDays bounds the day part of a duration (100 years).
 	maxDays = 36500
 )
-
-// AllRelays is the relay argument of "check all".
-const AllRelays = "all"
 
 // Command is a parsed /gmailtls command.
 type Command struct {
@@ -418,7 +416,7 @@ func relayArg(v Verb, args []string, allowAll bool) (string, error) {
 		return "", syntaxErr(v, "%s needs %s: %s (the relays command lists them)", v, what, v.Usage())
 	}
 	r := strings.ToLower(args[0])
-	if allowAll && r == AllRelays {
+	if allowAll && r == message.AllRelays {
 		return r, nil
 	}
 	if !ValidRelayName(r) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gmailtls/gmailtls/message"
 )
 
 func TestParse(t *testing.T) {
@@ -165,10 +167,10 @@ func FuzzParse(f *testing.F) {
 		if !knownVerb(c.Verb) {
 			t.Fatalf("Parse(%q) = unknown verb %q", in, c.Verb)
 		}
-		if c.Relay != "" && c.Relay != AllRelays && !ValidRelayName(c.Relay) {
+		if c.Relay != "" && c.Relay != message.AllRelays && !ValidRelayName(c.Relay) {
 			t.Fatalf("Parse(%q): invalid relay %q accepted", in, c.Relay)
 		}
-		if c.Relay == AllRelays && c.Verb != VerbCheck && c.Verb != VerbHistory && c.Verb != VerbEvidence && c.Verb != VerbPause && c.Verb != VerbResume {
+		if c.Relay == message.AllRelays && c.Verb != VerbCheck && c.Verb != VerbHistory && c.Verb != VerbEvidence && c.Verb != VerbPause && c.Verb != VerbResume {
 			t.Fatalf("Parse(%q): relay %q on %s", in, c.Relay, c.Verb)
 		}
 		if c.Window < 0 || c.Window > MaxWindow || c.Duration < 0 || c.Duration > MaxPause {

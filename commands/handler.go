@@ -17,6 +17,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -227,7 +228,7 @@ func (h *Handler) checkRelayName(ctx context.Context, name string, allowRetired 
 // the database: syntax errors, refusals and help are answered in full
 // (more=false); everything else gets a short acknowledgement and more=true,
 // and the caller then calls Run in the background.
-func (h *Handler) Acknowledge(ctx context.Context, req Request) (ack Response, more bool) {
+func (h *Handler) Acknowledge(ctx context.Context, req message.Request) (ack message.Response, more bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.log.Error("commands: panic while acknowledging a command", "panic", p, "stack", string(debug.Stack()))
@@ -271,9 +272,9 @@ func (h *Handler) Acknowledge(ctx context.Context, req Request) (ack Response, m
 			return ErrorResponse(h.commandName(), err), false
 		}
 	}
-	return Response{
+	return message.Response{
 		Title:     fmt.Sprintf("gmailtls %s: working on it…", cmd.Verb),
-		Verdict:   VerdictInfo,
+		Verdict:   message.VerdictInfo,
 		Summary:   fmt.Sprintf("gmailtls %s…", cmd.Verb),
 		Ephemeral: true,
 	}, true
@@ -282,7 +283,7 @@ func (h *Handler) Acknowledge(ctx context.Context, req Request) (ack Response, m
 // Run runs a request that Acknowledge answered with more=true (running it
 // after more=false repeats the same answer). It never returns an empty
 // Response: errors become an explanation.
-func (h *Handler) Run(ctx context.Context, req Request) (resp Response) {
+func (h *Handler) Run(ctx context.Context, req message.Request) (resp message.Response) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.log.Error("commands: panic while running a command", "text", req.Text, "action", req.Action, "panic", p, "stack", string(debug.Stack()))
@@ -303,7 +304,7 @@ func (h *Handler) Run(ctx context.Context, req Request) (resp Response) {
 	}
 	resp, err = h.runCommand(ctx, req, cmd)
 	if err != nil {
-		h.log.Warn("commands: command failed", "text", req.Text, "user", req.requester(), "err", err)
+		h.log.Warn("commands: command failed", "text", req.Text, "user", req.Requester(), "err", err)
 		h.audit(ctx, req, "error: "+err.Error())
 		return ErrorResponse(h.commandName(), err)
 	}
@@ -313,7 +314,7 @@ func (h *Handler) Run(ctx context.Context, req Request) (resp Response) {
 
 // Do runs a request to the end: Acknowledge, then Run when more is needed.
 // The console uses it.
-func (h *Handler) Do(ctx context.Context, req Request) Response {
+func (h *Handler) Do(ctx context.Context, req message.Request) message.Response {
 	ack, more := h.Acknowledge(ctx, req)
 	if !more {
 		return ack
@@ -321,56 +322,56 @@ func (h *Handler) Do(ctx context.Context, req Request) Response {
 	return h.Run(ctx, req)
 }
 
-func (h *Handler) runCommand(ctx context.Context, req Request, cmd Command) (Response, error) {
+func (h *Handler) runCommand(ctx context.Context, req message.Request, cmd Command) (message.Response, error) {
 	switch cmd.Verb {
 	case VerbHelp:
 		return HelpResponse(h.commandName(), cmd.Topic), nil
 	case VerbCheck:
 		if err := h.validateCheck(cmd); err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		opts := relay.Options{}
 		if cmd.MX != "" {
 			opts.MX = []string{cmd.MX}
 		}
-		if cmd.Relay == AllRelays {
-			all, err := h.CheckAll(ctx, triggerOf(req), req.requester(), opts, false)
+		if cmd.Relay == message.AllRelays {
+			all, err := h.CheckAll(ctx, triggerOf(req), req.Requester(), opts, false)
 			if err != nil {
-				return Response{}, err
+				return message.Response{}, err
 			}
 			return h.CheckAllResponse(all, cmd.MX), nil
 		}
-		res, err := h.CheckRelay(ctx, cmd.Relay, triggerOf(req), req.requester(), opts)
+		res, err := h.CheckRelay(ctx, cmd.Relay, triggerOf(req), req.Requester(), opts)
 		if err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		return h.CheckResponse(res, nil), nil
 	case VerbStatus:
 		m, err := h.Status(ctx)
 		if err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		return h.StatusResponse(m), nil
 	case VerbHistory:
 		if err := h.checkRelayName(ctx, cmd.Relay, true); err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		return h.historyResponse(ctx, cmd.Relay, cmd.Window)
 	case VerbRelays:
 		m, err := h.Relays(ctx)
 		if err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		return h.RelaysResponse(m), nil
 	case VerbEvidence:
 		if err := h.checkRelayName(ctx, cmd.Relay, true); err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		return h.evidenceForRelay(ctx, cmd.Relay)
 	case VerbReport:
 		m, err := h.Summary(ctx, cmd.Window)
 		if err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		return h.SummaryResponse(m), nil
 	case VerbPause:
@@ -378,50 +379,50 @@ func (h *Handler) runCommand(ctx context.Context, req Request, cmd Command) (Res
 	case VerbResume:
 		return h.resume(ctx, req, cmd)
 	}
-	return Response{}, fmt.Errorf("commands: %q is not handled", cmd.Verb)
+	return message.Response{}, fmt.Errorf("commands: %q is not handled", cmd.Verb)
 }
 
 // triggerOf maps a request's source to the trigger recorded on a run.
-func triggerOf(req Request) string {
+func triggerOf(req message.Request) string {
 	if req.Source == "" {
-		return string(SourceCLI)
+		return string(message.SourceCLI)
 	}
 	return string(req.Source)
 }
 
-func (h *Handler) pause(ctx context.Context, req Request, cmd Command) (Response, error) {
+func (h *Handler) pause(ctx context.Context, req message.Request, cmd Command) (message.Response, error) {
 	if _, err := h.runner(cmd.Relay); err != nil {
-		return Response{}, err
+		return message.Response{}, err
 	}
 	until := h.now().Add(cmd.Duration)
-	if err := h.store.PauseRelay(ctx, cmd.Relay, until, req.who()); err != nil {
-		return Response{}, fmt.Errorf("pause %s: %w", cmd.Relay, err)
+	if err := h.store.PauseRelay(ctx, cmd.Relay, until, req.Who()); err != nil {
+		return message.Response{}, fmt.Errorf("pause %s: %w", cmd.Relay, err)
 	}
-	h.log.Info("relay paused", "relay", cmd.Relay, "until", until, "by", req.who())
-	return Response{
-		Title:   fmt.Sprintf("%s paused until %s by %s", cmd.Relay, h.clock(until), req.who()),
-		Verdict: VerdictInfo,
+	h.log.Info("relay paused", "relay", cmd.Relay, "until", until, "by", req.Who())
+	return message.Response{
+		Title:   fmt.Sprintf("%s paused until %s by %s", cmd.Relay, h.clock(until), req.Who()),
+		Verdict: message.VerdictInfo,
 		Summary: fmt.Sprintf("%s paused for %s", cmd.Relay, FormatWindow(cmd.Duration)),
-		Sections: []Section{{Lines: []string{
+		Sections: []message.Section{{Lines: []string{
 			"Scheduled probing skips it until then; `check " + cmd.Relay + "` still works.",
 			fmt.Sprintf("Resume earlier with `%s resume %s`.", h.commandName(), cmd.Relay),
 		}}},
 	}, nil
 }
 
-func (h *Handler) resume(ctx context.Context, req Request, cmd Command) (Response, error) {
+func (h *Handler) resume(ctx context.Context, req message.Request, cmd Command) (message.Response, error) {
 	if _, err := h.runner(cmd.Relay); err != nil {
-		return Response{}, err
+		return message.Response{}, err
 	}
-	if err := h.store.ResumeRelay(ctx, cmd.Relay, req.who()); err != nil {
-		return Response{}, fmt.Errorf("resume %s: %w", cmd.Relay, err)
+	if err := h.store.ResumeRelay(ctx, cmd.Relay, req.Who()); err != nil {
+		return message.Response{}, fmt.Errorf("resume %s: %w", cmd.Relay, err)
 	}
-	h.log.Info("relay resumed", "relay", cmd.Relay, "by", req.who())
-	return Response{
-		Title:    fmt.Sprintf("%s resumed by %s", cmd.Relay, req.who()),
-		Verdict:  VerdictInfo,
+	h.log.Info("relay resumed", "relay", cmd.Relay, "by", req.Who())
+	return message.Response{
+		Title:    fmt.Sprintf("%s resumed by %s", cmd.Relay, req.Who()),
+		Verdict:  message.VerdictInfo,
 		Summary:  cmd.Relay + " resumed",
-		Sections: []Section{{Lines: []string{"Scheduled probing includes it again from the next round."}}},
+		Sections: []message.Section{{Lines: []string{"Scheduled probing includes it again from the next round."}}},
 	}, nil
 }
 
@@ -430,7 +431,7 @@ const auditTimeout = time.Second
 
 // audit writes the request to the audit log; a failure is logged, never
 // shown: the command itself went through.
-func (h *Handler) audit(ctx context.Context, req Request, outcome string) {
+func (h *Handler) audit(ctx context.Context, req message.Request, outcome string) {
 	text := req.Text
 	if req.Action != "" {
 		text = strings.TrimSpace("button " + req.Action + " " + req.Value)
@@ -470,23 +471,23 @@ func refusalReason(err error) string {
 }
 
 // refused is the ephemeral answer to a refused request.
-func refused(err error) Response {
+func refused(err error) message.Response {
 	reason := refusalReason(err)
-	return Response{
+	return message.Response{
 		Title:     "gmailtls refused this command",
-		Verdict:   VerdictRefused,
+		Verdict:   message.VerdictRefused,
 		Summary:   reason,
-		Sections:  []Section{{Lines: []string{reason}}},
+		Sections:  []message.Section{{Lines: []string{reason}}},
 		Ephemeral: true,
 	}
 }
 
-func internalError() Response {
-	return Response{
+func internalError() message.Response {
+	return message.Response{
 		Title:     "gmailtls hit an internal error",
-		Verdict:   VerdictFail,
+		Verdict:   message.VerdictFail,
 		Summary:   "internal error; the bot's log has the details",
-		Sections:  []Section{{Lines: []string{"Something broke inside gmailtls; the details are in its log. Please report it."}}},
+		Sections:  []message.Section{{Lines: []string{"Something broke inside gmailtls; the details are in its log. Please report it."}}},
 		Ephemeral: true,
 	}
 }
@@ -495,7 +496,7 @@ func internalError() Response {
 // --mx, one of the configured target's MX hosts: no command can aim
 // gmailtls at another host or port.
 func (h *Handler) validateCheck(cmd Command) error {
-	if cmd.Relay != AllRelays {
+	if cmd.Relay != message.AllRelays {
 		if _, err := h.runner(cmd.Relay); err != nil {
 			return err
 		}
@@ -568,7 +569,7 @@ func (h *Handler) targetLabel() string {
 }
 
 // checkAck is the immediate answer to check.
-func (h *Handler) checkAck(cmd Command) Response {
+func (h *Handler) checkAck(cmd Command) message.Response {
 	cfg, _, _ := h.snapshot()
 	var dest string
 	switch {
@@ -587,7 +588,7 @@ func (h *Handler) checkAck(cmd Command) Response {
 		dest = fmt.Sprintf("the %s MX hosts of %s", h.targetLabel(), domain)
 	}
 	who := cmd.Relay
-	if cmd.Relay == AllRelays {
+	if cmd.Relay == message.AllRelays {
 		n := len(h.relayNames())
 		who = fmt.Sprintf("%d relays", n)
 		if n == 1 {
@@ -595,7 +596,7 @@ func (h *Handler) checkAck(cmd Command) Response {
 		}
 	}
 	text := fmt.Sprintf("probing %s → %s…", who, dest)
-	return Response{Title: text, Verdict: VerdictInfo, Summary: text}
+	return message.Response{Title: text, Verdict: message.VerdictInfo, Summary: text}
 }
 
 // Buttons. Their values are URL query strings, bounded well below Slack's
@@ -663,7 +664,7 @@ func parseButtonValue(s string) (buttonValue, error) {
 		return b, fmt.Errorf("%w: %v", ErrButton, err)
 	}
 	b.Relay = v.Get("relay")
-	if b.Relay != AllRelays && !ValidRelayName(b.Relay) {
+	if b.Relay != message.AllRelays && !ValidRelayName(b.Relay) {
 		return b, fmt.Errorf("%w: bad relay name", ErrButton)
 	}
 	if r := v.Get("run"); r != "" {
@@ -705,15 +706,15 @@ func parseButtonValue(s string) (buttonValue, error) {
 // buttonVerb is the verb whose access rules apply to a button.
 func buttonVerb(action string) (Verb, bool) {
 	switch action {
-	case ActionRerun:
+	case message.ActionRerun:
 		return VerbCheck, true
-	case ActionTranscript, ActionEvidence:
+	case message.ActionTranscript, message.ActionEvidence:
 		return VerbEvidence, true
 	}
 	return "", false
 }
 
-func (h *Handler) acknowledgeButton(ctx context.Context, req Request) (Response, bool) {
+func (h *Handler) acknowledgeButton(ctx context.Context, req message.Request) (message.Response, bool) {
 	verb, ok := buttonVerb(req.Action)
 	if !ok {
 		h.audit(ctx, req, "error: unknown button")
@@ -729,7 +730,7 @@ func (h *Handler) acknowledgeButton(ctx context.Context, req Request) (Response,
 		h.audit(ctx, req, "error: "+err.Error())
 		return ErrorResponse(h.commandName(), errors.New("that button could not be read; run the command again")), false
 	}
-	if req.Action == ActionRerun {
+	if req.Action == message.ActionRerun {
 		cmd := Command{Verb: VerbCheck, Relay: b.Relay, MX: b.MX}
 		if err := h.validateCheck(cmd); err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
@@ -741,14 +742,14 @@ func (h *Handler) acknowledgeButton(ctx context.Context, req Request) (Response,
 		ack.Ephemeral = true
 		return ack, true
 	}
-	return Response{Title: "gmailtls: looking it up…", Verdict: VerdictInfo, Summary: "looking it up…", Ephemeral: true}, true
+	return message.Response{Title: "gmailtls: looking it up…", Verdict: message.VerdictInfo, Summary: "looking it up…", Ephemeral: true}, true
 }
 
-func unknownButton(action string) Response {
+func unknownButton(action string) message.Response {
 	return ErrorResponse("", fmt.Errorf("gmailtls does not know the button %q", clip(action)))
 }
 
-func (h *Handler) runButton(ctx context.Context, req Request) Response {
+func (h *Handler) runButton(ctx context.Context, req message.Request) message.Response {
 	verb, ok := buttonVerb(req.Action)
 	if !ok {
 		return unknownButton(req.Action)
@@ -761,17 +762,17 @@ func (h *Handler) runButton(ctx context.Context, req Request) Response {
 	if err != nil {
 		return ErrorResponse(h.commandName(), errors.New("that button could not be read; run the command again"))
 	}
-	var resp Response
+	var resp message.Response
 	switch req.Action {
-	case ActionRerun:
+	case message.ActionRerun:
 		resp, err = h.rerun(ctx, req, b)
-	case ActionTranscript:
+	case message.ActionTranscript:
 		resp, err = h.transcriptResponse(ctx, b)
-	case ActionEvidence:
+	case message.ActionEvidence:
 		resp, err = h.evidenceResponse(ctx, b)
 	}
 	if err != nil {
-		h.log.Warn("commands: button failed", "action", req.Action, "user", req.requester(), "err", err)
+		h.log.Warn("commands: button failed", "action", req.Action, "user", req.Requester(), "err", err)
 		h.audit(ctx, req, "error: "+err.Error())
 		r := ErrorResponse(h.commandName(), err)
 		return r
@@ -780,10 +781,10 @@ func (h *Handler) runButton(ctx context.Context, req Request) Response {
 	return resp
 }
 
-func (h *Handler) rerun(ctx context.Context, req Request, b buttonValue) (Response, error) {
+func (h *Handler) rerun(ctx context.Context, req message.Request, b buttonValue) (message.Response, error) {
 	cmd := Command{Verb: VerbCheck, Relay: b.Relay, MX: b.MX}
 	if err := h.validateCheck(cmd); err != nil {
-		return Response{}, err
+		return message.Response{}, err
 	}
 	opts := relay.Options{}
 	if b.MX != "" {
@@ -793,18 +794,18 @@ func (h *Handler) rerun(ctx context.Context, req Request, b buttonValue) (Respon
 	if b.HasRun {
 		prev = &previousRun{RunID: b.RunID, At: b.At, OK: b.OK}
 	}
-	if b.Relay == AllRelays {
-		all, err := h.CheckAll(ctx, triggerOf(req), req.requester(), opts, false)
+	if b.Relay == message.AllRelays {
+		all, err := h.CheckAll(ctx, triggerOf(req), req.Requester(), opts, false)
 		if err != nil {
-			return Response{}, err
+			return message.Response{}, err
 		}
 		r := h.CheckAllResponse(all, b.MX)
 		r.ReplaceOriginal = true
 		return r, nil
 	}
-	res, err := h.CheckRelay(ctx, b.Relay, triggerOf(req), req.requester(), opts)
+	res, err := h.CheckRelay(ctx, b.Relay, triggerOf(req), req.Requester(), opts)
 	if err != nil {
-		return Response{}, err
+		return message.Response{}, err
 	}
 	r := h.CheckResponse(res, prev)
 	// A Re-run on a check result replaces it ("failed 12:03 → passed

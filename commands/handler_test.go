@@ -13,6 +13,7 @@ import (
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -208,8 +209,8 @@ func (e *testEnv) gotChanges() []escalation.Change {
 	return slices.Clone(e.changes)
 }
 
-func slash(text string) Request {
-	return Request{Text: text, UserID: "UALICE", UserName: "alice", ChannelID: "COPS", Source: SourceSlash}
+func slash(text string) message.Request {
+	return message.Request{Text: text, UserID: "UALICE", UserName: "alice", ChannelID: "COPS", Source: message.SourceSlash}
 }
 
 func TestAcknowledge(t *testing.T) {
@@ -217,28 +218,28 @@ func TestAcknowledge(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name      string
-		req       Request
+		req       message.Request
 		more      bool
 		ephemeral bool
-		verdict   Verdict
+		verdict   message.Verdict
 		want      string
 	}{
-		{"help answers at once", slash("help"), false, true, VerdictInfo, "check <relay|all> [--mx host]"},
-		{"empty is help", slash(""), false, true, VerdictInfo, "Admins only"},
-		{"check is acknowledged in channel", slash("check relay-2"), true, false, VerdictInfo, "probing relay-2 → 2 Gmail MX hosts…"},
-		{"check all", slash("check all"), true, false, VerdictInfo, "probing 3 relays → 2 Gmail MX hosts…"},
-		{"check with --mx", slash("check relay-1 --mx mx2.test.example"), true, false, VerdictInfo, "probing relay-1 → mx2.test.example…"},
-		{"unknown relay names the relays", slash("check relay-9"), false, true, VerdictWarn, `there is no relay "relay-9"; the relays are relay-1, relay-2, relay-3`},
-		{"unknown verb", slash("chek relay-1"), false, true, VerdictWarn, `did you mean "check"`},
-		{"history of an unknown relay", slash("history relay-9"), false, true, VerdictWarn, `there is no relay "relay-9"`},
-		{"evidence of an unknown relay", slash("evidence relay-9 "), false, true, VerdictWarn, `there is no relay "relay-9"`},
-		{"history is acknowledged", slash("history relay-2"), true, true, VerdictInfo, "history"},
-		{"unconfigured mx", slash("check relay-1 --mx evil.example.org"), false, true, VerdictWarn, `"evil.example.org" is not one of the pinned MX hosts (127.0.0.1:2525, mx2.test.example)`},
-		{"unconfigured port", slash("check relay-1 --mx 127.0.0.1:25"), false, true, VerdictWarn, "is not one of the pinned MX hosts"},
-		{"pause needs admin", slash("pause relay-1"), false, true, VerdictRefused, "pause is for gmailtls admins only"},
-		{"status works", slash("status"), true, true, VerdictInfo, "status"},
-		{"unknown button", Request{Action: "nope", Source: SourceButton}, false, true, VerdictWarn, `does not know the button "nope"`},
-		{"bad button value", Request{Action: ActionRerun, Value: "relay=../x", Source: SourceButton}, false, true, VerdictWarn, "could not be read"},
+		{"help answers at once", slash("help"), false, true, message.VerdictInfo, "check <relay|all> [--mx host]"},
+		{"empty is help", slash(""), false, true, message.VerdictInfo, "Admins only"},
+		{"check is acknowledged in channel", slash("check relay-2"), true, false, message.VerdictInfo, "probing relay-2 → 2 Gmail MX hosts…"},
+		{"check all", slash("check all"), true, false, message.VerdictInfo, "probing 3 relays → 2 Gmail MX hosts…"},
+		{"check with --mx", slash("check relay-1 --mx mx2.test.example"), true, false, message.VerdictInfo, "probing relay-1 → mx2.test.example…"},
+		{"unknown relay names the relays", slash("check relay-9"), false, true, message.VerdictWarn, `there is no relay "relay-9"; the relays are relay-1, relay-2, relay-3`},
+		{"unknown verb", slash("chek relay-1"), false, true, message.VerdictWarn, `did you mean "check"`},
+		{"history of an unknown relay", slash("history relay-9"), false, true, message.VerdictWarn, `there is no relay "relay-9"`},
+		{"evidence of an unknown relay", slash("evidence relay-9 "), false, true, message.VerdictWarn, `there is no relay "relay-9"`},
+		{"history is acknowledged", slash("history relay-2"), true, true, message.VerdictInfo, "history"},
+		{"unconfigured mx", slash("check relay-1 --mx evil.example.org"), false, true, message.VerdictWarn, `"evil.example.org" is not one of the pinned MX hosts (127.0.0.1:2525, mx2.test.example)`},
+		{"unconfigured port", slash("check relay-1 --mx 127.0.0.1:25"), false, true, message.VerdictWarn, "is not one of the pinned MX hosts"},
+		{"pause needs admin", slash("pause relay-1"), false, true, message.VerdictRefused, "pause is for gmailtls admins only"},
+		{"status works", slash("status"), true, true, message.VerdictInfo, "status"},
+		{"unknown button", message.Request{Action: "nope", Source: message.SourceButton}, false, true, message.VerdictWarn, `does not know the button "nope"`},
+		{"bad button value", message.Request{Action: message.ActionRerun, Value: "relay=../x", Source: message.SourceButton}, false, true, message.VerdictWarn, "could not be read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,7 +266,7 @@ func TestAcknowledge(t *testing.T) {
 }
 
 // flat joins every text of a response, unwrapped.
-func flat(r Response) string {
+func flat(r message.Response) string {
 	parts := []string{r.Title, r.Summary, r.Context}
 	for _, s := range r.Sections {
 		parts = append(parts, s.Heading)
@@ -283,7 +284,7 @@ func flat(r Response) string {
 	return strings.Join(parts, "\n")
 }
 
-func renderString(t *testing.T, r Response) string {
+func renderString(t *testing.T, r message.Response) string {
 	t.Helper()
 	var b strings.Builder
 	if err := RenderText(&b, r); err != nil {
@@ -301,12 +302,12 @@ func TestRefusedByChannelAndUser(t *testing.T) {
 	req := slash("check relay-1")
 	req.ChannelID = "CRANDOM"
 	ack, more := e.h.Acknowledge(ctx, req)
-	if more || ack.Verdict != VerdictRefused || !ack.Ephemeral || !strings.Contains(ack.Summary, "does not take commands in this channel") {
+	if more || ack.Verdict != message.VerdictRefused || !ack.Ephemeral || !strings.Contains(ack.Summary, "does not take commands in this channel") {
 		t.Fatalf("channel refusal: more=%v %+v", more, ack)
 	}
 	req = slash("check relay-1")
 	req.UserID, req.UserName = "UEVE", "eve"
-	if r := e.h.Run(ctx, req); r.Verdict != VerdictRefused || !strings.Contains(r.Summary, "not on the gmailtls user list") {
+	if r := e.h.Run(ctx, req); r.Verdict != message.VerdictRefused || !strings.Contains(r.Summary, "not on the gmailtls user list") {
 		t.Fatalf("user refusal: %+v", r)
 	}
 	if e.runners["relay-1"].Calls() != 0 {
@@ -451,7 +452,7 @@ func TestCheckCannotTargetUnconfiguredHost(t *testing.T) {
 		"check all --mx smtp.example.net",
 	} {
 		r := e.h.Run(ctx, slash(text))
-		if r.Verdict != VerdictWarn || !strings.Contains(r.Summary, "not one of the pinned MX hosts") {
+		if r.Verdict != message.VerdictWarn || !strings.Contains(r.Summary, "not one of the pinned MX hosts") {
 			t.Errorf("%s: %+v", text, r)
 		}
 	}
@@ -461,8 +462,8 @@ func TestCheckCannotTargetUnconfiguredHost(t *testing.T) {
 		t.Errorf("CheckRelay with an unconfigured MX: %v, want ErrTarget", err)
 	}
 	// And a Re-run button forged with another host.
-	btn := Request{Action: ActionRerun, Value: "relay=relay-1&mx=evil.example.org", Source: SourceButton, UserID: "UALICE"}
-	if r := e.h.Run(ctx, btn); r.Verdict != VerdictWarn {
+	btn := message.Request{Action: message.ActionRerun, Value: "relay=relay-1&mx=evil.example.org", Source: message.SourceButton, UserID: "UALICE"}
+	if r := e.h.Run(ctx, btn); r.Verdict != message.VerdictWarn {
 		t.Errorf("forged button: %+v", r)
 	}
 	for _, r := range e.runners {
@@ -472,7 +473,7 @@ func TestCheckCannotTargetUnconfiguredHost(t *testing.T) {
 	}
 	// A configured one goes through, narrowed to that entry.
 	r := e.h.Run(ctx, slash("check relay-1 --mx 127.0.0.1"))
-	if r.Verdict != VerdictOK {
+	if r.Verdict != message.VerdictOK {
 		t.Fatalf("configured --mx: %+v", r)
 	}
 	if got := e.runners["relay-1"].opts; len(got) != 1 || !slices.Equal(got[0].MX, []string{"127.0.0.1:2525"}) {
@@ -505,14 +506,14 @@ func TestRerunTranscriptEvidenceButtons(t *testing.T) {
 	e.runners["relay-2"].set("tls_reset")
 	e.clock.Advance(time.Minute)
 	first := e.h.Run(ctx, slash("check relay-2"))
-	if first.Verdict != VerdictFail || first.Title != "relay-2: STARTTLS to Gmail failed" {
+	if first.Verdict != message.VerdictFail || first.Title != "relay-2: STARTTLS to Gmail failed" {
 		t.Fatalf("first check: %q %q", first.Verdict, first.Title)
 	}
-	buttons := map[string]Button{}
+	buttons := map[string]message.Button{}
 	for _, b := range first.Buttons {
 		buttons[b.Action] = b
 	}
-	for _, a := range []string{ActionRerun, ActionTranscript, ActionEvidence} {
+	for _, a := range []string{message.ActionRerun, message.ActionTranscript, message.ActionEvidence} {
 		if _, ok := buttons[a]; !ok {
 			t.Fatalf("no %s button: %+v", a, first.Buttons)
 		}
@@ -520,22 +521,22 @@ func TestRerunTranscriptEvidenceButtons(t *testing.T) {
 			t.Fatalf("%s value too long", a)
 		}
 	}
-	press := func(action string) Response {
-		req := Request{Action: action, Value: buttons[action].Value, UserID: "UBOB", ChannelID: "COPS", Source: SourceButton}
+	press := func(action string) message.Response {
+		req := message.Request{Action: action, Value: buttons[action].Value, UserID: "UBOB", ChannelID: "COPS", Source: message.SourceButton}
 		ack, more := e.h.Acknowledge(ctx, req)
 		if !more {
 			t.Fatalf("%s: ack without more: %+v", action, ack)
 		}
 		return e.h.Run(ctx, req)
 	}
-	tr := press(ActionTranscript)
+	tr := press(message.ActionTranscript)
 	if !tr.Ephemeral || len(tr.Sections) == 0 || !tr.Sections[0].Code {
 		t.Fatalf("transcript: %+v", tr)
 	}
 	if !slices.Contains(tr.Sections[0].Lines, "* connection lost during the TLS handshake") {
 		t.Fatalf("transcript lines: %q", tr.Sections[0].Lines)
 	}
-	ev := press(ActionEvidence)
+	ev := press(message.ActionEvidence)
 	text := flat(ev)
 	for _, want := range []string{"relay-2 (local)", "bot.test.example (this host)", "2026-05-04T12:04:00.000+00:00 (UTC)", "tls_reset at stage handshake", "From:", "result ids: 1, 2"} {
 		if !strings.Contains(text, want) {
@@ -544,8 +545,8 @@ func TestRerunTranscriptEvidenceButtons(t *testing.T) {
 	}
 	e.clock.Advance(2 * time.Minute)
 	e.runners["relay-2"].set("ok")
-	re := press(ActionRerun)
-	if !re.ReplaceOriginal || re.Verdict != VerdictOK {
+	re := press(message.ActionRerun)
+	if !re.ReplaceOriginal || re.Verdict != message.VerdictOK {
 		t.Fatalf("re-run: %+v", re)
 	}
 	if text := flat(re); !strings.Contains(text, "Re-run: failed 12:04 → passed 12:06") {
@@ -569,7 +570,7 @@ func TestCheckAllFoldsIntoThread(t *testing.T) {
 	e.runners["relay-c"].set("tls_reset")
 	e.runners["relay-e"].set("agent")
 	r := e.h.Run(context.Background(), slash("check all"))
-	if r.Title != "check all: 10 of 12 relays passed STARTTLS to Gmail" || r.Verdict != VerdictFail {
+	if r.Title != "check all: 10 of 12 relays passed STARTTLS to Gmail" || r.Verdict != message.VerdictFail {
 		t.Fatalf("title %q verdict %q", r.Title, r.Verdict)
 	}
 	// The thread holds the relays that did not pass; the passing ones are
@@ -663,7 +664,7 @@ func FuzzButtonValue(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if b.Relay != AllRelays && !ValidRelayName(b.Relay) {
+		if b.Relay != message.AllRelays && !ValidRelayName(b.Relay) {
 			t.Fatalf("bad relay accepted: %q", b.Relay)
 		}
 		if len(b.IDs) > maxButtonIDs {

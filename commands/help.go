@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // explain is the one-line description of each verb.
@@ -63,18 +65,18 @@ func (v Verb) detail() []string {
 
 // HelpResponse is the answer to help: every verb with its syntax, or the
 // details of one verb.
-func HelpResponse(command string, topic Verb) Response {
+func HelpResponse(command string, topic Verb) message.Response {
 	if command == "" {
 		command = "/gmailtls"
 	}
 	if topic != "" && knownVerb(topic) {
 		lines := []string{fmt.Sprintf("`%s %s`: %s", command, topic.Usage(), topic.explain())}
 		lines = append(lines, topic.detail()...)
-		return Response{
+		return message.Response{
 			Title:     fmt.Sprintf("gmailtls help: %s", topic),
-			Verdict:   VerdictInfo,
+			Verdict:   message.VerdictInfo,
 			Summary:   fmt.Sprintf("%s %s", command, topic.Usage()),
-			Sections:  []Section{{Lines: lines}},
+			Sections:  []message.Section{{Lines: lines}},
 			Ephemeral: true,
 		}
 	}
@@ -87,11 +89,11 @@ func HelpResponse(command string, topic Verb) Response {
 			lines = append(lines, line)
 		}
 	}
-	return Response{
+	return message.Response{
 		Title:   "gmailtls: STARTTLS toward Gmail, from your relays",
-		Verdict: VerdictInfo,
+		Verdict: message.VerdictInfo,
 		Summary: "commands: check, status, history, relays, evidence, report, help, pause, resume",
-		Sections: []Section{
+		Sections: []message.Section{
 			{Heading: "Commands", Lines: lines},
 			{Heading: "Admins only", Lines: admin},
 			{Lines: []string{
@@ -104,16 +106,16 @@ func HelpResponse(command string, topic Verb) Response {
 
 // ErrorResponse is the ephemeral answer to a command that could not run:
 // the reason and, for syntax errors, the usage of the verb.
-func ErrorResponse(command string, err error) Response {
+func ErrorResponse(command string, err error) message.Response {
 	if command == "" {
 		command = "/gmailtls"
 	}
 	msg := userText(err)
-	r := Response{
+	r := message.Response{
 		Title:     "gmailtls could not do that",
-		Verdict:   VerdictWarn,
+		Verdict:   message.VerdictWarn,
 		Summary:   msg,
-		Sections:  []Section{{Lines: []string{msg}}},
+		Sections:  []message.Section{{Lines: []string{msg}}},
 		Ephemeral: true,
 	}
 	if pe, ok := err.(*ParseError); ok {
@@ -124,7 +126,7 @@ func ErrorResponse(command string, err error) Response {
 		} else {
 			lines = append(lines, fmt.Sprintf("Type `%s help` for the list of commands.", command))
 		}
-		r.Sections = []Section{{Lines: lines}}
+		r.Sections = []message.Section{{Lines: lines}}
 	}
 	return r
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -200,14 +201,14 @@ func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
 }
 
 // levelVerdict colours a level.
-func levelVerdict(level string) Verdict {
+func levelVerdict(level string) message.Verdict {
 	switch escalation.Level(level) {
 	case escalation.LevelWatch:
-		return VerdictWarn
+		return message.VerdictWarn
 	case escalation.LevelInvestigate, escalation.LevelIncident:
-		return VerdictFail
+		return message.VerdictFail
 	}
-	return VerdictOK
+	return message.VerdictOK
 }
 
 // levelMark is the one-character marker of a level in status lines.
@@ -224,8 +225,8 @@ func levelMark(level string) string {
 // StatusResponse shows a StatusModel: the level across relays, one line per
 // relay, the advice of every relay above ok, open incidents and the outbox
 // when something is stuck in it.
-func (h *Handler) StatusResponse(m StatusModel) Response {
-	resp := Response{Verdict: levelVerdict(m.Global.Level)}
+func (h *Handler) StatusResponse(m StatusModel) message.Response {
+	resp := message.Response{Verdict: levelVerdict(m.Global.Level)}
 	var above []string
 	for _, r := range m.Relays {
 		if r.Level != string(escalation.LevelOK) {
@@ -235,7 +236,7 @@ func (h *Handler) StatusResponse(m StatusModel) Response {
 	switch {
 	case len(m.Relays) == 0:
 		resp.Title = "gmailtls status: no relays configured"
-		resp.Verdict = VerdictWarn
+		resp.Verdict = message.VerdictWarn
 	case m.Global.Level == string(escalation.LevelIncident):
 		resp.Title = "gmailtls status: INCIDENT " + levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))
 	case len(above) == 0:
@@ -248,15 +249,15 @@ func (h *Handler) StatusResponse(m StatusModel) Response {
 	}
 	resp.Summary = fmt.Sprintf("global level %s; %d of %d relays above ok", m.Global.Level, len(above), len(m.Relays))
 
-	g := Section{Heading: "Across relays", Fields: []Field{{Label: "Level", Value: levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))}}}
+	g := message.Section{Heading: "Across relays", Fields: []message.Field{{Label: "Level", Value: levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))}}}
 	if m.Global.Since != nil {
 		g.Fields[0].Value += " since " + h.clock(*m.Global.Since)
 	}
 	if len(m.Global.FailingRelays) > 0 {
-		g.Fields = append(g.Fields, Field{Label: "Relays", Value: strings.Join(m.Global.FailingRelays, ", ")})
+		g.Fields = append(g.Fields, message.Field{Label: "Relays", Value: strings.Join(m.Global.FailingRelays, ", ")})
 	}
 	if m.Global.Advice != "" {
-		g.Fields = append(g.Fields, Field{Label: "Advice", Value: m.Global.Advice})
+		g.Fields = append(g.Fields, message.Field{Label: "Advice", Value: m.Global.Advice})
 	}
 	resp.Sections = append(resp.Sections, g)
 
@@ -286,7 +287,7 @@ func (h *Handler) StatusResponse(m StatusModel) Response {
 				lines = append(lines, clip(e))
 			}
 		}
-		resp.Sections = append(resp.Sections, Section{Heading: "Slack outbox", Lines: lines})
+		resp.Sections = append(resp.Sections, message.Section{Heading: "Slack outbox", Lines: lines})
 	}
 	resp.Context = "as of " + h.stamp(m.At)
 	return resp
@@ -389,7 +390,7 @@ func (h *Handler) Relays(ctx context.Context) (RelaysModel, error) {
 }
 
 // RelaysResponse shows a RelaysModel.
-func (h *Handler) RelaysResponse(m RelaysModel) Response {
+func (h *Handler) RelaysResponse(m RelaysModel) message.Response {
 	var lines, retired []string
 	for _, r := range m.Relays {
 		parts := []string{r.Name, r.Kind}
@@ -415,9 +416,9 @@ func (h *Handler) RelaysResponse(m RelaysModel) Response {
 		lines = append(lines, strings.Join(parts, " · "))
 	}
 	n := len(lines)
-	resp := Response{
+	resp := message.Response{
 		Title:   fmt.Sprintf("gmailtls relays: %d configured", n),
-		Verdict: VerdictInfo,
+		Verdict: message.VerdictInfo,
 		Summary: fmt.Sprintf("%s configured, %d retired", plural(n, "relay"), len(retired)),
 	}
 	if n == 1 {
@@ -432,20 +433,20 @@ func (h *Handler) RelaysResponse(m RelaysModel) Response {
 
 // historyResponse is "history <relay> [window]": the runs of the window,
 // newest first, one line each, with the failures spelled out.
-func (h *Handler) historyResponse(ctx context.Context, relayName string, window time.Duration) (Response, error) {
+func (h *Handler) historyResponse(ctx context.Context, relayName string, window time.Duration) (message.Response, error) {
 	now := h.now()
 	const limit = 2000
 	results, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, Since: now.Add(-window), Limit: limit})
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return Response{}, err
+		return message.Response{}, err
 	}
-	resp := Response{
+	resp := message.Response{
 		Title:     fmt.Sprintf("%s: history over %s", relayName, FormatWindow(window)),
-		Verdict:   VerdictInfo,
+		Verdict:   message.VerdictInfo,
 		Ephemeral: true,
 	}
 	if len(results) == 0 {
-		resp.Sections = []Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%s check %s` probes it now", FormatWindow(window), h.commandName(), relayName)}}}
+		resp.Sections = []message.Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%s check %s` probes it now", FormatWindow(window), h.commandName(), relayName)}}}
 		resp.Summary = relayName + ": no results"
 		return resp, nil
 	}
@@ -469,7 +470,7 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 		if r.StartedAt.Before(rl.at) {
 			rl.at = r.StartedAt
 		}
-		rl.all = append(rl.all, historyItem{ok: r.OK, mx: r.MX, ip: addr(r.Result), stage: string(r.Stage), failure: string(r.Failure)})
+		rl.all = append(rl.all, historyItem{ok: r.OK, mx: r.MX, ip: message.Addr(r.Result), stage: string(r.Stage), failure: string(r.Failure)})
 		if !r.OK {
 			failedTotal++
 			counts[string(r.Failure)]++
@@ -487,7 +488,7 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 			}
 			fails = append(fails, fmt.Sprintf("%s %s %s at %s", p.failure, p.mx, p.ip, p.stage))
 		}
-		line := fmt.Sprintf("%s %s run %d · %d/%d passed", mark(len(fails) == 0), h.clock(rl.at), rl.id, ok, len(rl.all))
+		line := fmt.Sprintf("%s %s run %d · %d/%d passed", message.Mark(len(fails) == 0), h.clock(rl.at), rl.id, ok, len(rl.all))
 		if len(fails) > 0 {
 			failedRuns++
 			line += " · " + joinLimited(fails, 2)
@@ -504,7 +505,7 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 	if len(results) == limit {
 		head += fmt.Sprintf(" (the newest %d results only)", limit)
 	}
-	resp.Sections = append(resp.Sections, Section{Lines: []string{head}})
+	resp.Sections = append(resp.Sections, message.Section{Lines: []string{head}})
 	const maxLines = 30
 	shown := lines
 	if len(lines) > maxLines {
@@ -512,16 +513,16 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 	}
 	resp.Sections = append(resp.Sections, chunkLines("Runs, newest first", shown, 30)...)
 	if len(lines) > maxLines {
-		resp.Sections = append(resp.Sections, Section{Lines: []string{fmt.Sprintf("… %d older runs; `gmailtls history --relay %s --since %s` lists every result", len(lines)-maxLines, relayName, FormatWindow(window))}})
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("… %d older runs; `gmailtls history --relay %s --since %s` lists every result", len(lines)-maxLines, relayName, FormatWindow(window))}})
 	}
 	resp.Summary = fmt.Sprintf("%s: %d of %d runs failed in %s", relayName, failedRuns, len(runs), FormatWindow(window))
 	switch {
 	case failedRuns == 0:
-		resp.Verdict = VerdictOK
+		resp.Verdict = message.VerdictOK
 	case failedRuns*2 > len(runs):
-		resp.Verdict = VerdictFail
+		resp.Verdict = message.VerdictFail
 	default:
-		resp.Verdict = VerdictWarn
+		resp.Verdict = message.VerdictWarn
 	}
 	return resp, nil
 }
@@ -534,7 +535,7 @@ type historyItem struct {
 
 // incidentSections lists open incidents, one line each, for status and
 // the health summary.
-func incidentSections(incidents []IncidentStatus, clock func(time.Time) string) []Section {
+func incidentSections(incidents []IncidentStatus, clock func(time.Time) string) []message.Section {
 	if len(incidents) == 0 {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // SummaryModel is the health summary over a window: what /gmailtls report,
@@ -225,7 +226,7 @@ func (f timeFormat) stamp(t time.Time) string {
 // SummaryResponse shows a SummaryModel: the level across relays, then per
 // relay two lines (level, success rate, median handshake; trend, failures
 // by class, last failure), a legend for the trend, and open incidents.
-func SummaryResponse(m SummaryModel) Response {
+func SummaryResponse(m SummaryModel) message.Response {
 	loc := m.Location
 	if loc == nil {
 		loc = time.Local
@@ -251,7 +252,7 @@ func SummaryResponse(m SummaryModel) Response {
 			head += " · no probes"
 		}
 		if r.MedianHandshakeMS > 0 {
-			head += " · median handshake " + msText(r.MedianHandshakeMS)
+			head += " · median handshake " + message.Ms(r.MedianHandshakeMS)
 		}
 		if r.OpenIncidents > 0 {
 			head += fmt.Sprintf(" · %d open incident", r.OpenIncidents)
@@ -268,7 +269,7 @@ func SummaryResponse(m SummaryModel) Response {
 		}
 		lines = append(lines, head, detail)
 	}
-	resp := Response{Verdict: levelVerdict(m.Global.Level)}
+	resp := message.Response{Verdict: levelVerdict(m.Global.Level)}
 	resp.Title = fmt.Sprintf("gmailtls report, last %s: %d of %d relays without a failure", m.Window, clean, len(m.Relays))
 	if probed < len(m.Relays) {
 		resp.Title += fmt.Sprintf(" (%d not probed)", len(m.Relays)-probed)
@@ -277,20 +278,20 @@ func SummaryResponse(m SummaryModel) Response {
 		resp.Title += "; level " + m.Global.Level
 	}
 	resp.Summary = fmt.Sprintf("%d/%d relays clean over %s; global level %s", clean, len(m.Relays), m.Window, m.Global.Level)
-	g := Section{Heading: "Across relays", Fields: []Field{{Label: "Level", Value: levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))}}}
+	g := message.Section{Heading: "Across relays", Fields: []message.Field{{Label: "Level", Value: levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))}}}
 	if m.Global.Advice != "" {
-		g.Fields = append(g.Fields, Field{Label: "Advice", Value: m.Global.Advice})
+		g.Fields = append(g.Fields, message.Field{Label: "Advice", Value: m.Global.Advice})
 	}
 	resp.Sections = append(resp.Sections, g)
 	if len(lines) == 0 {
-		resp.Sections = append(resp.Sections, Section{Lines: []string{"no relays configured"}})
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{"no relays configured"}})
 	}
 	resp.Sections = append(resp.Sections, chunkLines("Relays", lines, 20)...)
 	step := "hour"
 	if m.TrendStep > time.Hour {
 		step = fmt.Sprintf("%d hours", int(m.TrendStep/time.Hour))
 	}
-	resp.Sections = append(resp.Sections, Section{Lines: []string{
+	resp.Sections = append(resp.Sections, message.Section{Lines: []string{
 		fmt.Sprintf("Trend: one character per %s since %s, oldest first, the last one still running: ▁ no failure, ▂…█ a growing share of failures, · no probes.", step, tf.clock(m.Since)),
 	}})
 	resp.Sections = append(resp.Sections, incidentSections(m.OpenIncidents, tf.clock)...)
@@ -300,7 +301,7 @@ func SummaryResponse(m SummaryModel) Response {
 
 // SummaryResponse is the package function SummaryResponse, for symmetry
 // with the handler's other responses.
-func (h *Handler) SummaryResponse(m SummaryModel) Response { return SummaryResponse(m) }
+func (h *Handler) SummaryResponse(m SummaryModel) message.Response { return SummaryResponse(m) }
 
 // plural is "1 probe", "2 probes".
 func plural(n int, word string) string {

@@ -6,23 +6,25 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // TextWidth is the width RenderText wraps prose at.
 const TextWidth = 100
 
 // verdictMark is the text form of a verdict.
-func verdictMark(v Verdict) string {
+func verdictMark(v message.Verdict) string {
 	switch v {
-	case VerdictOK:
+	case message.VerdictOK:
 		return "[ok]"
-	case VerdictWarn:
+	case message.VerdictWarn:
 		return "[warn]"
-	case VerdictFail:
+	case message.VerdictFail:
 		return "[FAIL]"
-	case VerdictRefused:
+	case message.VerdictRefused:
 		return "[refused]"
-	case VerdictInfo:
+	case message.VerdictInfo:
 		return "[info]"
 	}
 	return ""
@@ -32,14 +34,14 @@ func verdictMark(v Verdict) string {
 // section under its heading with fields aligned, code sections indented,
 // buttons numbered (the console lets you press them by number), the context
 // line, then the thread messages. Prose wraps at TextWidth columns.
-func RenderText(w io.Writer, r Response) error {
+func RenderText(w io.Writer, r message.Response) error {
 	bw := bufio.NewWriter(w)
 	renderText(bw, r, 0, 1)
 	return bw.Flush()
 }
 
 // renderText writes one response; first is the number of its first button.
-func renderText(w *bufio.Writer, r Response, depth int, first int) int {
+func renderText(w *bufio.Writer, r message.Response, depth int, first int) int {
 	indent := strings.Repeat("  ", depth)
 	title := r.Title
 	if m := verdictMark(r.Verdict); m != "" {
@@ -105,8 +107,8 @@ func renderText(w *bufio.Writer, r Response, depth int, first int) int {
 
 // FlattenButtons returns the buttons of r and of its thread in the order
 // RenderText numbers them.
-func FlattenButtons(r Response) []Button {
-	out := append([]Button(nil), r.Buttons...)
+func FlattenButtons(r message.Response) []message.Button {
+	out := append([]message.Button(nil), r.Buttons...)
 	for _, t := range r.Thread {
 		out = append(out, FlattenButtons(t)...)
 	}

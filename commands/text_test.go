@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gmailtls/gmailtls/internal/golden"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -27,54 +28,54 @@ func TestRenderTextGolden(t *testing.T) {
 	e.concurrency = 1
 	e.restart()
 	ctx := context.Background()
-	var transcriptBtn, evidenceBtn Button
+	var transcriptBtn, evidenceBtn message.Button
 	steps := []struct {
 		file string
-		run  func() Response
+		run  func() message.Response
 	}{
-		{"help.txt", func() Response { return e.h.Do(ctx, slash("help")) }},
-		{"help_check.txt", func() Response { return e.h.Do(ctx, slash("help check")) }},
-		{"syntax_error.txt", func() Response { return e.h.Do(ctx, slash("history relay-1 yesterday")) }},
-		{"refused.txt", func() Response { return e.h.Do(ctx, slash("resume relay-1")) }},
-		{"check_ok.txt", func() Response {
+		{"help.txt", func() message.Response { return e.h.Do(ctx, slash("help")) }},
+		{"help_check.txt", func() message.Response { return e.h.Do(ctx, slash("help check")) }},
+		{"syntax_error.txt", func() message.Response { return e.h.Do(ctx, slash("history relay-1 yesterday")) }},
+		{"refused.txt", func() message.Response { return e.h.Do(ctx, slash("resume relay-1")) }},
+		{"check_ok.txt", func() message.Response {
 			e.clock.Advance(5 * 60e9)
 			return e.h.Do(ctx, slash("check relay-1"))
 		}},
-		{"check_fail.txt", func() Response {
+		{"check_fail.txt", func() message.Response {
 			e.clock.Advance(5 * 60e9)
 			e.runners["relay-2"].set("tls_reset")
 			r := e.h.Do(ctx, slash("check relay-2"))
 			for _, b := range r.Buttons {
 				switch b.Action {
-				case ActionTranscript:
+				case message.ActionTranscript:
 					transcriptBtn = b
-				case ActionEvidence:
+				case message.ActionEvidence:
 					evidenceBtn = b
 				}
 			}
 			return r
 		}},
-		{"transcript.txt", func() Response {
-			return e.h.Do(ctx, Request{Action: ActionTranscript, Value: transcriptBtn.Value, UserID: "UALICE", Source: SourceConsole})
+		{"transcript.txt", func() message.Response {
+			return e.h.Do(ctx, message.Request{Action: message.ActionTranscript, Value: transcriptBtn.Value, UserID: "UALICE", Source: message.SourceConsole})
 		}},
-		{"evidence.txt", func() Response {
-			return e.h.Do(ctx, Request{Action: ActionEvidence, Value: evidenceBtn.Value, UserID: "UALICE", Source: SourceConsole})
+		{"evidence.txt", func() message.Response {
+			return e.h.Do(ctx, message.Request{Action: message.ActionEvidence, Value: evidenceBtn.Value, UserID: "UALICE", Source: message.SourceConsole})
 		}},
-		{"check_all.txt", func() Response {
+		{"check_all.txt", func() message.Response {
 			e.clock.Advance(5 * 60e9)
 			e.runners["relay-3"].set("cert_expired")
 			return e.h.Do(ctx, slash("check all"))
 		}},
-		{"status.txt", func() Response {
+		{"status.txt", func() message.Response {
 			e.clock.Advance(5 * 60e9)
 			e.h.Do(ctx, slash("check relay-2"))
 			e.clock.Advance(5 * 60e9)
 			e.h.Do(ctx, slash("check all"))
 			return e.h.Do(ctx, slash("status"))
 		}},
-		{"history.txt", func() Response { return e.h.Do(ctx, slash("history relay-2 2h")) }},
-		{"relays.txt", func() Response { return e.h.Do(ctx, slash("relays")) }},
-		{"report.txt", func() Response { return e.h.Do(ctx, slash("report")) }},
+		{"history.txt", func() message.Response { return e.h.Do(ctx, slash("history relay-2 2h")) }},
+		{"relays.txt", func() message.Response { return e.h.Do(ctx, slash("relays")) }},
+		{"report.txt", func() message.Response { return e.h.Do(ctx, slash("report")) }},
 	}
 	for _, s := range steps {
 		text := renderString(t, s.run())
@@ -88,15 +89,15 @@ func TestRenderTextGolden(t *testing.T) {
 }
 
 func TestRenderTextSanitizes(t *testing.T) {
-	r := Response{
+	r := message.Response{
 		Title:    "x\x1b[2Jy",
-		Sections: []Section{{Lines: []string{"S: 220 \x1b]0;pwned\x07 ok\tthere", "bad \xff byte"}, Code: true}},
+		Sections: []message.Section{{Lines: []string{"S: 220 \x1b]0;pwned\x07 ok\tthere", "bad \xff byte"}, Code: true}},
 	}
 	text := renderString(t, r)
 	if strings.ContainsAny(text, "\x1b\x07\t") || !utf8.ValidString(text) {
 		t.Fatalf("control characters reached the terminal: %q", text)
 	}
-	long := Response{Title: "t", Sections: []Section{{Lines: []string{strings.Repeat("a", 250)}, Code: true}}}
+	long := message.Response{Title: "t", Sections: []message.Section{{Lines: []string{strings.Repeat("a", 250)}, Code: true}}}
 	text = renderString(t, long)
 	if strings.Count(text, "a") != 250 {
 		t.Fatalf("code line lost characters: %q", text)

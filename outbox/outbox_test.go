@@ -14,8 +14,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -422,8 +422,8 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestPayloadDecodesAsResponse(t *testing.T) {
-	p := Payload{Response: commands.Response{Title: "relay-2: incident", Verdict: commands.VerdictFail,
-		Buttons: []commands.Button{{Label: "Acknowledge", Action: commands.ActionAcknowledge, Value: "7"}}}}
+	p := Payload{Response: message.Response{Title: "relay-2: incident", Verdict: message.VerdictFail,
+		Buttons: []message.Button{{Label: "Acknowledge", Action: message.ActionAcknowledge, Value: "7"}}}}
 	b, err := p.Encode()
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/bot"
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -73,10 +73,10 @@ func hookedWorker(t *testing.T, s *storage.Store, c *clock, fake *slackfake.Serv
 
 // longReport is a 200-line report: Slack gets it as a message and several
 // continuation replies in its thread.
-func longReport(title string) commands.Response {
-	r := commands.Response{Title: title, Verdict: commands.VerdictWarn, Summary: title}
+func longReport(title string) message.Response {
+	r := message.Response{Title: title, Verdict: message.VerdictWarn, Summary: title}
 	for i := range 200 {
-		sec := commands.Section{Heading: fmt.Sprintf("relay-%d", i+1)}
+		sec := message.Section{Heading: fmt.Sprintf("relay-%d", i+1)}
 		for j := range 1 {
 			sec.Lines = append(sec.Lines, fmt.Sprintf("line %03d: gmail-smtp-in.l.google.com 142.250.%d.%d:25 tls_reset after 201 ms, ClientHello 1,812 bytes, retried without the post-quantum key share: ok", i+j, i, j))
 		}
@@ -113,9 +113,9 @@ func TestLongMessageRepliesResumeAfterErrors(t *testing.T) {
 	key := "report:CREP:2026-03-02T09:00Z"
 	put(t, s1, Message{Key: key, Kind: storage.KindReport, Channel: "CREP", Payload: Payload{Response: report}})
 	put(t, s1, Message{Key: key + ":note", Kind: storage.KindReport, Channel: "CREP", ThreadKey: key,
-		Payload: Payload{Response: commands.Response{Title: "note after the report"}}})
+		Payload: Payload{Response: message.Response{Title: "note after the report"}}})
 	put(t, s1, Message{Key: "report:CREP:next", Kind: storage.KindReport, Channel: "CREP",
-		Payload: Payload{Response: commands.Response{Title: "the next report"}}})
+		Payload: Payload{Response: message.Response{Title: "the next report"}}})
 
 	if _, err := w1.Drain(context.Background()); err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestUpdateRepliesPostedOnce(t *testing.T) {
 	})
 	update := longReport("relay-2: incident")
 	parts := bot.RenderMessages(update)
-	put(t, s, Message{Key: "alert:1", Channel: "CALERT", Payload: Payload{Response: commands.Response{Title: "relay-2: investigate"}}})
+	put(t, s, Message{Key: "alert:1", Channel: "CALERT", Payload: Payload{Response: message.Response{Title: "relay-2: investigate"}}})
 	put(t, s, Message{Key: "alert:1:level:incident", Kind: storage.KindUpdate, Channel: "CALERT", UpdateKey: "alert:1",
 		Payload: Payload{Response: update}})
 	drainUntil(t, w, s, c, time.Second, 60)

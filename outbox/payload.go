@@ -6,16 +6,16 @@ import (
 	"fmt"
 
 	"github.com/gmailtls/gmailtls/chart"
-	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// Payload is what an outbox message carries: a commands.Response (its
+// Payload is what an outbox message carries: a message.Response (its
 // fields at the top level of the JSON, so the payload also decodes as a
-// plain commands.Response), or, for a chart, the heatmap to draw and
+// plain message.Response), or, for a chart, the heatmap to draw and
 // upload.
 type Payload struct {
-	commands.Response
+	message.Response
 	// WithChart marks a chart message: Chart is drawn with chart.Render
 	// and uploaded as a PNG (in the thread of ThreadKey when set).
 	WithChart bool           `json:"with_chart,omitempty"`
@@ -37,7 +37,7 @@ func (p Payload) Encode() ([]byte, error) {
 }
 
 // DecodePayload reads a payload written by Encode (or a bare
-// commands.Response).
+// message.Response).
 func DecodePayload(b []byte) (Payload, error) {
 	var p Payload
 	if err := json.Unmarshal(b, &p); err != nil {

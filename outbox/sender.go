@@ -7,7 +7,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/bot"
 	"github.com/gmailtls/gmailtls/chart"
-	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -15,9 +15,9 @@ import (
 // Response is Parts Slack messages: part 0 the main message, then the
 // replies in its thread (content folded out of it, then its own Thread).
 type Slack interface {
-	Parts(r commands.Response) int
-	PostPart(ctx context.Context, channel string, r commands.Response, part int, threadTS string) (ts string, err error)
-	UpdateMain(ctx context.Context, channel, ts string, r commands.Response) error
+	Parts(r message.Response) int
+	PostPart(ctx context.Context, channel string, r message.Response, part int, threadTS string) (ts string, err error)
+	UpdateMain(ctx context.Context, channel, ts string, r message.Response) error
 	UploadPNG(ctx context.Context, channel, threadTS, filename, title string, png []byte) error
 }
 
@@ -66,7 +66,7 @@ func (s *SlackSender) Deliver(ctx context.Context, d Delivery) (string, error) {
 
 // post delivers r part by part, from the first one not delivered yet, and
 // returns the ts of its main message.
-func (s *SlackSender) post(ctx context.Context, d Delivery, r commands.Response) (string, error) {
+func (s *SlackSender) post(ctx context.Context, d Delivery, r message.Response) (string, error) {
 	parts := s.Slack.Parts(r)
 	sent := func(part int, ts string) error {
 		if d.PartSent == nil || parts == 1 {
@@ -147,11 +147,11 @@ func (s *SlackSender) upload(ctx context.Context, d Delivery, p Payload, log *sl
 		Kind:      storage.KindReport,
 		Channel:   d.Channel,
 		ThreadKey: d.ThreadKey,
-		Payload: Payload{Response: commands.Response{
+		Payload: Payload{Response: message.Response{
 			Title:   "Chart not posted",
-			Verdict: commands.VerdictInfo,
+			Verdict: message.VerdictInfo,
 			Summary: "The heatmap could not be uploaded: the Slack app lacks the files:write scope.",
-			Sections: []commands.Section{{Lines: []string{
+			Sections: []message.Section{{Lines: []string{
 				"The heatmap image could not be uploaded because the Slack app lacks the `files:write` scope.",
 				"Reports carry the text trend only. Add the scope under OAuth & Permissions and reinstall the app to get the chart.",
 			}}},

@@ -13,17 +13,17 @@ import (
 
 	"github.com/gmailtls/gmailtls/bot"
 	"github.com/gmailtls/gmailtls/chart"
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
 type noHandler struct{}
 
-func (noHandler) Acknowledge(context.Context, commands.Request) (commands.Response, bool) {
-	return commands.Response{}, false
+func (noHandler) Acknowledge(context.Context, message.Request) (message.Response, bool) {
+	return message.Response{}, false
 }
-func (noHandler) Run(context.Context, commands.Request) commands.Response { return commands.Response{} }
+func (noHandler) Run(context.Context, message.Request) message.Response { return message.Response{} }
 
 // slackWorker wires a worker to the real bot talking to the Slack stand-in,
 // as `gmailtls serve` does. The bot does not retry by itself: the outbox
@@ -84,15 +84,15 @@ func TestSlackEndToEnd(t *testing.T) {
 	fake.FailNext("chat.postMessage", http.StatusInternalServerError, 0, "", 3)
 	fake.FailNext("chat.update", http.StatusInternalServerError, 0, "", 1)
 
-	put(t, s, Message{Key: "alert:1", Channel: "CALERT", Payload: Payload{Response: commands.Response{Title: "relay-2: investigate"}}})
+	put(t, s, Message{Key: "alert:1", Channel: "CALERT", Payload: Payload{Response: message.Response{Title: "relay-2: investigate"}}})
 	put(t, s, Message{Key: "alert:1:level:incident:note", Channel: "CALERT", ThreadKey: "alert:1",
-		Payload: Payload{Response: commands.Response{Title: "level rose to incident"}}})
+		Payload: Payload{Response: message.Response{Title: "level rose to incident"}}})
 	put(t, s, Message{Key: "alert:1:level:incident", Kind: storage.KindUpdate, Channel: "CALERT", UpdateKey: "alert:1",
-		Payload: Payload{Response: commands.Response{Title: "relay-2: incident"}}})
+		Payload: Payload{Response: message.Response{Title: "relay-2: incident"}}})
 	put(t, s, Message{Key: "resolution:1", Kind: storage.KindResolution, Channel: "CALERT", ThreadKey: "alert:1",
-		Payload: Payload{Response: commands.Response{Title: "resolved after 42m"}}})
+		Payload: Payload{Response: message.Response{Title: "resolved after 42m"}}})
 	put(t, s, Message{Key: "report:CREP:2026-03-02T09:00Z", Kind: storage.KindReport, Channel: "CREP",
-		Payload: Payload{Response: commands.Response{Title: "Health summary"}}})
+		Payload: Payload{Response: message.Response{Title: "Health summary"}}})
 	put(t, s, Message{Key: "report:CREP:2026-03-02T09:00Z:chart", Kind: storage.KindReport, Channel: "CREP",
 		ThreadKey: "report:CREP:2026-03-02T09:00Z", Payload: Payload{WithChart: true, Chart: heatmap()}})
 	drainUntil(t, w, s, c, time.Second, 300)
@@ -159,7 +159,7 @@ func TestChartWithoutFilesWrite(t *testing.T) {
 	for _, day := range []string{"2026-03-02", "2026-03-03"} {
 		key := "report:CREP:" + day + "T09:00Z"
 		put(t, s, Message{Key: key, Kind: storage.KindReport, Channel: "CREP",
-			Payload: Payload{Response: commands.Response{Title: "Health summary " + day}}})
+			Payload: Payload{Response: message.Response{Title: "Health summary " + day}}})
 		put(t, s, Message{Key: key + ":chart", Kind: storage.KindReport, Channel: "CREP", ThreadKey: key,
 			Payload: Payload{WithChart: true, Chart: heatmap()}})
 		drainUntil(t, w, s, c, 10*time.Second, 20)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -106,7 +107,7 @@ func (r *Reporter) Report(ctx context.Context, channel string, window time.Durat
 
 // BuildReport turns a summary into the report message and its heatmap
 // (relays × hours, oldest hour first; rows padded to the same length).
-func BuildReport(m commands.SummaryModel) (commands.Response, chart.Heatmap) {
+func BuildReport(m commands.SummaryModel) (message.Response, chart.Heatmap) {
 	resp := commands.SummaryResponse(m)
 	hm := chart.Heatmap{Title: fmt.Sprintf("gmailtls: failure share per relay and hour, last %s", m.Window)}
 	width := 0

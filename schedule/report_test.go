@@ -14,6 +14,7 @@ import (
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/golden"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -144,10 +145,10 @@ func TestReporterEnqueuesOnce(t *testing.T) {
 	if err != nil || p.WithChart || p.Title == "" {
 		t.Errorf("report payload = %+v, %v", p, err)
 	}
-	// The payload is a plain commands.Response too.
-	var plain commands.Response
+	// The payload is a plain message.Response too.
+	var plain message.Response
 	if err := jsonUnmarshal(due[0].Payload, &plain); err != nil || plain.Title != p.Title {
-		t.Errorf("report payload as commands.Response: %+v, %v", plain, err)
+		t.Errorf("report payload as message.Response: %+v, %v", plain, err)
 	}
 	c, err := outbox.DecodePayload(due[1].Payload)
 	if err != nil || !c.WithChart || c.Chart == nil || len(c.Chart.Relays) != 3 {

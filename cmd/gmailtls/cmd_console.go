@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 const consoleUsage = `usage: gmailtls console [--config FILE]
@@ -61,7 +62,7 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 		close(lines)
 	}()
 
-	var buttons []commands.Button
+	var buttons []message.Button
 	for {
 		fmt.Fprint(e.stdout, consolePrompt)
 		var line string
@@ -86,14 +87,14 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 		case "quit", "exit", `\q`:
 			return exitOK
 		}
-		req := commands.Request{Text: line, UserID: consoleUser, UserName: consoleUser, Source: commands.SourceConsole}
+		req := message.Request{Text: line, UserID: consoleUser, UserName: consoleUser, Source: message.SourceConsole}
 		if n, err := strconv.Atoi(line); err == nil {
 			if n < 1 || n > len(buttons) {
 				fmt.Fprintf(e.stdout, "there is no button %d; the last buttons shown were 1 to %d\n", n, len(buttons))
 				continue
 			}
 			b := buttons[n-1]
-			req = commands.Request{Action: b.Action, Value: b.Value, UserID: consoleUser, UserName: consoleUser, Source: commands.SourceConsole}
+			req = message.Request{Action: b.Action, Value: b.Value, UserID: consoleUser, UserName: consoleUser, Source: message.SourceConsole}
 		}
 		resp := s.h.Do(ctx, req)
 		if err := commands.RenderText(e.stdout, resp); err != nil {

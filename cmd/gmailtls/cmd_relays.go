@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 const relaysUsage = `usage: gmailtls relays [--config FILE] [--json]
@@ -94,8 +95,8 @@ func relaysWithState(m commands.RelaysModel, st commands.StatusModel) relaysJSON
 
 // stateSections are the per-relay lines of the status message (level and
 // scope, last success, last failure), headed "State".
-func stateSections(status commands.Response) []commands.Section {
-	var out []commands.Section
+func stateSections(status message.Response) []message.Section {
+	var out []message.Section
 	for _, sec := range status.Sections {
 		if rest, ok := strings.CutPrefix(sec.Heading, "Relays"); ok {
 			sec.Heading = "State" + rest

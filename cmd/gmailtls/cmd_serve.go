@@ -17,6 +17,7 @@ import (
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/logging"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/metrics"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
@@ -465,25 +466,25 @@ type serveHandler struct {
 }
 
 // Acknowledge answers alert buttons at once and passes the rest on.
-func (s *serveHandler) Acknowledge(ctx context.Context, req commands.Request) (commands.Response, bool) {
-	if req.Action == commands.ActionAcknowledge || req.Action == commands.ActionMute {
-		return commands.Response{Summary: "working on it", Ephemeral: true}, true
+func (s *serveHandler) Acknowledge(ctx context.Context, req message.Request) (message.Response, bool) {
+	if req.Action == message.ActionAcknowledge || req.Action == message.ActionMute {
+		return message.Response{Summary: "working on it", Ephemeral: true}, true
 	}
 	return s.Handler.Acknowledge(ctx, req)
 }
 
 // Run handles alert buttons and passes the rest on.
-func (s *serveHandler) Run(ctx context.Context, req commands.Request) commands.Response {
-	if req.Action != commands.ActionAcknowledge && req.Action != commands.ActionMute {
+func (s *serveHandler) Run(ctx context.Context, req message.Request) message.Response {
+	if req.Action != message.ActionAcknowledge && req.Action != message.ActionMute {
 		return s.Handler.Run(ctx, req)
 	}
 	if err := commands.Authorize(s.d.config().Access, req, commands.VerbStatus); err != nil {
-		return commands.Response{Title: "Not allowed", Verdict: commands.VerdictRefused, Summary: err.Error(), Ephemeral: true}
+		return message.Response{Title: "Not allowed", Verdict: message.VerdictRefused, Summary: err.Error(), Ephemeral: true}
 	}
 	resp, err := s.d.alerts.button(ctx, req)
 	if err != nil {
 		s.d.log.Warn("alert button failed", "action", req.Action, "value", req.Value, "err", err)
-		return commands.Response{Title: "That did not work", Verdict: commands.VerdictFail,
+		return message.Response{Title: "That did not work", Verdict: message.VerdictFail,
 			Summary: err.Error(), Ephemeral: true}
 	}
 	return resp

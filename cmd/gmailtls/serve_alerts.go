@@ -6,9 +6,9 @@ import (
 	"sync"
 
 	"github.com/gmailtls/gmailtls/alerts"
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -19,7 +19,7 @@ import (
 type alerter interface {
 	Sync(ctx context.Context) error
 	Remind(ctx context.Context) error
-	HandleButton(ctx context.Context, req commands.Request) (commands.Response, bool)
+	HandleButton(ctx context.Context, req message.Request) (message.Response, bool)
 }
 
 // errNoAlerts is returned by alert buttons when no alert channel is set.
@@ -135,15 +135,15 @@ func (l *alertLoop) remind(ctx context.Context) error {
 }
 
 // button runs an alert's Acknowledge or Mute button.
-func (l *alertLoop) button(ctx context.Context, req commands.Request) (commands.Response, error) {
+func (l *alertLoop) button(ctx context.Context, req message.Request) (message.Response, error) {
 	a := l.get()
 	if a == nil {
-		return commands.Response{}, errNoAlerts
+		return message.Response{}, errNoAlerts
 	}
 	defer l.d.worker.Notify()
 	resp, ok := a.HandleButton(ctx, req)
 	if !ok {
-		return commands.Response{}, errors.New("this is not an alert button")
+		return message.Response{}, errors.New("this is not an alert button")
 	}
 	return resp, nil
 }

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // serveFixture is a running `gmailtls serve` against a Slack stand-in and
@@ -204,12 +204,12 @@ func TestServeSocketModeCheckAndRerun(t *testing.T) {
 		t.Errorf("check result response_type %q, want in_channel", first.ResponseType)
 	}
 	text := blocksText(first.Blocks)
-	for _, want := range []string{"relay-1", "TLS", commands.ActionRerun, commands.ActionTranscript, commands.ActionEvidence} {
+	for _, want := range []string{"relay-1", "TLS", message.ActionRerun, message.ActionTranscript, message.ActionEvidence} {
 		if !strings.Contains(text, want) {
 			t.Errorf("result message lacks %q: %s", want, text)
 		}
 	}
-	rerun, ok := buttonValue(first.Blocks, commands.ActionRerun)
+	rerun, ok := buttonValue(first.Blocks, message.ActionRerun)
 	if !ok {
 		t.Fatal("no Re-run button on the result")
 	}
@@ -217,7 +217,7 @@ func TestServeSocketModeCheckAndRerun(t *testing.T) {
 	// The path breaks; Re-run shows it and replaces the message.
 	f.smtp.SetBehavior(smtptest.ResetAfterReady)
 	f.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{
-		ActionID: commands.ActionRerun, BlockID: "actions", Value: rerun,
+		ActionID: message.ActionRerun, BlockID: "actions", Value: rerun,
 		ResponseURL: f.slack.ResponseURL("r2"), MessageTS: "1795712670.000100",
 	}.Payload())
 	f.wait(t, "the re-run result replacing the message", func() bool {
@@ -305,13 +305,13 @@ func TestServeHTTPModeCheckAndRerun(t *testing.T) {
 			t.Errorf("HTTP-mode result lacks %q: %s", want, text)
 		}
 	}
-	buttons := map[string]string{commands.ActionRerun: "Re-run", commands.ActionTranscript: "Transcript", commands.ActionEvidence: "Evidence"}
+	buttons := map[string]string{message.ActionRerun: "Re-run", message.ActionTranscript: "Transcript", message.ActionEvidence: "Evidence"}
 	for action, label := range buttons {
 		if got, ok := buttonLabel(msg.Blocks, action); !ok || got != label {
 			t.Errorf("button %s: label %q (present %v), want %q", action, got, ok, label)
 		}
 	}
-	rerun, ok := buttonValue(msg.Blocks, commands.ActionRerun)
+	rerun, ok := buttonValue(msg.Blocks, message.ActionRerun)
 	if !ok || rerun == "" {
 		t.Fatalf("no Re-run button value on the result: %s", text)
 	}
@@ -321,7 +321,7 @@ func TestServeHTTPModeCheckAndRerun(t *testing.T) {
 	f.smtp.SetBehavior(smtptest.ResetAfterReady)
 	before := f.smtp.Connections()
 	press := slackfake.Action{
-		ActionID: commands.ActionRerun, BlockID: "gmailtls_actions", Value: rerun, Text: "Re-run",
+		ActionID: message.ActionRerun, BlockID: "gmailtls_actions", Value: rerun, Text: "Re-run",
 		UserID: "U2147483697", UserName: "Steve", ChannelID: "C2147483705",
 		MessageTS: "1795712670.000100", ResponseURL: f.slack.ResponseURL("h2"),
 	}.Form().Encode()
@@ -346,7 +346,7 @@ func TestServeHTTPModeCheckAndRerun(t *testing.T) {
 	if !strings.Contains(text, "tls_reset") {
 		t.Errorf("the replaced message does not name the failure: %s", text)
 	}
-	if again, ok := buttonValue(second.Blocks, commands.ActionRerun); !ok || again == rerun {
+	if again, ok := buttonValue(second.Blocks, message.ActionRerun); !ok || again == rerun {
 		t.Errorf("the replaced message's Re-run button (%q, %v) does not carry the new run", again, ok)
 	}
 	if n := f.smtp.Connections(); n <= before {
@@ -504,17 +504,17 @@ func TestServeAlertsLifecycle(t *testing.T) {
 	f.wait(t, "the alert", func() bool { return len(alertsIn()) >= 1 })
 	alert := alertsIn()[0]
 	text := blocksText(alert.Blocks)
-	for _, want := range []string{"relay-1", "investigate", "tls_reset", commands.ActionAcknowledge, commands.ActionMute, commands.ActionRerun} {
+	for _, want := range []string{"relay-1", "investigate", "tls_reset", message.ActionAcknowledge, message.ActionMute, message.ActionRerun} {
 		if !strings.Contains(text, want) {
 			t.Errorf("alert lacks %q: %s", want, text)
 		}
 	}
-	ack, ok := buttonValue(alert.Blocks, commands.ActionAcknowledge)
+	ack, ok := buttonValue(alert.Blocks, message.ActionAcknowledge)
 	if !ok {
 		t.Fatal("alert has no Acknowledge button")
 	}
 	f.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{
-		ActionID: commands.ActionAcknowledge, BlockID: "actions", Value: ack, UserID: "UOPS",
+		ActionID: message.ActionAcknowledge, BlockID: "actions", Value: ack, UserID: "UOPS",
 		ChannelID: "C0456", MessageTS: alert.TS, ResponseURL: f.slack.ResponseURL("ack"),
 	}.Payload())
 	f.wait(t, "the acknowledgement", func() bool {

@@ -1,8 +1,9 @@
-// Package commands implements the /gmailtls grammar and its handlers. It is
-// transport-agnostic: a Request comes in (from Slack, the console or a test),
-// a Response model goes out, and the bot or the console renders it. It never
-// imports a Slack library.
-package commands
+// Package message is the Slack-free message model that flows between the
+// layers: a Request comes in from Slack, the console, the CLI or a test; a
+// Response goes out to whatever renders it (Block Kit in bot, text in the
+// console, the outbox's stored payloads). It is a leaf: it imports only probe,
+// for the one-line rendering of a result that every surface shares.
+package message
 
 // Source tells what started a command.
 type Source string
@@ -28,6 +29,43 @@ type Request struct {
 	// the Action* constants and Value the button's value.
 	Action string
 	Value  string
+}
+
+// Local reports whether a request comes from the machine itself (console,
+// CLI, scheduler) rather than from chat: local requests are trusted, the
+// person at the terminal already has the database and the configuration.
+func (r Request) Local() bool {
+	switch r.Source {
+	case SourceConsole, SourceCLI, SourceSchedule:
+		return true
+	}
+	return false
+}
+
+// Who names the requester for messages and the audit log.
+func (r Request) Who() string {
+	switch {
+	case r.UserName != "" && r.UserID != "" && r.UserName != r.UserID:
+		return r.UserName + " (" + r.UserID + ")"
+	case r.UserName != "":
+		return r.UserName
+	case r.UserID != "":
+		return r.UserID
+	case r.Source != "":
+		return string(r.Source)
+	}
+	return "unknown"
+}
+
+// Requester is the short name recorded on probe runs.
+func (r Request) Requester() string {
+	switch {
+	case r.UserID != "":
+		return r.UserID
+	case r.UserName != "":
+		return r.UserName
+	}
+	return string(r.Source)
 }
 
 // Button actions. The bot uses them as Slack action_ids.
@@ -95,3 +133,6 @@ type Button struct {
 	// Style is "", "primary" or "danger".
 	Style string
 }
+
+// AllRelays is the relay argument of "check all".
+const AllRelays = "all"
