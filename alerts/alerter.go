@@ -246,7 +246,7 @@ func (a *Alerter) syncOne(ctx context.Context, run *syncRun, st escalation.Relay
 		}
 		return a.resolve(ctx, run, inc)
 	}
-	if cur := escalation.Level(inc.Level); st.Level.Rank() > cur.Rank() {
+	if cur := inc.Level; st.Level.Rank() > cur.Rank() {
 		if muted || flapping {
 			log.Info("alerts: level rose while muted or flapping; not posted yet", "incident", inc.ID, "from", cur, "to", st.Level)
 			return nil
@@ -321,11 +321,10 @@ func (a *Alerter) flapChanges(ctx context.Context, relay string, n int) ([]escal
 	floor := a.threshold(relay).Rank()
 	var changes []escalation.Change
 	for _, e := range events {
-		from, to := escalation.Level(e.From), escalation.Level(e.To)
-		if max(from.Rank(), to.Rank()) < floor {
+		if max(e.From.Rank(), e.To.Rank()) < floor {
 			continue
 		}
-		changes = append(changes, escalation.Change{Relay: e.Relay, From: from, To: to, At: e.At})
+		changes = append(changes, escalation.Change{Relay: e.Relay, From: e.From, To: e.To, At: e.At})
 	}
 	return changes, len(events) < n, nil
 }
@@ -371,7 +370,7 @@ func (a *Alerter) open(ctx context.Context, run *syncRun, st escalation.RelaySta
 	if len(al.Transcript) == 0 {
 		al.Transcript = transcriptOf(failing)
 	}
-	id, err := a.Store.OpenIncident(ctx, storage.Incident{Relay: st.Relay, Level: string(st.Level), Scope: string(st.Scope), OpenedAt: run.now})
+	id, err := a.Store.OpenIncident(ctx, storage.Incident{Relay: st.Relay, Level: st.Level, Scope: st.Scope, OpenedAt: run.now})
 	if err != nil {
 		return fmt.Errorf("alerts: opening an incident for %s: %w", relayLabel(st.Relay), err)
 	}
@@ -379,7 +378,7 @@ func (a *Alerter) open(ctx context.Context, run *syncRun, st escalation.RelaySta
 	if err := a.putAlert(ctx, run, al); err != nil {
 		return err
 	}
-	run.openBy[st.Relay] = storage.Incident{ID: id, Relay: st.Relay, Level: string(st.Level), Scope: string(st.Scope), OpenedAt: run.now}
+	run.openBy[st.Relay] = storage.Incident{ID: id, Relay: st.Relay, Level: st.Level, Scope: st.Scope, OpenedAt: run.now}
 	log.Warn("alerts: incident opened and alert enqueued", "incident", id, "channel", a.Channel)
 	return nil
 }
@@ -502,8 +501,8 @@ func (a *Alerter) ensureAlert(ctx context.Context, run *syncRun, inc storage.Inc
 	if err != nil || found {
 		return err
 	}
-	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: escalation.Level(inc.Level), Scope: escalation.Scope(inc.Scope),
-		Advice: escalation.AdviceFor(escalation.Level(inc.Level), escalation.Scope(inc.Scope)), OpenedAt: inc.OpenedAt,
+	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: inc.Level, Scope: inc.Scope,
+		Advice: escalation.AdviceFor(inc.Level, inc.Scope), OpenedAt: inc.OpenedAt,
 		FailingRelays: st.FailingRelays, Evidence: st.Evidence, Confirmed: true,
 		ConfirmNote: "gmailtls restarted before this alert was written; the confirmation results are in the history."}
 	a.log().Warn("alerts: incident had no alert (restart); enqueuing it now", "incident", inc.ID, "relay", relayLabel(inc.Relay))
@@ -566,10 +565,10 @@ func (a *Alerter) rise(ctx context.Context, run *syncRun, inc storage.Incident, 
 		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location), Meta: meta}}); err != nil {
 		return err
 	}
-	if err := a.Store.SetIncidentLevel(ctx, inc.ID, string(st.Level), string(st.Scope)); err != nil {
+	if err := a.Store.SetIncidentLevel(ctx, inc.ID, st.Level, st.Scope); err != nil {
 		return fmt.Errorf("alerts: recording the level of incident %d: %w", inc.ID, err)
 	}
-	inc.Level, inc.Scope = string(st.Level), string(st.Scope)
+	inc.Level, inc.Scope = st.Level, st.Scope
 	run.openBy[inc.Relay] = inc
 	a.log().Warn("alerts: level rose", "incident", inc.ID, "relay", relayLabel(inc.Relay), "from", from, "to", st.Level)
 	return nil
@@ -581,8 +580,8 @@ var levelsDown = []escalation.Level{escalation.LevelIncident, escalation.LevelIn
 // alertOf rebuilds an incident's alert: the newest alert model written
 // (the alert, or its latest level update) and the incident's state.
 func (a *Alerter) alertOf(ctx context.Context, inc storage.Incident) (Alert, error) {
-	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: escalation.Level(inc.Level), Scope: escalation.Scope(inc.Scope),
-		Advice: escalation.AdviceFor(escalation.Level(inc.Level), escalation.Scope(inc.Scope)), OpenedAt: inc.OpenedAt}
+	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: inc.Level, Scope: inc.Scope,
+		Advice: escalation.AdviceFor(inc.Level, inc.Scope), OpenedAt: inc.OpenedAt}
 	keys := []string{}
 	for _, l := range levelsDown {
 		keys = append(keys, LevelKey(inc.ID, l))
@@ -607,8 +606,8 @@ func (a *Alerter) alertOf(ctx context.Context, inc storage.Incident) (Alert, err
 	al.IncidentID = inc.ID
 	// The incident's level is the truth; the model only lags behind it
 	// when its update message is gone.
-	if l := escalation.Level(inc.Level); l.Rank() > al.Level.Rank() {
-		al.Level, al.Scope = l, escalation.Scope(inc.Scope)
+	if inc.Level.Rank() > al.Level.Rank() {
+		al.Level, al.Scope = inc.Level, inc.Scope
 		al.Advice = escalation.AdviceFor(al.Level, al.Scope)
 	}
 	al.AckedBy, al.AckedAt = inc.AckedBy, inc.AckedAt
@@ -659,7 +658,7 @@ func (a *Alerter) Remind(ctx context.Context) error {
 		if now.Sub(last) < every {
 			continue
 		}
-		if escalation.Level(inc.Level) != escalation.LevelIncident {
+		if inc.Level != escalation.LevelIncident {
 			continue
 		}
 		al, err := a.alertOf(ctx, inc)
@@ -727,7 +726,7 @@ func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID stri
 	// Reminders are for level incident only (Remind); below it there are
 	// none to stop, and the note must not promise that there were.
 	after := "; no reminders will follow, even if it rises to incident."
-	if escalation.Level(inc.Level) == escalation.LevelIncident {
+	if inc.Level == escalation.LevelIncident {
 		after = "; reminders stop."
 	}
 	return note(fmt.Sprintf("Incident #%d (%s) acknowledged by %s at %s%s", inc.ID, who(inc.Relay), userRef(inc.AckedBy), clockTime(inc.AckedAt, a.Location), after)), nil
@@ -795,7 +794,7 @@ func (a *Alerter) HandleButton(ctx context.Context, req message.Request) (messag
 		a.log().Warn("alerts: button failed", "action", req.Action, "incident", id, "user", req.UserID, "err", err)
 	}
 	if aerr := a.Store.Audit(context.WithoutCancel(ctx), storage.AuditEntry{UserID: req.UserID, UserName: req.UserName,
-		ChannelID: req.ChannelID, Text: fmt.Sprintf("%s incident %d", req.Action, id), Source: string(message.SourceButton),
+		ChannelID: req.ChannelID, Text: fmt.Sprintf("%s incident %d", req.Action, id), Source: message.SourceButton,
 		At: a.now(), Outcome: outcome}); aerr != nil {
 		a.log().Warn("alerts: could not write the audit log", "err", aerr)
 	}

@@ -93,7 +93,7 @@ func (e *env) confirm(ctx context.Context, relay string, failing []storage.Store
 		e.t.Errorf("confirm of %s got no failing results", relay)
 	}
 	again := results(relay, !e.reprobe[relay], e.clock.Now())
-	if _, _, err := e.store.RecordRun(ctx, storage.Run{Relay: relay, Trigger: storage.TriggerConfirm, StartedAt: e.clock.Now()}, again); err != nil {
+	if _, _, err := e.store.RecordRun(ctx, storage.Run{Relay: relay, Trigger: message.SourceConfirm, StartedAt: e.clock.Now()}, again); err != nil {
 		return nil, nil, "", err
 	}
 	return again, results("relay-9", true, e.clock.Now()), "relay-9", nil
@@ -133,7 +133,7 @@ func (e *env) probeRound(outcomes map[string]bool) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		if _, _, err := e.store.RecordRun(context.Background(), storage.Run{Relay: n, Trigger: storage.TriggerSchedule, StartedAt: e.clock.Now()},
+		if _, _, err := e.store.RecordRun(context.Background(), storage.Run{Relay: n, Trigger: message.SourceSchedule, StartedAt: e.clock.Now()},
 			results(n, outcomes[n], e.clock.Now())); err != nil {
 			e.t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func evaluator(s *storage.Store, now func() time.Time) func(ctx context.Context)
 		announced := func(relay string) escalation.RelayState {
 			st := escalation.RelayState{Relay: relay, Level: escalation.LevelOK}
 			if ev, ok, _ := s.LastEvent(ctx, relay); ok {
-				st.Level = escalation.Level(ev.To)
+				st.Level = ev.To
 			}
 			return st
 		}
@@ -236,8 +236,8 @@ func evaluator(s *storage.Store, now func() time.Time) func(ctx context.Context)
 		}
 		prev.Global = announced("")
 		for _, c := range escalation.Diff(prev, next, now()) {
-			if _, err := s.AddEvent(ctx, storage.Event{Relay: c.Relay, From: string(c.From), To: string(c.To),
-				Scope: string(c.Scope), Advice: c.Advice, Evidence: c.Evidence, At: c.At}); err != nil {
+			if _, err := s.AddEvent(ctx, storage.Event{Relay: c.Relay, From: c.From, To: c.To,
+				Scope: c.Scope, Advice: c.Advice, Evidence: c.Evidence, At: c.At}); err != nil {
 				return next, err
 			}
 		}
@@ -723,7 +723,7 @@ func TestSyncStopsTheReprobe(t *testing.T) {
 	e := newEnv(t)
 	for range 3 {
 		e.clock.Advance(5 * time.Minute)
-		if _, _, err := e.store.RecordRun(context.Background(), storage.Run{Relay: "relay-1", Trigger: storage.TriggerSchedule, StartedAt: e.clock.Now()},
+		if _, _, err := e.store.RecordRun(context.Background(), storage.Run{Relay: "relay-1", Trigger: message.SourceSchedule, StartedAt: e.clock.Now()},
 			results("relay-1", false, e.clock.Now())); err != nil {
 			t.Fatal(err)
 		}

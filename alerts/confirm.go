@@ -14,7 +14,7 @@ import (
 // commands.Handler.CheckRelay with trigger "confirm":
 //
 //	func(ctx context.Context, relay string, mx []string) ([]probe.Result, error) {
-//		c, err := h.CheckRelay(ctx, relay, storage.TriggerConfirm, "gmailtls", relay.Options{MX: mx})
+//		c, err := h.CheckRelay(ctx, relay, message.SourceConfirm, "gmailtls", relay.Options{MX: mx})
 //		return c.Report.Results, err
 //	}
 type Checker func(ctx context.Context, relay string, mx []string) ([]probe.Result, error)

@@ -130,7 +130,7 @@ func (w *world) start() *process {
 		MinBackoff: time.Second,
 	}
 	check := func(ctx context.Context, name string, mx []string) ([]probe.Result, error) {
-		c, err := p.h.CheckRelay(ctx, name, storage.TriggerConfirm, "gmailtls", relay.Options{MX: mx})
+		c, err := p.h.CheckRelay(ctx, name, message.SourceConfirm, "gmailtls", relay.Options{MX: mx})
 		return c.Report.Results, err
 	}
 	p.al = &alerts.Alerter{
@@ -155,7 +155,7 @@ func (p *process) kill(t *testing.T) {
 func (w *world) round(p *process) {
 	w.t.Helper()
 	ctx := context.Background()
-	if _, err := p.h.CheckAll(ctx, storage.TriggerSchedule, "", relay.Options{}, true); err != nil {
+	if _, err := p.h.CheckAll(ctx, message.SourceSchedule, "", relay.Options{}, true); err != nil {
 		w.t.Fatal(err)
 	}
 	if err := p.al.Sync(ctx); err != nil {

@@ -1,6 +1,13 @@
 // Package chart draws the health summary's heatmap: relays down the side,
 // hours across, each cell coloured by the share of failed probes in that
 // hour. Figures come in, PNG bytes go out; nothing here knows Slack or SQL.
+//
+// It is a leaf: it imports no other package of gmailtls. Its input type
+// HourFigures is therefore the one type of hourly figures of the project:
+// storage's summaries return it and commands' health summary shows it, so
+// the figures travel from SQL to the picture without being copied from one
+// identical type into another, and the imports stay one-way (storage and
+// commands import chart, chart imports neither).
 package chart
 
 import (
@@ -19,10 +26,15 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
-// Cell is one relay-hour of the heatmap.
-type Cell struct {
-	Attempts int
-	Failures int
+// HourFigures is one hour of a relay's probes: how many were made and how
+// many of them failed. It is a cell of the heatmap and an hour of the
+// health summary (gmailtls report --json shows it with these JSON names).
+type HourFigures struct {
+	// Hour is the start of the hour (UTC from storage). Render places a
+	// cell by its column, so a heatmap's padding cells leave it zero.
+	Hour     time.Time `json:"hour,omitzero"`
+	Attempts int       `json:"attempts"`
+	Failures int       `json:"failures"`
 }
 
 // Heatmap is the input of Render: one row per relay, one column per hour.
@@ -32,7 +44,7 @@ type Heatmap struct {
 	// Start is the beginning of the first hour column.
 	Start time.Time
 	// Cells[r][h] is relay r in hour h; every row has the same length.
-	Cells [][]Cell
+	Cells [][]HourFigures
 }
 
 // Layout constants, in pixels.
@@ -157,7 +169,7 @@ func Render(h Heatmap) ([]byte, error) {
 
 // CellColor maps a cell to its colour: grey for no probes, green for all
 // passed, through yellow to red as the failure share grows.
-func CellColor(c Cell) color.RGBA {
+func CellColor(c HourFigures) color.RGBA {
 	if c.Attempts <= 0 {
 		return color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
 	}

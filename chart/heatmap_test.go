@@ -2,9 +2,11 @@ package chart
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image/png"
+	"reflect"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -16,17 +18,17 @@ func TestRenderDecodesWithExpectedSizeAndColours(t *testing.T) {
 		Title:  "gmailtls: failure share per hour",
 		Relays: []string{"relay-1", "relay-2-long-name"},
 		Start:  start,
-		Cells: [][]Cell{
-			make([]Cell, 24),
-			make([]Cell, 24),
+		Cells: [][]HourFigures{
+			make([]HourFigures, 24),
+			make([]HourFigures, 24),
 		},
 	}
 	for i := range 24 {
-		h.Cells[0][i] = Cell{Attempts: 12}
-		h.Cells[1][i] = Cell{Attempts: 12}
+		h.Cells[0][i] = HourFigures{Attempts: 12}
+		h.Cells[1][i] = HourFigures{Attempts: 12}
 	}
-	h.Cells[1][5] = Cell{Attempts: 12, Failures: 12}
-	h.Cells[1][6] = Cell{} // no probes
+	h.Cells[1][5] = HourFigures{Attempts: 12, Failures: 12}
+	h.Cells[1][6] = HourFigures{} // no probes
 
 	b, err := Render(h)
 	if err != nil {
@@ -50,17 +52,17 @@ func TestRenderDecodesWithExpectedSizeAndColours(t *testing.T) {
 		cr, cg, cb, _ := img.At(x, y).RGBA()
 		return [3]uint32{cr >> 8, cg >> 8, cb >> 8}
 	}
-	want := func(c Cell) [3]uint32 {
+	want := func(c HourFigures) [3]uint32 {
 		col := CellColor(c)
 		return [3]uint32{uint32(col.R), uint32(col.G), uint32(col.B)}
 	}
-	if at(0, 0) != want(Cell{Attempts: 1}) {
+	if at(0, 0) != want(HourFigures{Attempts: 1}) {
 		t.Errorf("healthy cell is %v, want green", at(0, 0))
 	}
-	if at(1, 5) != want(Cell{Attempts: 1, Failures: 1}) {
+	if at(1, 5) != want(HourFigures{Attempts: 1, Failures: 1}) {
 		t.Errorf("failing cell is %v, want red", at(1, 5))
 	}
-	if at(1, 6) != want(Cell{}) {
+	if at(1, 6) != want(HourFigures{}) {
 		t.Errorf("empty cell is %v, want grey", at(1, 6))
 	}
 }
@@ -108,7 +110,7 @@ func TestRowLabelsStayDistinct(t *testing.T) {
 			h := Heatmap{Title: "t", Start: time.Unix(0, 0).UTC()}
 			for i := 1; i <= 99; i++ {
 				h.Relays = append(h.Relays, tc.relay(i))
-				h.Cells = append(h.Cells, make([]Cell, 3))
+				h.Cells = append(h.Cells, make([]HourFigures, 3))
 			}
 			if got := labelChars(h); got != tc.chars {
 				t.Errorf("label column of %d characters, want %d", got, tc.chars)
@@ -149,18 +151,18 @@ func TestRenderRejectsBadShapes(t *testing.T) {
 	if _, err := Render(Heatmap{}); !errors.Is(err, ErrEmpty) {
 		t.Errorf("empty heatmap: %v, want ErrEmpty", err)
 	}
-	_, err := Render(Heatmap{Relays: []string{"a", "b"}, Cells: [][]Cell{make([]Cell, 3), make([]Cell, 2)}})
+	_, err := Render(Heatmap{Relays: []string{"a", "b"}, Cells: [][]HourFigures{make([]HourFigures, 3), make([]HourFigures, 2)}})
 	if err == nil {
 		t.Error("ragged rows accepted")
 	}
-	_, err = Render(Heatmap{Relays: []string{"a"}, Cells: [][]Cell{make([]Cell, 3), make([]Cell, 3)}})
+	_, err = Render(Heatmap{Relays: []string{"a"}, Cells: [][]HourFigures{make([]HourFigures, 3), make([]HourFigures, 3)}})
 	if err == nil {
 		t.Error("rows/relays mismatch accepted")
 	}
 }
 
 func TestCellColourScale(t *testing.T) {
-	cells := []Cell{{Attempts: 10}, {Attempts: 10, Failures: 1}, {Attempts: 10, Failures: 3}, {Attempts: 10, Failures: 6}, {Attempts: 10, Failures: 10}}
+	cells := []HourFigures{{Attempts: 10}, {Attempts: 10, Failures: 1}, {Attempts: 10, Failures: 3}, {Attempts: 10, Failures: 6}, {Attempts: 10, Failures: 10}}
 	seen := map[[3]uint8]bool{}
 	for _, c := range cells {
 		col := CellColor(c)
@@ -175,9 +177,9 @@ func BenchmarkRender(b *testing.B) {
 	h := Heatmap{Title: "bench", Start: time.Unix(0, 0).UTC()}
 	for i := range 40 {
 		h.Relays = append(h.Relays, "relay-"+string(rune('a'+i%26)))
-		row := make([]Cell, 24)
+		row := make([]HourFigures, 24)
 		for j := range row {
-			row[j] = Cell{Attempts: 12, Failures: (i * j) % 13}
+			row[j] = HourFigures{Attempts: 12, Failures: (i * j) % 13}
 		}
 		h.Cells = append(h.Cells, row)
 	}
@@ -186,5 +188,33 @@ func BenchmarkRender(b *testing.B) {
 		if _, err := Render(h); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestHourFiguresJSON pins the JSON of the figures: the names gmailtls
+// report --json shows ("hour", "attempts", "failures"), no hour for a
+// padding cell, and a heatmap stored in the outbox by an earlier release,
+// whose cells had no hour and capitalised names, still reads the same.
+func TestHourFiguresJSON(t *testing.T) {
+	hour := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	b, err := json.Marshal([]HourFigures{{Hour: hour, Attempts: 12, Failures: 3}, {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `[{"hour":"2026-03-02T10:00:00Z","attempts":12,"failures":3},{"attempts":0,"failures":0}]`; string(b) != want {
+		t.Errorf("JSON\n got %s\nwant %s", b, want)
+	}
+	old := `{"Title":"gmailtls — last 3h","Relays":["relay-1","relay-2"],"Start":"2026-03-02T08:00:00Z",
+		"Cells":[[{"Attempts":12,"Failures":0},{"Attempts":0,"Failures":0}],[{"Attempts":12,"Failures":12},{"Attempts":6,"Failures":1}]]}`
+	var h Heatmap
+	if err := json.Unmarshal([]byte(old), &h); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]HourFigures{{{Attempts: 12}, {}}, {{Attempts: 12, Failures: 12}, {Attempts: 6, Failures: 1}}}
+	if !reflect.DeepEqual(h.Cells, want) || len(h.Relays) != 2 || !h.Start.Equal(hour.Add(-2*time.Hour)) {
+		t.Errorf("stored heatmap read as %+v", h)
+	}
+	if _, err := Render(h); err != nil {
+		t.Errorf("stored heatmap does not render: %v", err)
 	}
 }

@@ -265,9 +265,9 @@ func (h *Handler) runContext(c CheckResult) string {
 		}
 	}
 	parts = append(parts, h.stamp(c.Report.StartedAt))
-	who := c.Trigger
-	if c.RequestedBy != "" && c.RequestedBy != c.Trigger {
-		who = c.RequestedBy + " via " + c.Trigger
+	who := string(c.Trigger)
+	if c.RequestedBy != "" && c.RequestedBy != who {
+		who = c.RequestedBy + " via " + who
 	}
 	if who != "" {
 		parts = append(parts, who)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -59,7 +60,7 @@ func BenchmarkEvaluateAfterOneResult(b *testing.B) {
 		if !res.OK {
 			res.Stage, res.Failure = probe.StageHandshake, probe.FailTLSReset
 		}
-		if _, _, err := store.RecordRun(ctx, storage.Run{Relay: name, Trigger: storage.TriggerSchedule, StartedAt: clock.Now()}, []probe.Result{res}); err != nil {
+		if _, _, err := store.RecordRun(ctx, storage.Run{Relay: name, Trigger: message.SourceSchedule, StartedAt: clock.Now()}, []probe.Result{res}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

@@ -383,11 +383,11 @@ func (h *Handler) runCommand(ctx context.Context, req message.Request, cmd Comma
 }
 
 // triggerOf maps a request's source to the trigger recorded on a run.
-func triggerOf(req message.Request) string {
+func triggerOf(req message.Request) message.Source {
 	if req.Source == "" {
-		return string(message.SourceCLI)
+		return message.SourceCLI
 	}
-	return string(req.Source)
+	return req.Source
 }
 
 func (h *Handler) pause(ctx context.Context, req message.Request, cmd Command) (message.Response, error) {
@@ -447,7 +447,7 @@ func (h *Handler) audit(ctx context.Context, req message.Request, outcome string
 		UserName:  req.UserName,
 		ChannelID: req.ChannelID,
 		Text:      clipBytes(text, 1000),
-		Source:    string(req.Source),
+		Source:    req.Source,
 		At:        h.now(),
 		Outcome:   outcome,
 	})

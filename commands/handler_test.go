@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
@@ -196,7 +197,7 @@ func (e *testEnv) check(relayName, outcome string) CheckResult {
 	e.t.Helper()
 	e.clock.Advance(5 * time.Minute)
 	e.runners[relayName].set(outcome)
-	res, err := e.h.CheckRelay(context.Background(), relayName, storage.TriggerSchedule, "scheduler", relay.Options{})
+	res, err := e.h.CheckRelay(context.Background(), relayName, message.SourceSchedule, "scheduler", relay.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -360,14 +361,14 @@ func TestEscalationThroughChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Global.Level != string(escalation.LevelIncident) {
+	if st.Global.Level != escalation.LevelIncident {
 		t.Fatalf("global level %s, want incident: %+v", st.Global.Level, st)
 	}
-	levels := map[string]string{}
+	levels := map[string]escalation.Level{}
 	for _, r := range st.Relays {
 		levels[r.Relay] = r.Level
 	}
-	want := map[string]string{"relay-1": "watch", "relay-2": "investigate", "relay-3": "investigate"}
+	want := map[string]escalation.Level{"relay-1": "watch", "relay-2": "investigate", "relay-3": "investigate"}
 	for k, v := range want {
 		if levels[k] != v {
 			t.Errorf("%s at %s, want %s", k, levels[k], v)
@@ -605,7 +606,7 @@ func TestPauseResumeHistoryRelaysReport(t *testing.T) {
 	if !strings.Contains(r.Title, "relay-3 paused until 14:03 by root (UADMIN)") {
 		t.Fatalf("pause: %+v", r)
 	}
-	all, err := e.h.CheckAll(ctx, storage.TriggerSchedule, "scheduler", relay.Options{}, true)
+	all, err := e.h.CheckAll(ctx, message.SourceSchedule, "scheduler", relay.Options{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,7 +646,7 @@ func TestPauseResumeHistoryRelaysReport(t *testing.T) {
 }
 
 func TestTrend(t *testing.T) {
-	hours := []HourFigures{{Attempts: 10}, {Attempts: 10}, {Attempts: 10, Failures: 8}, {}, {Attempts: 10, Failures: 1}, {Attempts: 10, Failures: 10}}
+	hours := []chart.HourFigures{{Attempts: 10}, {Attempts: 10}, {Attempts: 10, Failures: 8}, {}, {Attempts: 10, Failures: 1}, {Attempts: 10, Failures: 10}}
 	if got := Trend(hours, 1); got != "▁▁▇·▂█" {
 		t.Errorf("Trend = %q", got)
 	}
@@ -686,10 +687,10 @@ func TestOnChangeMayReprobe(t *testing.T) {
 	h = New(Deps{
 		Config: e.cfg, Store: e.store, Runners: runners, Now: e.clock.Now,
 		OnChange: func(ctx context.Context, ch []escalation.Change, ev Evaluation) {
-			if len(ev.Checks) != 1 || ev.Checks[0].Trigger == storage.TriggerConfirm {
+			if len(ev.Checks) != 1 || ev.Checks[0].Trigger == message.SourceConfirm {
 				return
 			}
-			res, err := h.CheckRelay(ctx, ev.Checks[0].Relay, storage.TriggerConfirm, "alerts", relay.Options{})
+			res, err := h.CheckRelay(ctx, ev.Checks[0].Relay, message.SourceConfirm, "alerts", relay.Options{})
 			if err != nil {
 				t.Error(err)
 			}
@@ -697,7 +698,7 @@ func TestOnChangeMayReprobe(t *testing.T) {
 		},
 	})
 	e.runners["relay-1"].set("tls_reset")
-	if _, err := h.CheckRelay(context.Background(), "relay-1", storage.TriggerSchedule, "scheduler", relay.Options{}); err != nil {
+	if _, err := h.CheckRelay(context.Background(), "relay-1", message.SourceSchedule, "scheduler", relay.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(confirmed) != 1 || confirmed[0].OK() || e.runners["relay-1"].Calls() != 2 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -49,7 +50,7 @@ func TestRecentCacheMatchesStorage(t *testing.T) {
 		// A run starts before its results, by up to 30 s (DNS, the bound
 		// on probes at once), so that runs of one relay can overlap.
 		runAt := at.Add(-time.Duration(rng.IntN(30)) * time.Second)
-		if _, _, err := st.RecordRun(ctx, storage.Run{Relay: name, Trigger: storage.TriggerSchedule, StartedAt: runAt}, rs); err != nil {
+		if _, _, err := st.RecordRun(ctx, storage.Run{Relay: name, Trigger: message.SourceSchedule, StartedAt: runAt}, rs); err != nil {
 			t.Fatal(err)
 		}
 		window, runs := 15*time.Minute, 5
@@ -102,7 +103,7 @@ func TestRecentCacheAfterIDsAreReused(t *testing.T) {
 		for range n {
 			now = now.Add(5 * time.Minute)
 			r := probe.Result{Relay: "relay-1", MX: "mx.test", IP: "192.0.2.1", Port: 25, StartedAt: now, Hints: []string{}}
-			if _, _, err := st.RecordRun(ctx, storage.Run{Relay: "relay-1", Trigger: storage.TriggerSchedule, StartedAt: now}, []probe.Result{r}); err != nil {
+			if _, _, err := st.RecordRun(ctx, storage.Run{Relay: "relay-1", Trigger: message.SourceSchedule, StartedAt: now}, []probe.Result{r}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -78,7 +79,7 @@ func BenchmarkScheduledRound(b *testing.B) {
 		name := fmt.Sprintf("relay-%03d", i+1)
 		for k := range prevRuns {
 			at := now.Add(-time.Duration(prevRuns-k) * 5 * time.Minute)
-			rw := storage.RunWithResults{Run: storage.Run{Relay: name, Trigger: storage.TriggerSchedule, StartedAt: at}}
+			rw := storage.RunWithResults{Run: storage.Run{Relay: name, Trigger: message.SourceSchedule, StartedAt: at}}
 			for _, t := range targets {
 				rw.Results = append(rw.Results, probe.Result{Relay: name, Engine: probe.EngineNative, MX: t.Host, IP: t.Host, Port: t.Port,
 					StartedAt: at, OK: true, Timings: probe.Timings{Connect: 0.1, Banner: 100, Handshake: 1, Total: 102}, Hints: []string{}})
@@ -101,7 +102,7 @@ func BenchmarkScheduledRound(b *testing.B) {
 	var slowest time.Duration
 	for b.Loop() {
 		start := time.Now()
-		checks, err := h.CheckAll(ctx, storage.TriggerSchedule, "schedule", relay.Options{}, true)
+		checks, err := h.CheckAll(ctx, message.SourceSchedule, "schedule", relay.Options{}, true)
 		if err != nil {
 			b.Fatal(err)
 		}

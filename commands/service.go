@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -22,7 +23,7 @@ type CheckResult struct {
 	Relay string
 	// Kind is the relay's kind (local or agent).
 	Kind        string
-	Trigger     string
+	Trigger     message.Source
 	RequestedBy string
 	// Options are the probe options used (MX narrowed to configured
 	// target entries).
@@ -87,7 +88,7 @@ type Evaluation struct {
 // asked), re-evaluates escalation from storage, stores the level changes as
 // events and hands them to OnChange. Failed probes are results, not
 // errors: the error means the check could not run or not be stored.
-func (h *Handler) CheckRelay(ctx context.Context, relayName, trigger, requestedBy string, opts relay.Options) (CheckResult, error) {
+func (h *Handler) CheckRelay(ctx context.Context, relayName string, trigger message.Source, requestedBy string, opts relay.Options) (CheckResult, error) {
 	res, err := h.probeAndRecord(ctx, relayName, trigger, requestedBy, opts)
 	if err != nil {
 		return CheckResult{}, err
@@ -104,7 +105,7 @@ func (h *Handler) CheckRelay(ctx context.Context, relayName, trigger, requestedB
 // skipPaused (the scheduler), relays paused in storage are left out. The
 // results come back sorted by relay name; a relay that could not be
 // probed at all is logged and left out, and the error reports it.
-func (h *Handler) CheckAll(ctx context.Context, trigger, requestedBy string, opts relay.Options, skipPaused bool) ([]CheckResult, error) {
+func (h *Handler) CheckAll(ctx context.Context, trigger message.Source, requestedBy string, opts relay.Options, skipPaused bool) ([]CheckResult, error) {
 	names := h.relayNames()
 	if skipPaused {
 		rels, err := h.store.Relays(ctx, false)
@@ -158,7 +159,7 @@ func (h *Handler) CheckAll(ctx context.Context, trigger, requestedBy string, opt
 }
 
 // probeAndRecord probes one relay and stores the run, without evaluating.
-func (h *Handler) probeAndRecord(ctx context.Context, relayName, trigger, requestedBy string, opts relay.Options) (CheckResult, error) {
+func (h *Handler) probeAndRecord(ctx context.Context, relayName string, trigger message.Source, requestedBy string, opts relay.Options) (CheckResult, error) {
 	r, err := h.runner(relayName)
 	if err != nil {
 		return CheckResult{}, err
@@ -317,9 +318,9 @@ func (h *Handler) evaluateLocked(ctx context.Context) (next escalation.Assessmen
 	for _, c := range changes {
 		id, err := h.store.AddEvent(ctx, storage.Event{
 			Relay:    c.Relay,
-			From:     string(c.From),
-			To:       string(c.To),
-			Scope:    string(c.Scope),
+			From:     c.From,
+			To:       c.To,
+			Scope:    c.Scope,
 			Advice:   c.Advice,
 			Evidence: c.Evidence,
 			At:       c.At,
@@ -399,8 +400,8 @@ func (h *Handler) announced(ctx context.Context, next escalation.Assessment) (es
 	level := func(relayName string) escalation.RelayState {
 		st := escalation.RelayState{Relay: relayName, Level: escalation.LevelOK}
 		if e, ok := last[relayName]; ok {
-			st.Level = escalation.Level(e.To)
-			st.Scope = escalation.Scope(e.Scope)
+			st.Level = e.To
+			st.Scope = e.Scope
 		}
 		return st
 	}

@@ -25,9 +25,9 @@ type StatusModel struct {
 
 // GlobalStatus is the level across relays.
 type GlobalStatus struct {
-	Level  string `json:"level"`
-	Scope  string `json:"scope,omitempty"`
-	Advice string `json:"advice,omitempty"`
+	Level  escalation.Level `json:"level"`
+	Scope  escalation.Scope `json:"scope,omitempty"`
+	Advice string           `json:"advice,omitempty"`
 	// FailingRelays are the relays behind the level.
 	FailingRelays []string `json:"failing_relays,omitempty"`
 	// Since is when the level was reached (the last stored change).
@@ -36,11 +36,11 @@ type GlobalStatus struct {
 
 // RelayStatus is one relay's escalation state.
 type RelayStatus struct {
-	Relay  string `json:"relay"`
-	Kind   string `json:"kind"`
-	Level  string `json:"level"`
-	Scope  string `json:"scope,omitempty"`
-	Advice string `json:"advice,omitempty"`
+	Relay  string           `json:"relay"`
+	Kind   string           `json:"kind"`
+	Level  escalation.Level `json:"level"`
+	Scope  escalation.Scope `json:"scope,omitempty"`
+	Advice string           `json:"advice,omitempty"`
 	// Since is when the level was reached (the last stored change).
 	Since               *time.Time `json:"since"`
 	LastSuccess         *time.Time `json:"last_success"`
@@ -59,13 +59,13 @@ type RelayStatus struct {
 
 // IncidentStatus is an open incident.
 type IncidentStatus struct {
-	ID       int64      `json:"id"`
-	Relay    string     `json:"relay,omitempty"`
-	Level    string     `json:"level"`
-	Scope    string     `json:"scope,omitempty"`
-	OpenedAt time.Time  `json:"opened_at"`
-	AckedBy  string     `json:"acked_by,omitempty"`
-	AckedAt  *time.Time `json:"acked_at,omitempty"`
+	ID       int64            `json:"id"`
+	Relay    string           `json:"relay,omitempty"`
+	Level    escalation.Level `json:"level"`
+	Scope    escalation.Scope `json:"scope,omitempty"`
+	OpenedAt time.Time        `json:"opened_at"`
+	AckedBy  string           `json:"acked_by,omitempty"`
+	AckedAt  *time.Time       `json:"acked_at,omitempty"`
 	// MutedBy and MutedUntil: who muted the incident and until when,
 	// while the mute lasts.
 	MutedBy    string     `json:"muted_by,omitempty"`
@@ -132,8 +132,8 @@ func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
 		rs := RelayStatus{
 			Relay:               name,
 			Kind:                runners[name].Kind(),
-			Level:               string(escalation.Max(st.Level)),
-			Scope:               string(st.Scope),
+			Level:               escalation.Max(st.Level),
+			Scope:               st.Scope,
 			Advice:              st.Advice,
 			LastSuccess:         timePtr(st.LastSuccess),
 			LastFailure:         timePtr(st.LastFailure),
@@ -157,7 +157,7 @@ func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
 			rs.Paused = true
 			rs.PausedUntil = timePtr(sr.PausedUntil)
 		}
-		if rs.Level != string(escalation.LevelOK) {
+		if rs.Level != escalation.LevelOK {
 			if e, ok, err := h.store.LastEvent(ctx, name); err == nil && ok && e.To == rs.Level {
 				rs.Since = timePtr(e.At)
 			}
@@ -165,12 +165,12 @@ func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
 		m.Relays = append(m.Relays, rs)
 	}
 	m.Global = GlobalStatus{
-		Level:         string(escalation.Max(a.Global.Level)),
-		Scope:         string(a.Global.Scope),
+		Level:         escalation.Max(a.Global.Level),
+		Scope:         a.Global.Scope,
 		Advice:        a.Global.Advice,
 		FailingRelays: a.Global.FailingRelays,
 	}
-	if m.Global.Level != string(escalation.LevelOK) {
+	if m.Global.Level != escalation.LevelOK {
 		if e, ok, err := h.store.LastEvent(ctx, ""); err == nil && ok && e.To == m.Global.Level {
 			m.Global.Since = timePtr(e.At)
 		}
@@ -201,8 +201,8 @@ func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
 }
 
 // levelVerdict colours a level.
-func levelVerdict(level string) message.Verdict {
-	switch escalation.Level(level) {
+func levelVerdict(level escalation.Level) message.Verdict {
+	switch level {
 	case escalation.LevelWatch:
 		return message.VerdictWarn
 	case escalation.LevelInvestigate, escalation.LevelIncident:
@@ -212,8 +212,8 @@ func levelVerdict(level string) message.Verdict {
 }
 
 // levelMark is the one-character marker of a level in status lines.
-func levelMark(level string) string {
-	switch escalation.Level(level) {
+func levelMark(level escalation.Level) string {
+	switch level {
 	case escalation.LevelWatch:
 		return "!"
 	case escalation.LevelInvestigate, escalation.LevelIncident:
@@ -229,16 +229,16 @@ func (h *Handler) StatusResponse(m StatusModel) message.Response {
 	resp := message.Response{Verdict: levelVerdict(m.Global.Level)}
 	var above []string
 	for _, r := range m.Relays {
-		if r.Level != string(escalation.LevelOK) {
-			above = append(above, r.Relay+" at "+r.Level)
+		if r.Level != escalation.LevelOK {
+			above = append(above, r.Relay+" at "+string(r.Level))
 		}
 	}
 	switch {
 	case len(m.Relays) == 0:
 		resp.Title = "gmailtls status: no relays configured"
 		resp.Verdict = message.VerdictWarn
-	case m.Global.Level == string(escalation.LevelIncident):
-		resp.Title = "gmailtls status: INCIDENT " + levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))
+	case m.Global.Level == escalation.LevelIncident:
+		resp.Title = "gmailtls status: INCIDENT " + levelText(m.Global.Level, m.Global.Scope)
 	case len(above) == 0:
 		resp.Title = fmt.Sprintf("gmailtls status: all %d relays ok", len(m.Relays))
 		if len(m.Relays) == 1 {
@@ -249,7 +249,7 @@ func (h *Handler) StatusResponse(m StatusModel) message.Response {
 	}
 	resp.Summary = fmt.Sprintf("global level %s; %d of %d relays above ok", m.Global.Level, len(above), len(m.Relays))
 
-	g := message.Section{Heading: "Across relays", Fields: []message.Field{{Label: "Level", Value: levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))}}}
+	g := message.Section{Heading: "Across relays", Fields: []message.Field{{Label: "Level", Value: levelText(m.Global.Level, m.Global.Scope)}}}
 	if m.Global.Since != nil {
 		g.Fields[0].Value += " since " + h.clock(*m.Global.Since)
 	}
@@ -264,7 +264,7 @@ func (h *Handler) StatusResponse(m StatusModel) message.Response {
 	var lines, advice []string
 	for _, r := range m.Relays {
 		lines = append(lines, h.relayStatusLine(r))
-		if r.Advice != "" && r.Level != string(escalation.LevelOK) {
+		if r.Advice != "" && r.Level != escalation.LevelOK {
 			advice = append(advice, r.Relay+": "+r.Advice)
 		} else if r.AgentDown && r.Advice != "" {
 			advice = append(advice, r.Relay+": "+r.Advice)
@@ -295,7 +295,7 @@ func (h *Handler) StatusResponse(m StatusModel) message.Response {
 
 // relayStatusLine is one relay in the status message.
 func (h *Handler) relayStatusLine(r RelayStatus) string {
-	parts := []string{levelMark(r.Level) + " " + r.Relay, levelText(escalation.Level(r.Level), escalation.Scope(r.Scope))}
+	parts := []string{levelMark(r.Level) + " " + r.Relay, levelText(r.Level, r.Scope)}
 	if r.Since != nil {
 		parts[1] += " since " + h.clock(*r.Since)
 	}
@@ -453,7 +453,7 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 	type runLine struct {
 		id      int64
 		at      time.Time
-		trigger string
+		trigger message.Source
 		all     []historyItem
 	}
 	var runs []*runLine
@@ -493,8 +493,8 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 			failedRuns++
 			line += " · " + joinLimited(fails, 2)
 		}
-		if rl.trigger != "" && rl.trigger != "schedule" {
-			line += " · " + rl.trigger
+		if rl.trigger != "" && rl.trigger != message.SourceSchedule {
+			line += " · " + string(rl.trigger)
 		}
 		lines = append(lines, line)
 	}
@@ -541,7 +541,7 @@ func incidentSections(incidents []IncidentStatus, clock func(time.Time) string) 
 	}
 	lines := make([]string, 0, len(incidents))
 	for _, in := range incidents {
-		line := fmt.Sprintf("#%d %s %s opened %s", in.ID, relayOrGlobal(in.Relay), levelText(escalation.Level(in.Level), escalation.Scope(in.Scope)), clock(in.OpenedAt))
+		line := fmt.Sprintf("#%d %s %s opened %s", in.ID, relayOrGlobal(in.Relay), levelText(in.Level, in.Scope), clock(in.OpenedAt))
 		if in.AckedBy != "" {
 			line += ", acknowledged by " + in.AckedBy
 		} else {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
 )
@@ -32,9 +33,9 @@ type SummaryModel struct {
 
 // RelayHealth is one relay over the window.
 type RelayHealth struct {
-	Relay string `json:"relay"`
-	Level string `json:"level"`
-	Scope string `json:"scope,omitempty"`
+	Relay string           `json:"relay"`
+	Level escalation.Level `json:"level"`
+	Scope escalation.Scope `json:"scope,omitempty"`
 	// Attempts and Failures count probe results (one per MX × IP × source).
 	Attempts int `json:"attempts"`
 	Failures int `json:"failures"`
@@ -47,15 +48,10 @@ type RelayHealth struct {
 	OpenIncidents     int            `json:"open_incidents"`
 	// Trend has one character per TrendStep, oldest first: ▁ for no
 	// failures up to █ for all failed, · for no probes.
-	Trend  string        `json:"trend"`
-	Hourly []HourFigures `json:"hourly"`
-}
-
-// HourFigures is one hour of a relay's history.
-type HourFigures struct {
-	Hour     time.Time `json:"hour"`
-	Attempts int       `json:"attempts"`
-	Failures int       `json:"failures"`
+	Trend string `json:"trend"`
+	// Hourly are the figures of every hour of the window, as storage
+	// summarised them and as the report's heatmap draws them.
+	Hourly []chart.HourFigures `json:"hourly"`
 }
 
 // trendChars draws a failure share: index 0 is no failures, 7 all failed.
@@ -68,7 +64,7 @@ const noProbes = '·'
 const maxTrend = 48
 
 // Trend draws hourly figures, merging step hours per character.
-func Trend(hours []HourFigures, step int) string {
+func Trend(hours []chart.HourFigures, step int) string {
 	if step < 1 {
 		step = 1
 	}
@@ -140,8 +136,8 @@ func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryMod
 		OpenIncidents: []IncidentStatus{},
 		Location:      h.loc,
 		Global: GlobalStatus{
-			Level:         string(escalation.Max(a.Global.Level)),
-			Scope:         string(a.Global.Scope),
+			Level:         escalation.Max(a.Global.Level),
+			Scope:         a.Global.Scope,
 			Advice:        a.Global.Advice,
 			FailingRelays: a.Global.FailingRelays,
 		},
@@ -159,8 +155,8 @@ func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryMod
 		st, _ := a.Relay(s.Relay)
 		rh := RelayHealth{
 			Relay:             s.Relay,
-			Level:             string(escalation.Max(st.Level)),
-			Scope:             string(st.Scope),
+			Level:             escalation.Max(st.Level),
+			Scope:             st.Scope,
 			Attempts:          s.Attempts,
 			Failures:          s.Failures,
 			ByClass:           s.ByClass,
@@ -178,9 +174,7 @@ func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryMod
 			rh.LastFailure = timePtr(s.LastFailure)
 			rh.LastFailureClass = s.LastFailureClass
 		}
-		for _, b := range s.Hourly {
-			rh.Hourly = append(rh.Hourly, HourFigures{Hour: b.Hour, Attempts: b.Attempts, Failures: b.Failures})
-		}
+		rh.Hourly = s.Hourly
 		rh.Trend = Trend(rh.Hourly, step)
 		m.Relays = append(m.Relays, rh)
 	}
@@ -245,7 +239,7 @@ func SummaryResponse(m SummaryModel) message.Response {
 				clean++
 			}
 		}
-		head := fmt.Sprintf("%s %s · %s", levelMark(r.Level), r.Relay, levelText(escalation.Level(r.Level), escalation.Scope(r.Scope)))
+		head := fmt.Sprintf("%s %s · %s", levelMark(r.Level), r.Relay, levelText(r.Level, r.Scope))
 		if r.SuccessRate != nil {
 			head += fmt.Sprintf(" · %s of %s passed", percent(*r.SuccessRate), plural(r.Attempts, "probe"))
 		} else {
@@ -274,11 +268,11 @@ func SummaryResponse(m SummaryModel) message.Response {
 	if probed < len(m.Relays) {
 		resp.Title += fmt.Sprintf(" (%d not probed)", len(m.Relays)-probed)
 	}
-	if m.Global.Level != string(escalation.LevelOK) && m.Global.Level != "" {
-		resp.Title += "; level " + m.Global.Level
+	if m.Global.Level != escalation.LevelOK && m.Global.Level != "" {
+		resp.Title += "; level " + string(m.Global.Level)
 	}
 	resp.Summary = fmt.Sprintf("%d/%d relays clean over %s; global level %s", clean, len(m.Relays), m.Window, m.Global.Level)
-	g := message.Section{Heading: "Across relays", Fields: []message.Field{{Label: "Level", Value: levelText(escalation.Level(m.Global.Level), escalation.Scope(m.Global.Scope))}}}
+	g := message.Section{Heading: "Across relays", Fields: []message.Field{{Label: "Level", Value: levelText(m.Global.Level, m.Global.Scope)}}}
 	if m.Global.Advice != "" {
 		g.Fields = append(g.Fields, message.Field{Label: "Advice", Value: m.Global.Advice})
 	}

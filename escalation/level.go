@@ -51,7 +51,9 @@ import (
 )
 
 // Level is an escalation level. The strings are stored in SQLite and shown
-// to people.
+// to people. Storage's events and incidents carry Level and Scope as they
+// are (storage imports escalation, never the other way round) and turn
+// them into strings only in SQL.
 type Level string
 
 // The levels, from calm to alarming.

@@ -5,7 +5,10 @@
 // for the one-line rendering of a result that every surface shares.
 package message
 
-// Source tells what started a command.
+// Source tells what started a command or a probe run. It is the one
+// vocabulary of the audit log's source and of a stored run's trigger:
+// storage imports it (message stays a leaf, importing only probe) rather
+// than keeping constants of its own.
 type Source string
 
 // Command sources, recorded in the audit log and on probe runs.
@@ -15,6 +18,9 @@ const (
 	SourceSchedule Source = "schedule"
 	SourceConsole  Source = "console"
 	SourceCLI      Source = "cli"
+	// SourceConfirm marks the automatic re-probe that confirms a failure
+	// before an alert goes out; it is a run's trigger, never a request's.
+	SourceConfirm Source = "confirm"
 )
 
 // Request is one command to run.

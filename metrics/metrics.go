@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,7 +23,9 @@ import (
 )
 
 // Level values of gmailtls_relay_level.
-var levelValues = map[string]float64{"ok": 0, "watch": 1, "investigate": 2, "incident": 3}
+var levelValues = map[escalation.Level]float64{
+	escalation.LevelOK: 0, escalation.LevelWatch: 1, escalation.LevelInvestigate: 2, escalation.LevelIncident: 3,
+}
 
 // knownSlackMethods bounds the method label of Slack API errors.
 var knownSlackMethods = map[string]bool{
@@ -122,7 +125,7 @@ func (m *Metrics) ObserveResults(results []probe.Result) {
 
 // SetLevel records the current escalation level of a relay ("" = global).
 // Unknown level names are ignored.
-func (m *Metrics) SetLevel(relay, level string) {
+func (m *Metrics) SetLevel(relay string, level escalation.Level) {
 	if m == nil {
 		return
 	}

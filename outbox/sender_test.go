@@ -59,14 +59,14 @@ func workerWithClient(t *testing.T, s *storage.Store, c *clock, fake *slackfake.
 func heatmap() *chart.Heatmap {
 	return &chart.Heatmap{Title: "gmailtls — last 3h", Relays: []string{"relay-1", "relay-2"},
 		Start: time.Date(2026, 3, 2, 6, 0, 0, 0, time.UTC),
-		Cells: [][]chart.Cell{
+		Cells: [][]chart.HourFigures{
 			{cell(12, 0), cell(12, 0), cell(12, 1)},
 			{cell(12, 0), cell(12, 12), cell(0, 0)},
 		}}
 }
 
-func cell(attempts, failures int) chart.Cell {
-	return chart.Cell{Attempts: attempts, Failures: failures}
+func cell(attempts, failures int) chart.HourFigures {
+	return chart.HourFigures{Attempts: attempts, Failures: failures}
 }
 
 // TestSlackEndToEnd: alerts, a thread note, an update, a resolution and a

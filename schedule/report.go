@@ -123,12 +123,9 @@ func BuildReport(m commands.SummaryModel) (message.Response, chart.Heatmap) {
 		return resp, hm
 	}
 	for _, r := range m.Relays {
-		row := make([]chart.Cell, width)
+		row := make([]chart.HourFigures, width)
 		// Right-align: every row ends with the current hour.
-		off := width - len(r.Hourly)
-		for i, h := range r.Hourly {
-			row[off+i] = chart.Cell{Attempts: h.Attempts, Failures: h.Failures}
-		}
+		copy(row[width-len(r.Hourly):], r.Hourly)
 		hm.Relays = append(hm.Relays, r.Relay)
 		hm.Cells = append(hm.Cells, row)
 	}

@@ -30,14 +30,14 @@ func summary(t *testing.T) commands.SummaryModel {
 	}
 	until := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
 	since := until.Add(-6 * time.Hour)
-	hours := func(fails ...int) []commands.HourFigures {
-		var out []commands.HourFigures
+	hours := func(fails ...int) []chart.HourFigures {
+		var out []chart.HourFigures
 		for i, f := range fails {
 			att := 120
 			if f < 0 {
 				att, f = 0, 0
 			}
-			out = append(out, commands.HourFigures{Hour: since.Add(time.Duration(i) * time.Hour), Attempts: att, Failures: f})
+			out = append(out, chart.HourFigures{Hour: since.Add(time.Duration(i) * time.Hour), Attempts: att, Failures: f})
 		}
 		return out
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -174,7 +175,7 @@ func benchRuns(n, first int, start time.Time) []RunWithResults {
 	for i := range n {
 		at := start.Add(time.Duration(i) * time.Second)
 		relay := fmt.Sprintf("relay-%02d", (first+i)%20+1)
-		rw := RunWithResults{Run: Run{Relay: relay, Trigger: TriggerSchedule, StartedAt: at}}
+		rw := RunWithResults{Run: Run{Relay: relay, Trigger: message.SourceSchedule, StartedAt: at}}
 		for j := range 10 {
 			r := base
 			r.Relay, r.StartedAt = relay, at.Add(time.Duration(j)*time.Millisecond)

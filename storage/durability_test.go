@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -120,7 +121,7 @@ func TestDurabilityChild(t *testing.T) {
 		switch i % 3 {
 		case 0, 1:
 			res := []probe.Result{okResult("relay-1", mx1, "192.0.2.1", "", at), failResult("relay-1", mx2, "192.0.2.2", "", at, probe.FailTLSReset)}
-			_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerSchedule, StartedAt: at}, res)
+			_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSchedule, StartedAt: at}, res)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(3)

@@ -7,15 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 )
 
 // Event is one change of escalation level, for a relay or across relays
-// (Relay == ""), with the ids of the results that caused it.
+// (Relay == ""), with the ids of the results that caused it. Levels and
+// scope are escalation's own types; they become strings only in SQL.
 type Event struct {
 	ID       int64
 	Relay    string // "" = global
-	From, To string // levels: ok, watch, investigate, incident
-	Scope    string
+	From, To escalation.Level
+	Scope    escalation.Scope
 	Advice   string
 	Evidence []int64
 	At       time.Time
@@ -28,8 +32,8 @@ type Incident struct {
 	Relay string
 	// Level and Scope are the incident's current level: the one it was
 	// opened at, or the highest it rose to (SetIncidentLevel).
-	Level      string
-	Scope      string
+	Level      escalation.Level
+	Scope      escalation.Scope
 	OpenedAt   time.Time
 	AckedAt    time.Time
 	AckedBy    string
@@ -50,7 +54,7 @@ type AuditEntry struct {
 	UserName  string
 	ChannelID string
 	Text      string
-	Source    string // e.g. slash, button, console
+	Source    message.Source
 	At        time.Time
 	Outcome   string
 }
@@ -84,7 +88,7 @@ func (s *Store) AddEvent(ctx context.Context, e Event) (int64, error) {
 			return err
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO events (relay_id, from_level, to_level, scope, advice, evidence, at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, relay, e.From, e.To, e.Scope, e.Advice, string(b), ms(at)).Scan(&id)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, relay, string(e.From), string(e.To), string(e.Scope), e.Advice, string(b), ms(at)).Scan(&id)
 	})
 	return id, err
 }
@@ -97,11 +101,12 @@ func scanEvents(rows *sql.Rows) ([]Event, error) {
 	var out []Event
 	for rows.Next() {
 		var e Event
-		var ev string
+		var from, to, scope, ev string
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Relay, &e.From, &e.To, &e.Scope, &e.Advice, &ev, &at); err != nil {
+		if err := rows.Scan(&e.ID, &e.Relay, &from, &to, &scope, &e.Advice, &ev, &at); err != nil {
 			return nil, err
 		}
+		e.From, e.To, e.Scope = escalation.Level(from), escalation.Level(to), escalation.Scope(scope)
 		if err := json.Unmarshal([]byte(ev), &e.Evidence); err != nil {
 			return nil, fmt.Errorf("event %d: evidence: %w", e.ID, err)
 		}
@@ -188,7 +193,7 @@ func (s *Store) OpenIncident(ctx context.Context, i Incident) (int64, error) {
 		return tx.QueryRowContext(ctx, `INSERT INTO incidents (relay_id, level, scope, opened_at, acked_at, acked_by,
 			resolved_at, muted_until, muted_by, last_reminder, alert_channel, alert_ts)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			relay, i.Level, i.Scope, ms(i.OpenedAt), ms(i.AckedAt), i.AckedBy, ms(i.ResolvedAt),
+			relay, string(i.Level), string(i.Scope), ms(i.OpenedAt), ms(i.AckedAt), i.AckedBy, ms(i.ResolvedAt),
 			ms(i.MutedUntil), i.MutedBy, ms(i.LastReminder), i.AlertChannel, i.AlertTS).Scan(&id)
 	})
 	return id, err
@@ -224,8 +229,8 @@ func (s *Store) MuteIncident(ctx context.Context, id int64, until time.Time, by 
 
 // SetIncidentLevel records an open incident's current level and scope,
 // e.g. after it rose from investigate to incident.
-func (s *Store) SetIncidentLevel(ctx context.Context, id int64, level, scope string) error {
-	return s.updateIncident(ctx, "record incident level", id, `level = ?, scope = ?`, level, scope)
+func (s *Store) SetIncidentLevel(ctx context.Context, id int64, level escalation.Level, scope escalation.Scope) error {
+	return s.updateIncident(ctx, "record incident level", id, `level = ?, scope = ?`, string(level), string(scope))
 }
 
 // ResolveIncident closes an incident; resolving it again keeps the first
@@ -260,11 +265,13 @@ func (s *Store) queryIncidents(ctx context.Context, op, where string, args ...an
 		defer rows.Close()
 		for rows.Next() {
 			var i Incident
+			var level, scope string
 			var opened, acked, resolved, muted, reminded int64
-			if err := rows.Scan(&i.ID, &i.Relay, &i.Level, &i.Scope, &opened, &acked, &i.AckedBy, &resolved,
+			if err := rows.Scan(&i.ID, &i.Relay, &level, &scope, &opened, &acked, &i.AckedBy, &resolved,
 				&muted, &i.MutedBy, &reminded, &i.AlertChannel, &i.AlertTS); err != nil {
 				return err
 			}
+			i.Level, i.Scope = escalation.Level(level), escalation.Scope(scope)
 			i.OpenedAt, i.AckedAt, i.ResolvedAt = fromMS(opened), fromMS(acked), fromMS(resolved)
 			i.MutedUntil, i.LastReminder = fromMS(muted), fromMS(reminded)
 			out = append(out, i)
@@ -298,7 +305,7 @@ func (s *Store) Audit(ctx context.Context, a AuditEntry) error {
 	}
 	return s.write(ctx, "write audit log", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO audit (at, user_id, user_name, channel_id, source, text, outcome)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, ms(a.At), a.UserID, a.UserName, a.ChannelID, a.Source, a.Text, a.Outcome)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, ms(a.At), a.UserID, a.UserName, a.ChannelID, string(a.Source), a.Text, a.Outcome)
 		return err
 	})
 }
@@ -318,10 +325,12 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
 		defer rows.Close()
 		for rows.Next() {
 			var a AuditEntry
+			var source string
 			var at int64
-			if err := rows.Scan(&at, &a.UserID, &a.UserName, &a.ChannelID, &a.Source, &a.Text, &a.Outcome); err != nil {
+			if err := rows.Scan(&at, &a.UserID, &a.UserName, &a.ChannelID, &source, &a.Text, &a.Outcome); err != nil {
 				return err
 			}
+			a.Source = message.Source(source)
 			a.At = fromMS(at)
 			out = append(out, a)
 		}

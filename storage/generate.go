@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -179,7 +180,7 @@ func (s *Store) Generate(ctx context.Context, o GenerateOptions) (GenerateStats,
 	}
 	for t := first; t.Before(end); t = t.Add(o.Every) {
 		for ri, spec := range specs {
-			rw := RunWithResults{Run: Run{Relay: spec.Name, Trigger: TriggerSchedule, StartedAt: t}}
+			rw := RunWithResults{Run: Run{Relay: spec.Name, Trigger: message.SourceSchedule, StartedAt: t}}
 			rw.Results = make([]probe.Result, 0, len(addrs))
 			outage := outageHour(ri, t)
 			for ai, a := range addrs {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -122,7 +123,7 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := inc.Level + " " + inc.Scope; got != w || inc.MutedBy != "" {
+				if got := string(inc.Level) + " " + string(inc.Scope); got != w || inc.MutedBy != "" {
 					t.Errorf("from level %d: incident %d at %q muted by %q, want %q", level, id, got, inc.MutedBy, w)
 				}
 			}
@@ -131,7 +132,7 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 			}
 		}
 		// Every table of the latest schema is usable.
-		if _, _, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerSchedule},
+		if _, _, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSchedule},
 			[]probe.Result{okResult("relay-1", "mx", "192.0.2.1", "", t0)}); err != nil {
 			t.Fatalf("from level %d: %v", level, err)
 		}

@@ -15,25 +15,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
-)
-
-// Triggers of a probe run.
-const (
-	TriggerSlash    = "slash"
-	TriggerButton   = "button"
-	TriggerSchedule = "schedule"
-	TriggerCLI      = "cli"
-	TriggerConsole  = "console"
-	TriggerConfirm  = "confirm"
 )
 
 // Run is one probe run: who or what asked for it, from which relay, when.
 type Run struct {
 	ID    int64
 	Relay string
-	// Trigger is one of slash, button, schedule, cli, console, confirm.
-	Trigger     string
+	// Trigger is what started the run: one of the message.Source
+	// constants (slash, button, schedule, console, cli, confirm); empty
+	// is stored as cli.
+	Trigger     message.Source
 	RequestedBy string
 	StartedAt   time.Time
 }
@@ -52,7 +45,7 @@ type StoredResult struct {
 	ID    int64
 	RunID int64
 	probe.Result
-	Trigger string
+	Trigger message.Source
 	// RunStartedAt is when its run started (set by the lean reads, Recent
 	// and ResultsAfter; zero otherwise).
 	RunStartedAt time.Time
@@ -193,9 +186,9 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		}
 		trigger := rw.Run.Trigger
 		if trigger == "" {
-			trigger = TriggerCLI
+			trigger = message.SourceCLI
 		}
-		res, err := runStmt.ExecContext(ctx, relayIDs[i], trigger, rw.Run.RequestedBy, ms(started))
+		res, err := runStmt.ExecContext(ctx, relayIDs[i], string(trigger), rw.Run.RequestedBy, ms(started))
 		if err != nil {
 			return nil, nil, fmt.Errorf("insert run: %w", err)
 		}
@@ -478,11 +471,13 @@ func (s *Store) scanResults(ctx context.Context, q querier, rows *sql.Rows) ([]S
 	for rows.Next() {
 		var sr StoredResult
 		var x raw
+		var trigger string
 		if err := rows.Scan(&sr.ID, &sr.RunID, &x.relayID, &x.pathID, &x.startedAt, &sr.OK, &x.stage, &x.failure, &x.engine,
 			&x.errText, &x.smtpCode, &x.smtpText, &x.tlsID, &x.certID, &x.dns, &x.conn, &x.banner, &x.ehlo,
-			&x.starttls, &x.hs, &x.post, &x.total, &x.hints, &sr.Trigger, &x.transcript); err != nil {
+			&x.starttls, &x.hs, &x.post, &x.total, &x.hints, &trigger, &x.transcript); err != nil {
 			return nil, err
 		}
+		sr.Trigger = message.Source(trigger)
 		out = append(out, sr)
 		raws = append(raws, x)
 	}
@@ -714,9 +709,11 @@ func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResul
 		var relayID, pathID, at, runAt int64
 		var stage, failure sql.NullString
 		var code, hs, total sql.NullInt64
-		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &sr.Trigger, &runAt); err != nil {
+		var trigger string
+		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &trigger, &runAt); err != nil {
 			return nil, err
 		}
+		sr.Trigger = message.Source(trigger)
 		sr.StartedAt, sr.RunStartedAt = fromMS(at), fromMS(runAt)
 		sr.Stage, sr.Failure, sr.SMTPCode = probe.Stage(stage.String), probe.Failure(failure.String), int(code.Int64)
 		sr.Timings.Handshake, sr.Timings.Total = fromTenths(hs), fromTenths(total)
@@ -783,16 +780,17 @@ func (s *Store) LastRun(ctx context.Context, relay string) (Run, []StoredResult,
 			return err
 		}
 		var started int64
+		var trigger string
 		err = tx.QueryRowContext(ctx, `SELECT id, trigger, requested_by, started_at FROM runs
 			WHERE relay_id = ? ORDER BY started_at DESC, id DESC LIMIT 1`, id).
-			Scan(&run.ID, &run.Trigger, &run.RequestedBy, &started)
+			Scan(&run.ID, &trigger, &run.RequestedBy, &started)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: relay %q has no probe runs yet", ErrNotFound, relay)
 		}
 		if err != nil {
 			return err
 		}
-		run.Relay, run.StartedAt = relay, fromMS(started)
+		run.Relay, run.StartedAt, run.Trigger = relay, fromMS(started), message.Source(trigger)
 		rows, err := tx.QueryContext(ctx, selectResults(true)+`WHERE r.run_id = ? ORDER BY r.id`, run.ID)
 		if err != nil {
 			return err

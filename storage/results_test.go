@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -24,7 +25,7 @@ func TestTranscriptKeptForFailuresAndNewestSuccess(t *testing.T) {
 	var allIDs []int64
 	for i := range 3 {
 		at := t0.Add(time.Duration(i) * 5 * time.Minute)
-		_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerSchedule, StartedAt: at}, []probe.Result{
+		_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSchedule, StartedAt: at}, []probe.Result{
 			okResult("relay-1", mx1, "192.0.2.1", "", at),
 			okResult("relay-1", mx1, "2001:db8::1", "", at.Add(time.Millisecond)),
 			failResult("relay-1", mx2, "192.0.2.2", "", at, probe.FailTLSReset),
@@ -107,7 +108,7 @@ func fill(t testing.TB, s *Store, relays []string, start time.Time, n int, faili
 	for i := range n {
 		at := start.Add(time.Duration(i) * 5 * time.Minute)
 		for _, r := range relays {
-			rw := RunWithResults{Run: Run{Relay: r, Trigger: TriggerSchedule, StartedAt: at}}
+			rw := RunWithResults{Run: Run{Relay: r, Trigger: message.SourceSchedule, StartedAt: at}}
 			for j, mx := range []string{mx1, mx2} {
 				res := okResult(r, mx, fmt.Sprintf("192.0.2.%d", j+1), "", at.Add(time.Duration(j)*time.Millisecond))
 				if failing != nil && failing(r, i) {

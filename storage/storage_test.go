@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -78,7 +79,7 @@ func TestOpenPragmasAndReopen(t *testing.T) {
 	if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1", Kind: "local"}}); err != nil {
 		t.Fatal(err)
 	}
-	runID, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerCLI, StartedAt: t0},
+	runID, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceCLI, StartedAt: t0},
 		[]probe.Result{okResult("relay-1", "gmail-smtp-in.l.google.com", "192.0.2.1", "", t0)})
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestResultRoundTrip(t *testing.T) {
 		okResult("relay-1", "gmail-smtp-in.l.google.com", "192.0.2.1", "198.51.100.1", t0),
 		failResult("relay-1", "alt1.gmail-smtp-in.l.google.com", "192.0.2.2", "198.51.100.1", t0.Add(time.Second), probe.FailTLSReset),
 	}
-	_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: TriggerSlash, RequestedBy: "U1"}, in)
+	_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSlash, RequestedBy: "U1"}, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestResultRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := in[i]
-		if got.Trigger != TriggerSlash {
+		if got.Trigger != message.SourceSlash {
 			t.Errorf("trigger %q", got.Trigger)
 		}
 		gotJSON, wantJSON := mustJSON(t, got.Result), mustJSON(t, want)

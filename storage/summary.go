@@ -9,14 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
-)
 
-// HourBucket is one hour of a relay's summary.
-type HourBucket struct {
-	Hour     time.Time // start of the UTC hour
-	Attempts int
-	Failures int
-}
+	"github.com/gmailtls/gmailtls/chart"
+)
 
 // RelaySummary is a relay's history over a window, for reports and
 // status.
@@ -36,8 +31,10 @@ type RelaySummary struct {
 	LastSuccess      time.Time
 	LastFailure      time.Time
 	LastFailureClass string
-	// Hourly has one bucket per hour of the window, oldest first.
-	Hourly []HourBucket
+	// Hourly has the figures of every hour of the window, oldest first,
+	// each with the start of its UTC hour. The type is chart's input (see
+	// package chart), so reports draw it as it comes.
+	Hourly []chart.HourFigures
 }
 
 const hourMS = int64(time.Hour / time.Millisecond)
@@ -134,7 +131,7 @@ func (s *Store) Summary(ctx context.Context, since, until time.Time) ([]RelaySum
 			add(fullEnd, to)
 		}
 		for _, r := range relays {
-			sum := RelaySummary{Relay: r.name, ByClass: map[string]int{}, Hourly: make([]HourBucket, nHours)}
+			sum := RelaySummary{Relay: r.name, ByClass: map[string]int{}, Hourly: make([]chart.HourFigures, nHours)}
 			for i := range sum.Hourly {
 				sum.Hourly[i].Hour = fromMS(firstHour + int64(i)*hourMS)
 			}

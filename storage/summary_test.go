@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/internal/manualclock"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -171,7 +172,7 @@ func TestSummaryBusyHour(t *testing.T) {
 	var batch []RunWithResults
 	for i := range 150 {
 		at := t0.Add(time.Duration(i) * 20 * time.Second)
-		rw := RunWithResults{Run: Run{Relay: "relay-1", Trigger: TriggerSlash, StartedAt: at}}
+		rw := RunWithResults{Run: Run{Relay: "relay-1", Trigger: message.SourceSlash, StartedAt: at}}
 		for j := range 10 {
 			r := okResult("relay-1", mx1, fmt.Sprintf("192.0.2.%d", j), "", at)
 			r.Timings.Handshake = 40

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -25,9 +26,9 @@ stage where a probe stopped. --since takes a Go duration or days ("7d").
 // historyResult is one result in history --json: the probe result's own
 // fields (as in gmailtls probe --json) plus its storage ids and trigger.
 type historyResult struct {
-	ID      int64  `json:"id"`
-	RunID   int64  `json:"run_id"`
-	Trigger string `json:"trigger"`
+	ID      int64          `json:"id"`
+	RunID   int64          `json:"run_id"`
+	Trigger message.Source `json:"trigger"`
 	probe.WireResult
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -183,7 +185,7 @@ func recordReport(ctx context.Context, e *env, f probeFlags, rep probe.Report) i
 	}
 	defer s.Close()
 	who := cmpOr(e.getenv("USER"), "cli")
-	runID, ids, err := s.store.RecordRun(ctx, storage.Run{Relay: rep.Relay, Trigger: storage.TriggerCLI, RequestedBy: who, StartedAt: rep.StartedAt}, rep.Results)
+	runID, ids, err := s.store.RecordRun(ctx, storage.Run{Relay: rep.Relay, Trigger: message.SourceCLI, RequestedBy: who, StartedAt: rep.StartedAt}, rep.Results)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: recording the run: %v\n", err)
 		return exitFailed
@@ -193,9 +195,9 @@ func recordReport(ctx context.Context, e *env, f probeFlags, rep probe.Report) i
 		fmt.Fprintf(e.stderr, "gmailtls probe: re-evaluating escalation: %v\n", err)
 		return exitFailed
 	}
-	level := "ok"
+	level := escalation.LevelOK
 	if st, ok := asmt.Relay(rep.Relay); ok {
-		level = string(st.Level)
+		level = st.Level
 	}
 	fmt.Fprintf(e.stderr, "recorded run %d (%d results) in %s; %s is at level %s", runID, len(ids), s.store.Path(), rep.Relay, level)
 	for _, c := range changes {

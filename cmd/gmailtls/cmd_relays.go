@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
 )
 
@@ -32,11 +33,11 @@ type relaysJSON struct {
 // escalation no longer evaluates them.
 type relayJSON struct {
 	commands.RelayInfo
-	Level            string     `json:"level,omitempty"`
-	Scope            string     `json:"scope,omitempty"`
-	LastSuccess      *time.Time `json:"last_success"`
-	LastFailure      *time.Time `json:"last_failure"`
-	LastFailureClass string     `json:"last_failure_class,omitempty"`
+	Level            escalation.Level `json:"level,omitempty"`
+	Scope            escalation.Scope `json:"scope,omitempty"`
+	LastSuccess      *time.Time       `json:"last_success"`
+	LastFailure      *time.Time       `json:"last_failure"`
+	LastFailureClass string           `json:"last_failure_class,omitempty"`
 }
 
 func runRelays(ctx context.Context, e *env, args []string) int {

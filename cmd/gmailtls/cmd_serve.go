@@ -225,9 +225,9 @@ func (o observedRunner) Queue(ctx context.Context) (relay.Queue, error) {
 
 func (d *daemon) observeLevels(a escalation.Assessment) {
 	for _, r := range a.Relays {
-		d.metrics.SetLevel(r.Relay, string(r.Level))
+		d.metrics.SetLevel(r.Relay, r.Level)
 	}
-	d.metrics.SetLevel("", string(a.Global.Level))
+	d.metrics.SetLevel("", a.Global.Level)
 }
 
 // classifySlackError sorts an outbox delivery error and counts it.
@@ -282,7 +282,7 @@ func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
 // then escalation is evaluated once for the round), then lets the alerts
 // catch up.
 func (d *daemon) probeRound(ctx context.Context) error {
-	_, err := d.handler.CheckAll(ctx, storage.TriggerSchedule, "schedule", relay.Options{}, true)
+	_, err := d.handler.CheckAll(ctx, message.SourceSchedule, "schedule", relay.Options{}, true)
 	d.alerts.kick()
 	return err
 }

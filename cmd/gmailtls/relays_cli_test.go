@@ -41,7 +41,7 @@ func TestRelaysShowState(t *testing.T) {
 	}
 	for _, r := range m.Relays {
 		w := want[r.Name]
-		if r.Level != w[0] || r.Scope != w[1] || r.LastFailureClass != w[2] || r.Kind != "local" || !r.Configured {
+		if string(r.Level) != w[0] || string(r.Scope) != w[1] || r.LastFailureClass != w[2] || r.Kind != "local" || !r.Configured {
 			t.Errorf("%s: level %q scope %q class %q, want %q", r.Name, r.Level, r.Scope, r.LastFailureClass, w)
 		}
 		if r.LastSuccess == nil || (w[2] != "") != (r.LastFailure != nil) {

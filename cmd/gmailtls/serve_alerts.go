@@ -11,7 +11,6 @@ import (
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
 // alerter is what the alert loop drives: reconcile levels with incidents
@@ -51,7 +50,7 @@ func (l *alertLoop) configure(cfg *config.Config) {
 		return
 	}
 	check := func(ctx context.Context, name string, mx []string) ([]probe.Result, error) {
-		c, err := d.handler.CheckRelay(ctx, name, storage.TriggerConfirm, "gmailtls", relay.Options{MX: mx})
+		c, err := d.handler.CheckRelay(ctx, name, message.SourceConfirm, "gmailtls", relay.Options{MX: mx})
 		return c.Report.Results, err
 	}
 	relays := func(ctx context.Context) []string {
