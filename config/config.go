@@ -7,7 +7,8 @@ package config
 import "time"
 
 // The methods of Duration and Secret are in duration.go and secret.go; the
-// loading, defaults and validation in load.go and validate.go.
+// loading, defaults and validation in load.go and validate.go; where each
+// key of a file is written in locate.go.
 
 // Config is the whole configuration file.
 type Config struct {

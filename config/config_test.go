@@ -464,7 +464,7 @@ func TestCheckCron(t *testing.T) {
 	}
 }
 
-func TestLocator(t *testing.T) {
+func TestKeyIndex(t *testing.T) {
 	text := `# comment [[relay]]
 title = """
 [[relay]]
@@ -491,7 +491,10 @@ y = 1
 [[report]]
 cron = "0 9 * * *"
 `
-	l := locate(text)
+	ix, err := indexKeys([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for key, want := range map[string]int{
 		"title":                  2,
 		"quoted key":             6,
@@ -511,12 +514,12 @@ cron = "0 9 * * *"
 		"report[0].channel":      24, // falls back to the table
 		"relay[7].name":          0,
 	} {
-		if got := l.line(key); got != want {
-			t.Errorf("line(%q) = %d, want %d", key, got, want)
+		if got := ix.lineOf(key); got != want {
+			t.Errorf("lineOf(%q) = %d, want %d", key, got, want)
 		}
 	}
-	if _, ok := l.lines["relay[2]"]; ok {
-		t.Errorf("the locator took text inside a multi-line string for a table")
+	if _, ok := ix.lines["relay[2]"]; ok {
+		t.Errorf("the index took text inside a multi-line string for a table")
 	}
 }
 

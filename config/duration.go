@@ -129,22 +129,3 @@ func (d Duration) String() string {
 	b.WriteString(s)
 	return b.String()
 }
-
-// UnmarshalTOML decodes a TOML string as UnmarshalText does, and explains
-// what is wrong with a bare number or a value of another type.
-func (d *Duration) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case string:
-		return d.UnmarshalText([]byte(v))
-	case int64:
-		if v == 0 {
-			d.Duration = 0
-			return nil
-		}
-		return fmt.Errorf("%d has no unit; write a duration in quotes, such as \"%ds\", \"%dm\" or \"%dd\"", v, v, v, v)
-	case float64:
-		return fmt.Errorf("%v has no unit; write a duration in quotes, such as \"%vs\"", v, v)
-	default:
-		return fmt.Errorf("expected a duration in quotes such as \"20s\", got %s", tomlTypeName(fmt.Sprintf("%T", v)))
-	}
-}

@@ -8,25 +8,24 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/BurntSushi/toml"
 	"github.com/gmailtls/gmailtls/internal/editdist"
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // meta is what a Config remembers of where it came from.
 type meta struct {
 	file string            // name for messages
-	loc  *locator          // key → line
+	keys *keyIndex         // where each key is written
 	env  map[string]string // key → environment variable that set it
-	// explicit holds the keys written in the file, without array indexes
-	// for sections and with them for list items ("slack.bot_token_env",
-	// "relay[1].timeout").
+	// explicit holds the keys written in the file, with array indexes
+	// ("slack.bot_token_env", "relay[1].timeout"), and their parents
+	// ("relay[1]", "relay").
 	explicit map[string]bool
 	// secretErrs records secrets that could not be read, by key
 	// ("relay[1].secret_file", "slack.bot_token_file").
@@ -126,32 +125,12 @@ func Parse(data []byte, name, dir string, getenv func(string) string) (*Config, 
 	return parse(data, name, dir, getenv, false)
 }
 
-// rawConfig mirrors Config with every section left undecoded, so that each
-// section (and each list item) decodes on its own and reports its own type
-// errors. A test keeps its tags equal to Config's.
-type rawConfig struct {
-	Target     toml.Primitive   `toml:"target"`
-	Storage    toml.Primitive   `toml:"storage"`
-	Retention  toml.Primitive   `toml:"retention"`
-	Relays     []toml.Primitive `toml:"relay"`
-	Slack      toml.Primitive   `toml:"slack"`
-	Access     toml.Primitive   `toml:"access"`
-	Probing    toml.Primitive   `toml:"probing"`
-	Reports    []toml.Primitive `toml:"report"`
-	Alerts     toml.Primitive   `toml:"alerts"`
-	Escalation toml.Primitive   `toml:"escalation"`
-	HTTP       toml.Primitive   `toml:"http"`
-	Log        toml.Primitive   `toml:"log"`
-	Agent      toml.Primitive   `toml:"agent"`
-}
-
 func parse(data []byte, name, dir string, getenv func(string) string, agent bool) (cfg *Config, err error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	defer func() {
-		// The TOML decoder has panicked on odd input before; a bad file
-		// must give an error, never a crash.
+		// A decoder bug on odd input must give an error, never a crash.
 		if r := recover(); r != nil {
 			cfg = nil
 			err = &Problem{File: name, Msg: fmt.Sprintf("cannot decode the file (decoder failure: %v)", r)}
@@ -160,8 +139,6 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 	if p := checkText(data, name); p != nil {
 		return nil, p
 	}
-	cfg = Default()
-	cfg.Dir = dir
 	m := &meta{
 		file:       name,
 		env:        map[string]string{},
@@ -169,82 +146,36 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 		secretErrs: map[string]error{},
 		agent:      agent,
 	}
-	cfg.meta = m
-
-	m.loc = locate(string(data))
-	var raw rawConfig
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
-	if err != nil {
-		return nil, m.syntaxProblem(cfg, err)
+	// The text must be TOML before its keys are looked at: decoding it
+	// without a target reports syntax errors and keys defined twice.
+	var generic map[string]any
+	if err := toml.Unmarshal(data, &generic); err != nil {
+		return nil, m.syntaxProblem(err)
+	}
+	if m.keys, err = indexKeys(data); err != nil {
+		return nil, m.syntaxProblem(err)
+	}
+	for k := range m.keys.lines {
+		m.explicit[k] = true
 	}
 
-	// Decode each section over its defaults, and each list item over the
-	// item defaults. A value of the wrong type costs only that value: it is
-	// reported with its line, the field keeps its default, and everything
-	// else is still decoded, checked for unknown keys and validated, so that
-	// one run lists every problem.
-	var probs []error
-	failed := map[string]bool{} // indexed keys that did not decode
-	fail := func(err error, section string, index int) {
-		p := m.decodeProblem(cfg, err, section, index)
-		var pp *Problem
-		if errors.As(p, &pp) && pp.Key != "" {
-			failed[pp.Key] = true
-		} else if index >= 0 {
-			failed[fmt.Sprintf("%s[%d]", section, index)] = true
-		} else {
-			failed[section] = true
-		}
-		probs = append(probs, p)
+	cfg, probs, failed, ok := m.decode(data, dir)
+	if !ok {
+		return nil, errors.Join(byLine(probs)...)
 	}
-	section := func(key string, prim toml.Primitive, dst any) {
-		if !md.IsDefined(key) {
-			return
-		}
-		for _, err := range decodeFields(&md, prim, dst) {
-			fail(err, key, -1)
-		}
-	}
-	section("target", raw.Target, &cfg.Target)
-	section("storage", raw.Storage, &cfg.Storage)
-	section("retention", raw.Retention, &cfg.Retention)
-	section("slack", raw.Slack, &cfg.Slack)
-	section("access", raw.Access, &cfg.Access)
-	section("probing", raw.Probing, &cfg.Probing)
-	section("alerts", raw.Alerts, &cfg.Alerts)
-	section("escalation", raw.Escalation, &cfg.Escalation)
-	section("http", raw.HTTP, &cfg.HTTP)
-	section("log", raw.Log, &cfg.Log)
-	section("agent", raw.Agent, cfg.Agent)
-	if md.IsDefined("relay") {
-		cfg.Relays = make([]Relay, len(raw.Relays))
-		for i, prim := range raw.Relays {
-			cfg.Relays[i] = defaultRelay()
-			for _, err := range decodeFields(&md, prim, &cfg.Relays[i]) {
-				fail(err, "relay", i)
-			}
-		}
-	}
-	if md.IsDefined("report") {
-		cfg.Reports = make([]Report, len(raw.Reports))
-		for i, prim := range raw.Reports {
-			cfg.Reports[i] = defaultReport()
-			for _, err := range decodeFields(&md, prim, &cfg.Reports[i]) {
-				fail(err, "report", i)
-			}
-		}
-	}
-	probs = append(probs, m.unknownKeys(&md, failed)...)
-	for _, k := range md.Keys() {
-		m.explicit[k.String()] = true
-	}
-	for _, kp := range m.loc.keys {
-		m.explicit[kp.indexed] = true
-	}
-
-	if agent && !md.IsDefined("agent") {
+	if agent && !m.explicit["agent"] {
 		probs = append(probs, &Problem{File: name, Msg: "no [agent] table: this is not an agent configuration; " +
 			"an agent file needs [agent] (listen, tls_cert, tls_key, secret_env) beside its [target]"})
+	}
+	if m.explicit["relay"] && !failed["relay"] {
+		for i := range cfg.Relays {
+			m.itemDefaults(&cfg.Relays[i], defaultRelay(), fmt.Sprintf("relay[%d]", i), failed)
+		}
+	}
+	if m.explicit["report"] && !failed["report"] {
+		for i := range cfg.Reports {
+			m.itemDefaults(&cfg.Reports[i], defaultReport(), fmt.Sprintf("report[%d]", i), failed)
+		}
 	}
 	cfg.applyItemDefaults()
 	cfg.applyEnv(getenv)
@@ -267,58 +198,123 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 	return cfg, nil
 }
 
-// decodeFields decodes prim into dst, a pointer to a section struct that
-// holds its defaults. When that fails, it decodes the section again field by
-// field, so that a bad value costs only that field: it keeps its default
-// and its error is returned, while every other field is decoded (and its
-// key marked decoded for the unknown-key check). A value that is not a
-// table at all gives one error.
-func decodeFields(md *toml.MetaData, prim toml.Primitive, dst any) []error {
-	rv := reflect.ValueOf(dst).Elem()
-	saved := reflect.New(rv.Type()).Elem()
-	saved.Set(rv)
-	err := md.PrimitiveDecode(prim, dst)
-	if err == nil {
-		return nil
+// decode decodes data strictly over the defaults. A value of the wrong type
+// costs only its own key-value (or table): it is reported with its line and
+// cut from the text, so that its field keeps its default while the rest is
+// still decoded, checked for unknown keys and validated, and one run lists
+// every problem. It returns the decoded Config, the problems, the keys that
+// did not decode, and false when the decoder failed in a way that leaves
+// nothing worth validating.
+func (m *meta) decode(data []byte, dir string) (*Config, []error, map[string]bool, bool) {
+	ix := m.keys
+	text := bytes.Clone(data)
+	failed := map[string]bool{}
+	type found struct {
+		key, msg string
+		line     int
 	}
-	rv.Set(saved) // undo what the failed decode wrote
-	var table struct{}
-	if err := md.PrimitiveDecode(prim, &table); err != nil {
-		return []error{err}
+	var bad []found
+	drop := func(e int, key, msg string, line int) {
+		bad = append(bad, found{key, msg, line})
+		failed[key] = true
+		failed[ix.exprs[e].key] = true
+		if !ix.exprs[e].cut {
+			ix.cut(text, e)
+		}
 	}
-	var errs []error
-	t := rv.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if tag := strings.Split(f.Tag.Get("toml"), ",")[0]; !f.IsExported() || tag == "-" || tag == "" {
+	// The decoder stops at the first value of the wrong type, gives no
+	// position for a number where a duration belongs, and takes [relay]
+	// for the last [[relay]]: values whose kind does not fit their field
+	// are found here first. Every misfit of an expression is reported
+	// (both fields of an inline table), none below another one.
+	own := make([]bool, len(ix.exprs)) // cut for a misfit of its own
+	misfits := map[string]bool{}
+	for i := range ix.keys {
+		w := &ix.keys[i]
+		path := w.path
+		if w.kind == unstable.ArrayTable { // [[relay]] is relay[n]: check relay
+			path = path[:len(path)-1]
+		}
+		key := render(path)
+		if ix.exprs[w.expr].cut && !own[w.expr] || underFailed(misfits, key) {
 			continue
 		}
-		// A struct of this one field decodes this key and no other.
-		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
-		one.Elem().Field(0).Set(clone(rv.Field(i)))
-		if err := md.PrimitiveDecode(prim, one.Interface()); err != nil {
-			errs = append(errs, err)
-			continue
+		if msg := misfit(path, w); msg != "" {
+			misfits[key] = true
+			own[w.expr] = true
+			drop(w.expr, key, msg, w.line)
 		}
-		rv.Field(i).Set(one.Elem().Field(0))
 	}
-	if len(errs) == 0 {
-		// Cannot happen (the whole failed, so a field must); keep the
-		// first error rather than lose it.
-		errs = append(errs, err)
+	// What remains are values of the right kind the decoder still refuses
+	// (a duration it cannot parse, a number too large): each stops the
+	// decoder, so each is cut in turn until the text decodes.
+	var cfg *Config
+	var strict *toml.StrictMissingError
+	ok := true
+	for {
+		cfg = Default()
+		cfg.Dir = dir
+		cfg.meta = m
+		err := toml.NewDecoder(bytes.NewReader(text)).DisallowUnknownFields().Decode(cfg)
+		if err == nil || errors.As(err, &strict) {
+			break
+		}
+		var de *toml.DecodeError
+		if !errors.As(err, &de) {
+			bad = append(bad, found{msg: "cannot decode the file: " + strings.TrimPrefix(err.Error(), "toml: ")})
+			ok = false
+			break
+		}
+		row, col := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		e := ix.exprAt(row)
+		if e < 0 || ix.exprs[e].cut { // nothing left to cut: stop rather than loop
+			bad = append(bad, found{msg: msg, line: row})
+			ok = false
+			break
+		}
+		key := strings.Join(de.Key(), ".")
+		if w := ix.at(row, col); w != nil {
+			key = w.key
+		}
+		drop(e, key, msg, row)
 	}
-	return errs
+	var probs []error
+	for _, f := range bad {
+		p := &Problem{File: m.file, Line: f.line, Msg: f.msg}
+		if f.key != "" {
+			p = cfg.problem(f.key, "%s", f.msg)
+			p.Line = f.line
+		}
+		probs = append(probs, p)
+	}
+	if ok {
+		probs = append(probs, m.unknownKeys(strict)...)
+	}
+	return cfg, probs, failed, ok
 }
 
-// clone copies v so that a decode into the copy cannot write into v's
-// backing array (slices are decoded in place when they are long enough).
-func clone(v reflect.Value) reflect.Value {
-	if v.Kind() != reflect.Slice || v.IsNil() {
-		return v
+// itemDefaults gives each field of an array item (relay[1]) that the file
+// did not set, or set with a value that did not decode, its default: the
+// decoder starts every item from zero values.
+func (m *meta) itemDefaults(item, def any, key string, failed map[string]bool) {
+	v, d := reflect.ValueOf(item).Elem(), reflect.ValueOf(def)
+	for i := range v.NumField() {
+		if tag := tagName(v.Type().Field(i)); tag != "" {
+			if k := key + "." + tag; !m.explicit[k] || underFailed(failed, k) {
+				v.Field(i).Set(d.Field(i))
+			}
+		}
 	}
-	c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-	reflect.Copy(c, v)
-	return c
+}
+
+// tagName is the TOML key of a struct field, or "" for a field that has none.
+func tagName(f reflect.StructField) string {
+	tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	if !f.IsExported() || tag == "-" {
+		return ""
+	}
+	return tag
 }
 
 // underFailed reports whether key is a key that failed to decode or lies
@@ -378,165 +374,193 @@ func checkText(data []byte, name string) *Problem {
 		"a configuration is UTF-8 text (see config.toml.example)", bad)}
 }
 
-// syntaxProblem turns a TOML parse error into a Problem with line and
-// column, and a top-level type error ("relay = 5") into one naming the key.
-func (m *meta) syntaxProblem(cfg *Config, err error) error {
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
+// syntaxProblem turns the decoder's error on text that is not valid TOML
+// into a Problem with line and column.
+func (m *meta) syntaxProblem(err error) error {
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, col := de.Position()
 		return &Problem{
-			File: m.file, Line: pe.Position.Line, Col: pe.Position.Col,
-			Msg: "TOML syntax error: " + pe.Message, Err: err,
+			File: m.file, Line: line, Col: col,
+			Msg: "TOML syntax error: " + strings.TrimPrefix(de.Error(), "toml: "), Err: err,
 		}
-	}
-	if decodeMsg().MatchString(err.Error()) {
-		return m.decodeProblem(cfg, err, "", -1)
 	}
 	return &Problem{File: m.file, Msg: "cannot decode the file: " + strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 }
 
-// decodeMsg matches the decoder's non-ParseError errors.
-var decodeMsg = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "((?:[^"\\]|\\.)*)"\): (.*)$`)
-})
+var durationType = reflect.TypeFor[Duration]()
 
-// decodeProblem turns a type error from decoding section (list item index
-// when index ≥ 0) into a Problem naming the key.
-func (m *meta) decodeProblem(cfg *Config, err error, section string, index int) error {
-	var key, msg string
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		key, msg = pe.LastKey, pe.Message
-	} else if sm := decodeMsg().FindStringSubmatch(err.Error()); sm != nil {
-		key, msg = strings.ReplaceAll(sm[1], `\"`, `"`), sm[2]
-	} else {
-		key, msg = section, strings.TrimPrefix(err.Error(), "toml: ")
+// fieldType returns the Go type that the key at path decodes into, or nil
+// when Config has no such key.
+func fieldType(path []step) reflect.Type {
+	t := reflect.TypeFor[Config]()
+	for _, s := range path {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case s.index >= 0 && t.Kind() == reflect.Slice:
+			t = t.Elem()
+		case s.index < 0 && t.Kind() == reflect.Struct && t != durationType:
+			f, ok := fieldByTag(t, s.name)
+			if !ok {
+				return nil
+			}
+			t = f.Type
+		default:
+			return nil
+		}
 	}
-	if key == "" {
-		key = section
-	}
-	if index >= 0 {
-		rest := strings.TrimPrefix(key, section)
-		key = fmt.Sprintf("%s[%d]%s", section, index, rest)
-	}
-	return cfg.problem(key, "%s", typeMsg(msg))
+	return t
 }
 
-// typeMsg rewords the decoder's type messages for an operator.
-var (
-	incompatible = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^incompatible types: TOML value has type (.*); destination has type (.*)$`)
-	})
-	mismatch = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^type mismatch for .*: expected table but found (.*)$`)
-	})
-)
-
-func typeMsg(msg string) string {
-	if sm := incompatible().FindStringSubmatch(msg); sm != nil {
-		want := map[string]string{
-			"string":                  "a string",
-			"primitive (string-like)": "a string",
-			"integer":                 "an integer",
-			"float":                   "a number",
-			"boolean":                 "true or false",
-			"slice":                   "an array",
-		}[sm[2]]
-		if want == "" {
-			want = sm[2]
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if tagName(f) == name {
+			return f, true
 		}
-		hint := ""
-		if want == "a string" && (sm[1] == "int64" || sm[1] == "float64" || sm[1] == "bool") {
+	}
+	return reflect.StructField{}, false
+}
+
+// misfit says, for an operator, why the value w does not fit the field at
+// path, or returns "" when it fits (or there is no such field).
+func misfit(path []step, w *written) string {
+	t := fieldType(path)
+	if t == nil {
+		return ""
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	got := kindName(w.kind)
+	if t == durationType {
+		// The decoder hands a number or a boolean to UnmarshalText as
+		// it is written: 0 is a duration, 20 is not.
+		if _, err := ParseDuration(w.text); w.kind == unstable.String || isScalar(w.kind) && err == nil {
+			return ""
+		}
+		switch w.kind {
+		case unstable.Integer:
+			return fmt.Sprintf("%s has no unit; write a duration in quotes, such as \"%[1]ss\", \"%[1]sm\" or \"%[1]sd\"", w.text)
+		case unstable.Float:
+			return fmt.Sprintf("%s has no unit; write a duration in quotes, such as \"%[1]ss\"", w.text)
+		}
+		return "expected a duration in quotes such as \"20s\", got " + got
+	}
+	var want string
+	var fits bool
+	hint := ""
+	switch t.Kind() {
+	case reflect.String:
+		want, fits = "a string", w.kind == unstable.String
+		if isScalar(w.kind) {
 			hint = " (put the value in double quotes)"
 		}
-		return fmt.Sprintf("expected %s, got %s%s", want, tomlTypeName(sm[1]), hint)
+	case reflect.Int:
+		want, fits = "an integer", w.kind == unstable.Integer
+	case reflect.Bool:
+		want, fits = "true or false", w.kind == unstable.Bool
+	case reflect.Slice:
+		items := t.Elem().Kind() == reflect.Struct
+		want, fits = "an array", w.kind == unstable.Array || items && w.kind == unstable.ArrayTable
+		if items && w.kind == unstable.Table {
+			hint = fmt.Sprintf(" (start each item with [[%s]], in double brackets)", plain(path))
+		}
+	case reflect.Struct:
+		want, fits = "a table", w.kind == unstable.Table || w.kind == unstable.InlineTable
+		if w.kind == unstable.ArrayTable {
+			hint = fmt.Sprintf(" (write [%s], in single brackets)", plain(path))
+		}
+	default:
+		return ""
 	}
-	if sm := mismatch().FindStringSubmatch(msg); sm != nil {
-		return fmt.Sprintf("expected a table, got %s", tomlTypeName(sm[1]))
+	if fits {
+		return ""
 	}
-	return msg
+	return "expected " + want + ", got " + got + hint
 }
 
-func tomlTypeName(goType string) string {
-	switch goType {
-	case "string":
+// isScalar reports whether a value of kind k is a number or a boolean,
+// which the decoder gives to UnmarshalText as written.
+func isScalar(k unstable.Kind) bool {
+	return k == unstable.Integer || k == unstable.Float || k == unstable.Bool
+}
+
+// kindName names a kind of TOML value for an operator.
+func kindName(k unstable.Kind) string {
+	switch k {
+	case unstable.String:
 		return "a string"
-	case "int64":
+	case unstable.Integer:
 		return "an integer"
-	case "float64":
+	case unstable.Float:
 		return "a number with a fraction"
-	case "bool":
+	case unstable.Bool:
 		return "a boolean"
-	case "[]any", "[]interface {}":
+	case unstable.Array:
 		return "an array"
-	case "map[string]any", "map[string]interface {}":
+	case unstable.Table, unstable.InlineTable:
 		return "a table"
-	case "[]map[string]any", "[]map[string]interface {}":
+	case unstable.ArrayTable:
 		return "an array of tables"
-	}
-	if strings.Contains(goType, "Time") || strings.Contains(goType, "Local") {
+	case unstable.DateTime, unstable.LocalDateTime, unstable.LocalDate, unstable.LocalTime:
 		return "a date/time"
 	}
-	return goType
+	return k.String()
 }
 
-// unknownKeys reports every key the Config has no place for, with its line,
-// skipping keys below a value that failed to decode (a table given where a
-// string belongs: its keys are undecoded for another reason) and keys below
-// an unknown table.
-func (m *meta) unknownKeys(md *toml.MetaData, failed map[string]bool) []error {
-	undecoded := map[string]bool{}
-	for _, k := range md.Undecoded() {
-		undecoded[k.String()] = true
+// unknownKeys reports every key the Config has no place for, with its line:
+// those the strict decoder found, and those it matched only by ignoring
+// case ("Domain" for domain), which are not the documented spelling. Keys
+// below a reported key are not reported again.
+func (m *meta) unknownKeys(strict *toml.StrictMissingError) []error {
+	type unknown struct {
+		key, plain string
+		line       int
 	}
-	// Keys the decoder matched without regard to case ("Domain") are
-	// decoded, but they are not the documented spelling.
-	known := knownKeys()
-	for _, k := range md.Keys() {
-		if !undecoded[k.String()] && !known[plainKey(k)] {
-			undecoded[k.String()] = true
+	var list []unknown
+	if strict != nil {
+		for i := range strict.Errors {
+			e := &strict.Errors[i]
+			row, col := e.Position()
+			u := unknown{strings.Join(e.Key(), "."), strings.Join(e.Key(), "."), row}
+			if w := m.keys.at(row, col); w != nil {
+				u.key, u.plain = w.key, plain(w.path)
+			}
+			list = append(list, u)
 		}
 	}
-	if len(undecoded) == 0 {
-		return nil
+	known := knownKeys()
+	for _, w := range m.keys.keys {
+		last := w.path[len(w.path)-1]
+		if last.index >= 0 || m.keys.exprs[w.expr].cut {
+			continue
+		}
+		p := plain(w.path)
+		parent := plain(w.path[:len(w.path)-1])
+		if !known[p] && (parent == "" || known[parent]) {
+			list = append(list, unknown{w.key, p, w.line})
+		}
 	}
+	slices.SortStableFunc(list, func(a, b unknown) int { return cmp.Compare(a.line, b.line) })
 	var out []error
 	var reported []string
-	seen := map[string]bool{}
-	emit := func(plain, indexed string, line int) {
-		for _, r := range reported {
-			if strings.HasPrefix(indexed, r+".") || strings.HasPrefix(indexed, r+"[") {
-				return
-			}
+	for _, u := range list {
+		if slices.ContainsFunc(reported, func(r string) bool {
+			return u.key == r || strings.HasPrefix(u.key, r+".") || strings.HasPrefix(u.key, r+"[")
+		}) {
+			continue
 		}
-		if underFailed(failed, indexed) || underFailed(failed, plain) {
-			return
-		}
-		reported = append(reported, indexed)
-		seen[plain] = true
-		msg := "unknown key " + plain
-		if s := suggest(known, plain); s != "" {
+		reported = append(reported, u.key)
+		msg := "unknown key " + u.plain
+		if s := suggest(known, u.plain); s != "" {
 			msg += " (did you mean " + s + "?)"
 		}
-		out = append(out, &Problem{File: m.file, Line: line, Key: indexed, Msg: msg})
-	}
-	located := map[string]bool{}
-	for _, kp := range m.loc.keys {
-		plain := toml.Key(kp.segs).String()
-		if undecoded[plain] {
-			located[plain] = true
-			emit(plain, kp.indexed, kp.line)
-		}
-	}
-	// Anything the locator missed is still reported, without a line.
-	for _, k := range md.Undecoded() {
-		if plain := k.String(); !located[plain] && !seen[plain] && undecoded[plain] {
-			emit(plain, plain, 0)
-		}
+		out = append(out, &Problem{File: m.file, Line: u.line, Key: u.key, Msg: msg})
 	}
 	return out
 }
-
-func plainKey(k toml.Key) string { return strings.Join(k, ".") }
 
 // knownKeys is the set of keys Config can hold, without array indexes:
 // "target", "target.domain", "relay", "relay.name", ...
@@ -547,13 +571,12 @@ func knownKeys() map[string]bool {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 			t = t.Elem()
 		}
-		if t.Kind() != reflect.Struct || t == reflect.TypeFor[Duration]() {
+		if t.Kind() != reflect.Struct || t == durationType {
 			return
 		}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag := strings.Split(f.Tag.Get("toml"), ",")[0]
-			if !f.IsExported() || tag == "-" || tag == "" {
+		for f := range t.Fields() {
+			tag := tagName(f)
+			if tag == "" {
 				continue
 			}
 			k := tag

@@ -1,35 +1,196 @@
 package config
 
 import (
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
-// keyPos is one key of the TOML text as written, with where it is.
-type keyPos struct {
-	segs    []string // the key without array indexes: relay, sorce_ips
-	indexed string   // the key with array indexes: relay[1].sorce_ips
-	line    int      // 1-based
+// keyIndex says where each key of a TOML text is written and what kind of
+// value it holds. It is built with go-toml's own parser, so it reads the
+// text exactly as the decoder does; what it adds is the array indexes
+// ("relay[1].timeout"), which the decoder's errors do not carry.
+type keyIndex struct {
+	keys   []written
+	lines  map[string]int // key with indexes, and each of its parents → first line
+	exprs  []expr         // the top-level expressions, in order
+	starts []int          // offset of the first byte of each line
 }
 
-// locator maps keys to the lines they were written on. BurntSushi/toml
-// v1.6.0 keeps key positions private (and keeps only the last one for keys
-// inside arrays of tables), so locate re-reads the text, which the TOML
-// parser has already accepted, and records every key with its array indexes.
-type locator struct {
-	keys  []keyPos
-	lines map[string]int // indexed key → line of its first appearance
+// written is one key as written: a key-value, a table header, or an element
+// of an array (then the key ends with its index: "target.mx[1]").
+type written struct {
+	path   []step
+	key    string        // with array indexes: "relay[1].source_ips[0]"
+	line   int           // where the key, or the element, starts
+	keyOff int           // offset of the key; -1 for an array element
+	valOff int           // offset of the value; -1 for headers and arrays
+	kind   unstable.Kind // of the value; Table or ArrayTable for a header
+	text   string        // the value as written, for scalars
+	expr   int           // the top-level expression it belongs to
 }
 
-// line returns the line of an indexed key ("relay[2].url"), falling back to
-// its closest written parent ("relay[2]"), or 0 when nothing is known.
-func (l *locator) line(key string) int {
-	if l == nil {
-		return 0
+// step is one step of a key path: a name, or an index into an array.
+type step struct {
+	name  string
+	index int // -1 for a name
+}
+
+// expr is one top-level expression: a key-value or a table header.
+type expr struct {
+	first, last int    // lines; a header's are its own line
+	header      bool   // a header's body runs to the next header
+	key         string // the expression's key with indexes
+	cut         bool   // blanked from the text (see keyIndex.cut)
+}
+
+// indexKeys indexes text. It fails only where the decoder fails too.
+func indexKeys(text []byte) (*keyIndex, error) {
+	ix := &keyIndex{lines: map[string]int{}, starts: []int{0}}
+	for i, c := range text {
+		if c == '\n' {
+			ix.starts = append(ix.starts, i+1)
+		}
 	}
-	for key != "" {
-		if n, ok := l.lines[key]; ok {
+	var p unstable.Parser
+	p.Reset(text)
+	arrays := map[string]int{} // items so far of each array of tables
+	var table []step
+	for p.NextExpression() {
+		e := p.Expression()
+		n := len(ix.exprs)
+		if e.Kind == unstable.KeyValue {
+			end := int(e.Raw.Offset+e.Raw.Length) - 1
+			ix.exprs = append(ix.exprs, expr{first: ix.line(int(e.Raw.Offset)), last: ix.line(max(end, 0))})
+			ix.exprs[n].key = ix.keyValue(table, e, n)
+			continue
+		}
+		// A header: a name that is an array of tables so far stands for
+		// its last item ([relay.sub] after [[relay]]).
+		table = nil
+		it := e.Key()
+		off := -1
+		for it.Next() {
+			if off < 0 {
+				off = int(it.Node().Raw.Offset)
+			}
+			if e.Kind == unstable.ArrayTable && it.IsLast() {
+				table = append(table, step{name: string(it.Node().Data), index: -1})
+				k := render(table)
+				table = append(table, step{index: arrays[k]})
+				arrays[k]++
+				break
+			}
+			table = append(table, step{name: string(it.Node().Data), index: -1})
+			if c := arrays[render(table)]; c > 0 {
+				table = append(table, step{index: c - 1})
+			}
+		}
+		table = slices.Clip(table)
+		line := ix.line(off)
+		ix.exprs = append(ix.exprs, expr{first: line, last: line, header: true, key: render(table)})
+		ix.add(written{path: table, line: line, keyOff: off, valOff: -1, kind: e.Kind, expr: n})
+	}
+	return ix, p.Error()
+}
+
+// keyValue indexes a key-value under table and returns its key.
+func (ix *keyIndex) keyValue(table []step, kv *unstable.Node, e int) string {
+	path := slices.Clone(table)
+	off := -1
+	for it := kv.Key(); it.Next(); {
+		if off < 0 {
+			off = int(it.Node().Raw.Offset)
+		}
+		path = append(path, step{name: string(it.Node().Data), index: -1})
+	}
+	ix.value(slices.Clip(path), off, kv.Value(), e, ix.line(off))
+	return render(path)
+}
+
+// value indexes the value v written at path, and what it holds.
+func (ix *keyIndex) value(path []step, keyOff int, v *unstable.Node, e, line int) {
+	w := written{path: path, line: line, keyOff: keyOff, valOff: -1, kind: v.Kind, expr: e}
+	if v.Kind != unstable.Array { // arrays alone carry no position
+		w.valOff = int(v.Raw.Offset)
+		w.text = string(v.Data)
+		if keyOff < 0 {
+			w.line = ix.line(w.valOff)
+		}
+	}
+	ix.add(w)
+	i := 0
+	for it := v.Children(); it.Next(); {
+		switch c := it.Node(); {
+		case v.Kind == unstable.Array:
+			ix.value(append(slices.Clone(path), step{index: i}), -1, c, e, w.line)
+			i++
+		case v.Kind == unstable.InlineTable && c.Kind == unstable.KeyValue:
+			ix.keyValue(path, c, e)
+		}
+	}
+}
+
+func (ix *keyIndex) add(w written) {
+	w.key = render(w.path)
+	ix.keys = append(ix.keys, w)
+	for i := len(w.path); i > 0; i-- {
+		if k := render(w.path[:i]); ix.lines[k] == 0 {
+			ix.lines[k] = w.line
+		}
+	}
+}
+
+// render writes a path as a key: "relay[1].source_ips[0]".
+func render(path []step) string {
+	var b strings.Builder
+	for i, s := range path {
+		if s.index >= 0 {
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.name)
+	}
+	return b.String()
+}
+
+// plain is the path without array indexes, as TOML writes it:
+// "relay.source_ips", `target."a b"`.
+func plain(path []step) string {
+	var names []string
+	for _, s := range path {
+		switch {
+		case s.index >= 0:
+		case s.name == "" || strings.ContainsFunc(s.name, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+		}):
+			names = append(names, strconv.Quote(s.name))
+		default:
+			names = append(names, s.name)
+		}
+	}
+	return strings.Join(names, ".")
+}
+
+// line returns the 1-based line of a byte offset.
+func (ix *keyIndex) line(off int) int { return sort.SearchInts(ix.starts, off+1) }
+
+// lineOf returns the line of a key with indexes ("relay[2].url"), falling
+// back to its closest written parent ("relay[2]"), or 0 when nothing is
+// known or the key is under an item the file does not have.
+func (ix *keyIndex) lineOf(key string) int {
+	for ix != nil && key != "" {
+		if n, ok := ix.lines[key]; ok {
 			return n
+		}
+		if strings.HasSuffix(key, "]") {
+			return 0
 		}
 		i := strings.LastIndexAny(key, ".[")
 		if i <= 0 {
@@ -40,359 +201,62 @@ func (l *locator) line(key string) int {
 	return 0
 }
 
-// locate scans TOML text. It never fails: on text it does not understand it
-// stops and returns what it found so far.
-func locate(text string) (l *locator) {
-	defer func() {
-		if recover() != nil { // a scanner bug must not break Load
-			l = &locator{lines: map[string]int{}}
+// at returns the key whose value, or else whose key, starts at a position
+// the decoder reported (1-based line and byte column), or nil.
+func (ix *keyIndex) at(row, col int) *written {
+	if row < 1 || row > len(ix.starts) {
+		return nil
+	}
+	off := ix.starts[row-1] + col - 1
+	var byKey *written
+	for i := range ix.keys {
+		w := &ix.keys[i]
+		if w.valOff == off {
+			return w
 		}
-	}()
-	return scan(text)
-}
-
-// scan is locate without the safety net, for the fuzz test.
-func scan(text string) *locator {
-	s := &scanner{src: text, line: 1, arrays: map[string]int{}}
-	s.l = &locator{lines: map[string]int{}}
-	s.document()
-	return s.l
-}
-
-// scanner is a small TOML reader that knows only enough of the grammar to
-// find keys: headers, keys, strings, arrays, inline tables and comments.
-type scanner struct {
-	src  string
-	pos  int
-	line int
-	l    *locator
-
-	// table is the current table as indexed segments ("relay[1]", "x").
-	table []pathSeg
-	// arrays counts the elements of each array of tables by indexed path.
-	arrays map[string]int
-}
-
-// pathSeg is one segment of a key path with its array index, if any.
-type pathSeg struct {
-	name  string
-	index int // -1: not an array element
-}
-
-func joinPath(p []pathSeg) string {
-	var b strings.Builder
-	for i, s := range p {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(s.name)
-		if s.index >= 0 {
-			b.WriteByte('[')
-			b.WriteString(strconv.Itoa(s.index))
-			b.WriteByte(']')
+		if w.keyOff == off && byKey == nil {
+			byKey = w
 		}
 	}
-	return b.String()
+	return byKey
 }
 
-func (s *scanner) record(p []pathSeg, line int) {
-	segs := make([]string, len(p))
-	for i, ps := range p {
-		segs[i] = ps.name
-	}
-	idx := joinPath(p)
-	s.l.keys = append(s.l.keys, keyPos{segs: segs, indexed: idx, line: line})
-	if _, ok := s.l.lines[idx]; !ok {
-		s.l.lines[idx] = line
-	}
-}
-
-func (s *scanner) eof() bool { return s.pos >= len(s.src) }
-
-func (s *scanner) peek() byte {
-	if s.eof() {
-		return 0
-	}
-	return s.src[s.pos]
-}
-
-func (s *scanner) advance() {
-	if s.src[s.pos] == '\n' {
-		s.line++
-	}
-	s.pos++
-}
-
-// blanks skips spaces and tabs.
-func (s *scanner) blanks() {
-	for !s.eof() && (s.peek() == ' ' || s.peek() == '\t') {
-		s.advance()
-	}
-}
-
-// space skips whitespace, newlines and comments.
-func (s *scanner) space() {
-	for !s.eof() {
-		switch s.peek() {
-		case ' ', '\t', '\r', '\n':
-			s.advance()
-		case '#':
-			s.comment()
-		default:
-			return
+// exprAt returns the top-level expression on a line, or -1. A key-value
+// is preferred to the header whose body holds it.
+func (ix *keyIndex) exprAt(row int) int {
+	for i, e := range ix.exprs {
+		if !e.header && e.first <= row && row <= e.last {
+			return i
 		}
 	}
-}
-
-func (s *scanner) comment() {
-	for !s.eof() && s.peek() != '\n' {
-		s.advance()
-	}
-}
-
-func (s *scanner) document() {
-	for {
-		s.space()
-		if s.eof() {
-			return
+	for i := len(ix.exprs) - 1; i >= 0; i-- {
+		if e := ix.exprs[i]; e.header && e.first <= row {
+			return i
 		}
-		start := s.line
-		switch {
-		case strings.HasPrefix(s.src[s.pos:], "[["):
-			s.pos += 2
-			key := s.key()
-			s.blanks()
-			if !strings.HasPrefix(s.src[s.pos:], "]]") {
-				return
-			}
-			s.pos += 2
-			if len(key) == 0 {
-				return
-			}
-			t := append(s.resolveTable(key[:len(key)-1]), pathSeg{name: key[len(key)-1], index: -1})
-			p := joinPath(t)
-			t[len(t)-1].index = s.arrays[p]
-			s.arrays[p]++
-			s.table = t
-			s.record(s.table, start)
-		case s.peek() == '[':
-			s.pos++
-			key := s.key()
-			s.blanks()
-			if s.peek() != ']' {
-				return
-			}
-			s.pos++
-			s.table = s.resolveTable(key)
-			s.record(s.table, start)
-		default:
-			if !s.keyValue(s.table) {
-				return
+	}
+	return -1
+}
+
+// cut blanks expression e from text (a header with its body), keeping
+// every newline so that the other lines keep their numbers, and marks
+// what it removed.
+func (ix *keyIndex) cut(text []byte, e int) {
+	last := e
+	if ix.exprs[e].header {
+		for last+1 < len(ix.exprs) && !ix.exprs[last+1].header {
+			last++
+		}
+	}
+	for i := e; i <= last; i++ {
+		ix.exprs[i].cut = true
+		from, to := ix.starts[ix.exprs[i].first-1], len(text)
+		if ix.exprs[i].last < len(ix.starts) {
+			to = ix.starts[ix.exprs[i].last]
+		}
+		for j := from; j < to; j++ {
+			if text[j] != '\n' {
+				text[j] = ' '
 			}
 		}
 	}
-}
-
-// resolveTable turns a header's key into an indexed path: a prefix that
-// names an array of tables refers to its last element.
-func (s *scanner) resolveTable(key []string) []pathSeg {
-	var p []pathSeg
-	for _, k := range key {
-		p = append(p, pathSeg{name: k, index: -1})
-		if n, ok := s.arrays[joinPath(p)]; ok && n > 0 {
-			p[len(p)-1].index = n - 1
-		}
-	}
-	return p
-}
-
-// keyValue reads "key = value" inside table and records the key.
-func (s *scanner) keyValue(table []pathSeg) bool {
-	start := s.line
-	key := s.key()
-	if len(key) == 0 {
-		return false
-	}
-	s.blanks()
-	if s.peek() != '=' {
-		return false
-	}
-	s.pos++
-	p := append([]pathSeg(nil), table...)
-	for _, k := range key {
-		p = append(p, pathSeg{name: k, index: -1})
-	}
-	s.record(p, start)
-	s.blanks()
-	return s.value(p)
-}
-
-// key reads a possibly dotted, possibly quoted key.
-func (s *scanner) key() []string {
-	var parts []string
-	for {
-		s.blanks()
-		var part string
-		switch s.peek() {
-		case '"':
-			part = s.basicString()
-		case '\'':
-			part = s.literalString()
-		default:
-			begin := s.pos
-			for !s.eof() && isBare(s.peek()) {
-				s.pos++
-			}
-			if begin == s.pos {
-				return parts
-			}
-			part = s.src[begin:s.pos]
-		}
-		parts = append(parts, part)
-		s.blanks()
-		if s.peek() != '.' {
-			return parts
-		}
-		s.pos++
-	}
-}
-
-func isBare(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c >= 0x80
-}
-
-// value skips one value; keys of inline tables are recorded under path,
-// elements of arrays as path[i].
-func (s *scanner) value(path []pathSeg) bool {
-	switch {
-	case strings.HasPrefix(s.src[s.pos:], `"""`):
-		s.multiline(`"""`, true)
-	case strings.HasPrefix(s.src[s.pos:], `'''`):
-		s.multiline(`'''`, false)
-	case s.peek() == '"':
-		s.basicString()
-	case s.peek() == '\'':
-		s.literalString()
-	case s.peek() == '[':
-		s.pos++
-		for i := 0; ; i++ {
-			s.space()
-			if s.eof() {
-				return false
-			}
-			if s.peek() == ']' {
-				s.pos++
-				return true
-			}
-			elem := append([]pathSeg(nil), path...)
-			elem[len(elem)-1].index = i
-			if k := joinPath(elem); s.l.lines[k] == 0 {
-				s.l.lines[k] = s.line
-			}
-			if !s.value(elem) {
-				return false
-			}
-			s.space()
-			if s.peek() == ',' {
-				s.pos++
-			}
-		}
-	case s.peek() == '{':
-		s.pos++
-		for {
-			s.space()
-			if s.eof() {
-				return false
-			}
-			if s.peek() == '}' {
-				s.pos++
-				return true
-			}
-			if !s.keyValue(path) {
-				return false
-			}
-			s.space()
-			if s.peek() == ',' {
-				s.pos++
-			}
-		}
-	default:
-		begin := s.pos
-		for !s.eof() {
-			c := s.peek()
-			if c == ',' || c == ']' || c == '}' || c == '#' || c == '\n' || c == '\r' {
-				break
-			}
-			s.pos++
-		}
-		return s.pos > begin
-	}
-	return true
-}
-
-// basicString reads "..." and returns its raw contents (escapes are kept:
-// good enough to name a key).
-func (s *scanner) basicString() string {
-	s.pos++ // opening quote
-	begin := s.pos
-	for !s.eof() && s.peek() != '"' && s.peek() != '\n' {
-		if s.peek() == '\\' {
-			s.pos++
-		}
-		if !s.eof() {
-			s.pos++
-		}
-	}
-	str := s.src[begin:min(s.pos, len(s.src))]
-	if !s.eof() && s.peek() == '"' {
-		s.pos++
-	}
-	return unescapeKey(str)
-}
-
-func (s *scanner) literalString() string {
-	s.pos++
-	begin := s.pos
-	for !s.eof() && s.peek() != '\'' && s.peek() != '\n' {
-		s.pos++
-	}
-	str := s.src[begin:s.pos]
-	if !s.eof() && s.peek() == '\'' {
-		s.pos++
-	}
-	return str
-}
-
-// multiline skips a multi-line string opened by delim.
-func (s *scanner) multiline(delim string, escapes bool) {
-	s.pos += 3
-	for !s.eof() {
-		if escapes && s.peek() == '\\' {
-			s.advance()
-			if !s.eof() {
-				s.advance()
-			}
-			continue
-		}
-		if strings.HasPrefix(s.src[s.pos:], delim) {
-			s.pos += 3
-			// Up to two more quotes may close the string: """a"""".
-			for i := 0; i < 2 && !s.eof() && s.peek() == delim[0]; i++ {
-				s.pos++
-			}
-			return
-		}
-		s.advance()
-	}
-}
-
-// unescapeKey undoes the common escapes of a quoted key.
-func unescapeKey(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	if u, err := strconv.Unquote(`"` + s + `"`); err == nil {
-		return u
-	}
-	return s
 }

@@ -33,7 +33,7 @@ func (c *Config) problem(key, format string, args ...any) *Problem {
 		if env := m.env[key]; env != "" {
 			p.Msg += " (set by the environment variable " + env + ")"
 		} else {
-			p.Line = m.loc.line(key)
+			p.Line = m.keys.lineOf(key)
 		}
 	}
 	return p
