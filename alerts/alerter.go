@@ -94,7 +94,7 @@ type Alerter struct {
 	// Notify wakes the outbox worker after messages were enqueued.
 	Notify func()
 	// Evaluate returns the current assessment and stores the level changes
-	// as events (commands.Handler.Evaluate).
+	// as events (monitor.Monitor.Evaluate).
 	Evaluate func(ctx context.Context) (escalation.Assessment, error)
 	// Confirm re-probes before an alert; nil alerts without re-probing.
 	Confirm ConfirmFunc

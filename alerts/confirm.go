@@ -11,12 +11,7 @@ import (
 
 // Checker probes one relay, narrowed to the given MX hosts (all of the
 // target when empty), and stores the run. The wiring passes
-// commands.Handler.CheckRelay with trigger "confirm":
-//
-//	func(ctx context.Context, relay string, mx []string) ([]probe.Result, error) {
-//		c, err := h.CheckRelay(ctx, relay, message.SourceConfirm, "gmailtls", relay.Options{MX: mx})
-//		return c.Report.Results, err
-//	}
+// monitor.Monitor.CheckRelay with trigger "confirm".
 type Checker func(ctx context.Context, relay string, mx []string) ([]probe.Result, error)
 
 // NewConfirm builds the ConfirmFunc of DESIGN.md: the failing relay is

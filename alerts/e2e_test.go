@@ -17,6 +17,7 @@ import (
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
@@ -27,6 +28,7 @@ import (
 // store, commands handler, alerter, outbox worker and bot.
 type process struct {
 	store  *storage.Store
+	mon    *monitor.Monitor
 	h      *commands.Handler
 	al     *alerts.Alerter
 	worker *outbox.Worker
@@ -108,11 +110,12 @@ func (w *world) start() *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SyncRelays(ctx, commands.RelaySpecs(w.cfg)); err != nil {
+	if err := s.SyncRelays(ctx, relay.RelaySpecs(w.cfg)); err != nil {
 		t.Fatal(err)
 	}
 	p := &process{store: s}
-	p.h = commands.New(commands.Deps{Config: w.cfg, Store: s, Runners: w.runners})
+	p.mon = monitor.New(monitor.Deps{Config: w.cfg, Store: s, Runners: w.runners})
+	p.h = commands.New(commands.Deps{Service: p.mon, Store: s})
 	b, err := bot.New(bot.Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken,
 		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client()}, buttons{p})
 	if err != nil {
@@ -130,14 +133,14 @@ func (w *world) start() *process {
 		MinBackoff: time.Second,
 	}
 	check := func(ctx context.Context, name string, mx []string) ([]probe.Result, error) {
-		c, err := p.h.CheckRelay(ctx, name, message.SourceConfirm, "gmailtls", relay.Options{MX: mx})
+		c, err := p.mon.CheckRelay(ctx, monitor.Check{Relay: name, MX: mx, Trigger: message.SourceConfirm, RequestedBy: "gmailtls"})
 		return c.Report.Results, err
 	}
 	p.al = &alerts.Alerter{
 		Store: s, Channel: "CALERTS", Now: w.now, Notify: p.worker.Notify,
 		Evaluate: func(ctx context.Context) (escalation.Assessment, error) {
-			a, _, err := p.h.Evaluate(ctx)
-			return a, err
+			ev, err := p.mon.Evaluate(ctx)
+			return ev.Assessment, err
 		},
 		Confirm: alerts.NewConfirm(check, func(context.Context) []string { return w.names }, nil),
 	}
@@ -155,7 +158,7 @@ func (p *process) kill(t *testing.T) {
 func (w *world) round(p *process) {
 	w.t.Helper()
 	ctx := context.Background()
-	if _, err := p.h.CheckAll(ctx, message.SourceSchedule, "", relay.Options{}, true); err != nil {
+	if _, err := p.mon.CheckAll(ctx, monitor.Check{Trigger: message.SourceSchedule, SkipPaused: true}); err != nil {
 		w.t.Fatal(err)
 	}
 	if err := p.al.Sync(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -31,7 +32,7 @@ func realHandler(tb testing.TB, srv *smtptest.Server, now func() time.Time) *com
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	if err := st.SyncRelays(ctx, commands.RelaySpecs(cfg)); err != nil {
+	if err := st.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
 		tb.Fatal(err)
 	}
 	target, err := probe.ParseTarget(srv.Addr())
@@ -46,9 +47,9 @@ func realHandler(tb testing.TB, srv *smtptest.Server, now func() time.Time) *com
 	runner.Hostname = func() (string, error) { return "relay-1.test.example", nil }
 	runner.InterfaceAddrs = func() ([]net.Addr, error) { return nil, nil }
 	runner.Commands = fakeTools{}
+	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner}, Now: now})
 	return commands.New(commands.Deps{
-		Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner},
-		Now: now, Location: time.UTC,
+		Service: mon, Store: st, Now: now, Location: time.UTC,
 		Hostname: func() (string, error) { return "gmailtls.test.example", nil },
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -135,9 +136,9 @@ func checkAll40() message.Response {
 	at := time.Date(2026, 3, 2, 12, 3, 41, 0, time.UTC)
 	h := commands.New(commands.Deps{Now: func() time.Time { return at }, Location: time.UTC})
 	hosts := []string{"gmail-smtp-in.l.google.com", "alt1.gmail-smtp-in.l.google.com", "alt2.gmail-smtp-in.l.google.com", "alt3.gmail-smtp-in.l.google.com", "alt4.gmail-smtp-in.l.google.com"}
-	var all []commands.CheckResult
+	var all []monitor.CheckResult
 	for i := 1; i <= 40; i++ {
-		c := commands.CheckResult{Relay: fmt.Sprintf("relay-%d", i), RunID: int64(i)}
+		c := monitor.CheckResult{Relay: fmt.Sprintf("relay-%d", i), RunID: int64(i)}
 		c.Report.StartedAt = at
 		for j, mx := range hosts {
 			r := probe.Result{Relay: c.Relay, MX: mx, Preference: uint16(5 + 5*j), IP: fmt.Sprintf("142.250.%d.%d", 100+j, i), Port: 25, StartedAt: at, OK: true,

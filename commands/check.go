@@ -12,6 +12,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -34,8 +35,9 @@ const (
 	maxEvidenceTranscripts  = 2
 	evidenceTranscriptLines = 16
 	// queueTrendSamples is how many stored queue samples evidence reads
-	// for the trend.
+	// for the trend, and queueTrendWindow how far back.
 	queueTrendSamples = 12
+	queueTrendWindow  = 24 * time.Hour
 	// infoTimeout bounds the agent info request behind Evidence.
 	infoTimeout = 10 * time.Second
 )
@@ -92,7 +94,7 @@ func showSources(results []probe.Result) bool {
 }
 
 // verdictOf colours a check.
-func verdictOf(c CheckResult) message.Verdict {
+func verdictOf(c monitor.CheckResult) message.Verdict {
 	switch {
 	case len(c.Report.Results) == 0:
 		return message.VerdictWarn
@@ -138,8 +140,8 @@ func classCounts(counts map[string]int) string {
 }
 
 // checkTitle is the header of a check message.
-func (h *Handler) checkTitle(c CheckResult) string {
-	target := h.targetLabel()
+func checkTitle(snap *monitor.Snapshot, c monitor.CheckResult) string {
+	target := targetLabel(snap)
 	n, failed := len(c.Report.Results), 0
 	for _, r := range c.Report.Results {
 		if !r.OK {
@@ -182,7 +184,12 @@ func levelText(l escalation.Level, s escalation.Scope) string {
 // one row per MX × IP (× source), hints for the failures, the escalation
 // level with scope and advice, and the Re-run, Transcript and Evidence
 // buttons. prev, from a Re-run button, adds "failed 12:03 → passed 12:05".
-func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) message.Response {
+func (h *Handler) CheckResponse(c monitor.CheckResult, prev *previousRun) message.Response {
+	return h.checkResponse(h.snapshot(), c, prev)
+}
+
+// checkResponse is CheckResponse under the request's snapshot.
+func (h *Handler) checkResponse(snap *monitor.Snapshot, c monitor.CheckResult, prev *previousRun) message.Response {
 	results := c.Report.Results
 	src := showSources(results)
 	var rows []string
@@ -191,7 +198,7 @@ func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) message.Respon
 	}
 	failed, failedIDs := c.Failed()
 	resp := message.Response{
-		Title:   h.checkTitle(c),
+		Title:   checkTitle(snap, c),
 		Verdict: verdictOf(c),
 	}
 	var summary []string
@@ -245,7 +252,7 @@ func (h *Handler) CheckResponse(c CheckResult, prev *previousRun) message.Respon
 }
 
 // mxOpt is the --mx of a check, kept on its Re-run button.
-func mxOpt(c CheckResult) string {
+func mxOpt(c monitor.CheckResult) string {
 	if len(c.Options.MX) == 0 {
 		return ""
 	}
@@ -254,7 +261,7 @@ func mxOpt(c CheckResult) string {
 
 // runContext is the footer of a check: run id, result ids, exact time,
 // who asked.
-func (h *Handler) runContext(c CheckResult) string {
+func (h *Handler) runContext(c monitor.CheckResult) string {
 	parts := []string{fmt.Sprintf("run %d", c.RunID)}
 	if len(c.ResultIDs) > 0 {
 		first, last := slices.Min(c.ResultIDs), slices.Max(c.ResultIDs)
@@ -349,9 +356,14 @@ func chunkLines(heading string, lines []string, n int) []message.Section {
 // thread message (a relay that passed is all in its summary line, and 40
 // thread messages would only meet Slack's rate limit). With a single relay
 // it is that relay's message.
-func (h *Handler) CheckAllResponse(all []CheckResult, mx string) message.Response {
+func (h *Handler) CheckAllResponse(all []monitor.CheckResult, mx string) message.Response {
+	return h.checkAllResponse(h.snapshot(), all, mx)
+}
+
+// checkAllResponse is CheckAllResponse under the request's snapshot.
+func (h *Handler) checkAllResponse(snap *monitor.Snapshot, all []monitor.CheckResult, mx string) message.Response {
 	if len(all) == 1 {
-		return h.CheckResponse(all[0], nil)
+		return h.checkResponse(snap, all[0], nil)
 	}
 	passed, agentDown := 0, 0
 	var lines []string
@@ -376,7 +388,7 @@ func (h *Handler) CheckAllResponse(all []CheckResult, mx string) message.Respons
 			started = c.Report.StartedAt
 		}
 	}
-	target := h.targetLabel()
+	target := targetLabel(snap)
 	resp := message.Response{
 		Title:   fmt.Sprintf("check all: %d of %d relays passed STARTTLS to %s", passed, len(all), target),
 		Verdict: message.VerdictOK,
@@ -409,7 +421,7 @@ func (h *Handler) CheckAllResponse(all []CheckResult, mx string) message.Respons
 		if c.OK() {
 			continue
 		}
-		detail := h.CheckResponse(c, nil)
+		detail := h.checkResponse(snap, c, nil)
 		// Keep each thread message to itself: no nested threads.
 		resp.Thread = append(resp.Thread, withoutThread(detail)...)
 	}
@@ -483,7 +495,7 @@ func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (messag
 // needs: the relay host, its outbound IPs and TLS library (from an agent's
 // info), and per result the source IP, MX host and IP, exact time with
 // zone, stage, class, TLS and certificate details, and the result ids.
-func (h *Handler) evidenceResponse(ctx context.Context, b buttonValue) (message.Response, error) {
+func (h *Handler) evidenceResponse(ctx context.Context, snap *monitor.Snapshot, b buttonValue) (message.Response, error) {
 	var results []storage.StoredResult
 	for _, id := range b.IDs {
 		r, err := h.store.Result(ctx, id)
@@ -501,11 +513,11 @@ func (h *Handler) evidenceResponse(ctx context.Context, b buttonValue) (message.
 	if len(results) == 0 {
 		return message.Response{}, fmt.Errorf("the results of %s behind that button are no longer stored", b.Relay)
 	}
-	return h.evidence(ctx, b.Relay, results), nil
+	return h.evidence(ctx, snap, b.Relay, results), nil
 }
 
 // evidenceForRelay is "evidence <relay>": the latest failing run's evidence.
-func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (message.Response, error) {
+func (h *Handler) evidenceForRelay(ctx context.Context, snap *monitor.Snapshot, relayName string) (message.Response, error) {
 	last, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, FailuresOnly: true, Limit: 1})
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return message.Response{}, err
@@ -515,7 +527,7 @@ func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (messa
 			Title:     fmt.Sprintf("%s: no failing probe in the stored history", relayName),
 			Verdict:   message.VerdictOK,
 			Summary:   relayName + ": nothing to show",
-			Sections:  []message.Section{{Lines: []string{fmt.Sprintf("Run `%s check %s` to probe it now.", h.commandName(), relayName)}}},
+			Sections:  []message.Section{{Lines: []string{fmt.Sprintf("Run `%s check %s` to probe it now.", commandName(snap), relayName)}}},
 			Ephemeral: true,
 		}, nil
 	}
@@ -542,10 +554,10 @@ func (h *Handler) evidenceForRelay(ctx context.Context, relayName string) (messa
 		}
 		return int(a.ID - b.ID)
 	})
-	return h.evidence(ctx, relayName, run), nil
+	return h.evidence(ctx, snap, relayName, run), nil
 }
 
-func (h *Handler) evidence(ctx context.Context, relayName string, results []storage.StoredResult) message.Response {
+func (h *Handler) evidence(ctx context.Context, snap *monitor.Snapshot, relayName string, results []storage.StoredResult) message.Response {
 	resp := message.Response{
 		Title:     fmt.Sprintf("%s: evidence", relayName),
 		Verdict:   message.VerdictInfo,
@@ -553,7 +565,7 @@ func (h *Handler) evidence(ctx context.Context, relayName string, results []stor
 	}
 	host := message.Section{Heading: "Relay host"}
 	host.Fields = append(host.Fields, message.Field{Label: "Name", Value: relayName})
-	r, err := h.runner(relayName)
+	r, err := snap.Runner(relayName)
 	if err == nil {
 		host.Fields[0].Value += " (" + r.Kind() + ")"
 	}
@@ -744,7 +756,7 @@ func (h *Handler) queueEvidence(ctx context.Context, relayName string, iq relay.
 			sec.Fields = append(sec.Fields, message.Field{Label: "Top deferral reason", Value: clipBytes(q.TopReason, 300)})
 		}
 	}
-	samples, err := h.store.QueueSamples(ctx, relayName, now.Add(-replayWindow), queueTrendSamples)
+	samples, err := h.store.QueueSamples(ctx, relayName, now.Add(-queueTrendWindow), queueTrendSamples)
 	if err == nil && len(samples) > 0 {
 		first, last := samples[0], samples[len(samples)-1]
 		trend := fmt.Sprintf("%d deferred at %s", last.Deferred, h.exact(last.At))

@@ -1,3 +1,17 @@
+// Package commands is the /gmailtls grammar and what answers it: a request
+// from Slack, the console or the CLI is parsed (Parse), authorized against
+// [access] (Authorize; admins for pause, resume and the alerts'
+// Acknowledge and Mute buttons), audited, and answered with a Slack-free
+// message.Response.
+//
+// A request is handled in two steps, as Slack wants: Acknowledge answers
+// at once, without waiting on the network, and reads the request under one
+// snapshot of the configuration (the relay exists, --mx names the
+// configured target); Run then does the work with what Acknowledge read,
+// through small interfaces: Service (the monitor: checks, evaluations,
+// the escalation state), Store (history, evidence, status, the audit
+// log) and Alerts (the alerter's Acknowledge and Mute). Everything here
+// is presentation: what to probe and how levels move is the monitor's.
 package commands
 
 import (
@@ -5,97 +19,112 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
-	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// Deps is what a Handler needs. Config, Store and Runners are required.
+// Service is what commands needs of the monitoring service
+// (*monitor.Monitor): the configuration in force, checks and the current
+// escalation state.
+type Service interface {
+	// Snapshot is the configuration in force; a request takes it once.
+	Snapshot() *monitor.Snapshot
+	// CheckRelay and CheckAll probe, store and evaluate a prepared check.
+	CheckRelay(ctx context.Context, c monitor.Check) (monitor.CheckResult, error)
+	CheckAll(ctx context.Context, c monitor.Check) ([]monitor.CheckResult, error)
+	// Assess computes the escalation state without storing anything.
+	Assess(ctx context.Context, snap *monitor.Snapshot) (escalation.Assessment, error)
+}
+
+// Store is what commands reads and writes in the database itself
+// (*storage.Store): history, transcripts and evidence, relays and their
+// pauses, incidents and the outbox for status, and the audit log.
+type Store interface {
+	Audit(ctx context.Context, a storage.AuditEntry) error
+	Relays(ctx context.Context, includeRetired bool) ([]storage.Relay, error)
+	PauseRelay(ctx context.Context, name string, until time.Time, by string) error
+	ResumeRelay(ctx context.Context, name, by string) error
+	Result(ctx context.Context, id int64) (storage.StoredResult, error)
+	History(ctx context.Context, q storage.HistoryQuery) ([]storage.StoredResult, error)
+	QueueSamples(ctx context.Context, relay string, since time.Time, perRelayLimit int) ([]storage.QueueSample, error)
+	Summary(ctx context.Context, since, until time.Time) ([]storage.RelaySummary, error)
+	OpenIncidents(ctx context.Context) ([]storage.Incident, error)
+	LastEvent(ctx context.Context, relay string) (storage.Event, bool, error)
+	OutboxStats(ctx context.Context, now time.Time) (pending int, oldest time.Duration, failed int, err error)
+	FailedMessages(ctx context.Context, limit int) ([]storage.OutboxMessage, error)
+}
+
+// Alerts is what the Acknowledge and Mute buttons of alerts need
+// (*alerts.Alerter). The Response is for the person who pressed the
+// button and always meaningful; the error is for the log.
+type Alerts interface {
+	Acknowledge(ctx context.Context, incidentID int64, userID string) (message.Response, error)
+	Mute(ctx context.Context, incidentID int64, userID string, d time.Duration) (message.Response, error)
+}
+
+// Deps is what a Handler needs. Service and Store are required to run
+// commands; a Handler without them only builds messages.
 type Deps struct {
-	Config *config.Config
-	Store  *storage.Store
-	// Runners probe from each configured relay, by relay name.
-	Runners map[string]relay.Runner
-	// Policy turns history into levels; the zero value means the policy
-	// from Config's [escalation] section.
-	Policy escalation.Policy
+	Service Service
+	Store   Store
+	// Alerts runs the alert buttons; nil answers them that alerts are not
+	// configured.
+	Alerts Alerts
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives operational logs (default: discarded).
 	Logger *slog.Logger
-	// OnChange, when set, is called after every evaluation that changed a
-	// level, with the changes (already stored as events). The alert code
-	// hooks in here. It runs synchronously in the caller of CheckRelay,
-	// CheckAll or Evaluate, outside the evaluation lock: it may check a
-	// relay again (a confirming re-probe).
-	OnChange func(ctx context.Context, changes []escalation.Change, ev Evaluation)
 	// Location is the time zone times are shown in (default time.Local).
 	Location *time.Location
 	// Hostname names this host in evidence for local relays (default
 	// os.Hostname).
 	Hostname func() (string, error)
-	// Concurrency bounds the relays probed at once by CheckAll ("check
-	// all" and the scheduler's rounds; default 32). With five MX hosts per
-	// relay that keeps up to 160 probes in flight: a round over 200 relays
-	// whose servers answer after 100 ms takes about a second
-	// (BenchmarkScheduledRound).
-	Concurrency int
 }
 
-// Handler runs /gmailtls commands: it parses, authorizes, audits, runs the
-// command against storage and the relays, and answers with a Response. It
-// satisfies the bot's Handler interface, serves the console, and exports
-// the service the scheduler and the CLI use (CheckRelay, CheckAll,
-// Evaluate, Status, Summary). It is safe for concurrent use.
+// Handler runs /gmailtls commands and buttons: it parses, authorizes,
+// audits, asks the service or the database, and answers with a Response.
+// It satisfies the bot's Handler interface and serves the console. It is
+// safe for concurrent use.
 type Handler struct {
-	store       *storage.Store
-	now         func() time.Time
-	log         *slog.Logger
-	onChange    func(ctx context.Context, changes []escalation.Change, ev Evaluation)
-	loc         *time.Location
-	hostname    func() (string, error)
-	concurrency int
-	fixedPolicy bool
-
-	mu      sync.RWMutex // guards cfg, runners, policy
-	cfg     *config.Config
-	runners map[string]relay.Runner
-	policy  escalation.Policy
-
-	// evalMu serializes evaluations, so that a change is stored once, and
-	// guards state, the escalation state carried between evaluations (nil
-	// until the first one, which replays the stored history).
-	evalMu sync.Mutex
-	state  *escalation.Assessment
-	recent recentCache
+	svc      Service
+	store    Store
+	alerts   Alerts
+	now      func() time.Time
+	log      *slog.Logger
+	loc      *time.Location
+	hostname func() (string, error)
+	// bare is the snapshot of a Handler without a service: the defaults.
+	bare *monitor.Snapshot
+	// pending carries what Acknowledge read over to Run.
+	pending pendingCalls
 }
 
-// maxQueueSamples bounds the stored queue samples per relay that
-// escalation reads.
-const maxQueueSamples = 24
+// ErrUnknownRelay marks a relay name that is not configured.
+var ErrUnknownRelay = monitor.ErrUnknownRelay
+
+// ErrTarget marks an --mx host that is not part of the configured target.
+var ErrTarget = monitor.ErrTarget
 
 // New returns a Handler over deps.
 func New(deps Deps) *Handler {
 	h := &Handler{
-		store:       deps.Store,
-		now:         deps.Now,
-		log:         deps.Logger,
-		onChange:    deps.OnChange,
-		loc:         deps.Location,
-		hostname:    deps.Hostname,
-		concurrency: deps.Concurrency,
+		svc:      deps.Service,
+		store:    deps.Store,
+		alerts:   deps.Alerts,
+		now:      deps.Now,
+		log:      deps.Logger,
+		loc:      deps.Location,
+		hostname: deps.Hostname,
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -109,125 +138,68 @@ func New(deps Deps) *Handler {
 	if h.hostname == nil {
 		h.hostname = os.Hostname
 	}
-	if h.concurrency <= 0 {
-		h.concurrency = 32
+	if h.svc == nil {
+		h.bare = monitor.NewSnapshot(nil, nil, escalation.Policy{})
 	}
-	h.fixedPolicy = deps.Policy != (escalation.Policy{})
-	h.policy = deps.Policy
-	h.Reload(deps.Config, deps.Runners)
+	h.pending.now = h.now
 	return h
 }
 
-// Reload swaps the configuration and the relays (after SIGHUP). History,
-// queue samples and announced levels are kept.
-func (h *Handler) Reload(cfg *config.Config, runners map[string]relay.Runner) {
-	if cfg == nil {
-		cfg = config.Default()
+// snapshot returns the configuration in force; a request takes it once,
+// at its start, and works under it to the end.
+func (h *Handler) snapshot() *monitor.Snapshot {
+	if h.svc == nil {
+		return h.bare
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.cfg = cfg
-	h.runners = runners
-	if !h.fixedPolicy {
-		h.policy = PolicyFromConfig(cfg.Escalation)
-	}
-}
-
-// PolicyFromConfig builds the escalation policy from the [escalation]
-// section; zero values keep the engine's defaults.
-func PolicyFromConfig(e config.Escalation) escalation.Policy {
-	p := escalation.DefaultPolicy()
-	if e.Consecutive > 0 {
-		p.Consecutive = e.Consecutive
-	}
-	if len(e.MOfK) == 2 && e.MOfK[0] > 0 && e.MOfK[1] >= e.MOfK[0] {
-		p.M, p.K = e.MOfK[0], e.MOfK[1]
-	}
-	if e.Window.Duration > 0 {
-		p.Window = e.Window.Duration
-	}
-	if e.WindowCount > 0 {
-		p.WindowCount = e.WindowCount
-	}
-	if e.RecoverAfter > 0 {
-		p.RecoverAfter = e.RecoverAfter
-	}
-	return p
-}
-
-// snapshot returns the current configuration, relays and policy.
-func (h *Handler) snapshot() (*config.Config, map[string]relay.Runner, escalation.Policy) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.cfg, h.runners, h.policy
+	return h.svc.Snapshot()
 }
 
 // commandName is the slash command as users type it.
-func (h *Handler) commandName() string {
-	cfg, _, _ := h.snapshot()
-	if cfg.Slack.Command != "" {
-		return cfg.Slack.Command
+func commandName(snap *monitor.Snapshot) string {
+	if c := snap.Config.Slack.Command; c != "" {
+		return c
 	}
 	return "/gmailtls"
 }
 
-// relayNames lists the configured relays, sorted.
-func (h *Handler) relayNames() []string {
-	_, runners, _ := h.snapshot()
-	names := make([]string, 0, len(runners))
-	for n := range runners {
-		names = append(names, n)
+// checkRelayName reports whether name is configured or, with
+// allowRetired, in the stored history (retired relays keep their history
+// and can be looked at).
+func (h *Handler) checkRelayName(ctx context.Context, snap *monitor.Snapshot, name string, allowRetired bool) error {
+	_, err := snap.Runner(name)
+	if err == nil || !allowRetired {
+		return err
 	}
-	slices.Sort(names)
-	return names
-}
-
-// ErrUnknownRelay marks a relay name that is not configured.
-var ErrUnknownRelay = errors.New("commands: unknown relay")
-
-// ErrTarget marks an --mx host that is not part of the configured target.
-var ErrTarget = errors.New("commands: not a configured target")
-
-// runner returns the relay's runner or an error that names the relays.
-func (h *Handler) runner(name string) (relay.Runner, error) {
-	_, runners, _ := h.snapshot()
-	if r, ok := runners[name]; ok && r != nil {
-		return r, nil
-	}
-	return nil, h.unknownRelay(name)
-}
-
-func (h *Handler) unknownRelay(name string) error {
-	names := h.relayNames()
-	if len(names) == 0 {
-		return fmt.Errorf("%w: %q: no relays are configured; add a [[relay]] block to the configuration", ErrUnknownRelay, name)
-	}
-	return fmt.Errorf("%w: there is no relay %q; the relays are %s", ErrUnknownRelay, name, strings.Join(names, ", "))
-}
-
-// knownRelay reports whether name is configured or in the stored history
-// (retired relays keep their history and can be looked at).
-func (h *Handler) checkRelayName(ctx context.Context, name string, allowRetired bool) error {
-	if _, err := h.runner(name); err == nil {
-		return nil
-	}
-	if allowRetired {
-		rels, err := h.store.Relays(ctx, true)
-		if err == nil {
-			for _, r := range rels {
-				if r.Name == name {
-					return nil
-				}
+	rels, rerr := h.store.Relays(ctx, true)
+	if rerr == nil {
+		for _, r := range rels {
+			if r.Name == name {
+				return nil
 			}
 		}
 	}
-	return h.unknownRelay(name)
+	return err
+}
+
+// call is one request under way: what was asked, the configuration it
+// runs under, and what Acknowledge read of it (the command, or the button
+// value; for a check, the check prepared once).
+type call struct {
+	req    message.Request
+	snap   *monitor.Snapshot
+	cmd    Command
+	button buttonValue
+	check  monitor.Check
+	// mxArg is the --mx host as given, for the acknowledgement.
+	mxArg string
 }
 
 // Acknowledge answers a request at once, without waiting on the network or
 // the database: syntax errors, refusals and help are answered in full
 // (more=false); everything else gets a short acknowledgement and more=true,
-// and the caller then calls Run in the background.
+// and the caller then calls Run in the background. What it read (the
+// configuration snapshot, the parsed and checked command) is kept for
+// that Run, so a request is parsed, authorized and validated once.
 func (h *Handler) Acknowledge(ctx context.Context, req message.Request) (ack message.Response, more bool) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -235,44 +207,58 @@ func (h *Handler) Acknowledge(ctx context.Context, req message.Request) (ack mes
 			ack, more = internalError(), false
 		}
 	}()
+	c, ack, more := h.read(ctx, req)
+	if more {
+		h.pending.put(req, c)
+	}
+	return ack, more
+}
+
+// read takes the configuration snapshot of a request, parses it, checks
+// access and what can be checked without waiting (the relay exists, --mx
+// names the configured target), and returns the immediate answer. With
+// more=false the answer is final and audited.
+func (h *Handler) read(ctx context.Context, req message.Request) (c *call, ack message.Response, more bool) {
+	c = &call{req: req, snap: h.snapshot()}
 	if req.Action != "" {
-		return h.acknowledgeButton(ctx, req)
+		ack, more = h.readButton(ctx, c)
+		return c, ack, more
 	}
 	cmd, err := Parse(req.Text)
 	if err != nil {
 		h.audit(ctx, req, "syntax error: "+err.Error())
-		return ErrorResponse(h.commandName(), err), false
+		return c, ErrorResponse(commandName(c.snap), err), false
 	}
-	cfg, _, _ := h.snapshot()
-	if err := Authorize(cfg.Access, req, cmd.Verb); err != nil {
+	c.cmd = cmd
+	if err := Authorize(c.snap.Config.Access, req, cmd.Verb); err != nil {
 		h.audit(ctx, req, "refused: "+refusalReason(err))
-		return refused(err), false
+		return c, refused(err), false
 	}
 	switch cmd.Verb {
 	case VerbHelp:
 		h.audit(ctx, req, "ok")
-		return HelpResponse(h.commandName(), cmd.Topic), false
+		return c, HelpResponse(commandName(c.snap), cmd.Topic), false
 	case VerbCheck:
-		if err := h.validateCheck(cmd); err != nil {
+		if err := h.prepareCheck(c, cmd.Relay, cmd.MX); err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
-			return ErrorResponse(h.commandName(), err), false
+			return c, ErrorResponse(commandName(c.snap), err), false
 		}
-		return h.checkAck(cmd), true
+		return c, checkAck(c), true
 	case VerbPause, VerbResume:
-		if _, err := h.runner(cmd.Relay); err != nil {
+		if _, err := c.snap.Runner(cmd.Relay); err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
-			return ErrorResponse(h.commandName(), err), false
+			return c, ErrorResponse(commandName(c.snap), err), false
 		}
 	case VerbHistory, VerbEvidence:
 		// Retired relays keep their history; only a name never seen is
 		// refused here, so that it gets one answer, not an ack and then
 		// an error.
-		if err := h.checkRelayName(ctx, cmd.Relay, true); err != nil {
+		if err := h.checkRelayName(ctx, c.snap, cmd.Relay, true); err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
-			return ErrorResponse(h.commandName(), err), false
+			return c, ErrorResponse(commandName(c.snap), err), false
 		}
 	}
-	return message.Response{
+	return c, message.Response{
 		Title:     fmt.Sprintf("gmailtls %s: working on it…", cmd.Verb),
 		Verdict:   message.VerdictInfo,
 		Summary:   fmt.Sprintf("gmailtls %s…", cmd.Verb),
@@ -280,8 +266,9 @@ func (h *Handler) Acknowledge(ctx context.Context, req message.Request) (ack mes
 	}, true
 }
 
-// Run runs a request that Acknowledge answered with more=true (running it
-// after more=false repeats the same answer). It never returns an empty
+// Run runs a request that Acknowledge answered with more=true, with what
+// Acknowledge read (a Run without it reads the request itself; after
+// more=false it repeats the same answer). It never returns an empty
 // Response: errors become an explanation.
 func (h *Handler) Run(ctx context.Context, req message.Request) (resp message.Response) {
 	defer func() {
@@ -291,22 +278,22 @@ func (h *Handler) Run(ctx context.Context, req message.Request) (resp message.Re
 			resp = internalError()
 		}
 	}()
+	c, ok := h.pending.take(req)
+	if !ok {
+		var ack message.Response
+		var more bool
+		if c, ack, more = h.read(ctx, req); !more {
+			return ack
+		}
+	}
 	if req.Action != "" {
-		return h.runButton(ctx, req)
+		return h.runButton(ctx, c)
 	}
-	cmd, err := Parse(req.Text)
-	if err != nil {
-		return ErrorResponse(h.commandName(), err)
-	}
-	cfg, _, _ := h.snapshot()
-	if err := Authorize(cfg.Access, req, cmd.Verb); err != nil {
-		return refused(err)
-	}
-	resp, err = h.runCommand(ctx, req, cmd)
+	resp, err := h.runCommand(ctx, c)
 	if err != nil {
 		h.log.Warn("commands: command failed", "text", req.Text, "user", req.Requester(), "err", err)
 		h.audit(ctx, req, "error: "+err.Error())
-		return ErrorResponse(h.commandName(), err)
+		return ErrorResponse(commandName(c.snap), err)
 	}
 	h.audit(ctx, req, "ok")
 	return resp
@@ -322,62 +309,50 @@ func (h *Handler) Do(ctx context.Context, req message.Request) message.Response 
 	return h.Run(ctx, req)
 }
 
-func (h *Handler) runCommand(ctx context.Context, req message.Request, cmd Command) (message.Response, error) {
+func (h *Handler) runCommand(ctx context.Context, c *call) (message.Response, error) {
+	cmd := c.cmd
 	switch cmd.Verb {
 	case VerbHelp:
-		return HelpResponse(h.commandName(), cmd.Topic), nil
+		return HelpResponse(commandName(c.snap), cmd.Topic), nil
 	case VerbCheck:
-		if err := h.validateCheck(cmd); err != nil {
-			return message.Response{}, err
-		}
-		opts := relay.Options{}
-		if cmd.MX != "" {
-			opts.MX = []string{cmd.MX}
-		}
 		if cmd.Relay == message.AllRelays {
-			all, err := h.CheckAll(ctx, triggerOf(req), req.Requester(), opts, false)
+			all, err := h.svc.CheckAll(ctx, c.check)
 			if err != nil {
 				return message.Response{}, err
 			}
-			return h.CheckAllResponse(all, cmd.MX), nil
+			return h.checkAllResponse(c.snap, all, cmd.MX), nil
 		}
-		res, err := h.CheckRelay(ctx, cmd.Relay, triggerOf(req), req.Requester(), opts)
+		res, err := h.svc.CheckRelay(ctx, c.check)
 		if err != nil {
 			return message.Response{}, err
 		}
-		return h.CheckResponse(res, nil), nil
+		return h.checkResponse(c.snap, res, nil), nil
 	case VerbStatus:
-		m, err := h.Status(ctx)
+		m, err := h.status(ctx, c.snap)
 		if err != nil {
 			return message.Response{}, err
 		}
 		return h.StatusResponse(m), nil
 	case VerbHistory:
-		if err := h.checkRelayName(ctx, cmd.Relay, true); err != nil {
-			return message.Response{}, err
-		}
-		return h.historyResponse(ctx, cmd.Relay, cmd.Window)
+		return h.historyResponse(ctx, c.snap, cmd.Relay, cmd.Window)
 	case VerbRelays:
-		m, err := h.Relays(ctx)
+		m, err := h.relays(ctx, c.snap)
 		if err != nil {
 			return message.Response{}, err
 		}
 		return h.RelaysResponse(m), nil
 	case VerbEvidence:
-		if err := h.checkRelayName(ctx, cmd.Relay, true); err != nil {
-			return message.Response{}, err
-		}
-		return h.evidenceForRelay(ctx, cmd.Relay)
+		return h.evidenceForRelay(ctx, c.snap, cmd.Relay)
 	case VerbReport:
-		m, err := h.Summary(ctx, cmd.Window)
+		m, err := h.summary(ctx, c.snap, cmd.Window)
 		if err != nil {
 			return message.Response{}, err
 		}
 		return h.SummaryResponse(m), nil
 	case VerbPause:
-		return h.pause(ctx, req, cmd)
+		return h.pause(ctx, c)
 	case VerbResume:
-		return h.resume(ctx, req, cmd)
+		return h.resume(ctx, c)
 	}
 	return message.Response{}, fmt.Errorf("commands: %q is not handled", cmd.Verb)
 }
@@ -390,10 +365,8 @@ func triggerOf(req message.Request) message.Source {
 	return req.Source
 }
 
-func (h *Handler) pause(ctx context.Context, req message.Request, cmd Command) (message.Response, error) {
-	if _, err := h.runner(cmd.Relay); err != nil {
-		return message.Response{}, err
-	}
+func (h *Handler) pause(ctx context.Context, c *call) (message.Response, error) {
+	req, cmd := c.req, c.cmd
 	until := h.now().Add(cmd.Duration)
 	if err := h.store.PauseRelay(ctx, cmd.Relay, until, req.Who()); err != nil {
 		return message.Response{}, fmt.Errorf("pause %s: %w", cmd.Relay, err)
@@ -405,15 +378,13 @@ func (h *Handler) pause(ctx context.Context, req message.Request, cmd Command) (
 		Summary: fmt.Sprintf("%s paused for %s", cmd.Relay, FormatWindow(cmd.Duration)),
 		Sections: []message.Section{{Lines: []string{
 			"Scheduled probing skips it until then; `check " + cmd.Relay + "` still works.",
-			fmt.Sprintf("Resume earlier with `%s resume %s`.", h.commandName(), cmd.Relay),
+			fmt.Sprintf("Resume earlier with `%s resume %s`.", commandName(c.snap), cmd.Relay),
 		}}},
 	}, nil
 }
 
-func (h *Handler) resume(ctx context.Context, req message.Request, cmd Command) (message.Response, error) {
-	if _, err := h.runner(cmd.Relay); err != nil {
-		return message.Response{}, err
-	}
+func (h *Handler) resume(ctx context.Context, c *call) (message.Response, error) {
+	req, cmd := c.req, c.cmd
 	if err := h.store.ResumeRelay(ctx, cmd.Relay, req.Who()); err != nil {
 		return message.Response{}, fmt.Errorf("resume %s: %w", cmd.Relay, err)
 	}
@@ -433,7 +404,11 @@ const auditTimeout = time.Second
 // shown: the command itself went through.
 func (h *Handler) audit(ctx context.Context, req message.Request, outcome string) {
 	text := req.Text
-	if req.Action != "" {
+	switch {
+	case alertButton(req.Action):
+		// The wording the alerter has always audited these presses with.
+		text = req.Action + " incident " + strings.TrimSpace(req.Value)
+	case req.Action != "":
 		text = strings.TrimSpace("button " + req.Action + " " + req.Value)
 	}
 	if len(outcome) > 500 {
@@ -492,75 +467,34 @@ func internalError() message.Response {
 	}
 }
 
-// validateCheck makes sure a check names a configured relay and, with
-// --mx, one of the configured target's MX hosts: no command can aim
-// gmailtls at another host or port.
-func (h *Handler) validateCheck(cmd Command) error {
-	if cmd.Relay != message.AllRelays {
-		if _, err := h.runner(cmd.Relay); err != nil {
-			return err
+// prepareCheck prepares the check of relayName (message.AllRelays: every
+// relay) toward mx (all of the target when empty) under the request's
+// snapshot, once: the relay must be configured and --mx one of the
+// configured target's MX hosts, so that no command can aim gmailtls at
+// another host or port.
+func (h *Handler) prepareCheck(c *call, relayName, mx string) error {
+	check := monitor.Check{Relay: relayName, Trigger: triggerOf(c.req), RequestedBy: c.req.Requester()}
+	if relayName == message.AllRelays {
+		check.Relay = ""
+		if len(c.snap.Names()) == 0 {
+			return fmt.Errorf("%w: no relays are configured; add a [[relay]] block to the configuration", ErrUnknownRelay)
 		}
-	} else if len(h.relayNames()) == 0 {
-		return fmt.Errorf("%w: no relays are configured; add a [[relay]] block to the configuration", ErrUnknownRelay)
 	}
-	if cmd.MX == "" {
-		return nil
+	if mx != "" {
+		check.MX = []string{mx}
 	}
-	_, err := h.resolveMX(cmd.MX)
-	return err
-}
-
-// wellKnownGmailMX is Gmail's MX set (DESIGN.md), used to check --mx
-// without a DNS lookup when the target is gmail.com.
-var wellKnownGmailMX = [...]string{
-	"gmail-smtp-in.l.google.com",
-	"alt1.gmail-smtp-in.l.google.com",
-	"alt2.gmail-smtp-in.l.google.com",
-	"alt3.gmail-smtp-in.l.google.com",
-	"alt4.gmail-smtp-in.l.google.com",
-}
-
-// resolveMX maps an --mx argument to the configured target entry it names.
-// With a pinned list it must be one of its entries (or an entry's host);
-// with gmail.com from DNS it must be one of Gmail's MX names; for other
-// domains it must be a plain host name under which the relay itself checks
-// the domain's MX set. Ports and addresses are never accepted unless they
-// are pinned.
-func (h *Handler) resolveMX(arg string) (string, error) {
-	cfg, _, _ := h.snapshot()
-	arg = strings.ToLower(strings.TrimSuffix(arg, "."))
-	if len(cfg.Target.MX) > 0 {
-		var hosts []string
-		for _, entry := range cfg.Target.MX {
-			e := strings.ToLower(entry)
-			host := e
-			if hh, _, err := net.SplitHostPort(e); err == nil {
-				host = hh
-			}
-			if arg == e || arg == host || arg == "["+host+"]" {
-				return entry, nil
-			}
-			hosts = append(hosts, entry)
-		}
-		return "", fmt.Errorf("%w: %q is not one of the pinned MX hosts (%s); gmailtls only probes its configured target", ErrTarget, arg, strings.Join(hosts, ", "))
+	c.mxArg = mx
+	check, err := c.snap.Prepare(check)
+	if err != nil {
+		return err
 	}
-	domain := strings.ToLower(cfg.Target.Domain)
-	if domain == "" || domain == "gmail.com" {
-		if slices.Contains(wellKnownGmailMX[:], arg) {
-			return arg, nil
-		}
-		return "", fmt.Errorf("%w: %q is not one of Gmail's MX hosts (%s); gmailtls only probes its configured target", ErrTarget, arg, strings.Join(wellKnownGmailMX[:], ", "))
-	}
-	if strings.ContainsAny(arg, ":[]") || net.ParseIP(arg) != nil {
-		return "", fmt.Errorf("%w: %q is an address; --mx takes one of %s's MX host names", ErrTarget, arg, domain)
-	}
-	return arg, nil
+	c.check = check
+	return nil
 }
 
 // targetLabel names the target in titles: "Gmail" for gmail.com.
-func (h *Handler) targetLabel() string {
-	cfg, _, _ := h.snapshot()
-	switch d := strings.ToLower(cfg.Target.Domain); d {
+func targetLabel(snap *monitor.Snapshot) string {
+	switch d := strings.ToLower(snap.Config.Target.Domain); d {
 	case "", "gmail.com", "googlemail.com":
 		return "Gmail"
 	default:
@@ -568,28 +502,29 @@ func (h *Handler) targetLabel() string {
 	}
 }
 
-// checkAck is the immediate answer to check.
-func (h *Handler) checkAck(cmd Command) message.Response {
-	cfg, _, _ := h.snapshot()
+// checkAck is the immediate answer to a prepared check.
+func checkAck(c *call) message.Response {
+	t := c.snap.Config.Target
+	label := targetLabel(c.snap)
 	var dest string
 	switch {
-	case cmd.MX != "":
-		dest = cmd.MX
-	case len(cfg.Target.MX) > 0:
-		dest = fmt.Sprintf("%d %s MX hosts", len(cfg.Target.MX), h.targetLabel())
-		if len(cfg.Target.MX) == 1 {
-			dest = fmt.Sprintf("1 %s MX host", h.targetLabel())
+	case len(c.check.MX) > 0:
+		dest = c.mxArg
+	case len(t.MX) > 0:
+		dest = fmt.Sprintf("%d %s MX hosts", len(t.MX), label)
+		if len(t.MX) == 1 {
+			dest = fmt.Sprintf("1 %s MX host", label)
 		}
 	default:
-		domain := cfg.Target.Domain
+		domain := t.Domain
 		if domain == "" {
 			domain = "gmail.com"
 		}
-		dest = fmt.Sprintf("the %s MX hosts of %s", h.targetLabel(), domain)
+		dest = fmt.Sprintf("the %s MX hosts of %s", label, domain)
 	}
-	who := cmd.Relay
-	if cmd.Relay == message.AllRelays {
-		n := len(h.relayNames())
+	who := c.check.Relay
+	if who == "" {
+		n := len(c.snap.Names())
 		who = fmt.Sprintf("%d relays", n)
 		if n == 1 {
 			who = "1 relay"
@@ -703,40 +638,66 @@ func parseButtonValue(s string) (buttonValue, error) {
 	return b, nil
 }
 
-// buttonVerb is the verb whose access rules apply to a button.
-func buttonVerb(action string) (Verb, bool) {
+// buttonAccess is the access rule of a button: the verb whose rules apply,
+// and whether only admins may press it (acknowledging and muting alerts,
+// as [access] admins says). ok is false for an unknown button.
+func buttonAccess(action string) (v Verb, adminOnly, ok bool) {
 	switch action {
 	case message.ActionRerun:
-		return VerbCheck, true
+		return VerbCheck, false, true
 	case message.ActionTranscript, message.ActionEvidence:
-		return VerbEvidence, true
+		return VerbEvidence, false, true
+	case message.ActionAcknowledge, message.ActionMute:
+		return VerbStatus, true, true
 	}
-	return "", false
+	return "", false, false
 }
 
-func (h *Handler) acknowledgeButton(ctx context.Context, req message.Request) (message.Response, bool) {
-	verb, ok := buttonVerb(req.Action)
-	if !ok {
+// authorizeButton applies a button's access rule; the error wraps
+// ErrRefused like Authorize's.
+func authorizeButton(a config.Access, req message.Request) error {
+	v, adminOnly, _ := buttonAccess(req.Action)
+	if err := Authorize(a, req, v); err != nil {
+		return err
+	}
+	if adminOnly && !req.Local() && !matchUser(a.Admins, req) {
+		return fmt.Errorf("%w: acknowledging and muting alerts is for gmailtls admins only ([access] admins); ask one of them to press it", ErrRefused)
+	}
+	return nil
+}
+
+// alertButton reports whether action is one of the alerts' buttons.
+func alertButton(action string) bool {
+	return action == message.ActionAcknowledge || action == message.ActionMute
+}
+
+// readButton is read for a button: known, allowed, its value readable,
+// and for Re-run the check prepared.
+func (h *Handler) readButton(ctx context.Context, c *call) (message.Response, bool) {
+	req := c.req
+	if _, _, ok := buttonAccess(req.Action); !ok {
 		h.audit(ctx, req, "error: unknown button")
 		return unknownButton(req.Action), false
 	}
-	cfg, _, _ := h.snapshot()
-	if err := Authorize(cfg.Access, req, verb); err != nil {
+	if err := authorizeButton(c.snap.Config.Access, req); err != nil {
 		h.audit(ctx, req, "refused: "+refusalReason(err))
 		return refused(err), false
+	}
+	if alertButton(req.Action) {
+		return message.Response{Summary: "working on it", Ephemeral: true}, true
 	}
 	b, err := parseButtonValue(req.Value)
 	if err != nil {
 		h.audit(ctx, req, "error: "+err.Error())
-		return ErrorResponse(h.commandName(), errors.New("that button could not be read; run the command again")), false
+		return ErrorResponse(commandName(c.snap), errors.New("that button could not be read; run the command again")), false
 	}
+	c.button = b
 	if req.Action == message.ActionRerun {
-		cmd := Command{Verb: VerbCheck, Relay: b.Relay, MX: b.MX}
-		if err := h.validateCheck(cmd); err != nil {
+		if err := h.prepareCheck(c, b.Relay, b.MX); err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
-			return ErrorResponse(h.commandName(), err), false
+			return ErrorResponse(commandName(c.snap), err), false
 		}
-		ack := h.checkAck(cmd)
+		ack := checkAck(c)
 		ack.Title = "re-" + ack.Title
 		ack.Summary = ack.Title
 		ack.Ephemeral = true
@@ -749,65 +710,86 @@ func unknownButton(action string) message.Response {
 	return ErrorResponse("", fmt.Errorf("gmailtls does not know the button %q", clip(action)))
 }
 
-func (h *Handler) runButton(ctx context.Context, req message.Request) message.Response {
-	verb, ok := buttonVerb(req.Action)
-	if !ok {
-		return unknownButton(req.Action)
-	}
-	cfg, _, _ := h.snapshot()
-	if err := Authorize(cfg.Access, req, verb); err != nil {
-		return refused(err)
-	}
-	b, err := parseButtonValue(req.Value)
-	if err != nil {
-		return ErrorResponse(h.commandName(), errors.New("that button could not be read; run the command again"))
+// runButton runs a button that readButton let through.
+func (h *Handler) runButton(ctx context.Context, c *call) message.Response {
+	req := c.req
+	if alertButton(req.Action) {
+		return h.alertButton(ctx, c)
 	}
 	var resp message.Response
+	var err error
 	switch req.Action {
 	case message.ActionRerun:
-		resp, err = h.rerun(ctx, req, b)
+		resp, err = h.rerun(ctx, c)
 	case message.ActionTranscript:
-		resp, err = h.transcriptResponse(ctx, b)
+		resp, err = h.transcriptResponse(ctx, c.button)
 	case message.ActionEvidence:
-		resp, err = h.evidenceResponse(ctx, b)
+		resp, err = h.evidenceResponse(ctx, c.snap, c.button)
 	}
 	if err != nil {
 		h.log.Warn("commands: button failed", "action", req.Action, "user", req.Requester(), "err", err)
 		h.audit(ctx, req, "error: "+err.Error())
-		r := ErrorResponse(h.commandName(), err)
-		return r
+		return ErrorResponse(commandName(c.snap), err)
 	}
 	h.audit(ctx, req, "ok")
 	return resp
 }
 
-func (h *Handler) rerun(ctx context.Context, req message.Request, b buttonValue) (message.Response, error) {
-	cmd := Command{Verb: VerbCheck, Relay: b.Relay, MX: b.MX}
-	if err := h.validateCheck(cmd); err != nil {
-		return message.Response{}, err
+// errNoAlerts answers alert buttons when no alerter runs.
+var errNoAlerts = errors.New("alerts are not configured: set [alerts] channel")
+
+// alertButton runs an alert's Acknowledge or Mute button.
+func (h *Handler) alertButton(ctx context.Context, c *call) message.Response {
+	req := c.req
+	id, err := strconv.ParseInt(strings.TrimSpace(req.Value), 10, 64)
+	if err != nil || id <= 0 {
+		h.audit(ctx, req, fmt.Sprintf("error: %v: %q is not an incident number", ErrButton, req.Value))
+		return note("That button could not be read; use the buttons of the latest alert.")
 	}
-	opts := relay.Options{}
-	if b.MX != "" {
-		opts.MX = []string{b.MX}
+	if h.alerts == nil {
+		h.audit(ctx, req, "error: "+errNoAlerts.Error())
+		return ErrorResponse(commandName(c.snap), errNoAlerts)
 	}
+	var resp message.Response
+	if req.Action == message.ActionAcknowledge {
+		resp, err = h.alerts.Acknowledge(ctx, id, req.UserID)
+	} else {
+		resp, err = h.alerts.Mute(ctx, id, req.UserID, 0) // the alerter's own duration, as the button says
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error: " + err.Error()
+		h.log.Warn("commands: alert button failed", "action", req.Action, "incident", id, "user", req.UserID, "err", err)
+	}
+	h.audit(ctx, req, outcome)
+	return resp
+}
+
+// note is a short ephemeral answer.
+func note(text string) message.Response {
+	return message.Response{Title: text, Summary: text, Verdict: message.VerdictInfo, Ephemeral: true}
+}
+
+func (h *Handler) rerun(ctx context.Context, c *call) (message.Response, error) {
+	b := c.button
 	var prev *previousRun
 	if b.HasRun {
 		prev = &previousRun{RunID: b.RunID, At: b.At, OK: b.OK}
 	}
 	if b.Relay == message.AllRelays {
-		all, err := h.CheckAll(ctx, triggerOf(req), req.Requester(), opts, false)
+		all, err := h.svc.CheckAll(ctx, c.check)
 		if err != nil {
 			return message.Response{}, err
 		}
-		r := h.CheckAllResponse(all, b.MX)
+		r := h.checkAllResponse(c.snap, all, b.MX)
 		r.ReplaceOriginal = true
 		return r, nil
 	}
-	res, err := h.CheckRelay(ctx, b.Relay, triggerOf(req), req.Requester(), opts)
+	res, err := h.svc.CheckRelay(ctx, c.check)
 	if err != nil {
 		return message.Response{}, err
 	}
-	r := h.CheckResponse(res, prev)
+	r := h.checkResponse(c.snap, res, prev)
 	// A Re-run on a check result replaces it ("failed 12:03 → passed
 	// 12:05"); one on an alert (no previous run in the value) leaves the
 	// alert standing and answers beside it.

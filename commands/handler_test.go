@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,119 +14,30 @@ import (
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/internal/fakerelay"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/message"
-	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
 type fakeClock = manualclock.Clock
 
-// fakeRunner is a relay whose probes are scripted: each call pops the next
-// outcome ("ok", a failure class, or "agent" for an unreachable agent) and
-// returns one result per MX host with deterministic timings.
-type fakeRunner struct {
-	name string
-	kind string
-	now  func() time.Time
-	mx   []string
-
-	mu      sync.Mutex
-	outcome string // used when script is empty
-	script  []string
-	calls   int
-	opts    []relay.Options
-}
-
-func (f *fakeRunner) Name() string { return f.name }
-func (f *fakeRunner) Kind() string { return f.kind }
-
-func (f *fakeRunner) set(outcome string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.outcome = outcome
-}
-
-func (f *fakeRunner) Calls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
-
-func (f *fakeRunner) Probe(ctx context.Context, opts relay.Options) (probe.Report, error) {
-	f.mu.Lock()
-	f.calls++
-	f.opts = append(f.opts, opts)
-	outcome := f.outcome
-	if len(f.script) > 0 {
-		outcome, f.script = f.script[0], f.script[1:]
-	}
-	f.mu.Unlock()
-	now := f.now()
-	rep := probe.Report{Relay: f.name, Domain: "gmail.com", StartedAt: now}
-	mxs := f.mx
-	if len(opts.MX) > 0 {
-		mxs = nil
-		for _, want := range opts.MX {
-			for i, m := range f.mx {
-				if strings.HasPrefix(m, strings.Split(want, ":")[0]) || m == want {
-					mxs = append(mxs, f.mx[i])
-				}
-			}
-		}
-	}
-	for i, mx := range mxs {
-		host, port := mx, 25
-		if h, p, ok := strings.Cut(mx, ":"); ok {
-			host = h
-			port = 2525
-			_ = p
-		}
-		r := probe.Result{
-			Relay: f.name, Engine: probe.EngineNative, SourceIP: "127.0.0.1", MX: host, Preference: uint16(5 * (i + 1)),
-			IP: "127.0.0." + string(rune('1'+i)), Port: port, ServerName: "mx.test.example", StartedAt: now,
-			Timings: probe.Timings{Connect: 0.2, Banner: 1.1, EHLO: 0.4, StartTLS: 0.3, Handshake: 4.5, Total: 7.3},
-			Hints:   []string{},
-			Transcript: []string{
-				"S: 220 mx.google.com ESMTP x - gsmtp",
-				"C: EHLO probe.test",
-				"S: 250-mx.google.com at your service",
-				"S: 250 STARTTLS",
-				"C: STARTTLS",
-				"S: 220 2.0.0 Ready to start TLS",
-				"* TLS handshake started",
-			},
-		}
-		switch outcome {
-		case "", "ok":
-			r.OK = true
-			r.TLS = &probe.TLSInfo{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", Group: "X25519MLKEM768", Verified: true}
-		case "agent":
-			r.Stage, r.Failure = probe.StageAgent, probe.FailAgentUnreachable
-			r.Error = "agent did not answer"
-			r.Transcript = nil
-		default:
-			r.Stage, r.Failure = probe.StageHandshake, probe.Failure(outcome)
-			r.Error = "read: connection reset by peer"
-			r.Timings.Handshake, r.Timings.Total = 0.9, 3.1
-			r.Transcript = append(r.Transcript, "* connection lost during the TLS handshake")
-		}
-		rep.Results = append(rep.Results, r)
-	}
-	return rep, nil
-}
-
-// env is a handler over a real SQLite file with fake relays.
+// testEnv is a handler over a real monitor and SQLite file with fake
+// relays.
 type testEnv struct {
 	t       *testing.T
 	clock   *fakeClock
 	cfg     *config.Config
 	store   *storage.Store
 	path    string
-	runners map[string]*fakeRunner
+	runners map[string]*fakerelay.Runner
+	mon     *monitor.Monitor
 	h       *Handler
-	// concurrency is Deps.Concurrency (0: the default).
+	// alerts runs the alert buttons (nil: none).
+	alerts Alerts
+	// concurrency is monitor.Deps.Concurrency (0: the default).
 	concurrency int
 
 	mu      sync.Mutex
@@ -147,41 +59,50 @@ func newTestEnv(t *testing.T, relays ...string) *testEnv {
 	}
 	cfg.Access.Admins = []string{"UADMIN"}
 	e := &testEnv{t: t, clock: manualclock.New(testBase), cfg: cfg, path: filepath.Join(t.TempDir(), "gmailtls.db")}
-	e.runners = map[string]*fakeRunner{}
+	e.runners = map[string]*fakerelay.Runner{}
 	for _, r := range relays {
-		e.runners[r] = &fakeRunner{name: r, kind: "local", now: e.clock.Now, mx: []string{"127.0.0.1:2525", "mx2.test.example"}}
+		e.runners[r] = fakerelay.New(r, e.clock.Now, "127.0.0.1:2525", "mx2.test.example")
 	}
 	e.open()
 	t.Cleanup(func() { e.store.Close() })
 	return e
 }
 
-// open (re)opens the database and builds a fresh handler: a restart.
+// open (re)opens the database and builds a fresh monitor and handler: a
+// restart.
 func (e *testEnv) open() {
 	e.t.Helper()
 	st, err := storage.Open(context.Background(), e.path, storage.Options{Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := st.SyncRelays(context.Background(), RelaySpecs(e.cfg)); err != nil {
+	if err := st.SyncRelays(context.Background(), relay.RelaySpecs(e.cfg)); err != nil {
 		e.t.Fatal(err)
 	}
 	e.store = st
+	e.mon = monitor.New(monitor.Deps{Config: e.cfg, Store: st, Runners: e.relayRunners(), Now: e.clock.Now, Concurrency: e.concurrency})
+	e.mon.Subscribe(func(ev monitor.Evaluation) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.changes = append(e.changes, ev.Changes...)
+	})
+	e.h = New(Deps{
+		Service: e.mon, Store: st, Alerts: e.alerts, Now: e.clock.Now, Location: time.UTC,
+		Hostname: func() (string, error) { return "bot.test.example", nil },
+	})
+}
+
+// relayRunners are the fake relays as the monitor takes them.
+func (e *testEnv) relayRunners() map[string]relay.Runner {
 	runners := map[string]relay.Runner{}
 	for n, r := range e.runners {
 		runners[n] = r
 	}
-	e.h = New(Deps{
-		Config: e.cfg, Store: st, Runners: runners, Now: e.clock.Now, Location: time.UTC,
-		Hostname:    func() (string, error) { return "bot.test.example", nil },
-		Concurrency: e.concurrency,
-		OnChange: func(_ context.Context, ch []escalation.Change, _ Evaluation) {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			e.changes = append(e.changes, ch...)
-		},
-	})
+	return runners
 }
+
+// reload applies e.cfg (changed by the test) as SIGHUP would.
+func (e *testEnv) reload() { e.mon.Reload(e.cfg, e.relayRunners()) }
 
 func (e *testEnv) restart() {
 	e.t.Helper()
@@ -193,11 +114,11 @@ func (e *testEnv) restart() {
 
 // check runs one scheduled check of relay with the given outcome, five
 // minutes after the previous one.
-func (e *testEnv) check(relayName, outcome string) CheckResult {
+func (e *testEnv) check(relayName, outcome string) monitor.CheckResult {
 	e.t.Helper()
 	e.clock.Advance(5 * time.Minute)
-	e.runners[relayName].set(outcome)
-	res, err := e.h.CheckRelay(context.Background(), relayName, message.SourceSchedule, "scheduler", relay.Options{})
+	e.runners[relayName].Set(outcome)
+	res, err := e.mon.CheckRelay(context.Background(), monitor.Check{Relay: relayName, Trigger: message.SourceSchedule, RequestedBy: "scheduler"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -261,7 +182,7 @@ func TestAcknowledge(t *testing.T) {
 	}
 	for _, r := range e.runners {
 		if r.Calls() != 0 {
-			t.Errorf("Acknowledge probed %s", r.name)
+			t.Errorf("Acknowledge probed %s", r.Name())
 		}
 	}
 }
@@ -298,7 +219,7 @@ func TestRefusedByChannelAndUser(t *testing.T) {
 	e := newTestEnv(t)
 	e.cfg.Access.Channels = []string{"COPS"}
 	e.cfg.Access.Users = []string{"UALICE"}
-	e.h.Reload(e.cfg, e.h.runners)
+	e.reload()
 	ctx := context.Background()
 	req := slash("check relay-1")
 	req.ChannelID = "CRANDOM"
@@ -378,8 +299,8 @@ func TestEscalationThroughChecks(t *testing.T) {
 	events := countEvents(t, e.store)
 
 	// Evaluating again changes nothing and stores nothing.
-	if _, ch, err := e.h.Evaluate(ctx); err != nil || len(ch) != 0 {
-		t.Fatalf("Evaluate again: %v, %v", ch, err)
+	if ev, err := e.mon.Evaluate(ctx); err != nil || len(ev.Changes) != 0 {
+		t.Fatalf("Evaluate again: %v, %v", ev.Changes, err)
 	}
 	// A restart rebuilds the same state from the database.
 	e.restart()
@@ -391,14 +312,14 @@ func TestEscalationThroughChecks(t *testing.T) {
 	if !sameStatus(st, st2) {
 		t.Fatalf("status changed across a restart:\nbefore %+v\nafter  %+v", st, st2)
 	}
-	if _, ch, err := e.h.Evaluate(ctx); err != nil || len(ch) != 0 {
-		t.Fatalf("Evaluate after restart: %v, %v", ch, err)
+	if ev, err := e.mon.Evaluate(ctx); err != nil || len(ev.Changes) != 0 {
+		t.Fatalf("Evaluate after restart: %v, %v", ev.Changes, err)
 	}
 	if got := countEvents(t, e.store); got != events {
 		t.Fatalf("events after restart: %d, want %d", got, events)
 	}
 	if len(announced) != events {
-		t.Fatalf("OnChange saw %d changes, %d events stored", len(announced), events)
+		t.Fatalf("the subscriber saw %d changes, %d events stored", len(announced), events)
 	}
 	// Recovery: two successes bring relay-2 back to ok.
 	e.check("relay-2", "ok")
@@ -457,8 +378,8 @@ func TestCheckCannotTargetUnconfiguredHost(t *testing.T) {
 			t.Errorf("%s: %+v", text, r)
 		}
 	}
-	// Through CheckRelay directly (the scheduler's entry) as well.
-	_, err := e.h.CheckRelay(ctx, "relay-1", "cli", "test", relay.Options{MX: []string{"10.0.0.1:25"}})
+	// Through the monitor directly (the scheduler's entry) as well.
+	_, err := e.mon.CheckRelay(ctx, monitor.Check{Relay: "relay-1", MX: []string{"10.0.0.1:25"}, Trigger: "cli", RequestedBy: "test"})
 	if !errors.Is(err, ErrTarget) {
 		t.Errorf("CheckRelay with an unconfigured MX: %v, want ErrTarget", err)
 	}
@@ -469,7 +390,7 @@ func TestCheckCannotTargetUnconfiguredHost(t *testing.T) {
 	}
 	for _, r := range e.runners {
 		if r.Calls() != 0 {
-			t.Fatalf("%s probed %d times", r.name, r.Calls())
+			t.Fatalf("%s probed %d times", r.Name(), r.Calls())
 		}
 	}
 	// A configured one goes through, narrowed to that entry.
@@ -477,7 +398,7 @@ func TestCheckCannotTargetUnconfiguredHost(t *testing.T) {
 	if r.Verdict != message.VerdictOK {
 		t.Fatalf("configured --mx: %+v", r)
 	}
-	if got := e.runners["relay-1"].opts; len(got) != 1 || !slices.Equal(got[0].MX, []string{"127.0.0.1:2525"}) {
+	if got := e.runners["relay-1"].Options(); len(got) != 1 || !slices.Equal(got[0].MX, []string{"127.0.0.1:2525"}) {
 		t.Fatalf("options: %+v", got)
 	}
 }
@@ -486,17 +407,18 @@ func TestGmailTargetMX(t *testing.T) {
 	e := newTestEnv(t)
 	e.cfg.Target.MX = nil
 	e.cfg.Target.Domain = "gmail.com"
-	e.h.Reload(e.cfg, e.h.runners)
-	if _, err := e.h.resolveMX("alt2.gmail-smtp-in.l.google.com"); err != nil {
+	e.reload()
+	snap := e.mon.Snapshot()
+	if _, err := snap.ResolveMX("alt2.gmail-smtp-in.l.google.com"); err != nil {
 		t.Errorf("alt2: %v", err)
 	}
 	for _, bad := range []string{"smtp.gmail.com", "142.250.1.27", "gmail-smtp-in.l.google.com:26", "example.com"} {
-		if _, err := e.h.resolveMX(bad); !errors.Is(err, ErrTarget) {
+		if _, err := snap.ResolveMX(bad); !errors.Is(err, ErrTarget) {
 			t.Errorf("%s: %v, want ErrTarget", bad, err)
 		}
 	}
-	ack := e.h.checkAck(Command{Verb: VerbCheck, Relay: "relay-1"})
-	if ack.Title != "probing relay-1 → the Gmail MX hosts of gmail.com…" {
+	ack, more := e.h.Acknowledge(context.Background(), slash("check relay-1"))
+	if !more || ack.Title != "probing relay-1 → the Gmail MX hosts of gmail.com…" {
 		t.Errorf("ack %q", ack.Title)
 	}
 }
@@ -504,7 +426,7 @@ func TestGmailTargetMX(t *testing.T) {
 func TestRerunTranscriptEvidenceButtons(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := context.Background()
-	e.runners["relay-2"].set("tls_reset")
+	e.runners["relay-2"].Set("tls_reset")
 	e.clock.Advance(time.Minute)
 	first := e.h.Run(ctx, slash("check relay-2"))
 	if first.Verdict != message.VerdictFail || first.Title != "relay-2: STARTTLS to Gmail failed" {
@@ -545,7 +467,7 @@ func TestRerunTranscriptEvidenceButtons(t *testing.T) {
 		}
 	}
 	e.clock.Advance(2 * time.Minute)
-	e.runners["relay-2"].set("ok")
+	e.runners["relay-2"].Set("ok")
 	re := press(message.ActionRerun)
 	if !re.ReplaceOriginal || re.Verdict != message.VerdictOK {
 		t.Fatalf("re-run: %+v", re)
@@ -568,8 +490,8 @@ func TestCheckAllFoldsIntoThread(t *testing.T) {
 		names[i] = "relay-" + string(rune('a'+i))
 	}
 	e := newTestEnv(t, names...)
-	e.runners["relay-c"].set("tls_reset")
-	e.runners["relay-e"].set("agent")
+	e.runners["relay-c"].Set("tls_reset")
+	e.runners["relay-e"].Set("agent")
 	r := e.h.Run(context.Background(), slash("check all"))
 	if r.Title != "check all: 10 of 12 relays passed STARTTLS to Gmail" || r.Verdict != message.VerdictFail {
 		t.Fatalf("title %q verdict %q", r.Title, r.Verdict)
@@ -606,7 +528,7 @@ func TestPauseResumeHistoryRelaysReport(t *testing.T) {
 	if !strings.Contains(r.Title, "relay-3 paused until 14:03 by root (UADMIN)") {
 		t.Fatalf("pause: %+v", r)
 	}
-	all, err := e.h.CheckAll(ctx, message.SourceSchedule, "scheduler", relay.Options{}, true)
+	all, err := e.mon.CheckAll(ctx, monitor.Check{Trigger: message.SourceSchedule, RequestedBy: "scheduler", SkipPaused: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -674,34 +596,142 @@ func FuzzButtonValue(f *testing.F) {
 	})
 }
 
-// TestOnChangeMayReprobe: the alert hook confirms a failure with a second
-// probe of the same relay from inside OnChange, without deadlock.
-func TestOnChangeMayReprobe(t *testing.T) {
+// fakeAlerts records the alert buttons that reach the alerter.
+type fakeAlerts struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeAlerts) Acknowledge(_ context.Context, id int64, userID string) (message.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("ack %d %s", id, userID))
+	return message.Response{Title: fmt.Sprintf("Incident #%d acknowledged by <@%s>", id, userID), Ephemeral: true}, nil
+}
+
+func (f *fakeAlerts) Mute(_ context.Context, id int64, userID string, d time.Duration) (message.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("mute %d %s %s", id, userID, d))
+	return message.Response{Title: fmt.Sprintf("Incident #%d muted", id), Ephemeral: true}, nil
+}
+
+func (f *fakeAlerts) got() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// TestAlertButtonsAreForAdmins: Acknowledge and Mute are routed and
+// authorized here like the other buttons: a member who is not an admin is
+// refused with a clean reason (no internal prefix), the press is audited,
+// and the alerter never hears of it; an admin's press reaches it.
+func TestAlertButtonsAreForAdmins(t *testing.T) {
+	fa := &fakeAlerts{}
 	e := newTestEnv(t)
-	var confirmed []CheckResult
-	runners := map[string]relay.Runner{}
-	for n, r := range e.runners {
-		runners[n] = r
+	e.alerts = fa
+	e.restart()
+	ctx := context.Background()
+	for _, action := range []string{message.ActionAcknowledge, message.ActionMute} {
+		req := message.Request{Action: action, Value: "5", UserID: "UALICE", UserName: "alice", ChannelID: "CALERTS", Source: message.SourceButton}
+		ack, more := e.h.Acknowledge(ctx, req)
+		if more || ack.Verdict != message.VerdictRefused || !ack.Ephemeral {
+			t.Fatalf("%s by a non-admin: more=%v %+v", action, more, ack)
+		}
+		if text := flat(ack); strings.Contains(text, "commands:") || !strings.Contains(text, "for gmailtls admins only") {
+			t.Errorf("%s refusal reads:\n%s", action, text)
+		}
+		// Run without the acknowledgement (a caller that skips it) is
+		// refused just the same.
+		if r := e.h.Run(ctx, req); r.Verdict != message.VerdictRefused || strings.Contains(flat(r), "commands:") {
+			t.Errorf("%s run by a non-admin: %+v", action, r)
+		}
 	}
-	var h *Handler
-	h = New(Deps{
-		Config: e.cfg, Store: e.store, Runners: runners, Now: e.clock.Now,
-		OnChange: func(ctx context.Context, ch []escalation.Change, ev Evaluation) {
-			if len(ev.Checks) != 1 || ev.Checks[0].Trigger == message.SourceConfirm {
-				return
-			}
-			res, err := h.CheckRelay(ctx, ev.Checks[0].Relay, message.SourceConfirm, "alerts", relay.Options{})
-			if err != nil {
-				t.Error(err)
-			}
-			confirmed = append(confirmed, res)
-		},
-	})
-	e.runners["relay-1"].set("tls_reset")
-	if _, err := h.CheckRelay(context.Background(), "relay-1", message.SourceSchedule, "scheduler", relay.Options{}); err != nil {
+	if got := fa.got(); len(got) != 0 {
+		t.Fatalf("refused presses reached the alerter: %v", got)
+	}
+	log, err := e.store.AuditLog(ctx, 10)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(confirmed) != 1 || confirmed[0].OK() || e.runners["relay-1"].Calls() != 2 {
-		t.Fatalf("confirmations: %+v, calls %d", confirmed, e.runners["relay-1"].Calls())
+	if len(log) != 4 {
+		t.Fatalf("%d audit rows for 4 refused presses: %+v", len(log), log)
+	}
+	for _, row := range log {
+		if !strings.HasPrefix(row.Outcome, "refused: ") || strings.Contains(row.Outcome, "commands:") || row.UserID != "UALICE" ||
+			(row.Text != "gmailtls_ack incident 5" && row.Text != "gmailtls_mute incident 5") {
+			t.Errorf("audit row %+v", row)
+		}
+	}
+
+	for _, action := range []string{message.ActionAcknowledge, message.ActionMute} {
+		req := message.Request{Action: action, Value: "5", UserID: "UADMIN", UserName: "root", ChannelID: "CALERTS", Source: message.SourceButton}
+		if r := e.h.Do(ctx, req); r.Verdict == message.VerdictRefused || !strings.Contains(r.Title, "Incident #5") {
+			t.Errorf("%s by an admin: %+v", action, r)
+		}
+	}
+	if got := fa.got(); !slices.Equal(got, []string{"ack 5 UADMIN", "mute 5 UADMIN 0s"}) {
+		t.Fatalf("alerter calls %v", got)
+	}
+	if log, err = e.store.AuditLog(ctx, 2); err != nil || len(log) != 2 || log[0].Outcome != "ok" || log[1].Outcome != "ok" {
+		t.Fatalf("admin presses audited as %+v, %v", log, err)
+	}
+	// An unreadable value is answered, audited, and never reaches it.
+	bad := message.Request{Action: message.ActionAcknowledge, Value: "five", UserID: "UADMIN", Source: message.SourceButton}
+	if r := e.h.Do(ctx, bad); !strings.Contains(r.Title, "could not be read") {
+		t.Errorf("unreadable value: %+v", r)
+	}
+	if len(fa.got()) != 2 {
+		t.Error("an unreadable value reached the alerter")
+	}
+}
+
+// countingService counts the configuration snapshots a request takes.
+type countingService struct {
+	*monitor.Monitor
+	mu        sync.Mutex
+	snapshots int
+}
+
+func (c *countingService) Snapshot() *monitor.Snapshot {
+	c.mu.Lock()
+	c.snapshots++
+	c.mu.Unlock()
+	return c.Monitor.Snapshot()
+}
+
+// TestCheckIsReadOnce: a check is parsed, authorized and validated when it
+// is acknowledged, under one configuration snapshot, and Run works with
+// what was read: a reload between the two does not change what the
+// acknowledgement promised.
+func TestCheckIsReadOnce(t *testing.T) {
+	e := newTestEnv(t)
+	cs := &countingService{Monitor: e.mon}
+	h := New(Deps{Service: cs, Store: e.store, Now: e.clock.Now, Location: time.UTC})
+	ctx := context.Background()
+	req := slash("check relay-2 --mx mx2.test.example")
+	ack, more := h.Acknowledge(ctx, req)
+	if !more || ack.Title != "probing relay-2 → mx2.test.example…" {
+		t.Fatalf("ack: more=%v %q", more, ack.Title)
+	}
+	// SIGHUP: relay-2 leaves the configuration, and the target changes.
+	e.cfg.Relays = e.cfg.Relays[:1]
+	e.cfg.Target.MX = []string{"127.0.0.1:2525"}
+	delete(e.runners, "relay-2")
+	runner2 := e.mon.Snapshot().Runners["relay-2"].(*fakerelay.Runner)
+	e.reload()
+	r := h.Run(ctx, req)
+	if r.Verdict != message.VerdictOK || !strings.Contains(r.Title, "relay-2") {
+		t.Fatalf("run after the reload: %+v", r)
+	}
+	if got := runner2.Options(); len(got) != 1 || !slices.Equal(got[0].MX, []string{"mx2.test.example"}) {
+		t.Fatalf("relay-2 probed with %+v", got)
+	}
+	if cs.snapshots != 1 {
+		t.Errorf("one check took %d configuration snapshots, want 1", cs.snapshots)
+	}
+	// The next request reads the new configuration.
+	if r := h.Do(ctx, slash("check relay-2")); !strings.Contains(r.Summary, `there is no relay "relay-2"`) {
+		t.Errorf("after the reload: %+v", r)
 	}
 }

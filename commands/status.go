@@ -10,6 +10,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -101,10 +102,16 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// Status computes the StatusModel from storage. It only reads: looking at
-// the status never stores or announces a change.
+// Status computes the StatusModel from storage under the configuration in
+// force. It only reads: looking at the status never stores or announces a
+// change.
 func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
-	a, err := h.Assess(ctx)
+	return h.status(ctx, h.snapshot())
+}
+
+// status is Status under the request's snapshot.
+func (h *Handler) status(ctx context.Context, snap *monitor.Snapshot) (StatusModel, error) {
+	a, err := h.svc.Assess(ctx, snap)
 	if err != nil {
 		return StatusModel{}, err
 	}
@@ -126,12 +133,11 @@ func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
 	for _, s := range sums {
 		lasts[s.Relay] = s
 	}
-	_, runners, _ := h.snapshot()
-	for _, name := range h.relayNames() {
+	for _, name := range snap.Names() {
 		st, _ := a.Relay(name)
 		rs := RelayStatus{
 			Relay:               name,
-			Kind:                runners[name].Kind(),
+			Kind:                snap.Runners[name].Kind(),
 			Level:               escalation.Max(st.Level),
 			Scope:               st.Scope,
 			Advice:              st.Advice,
@@ -350,6 +356,11 @@ type RelayInfo struct {
 
 // Relays lists the configured relays, then the retired ones.
 func (h *Handler) Relays(ctx context.Context) (RelaysModel, error) {
+	return h.relays(ctx, h.snapshot())
+}
+
+// relays is Relays under the request's snapshot.
+func (h *Handler) relays(ctx context.Context, snap *monitor.Snapshot) (RelaysModel, error) {
 	now := h.now()
 	m := RelaysModel{At: now, Relays: []RelayInfo{}}
 	stored, err := h.store.Relays(ctx, true)
@@ -360,10 +371,9 @@ func (h *Handler) Relays(ctx context.Context) (RelaysModel, error) {
 	for _, r := range stored {
 		byName[r.Name] = r
 	}
-	cfg, runners, _ := h.snapshot()
-	for _, name := range h.relayNames() {
-		ri := RelayInfo{Name: name, Kind: runners[name].Kind(), Configured: true, SourceIPs: []string{}}
-		if c, ok := cfg.RelayByName(name); ok {
+	for _, name := range snap.Names() {
+		ri := RelayInfo{Name: name, Kind: snap.Runners[name].Kind(), Configured: true, SourceIPs: []string{}}
+		if c, ok := snap.Config.RelayByName(name); ok {
 			ri.URL = c.URL
 			if c.SourceIPs != nil {
 				ri.SourceIPs = slices.Clone(c.SourceIPs)
@@ -377,7 +387,7 @@ func (h *Handler) Relays(ctx context.Context) (RelaysModel, error) {
 		m.Relays = append(m.Relays, ri)
 	}
 	for _, sr := range stored {
-		if _, ok := runners[sr.Name]; ok {
+		if _, ok := snap.Runners[sr.Name]; ok {
 			continue
 		}
 		ips := sr.SourceIPs
@@ -433,7 +443,7 @@ func (h *Handler) RelaysResponse(m RelaysModel) message.Response {
 
 // historyResponse is "history <relay> [window]": the runs of the window,
 // newest first, one line each, with the failures spelled out.
-func (h *Handler) historyResponse(ctx context.Context, relayName string, window time.Duration) (message.Response, error) {
+func (h *Handler) historyResponse(ctx context.Context, snap *monitor.Snapshot, relayName string, window time.Duration) (message.Response, error) {
 	now := h.now()
 	const limit = 2000
 	results, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, Since: now.Add(-window), Limit: limit})
@@ -446,7 +456,7 @@ func (h *Handler) historyResponse(ctx context.Context, relayName string, window 
 		Ephemeral: true,
 	}
 	if len(results) == 0 {
-		resp.Sections = []message.Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%s check %s` probes it now", FormatWindow(window), h.commandName(), relayName)}}}
+		resp.Sections = []message.Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%s check %s` probes it now", FormatWindow(window), commandName(snap), relayName)}}}
 		resp.Summary = relayName + ": no results"
 		return resp, nil
 	}
@@ -557,4 +567,11 @@ func incidentSections(incidents []IncidentStatus, clock func(time.Time) string) 
 		lines = append(lines, line)
 	}
 	return chunkLines("Open incidents", lines, 10)
+}
+
+func relayOrGlobal(name string) string {
+	if name == "" {
+		return "all relays"
+	}
+	return name
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 )
 
 // SummaryModel is the health summary over a window: what /gmailtls report,
@@ -100,6 +101,11 @@ func trendChar(attempts, failures int) rune {
 // its level, success rate, failures by class, median handshake time, last
 // failure, open incidents and the hourly trend. It only reads.
 func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryModel, error) {
+	return h.summary(ctx, h.snapshot(), window)
+}
+
+// summary is Summary under the request's snapshot.
+func (h *Handler) summary(ctx context.Context, snap *monitor.Snapshot, window time.Duration) (SummaryModel, error) {
 	if window <= 0 {
 		window = DefaultReportWindow
 	}
@@ -108,7 +114,7 @@ func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryMod
 	now := h.now()
 	until := now.Truncate(time.Hour).Add(time.Hour)
 	since := until.Add(-window)
-	a, err := h.Assess(ctx)
+	a, err := h.svc.Assess(ctx, snap)
 	if err != nil {
 		return SummaryModel{}, err
 	}
@@ -147,9 +153,8 @@ func (h *Handler) Summary(ctx context.Context, window time.Duration) (SummaryMod
 		openBy[in.Relay]++
 		m.OpenIncidents = append(m.OpenIncidents, incidentStatus(in, now))
 	}
-	_, runners, _ := h.snapshot()
 	for _, s := range sums {
-		if _, ok := runners[s.Relay]; !ok && s.Attempts == 0 {
+		if _, ok := snap.Runners[s.Relay]; !ok && s.Attempts == 0 {
 			continue
 		}
 		st, _ := a.Relay(s.Relay)

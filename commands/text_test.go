@@ -43,7 +43,7 @@ func TestRenderTextGolden(t *testing.T) {
 		}},
 		{"check_fail.txt", func() message.Response {
 			e.clock.Advance(5 * 60e9)
-			e.runners["relay-2"].set("tls_reset")
+			e.runners["relay-2"].Set("tls_reset")
 			r := e.h.Do(ctx, slash("check relay-2"))
 			for _, b := range r.Buttons {
 				switch b.Action {
@@ -63,7 +63,7 @@ func TestRenderTextGolden(t *testing.T) {
 		}},
 		{"check_all.txt", func() message.Response {
 			e.clock.Advance(5 * 60e9)
-			e.runners["relay-3"].set("cert_expired")
+			e.runners["relay-3"].Set("cert_expired")
 			return e.h.Do(ctx, slash("check all"))
 		}},
 		{"status.txt", func() message.Response {

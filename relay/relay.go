@@ -4,7 +4,9 @@
 // HTTPS). It also holds the agent's HTTP server (NewServer), the request
 // signature both sides share (Sign, Verify), and the relay-side facts the
 // bot asks for: host information (Info) and Gmail-bound mail in the local
-// queue (Queue).
+// queue (Queue). Runners builds every configured relay from the
+// configuration (ProbeConfig for the [target] section), so that the bot,
+// the CLI and the agent build relays the same way.
 //
 // A request to an agent flows like this:
 //

@@ -11,7 +11,7 @@
 //     overlaps the next) around cron.Recover (a panic is logged, not fatal,
 //     and the job's next run still happens);
 //  3. a probing job calls Config.ProbeRound (the wiring passes a function
-//     that checks every relay not paused with commands.Handler.CheckAll and
+//     that checks every relay not paused with monitor.Monitor.Round and
 //     then lets the alerter reconcile), a report job Config.Report (a Reporter enqueues
 //     the summary in the outbox), the reminder job Config.Remind;
 //  4. Stop stops scheduling and waits, within its context's bound, for the

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/relay"
@@ -103,7 +102,7 @@ func newAgentRun(cfg *config.Config, logger *slog.Logger) (*agentRun, error) {
 		}
 		a.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	base, err := commands.ProbeConfig(cfg, commands.RunnerOptions{Logger: logger})
+	base, err := relay.ProbeConfig(cfg, relay.RunnerOptions{Logger: logger})
 	if err != nil {
 		return nil, err
 	}

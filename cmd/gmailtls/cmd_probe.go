@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
@@ -160,7 +159,7 @@ func probeThroughAgent(ctx context.Context, file *config.Config, rc config.Relay
 			return probe.Report{}, fmt.Errorf("--%s cannot be used with the agent relay %s: the agent probes its own configured target (only --mx, to pick some of its MX hosts, --family and --no-retry apply)", fl, rc.Name)
 		}
 	}
-	runners, err := commands.Runners(file, commands.RunnerOptions{Logger: log, Version: version})
+	runners, err := relay.Runners(file, relay.RunnerOptions{Logger: log, Version: version})
 	if err != nil {
 		return probe.Report{}, err
 	}
@@ -190,7 +189,8 @@ func recordReport(ctx context.Context, e *env, f probeFlags, rep probe.Report) i
 		fmt.Fprintf(e.stderr, "gmailtls probe: recording the run: %v\n", err)
 		return exitFailed
 	}
-	asmt, changes, err := s.h.Evaluate(ctx)
+	ev, err := s.mon.Evaluate(ctx)
+	asmt, changes := ev.Assessment, ev.Changes
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: re-evaluating escalation: %v\n", err)
 		return exitFailed
@@ -243,7 +243,7 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, *config.Config, e
 		if err != nil {
 			return cfg, file, err
 		}
-		cfg, err = commands.ProbeConfig(file, commands.RunnerOptions{})
+		cfg, err = relay.ProbeConfig(file, relay.RunnerOptions{})
 		if err != nil {
 			return cfg, file, err
 		}

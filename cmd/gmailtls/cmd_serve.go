@@ -17,10 +17,9 @@ import (
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/logging"
-	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/metrics"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/outbox"
-	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/schedule"
 	"github.com/gmailtls/gmailtls/storage"
@@ -75,7 +74,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 // daemonOptions are the seams tests use.
 type daemonOptions struct {
 	// Runner tweaks: resolver and dialer for local relays.
-	Runners commands.RunnerOptions
+	Runners relay.RunnerOptions
 	// HTTPClient carries Slack calls (default: the bot's own).
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
@@ -93,6 +92,7 @@ type daemon struct {
 	opts    daemonOptions
 	store   *storage.Store
 	metrics *metrics.Metrics
+	mon     *monitor.Monitor
 	handler *commands.Handler
 	bot     *bot.Bot
 	worker  *outbox.Worker
@@ -117,7 +117,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		return nil, err
 	}
 	d.store = st
-	if err := st.SyncRelays(ctx, commands.RelaySpecs(cfg)); err != nil {
+	if err := st.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -125,17 +125,14 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		return st.OutboxStats(ctx, opts.Now())
 	})
 	d.alerts = newAlertLoop(d)
-	d.handler = commands.New(commands.Deps{
-		Config:  cfg,
-		Store:   st,
-		Runners: runners,
-		Now:     opts.Now,
-		Logger:  log,
-		OnChange: func(_ context.Context, _ []escalation.Change, ev commands.Evaluation) {
+	d.mon = monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Now: opts.Now, Logger: log})
+	d.mon.Subscribe(func(ev monitor.Evaluation) {
+		if len(ev.Changes) > 0 {
 			d.observeLevels(ev.Assessment)
 			d.alerts.kick()
-		},
+		}
 	})
+	d.handler = commands.New(commands.Deps{Service: d.mon, Store: st, Alerts: d.alerts, Now: opts.Now, Logger: log})
 	b, err := bot.New(bot.Config{
 		Mode:          cfg.Slack.Mode,
 		BotToken:      cfg.Slack.BotToken.Value(),
@@ -147,7 +144,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		Logger:        log,
 		Now:           opts.Now,
 		HTTPClient:    opts.HTTPClient,
-	}, &serveHandler{Handler: d.handler, d: d})
+	}, d.handler)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -183,44 +180,8 @@ func (d *daemon) runners(cfg *config.Config) (map[string]relay.Runner, error) {
 		ro.Logger = d.log
 	}
 	ro.Version = version
-	raw, err := commands.Runners(cfg, ro)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]relay.Runner, len(raw))
-	for name, r := range raw {
-		out[name] = observedRunner{Runner: r, m: d.metrics}
-	}
-	return out, nil
-}
-
-// observedRunner counts every probe result in /metrics.
-type observedRunner struct {
-	relay.Runner
-	m *metrics.Metrics
-}
-
-// Probe runs the relay's probe and counts its results.
-func (o observedRunner) Probe(ctx context.Context, opts relay.Options) (probe.Report, error) {
-	rep, err := o.Runner.Probe(ctx, opts)
-	o.m.ObserveResults(rep.Results)
-	return rep, err
-}
-
-// Info passes host facts through when the wrapped runner has them.
-func (o observedRunner) Info(ctx context.Context) (relay.Info, error) {
-	if iq, ok := o.Runner.(relay.InfoQueuer); ok {
-		return iq.Info(ctx)
-	}
-	return relay.Info{}, errors.New("relay: no host information for this relay")
-}
-
-// Queue passes queue figures through when the wrapped runner has them.
-func (o observedRunner) Queue(ctx context.Context) (relay.Queue, error) {
-	if iq, ok := o.Runner.(relay.InfoQueuer); ok {
-		return iq.Queue(ctx)
-	}
-	return relay.Queue{}, errors.New("relay: no queue figures for this relay")
+	ro.OnResults = d.metrics.ObserveResults
+	return relay.Runners(cfg, ro)
 }
 
 func (d *daemon) observeLevels(a escalation.Assessment) {
@@ -282,7 +243,7 @@ func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
 // then escalation is evaluated once for the round), then lets the alerts
 // catch up.
 func (d *daemon) probeRound(ctx context.Context) error {
-	_, err := d.handler.CheckAll(ctx, message.SourceSchedule, "schedule", relay.Options{}, true)
+	err := d.mon.Round(ctx)
 	d.alerts.kick()
 	return err
 }
@@ -417,7 +378,7 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 		d.log.Error("reload: relays could not be built; keeping the old configuration", "err", err)
 		return
 	}
-	if err := d.store.SyncRelays(ctx, commands.RelaySpecs(cfg)); err != nil {
+	if err := d.store.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
 		d.log.Error("reload: relays could not be stored; keeping the old configuration", "err", err)
 		return
 	}
@@ -433,7 +394,7 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 		d.log.Error("reload: schedules are invalid; keeping the old configuration", "err", err)
 		return
 	}
-	d.handler.Reload(cfg, runners)
+	d.mon.Reload(cfg, runners)
 	d.alerts.configure(cfg)
 	stopCtx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
@@ -456,36 +417,4 @@ func (d *daemon) config() *config.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cfg
-}
-
-// serveHandler is the bot's Handler: the command handlers, plus the alert
-// buttons (Acknowledge, Mute) that belong to the alert loop.
-type serveHandler struct {
-	*commands.Handler
-	d *daemon
-}
-
-// Acknowledge answers alert buttons at once and passes the rest on.
-func (s *serveHandler) Acknowledge(ctx context.Context, req message.Request) (message.Response, bool) {
-	if req.Action == message.ActionAcknowledge || req.Action == message.ActionMute {
-		return message.Response{Summary: "working on it", Ephemeral: true}, true
-	}
-	return s.Handler.Acknowledge(ctx, req)
-}
-
-// Run handles alert buttons and passes the rest on.
-func (s *serveHandler) Run(ctx context.Context, req message.Request) message.Response {
-	if req.Action != message.ActionAcknowledge && req.Action != message.ActionMute {
-		return s.Handler.Run(ctx, req)
-	}
-	if err := commands.Authorize(s.d.config().Access, req, commands.VerbStatus); err != nil {
-		return message.Response{Title: "Not allowed", Verdict: message.VerdictRefused, Summary: err.Error(), Ephemeral: true}
-	}
-	resp, err := s.d.alerts.button(ctx, req)
-	if err != nil {
-		s.d.log.Warn("alert button failed", "action", req.Action, "value", req.Value, "err", err)
-		return message.Response{Title: "That did not work", Verdict: message.VerdictFail,
-			Summary: err.Error(), Ephemeral: true}
-	}
-	return resp
 }

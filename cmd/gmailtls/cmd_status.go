@@ -14,6 +14,8 @@ import (
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/logging"
+	"github.com/gmailtls/gmailtls/monitor"
+	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -25,6 +27,7 @@ const defaultConfigPath = "config.toml"
 type svc struct {
 	cfg   *config.Config
 	store *storage.Store
+	mon   *monitor.Monitor
 	h     *commands.Handler
 	log   *slog.Logger
 }
@@ -78,7 +81,7 @@ func svcOpen(ctx context.Context, e *env, path string, explicit bool) (*svc, int
 		return nil, exitUsage
 	}
 	log := svcLogger(e)
-	runners, err := commands.Runners(cfg, commands.RunnerOptions{Logger: log, Version: version})
+	runners, err := relay.Runners(cfg, relay.RunnerOptions{Logger: log, Version: version})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
 		return nil, exitUsage
@@ -88,13 +91,14 @@ func svcOpen(ctx context.Context, e *env, path string, explicit bool) (*svc, int
 		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
 		return nil, exitFailed
 	}
-	if err := st.SyncRelays(ctx, commands.RelaySpecs(cfg)); err != nil {
+	if err := st.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
 		st.Close()
 		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
 		return nil, exitFailed
 	}
-	h := commands.New(commands.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
-	return &svc{cfg: cfg, store: st, h: h, log: log}, exitOK
+	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
+	h := commands.New(commands.Deps{Service: mon, Store: st, Logger: log})
+	return &svc{cfg: cfg, store: st, mon: mon, h: h, log: log}, exitOK
 }
 
 // svcParse parses a subcommand's flags; it returns false with the exit

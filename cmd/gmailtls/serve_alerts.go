@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/gmailtls/gmailtls/alerts"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
-	"github.com/gmailtls/gmailtls/relay"
 )
 
 // alerter is what the alert loop drives: reconcile levels with incidents
@@ -18,7 +19,8 @@ import (
 type alerter interface {
 	Sync(ctx context.Context) error
 	Remind(ctx context.Context) error
-	HandleButton(ctx context.Context, req message.Request) (message.Response, bool)
+	Acknowledge(ctx context.Context, id int64, userID string) (message.Response, error)
+	Mute(ctx context.Context, id int64, userID string, d time.Duration) (message.Response, error)
 }
 
 // errNoAlerts is returned by alert buttons when no alert channel is set.
@@ -50,21 +52,11 @@ func (l *alertLoop) configure(cfg *config.Config) {
 		return
 	}
 	check := func(ctx context.Context, name string, mx []string) ([]probe.Result, error) {
-		c, err := d.handler.CheckRelay(ctx, name, message.SourceConfirm, "gmailtls", relay.Options{MX: mx})
+		c, err := d.mon.CheckRelay(ctx, monitor.Check{Relay: name, MX: mx, Trigger: message.SourceConfirm, RequestedBy: "gmailtls"})
 		return c.Report.Results, err
 	}
 	relays := func(ctx context.Context) []string {
-		rs, err := d.store.Relays(ctx, false)
-		if err != nil {
-			return nil
-		}
-		now := d.opts.Now()
-		var names []string
-		for _, r := range rs {
-			if !r.PausedUntil.After(now) {
-				names = append(names, r.Name)
-			}
-		}
+		names, _ := d.mon.ActiveRelays(ctx)
 		return names
 	}
 	l.set(&alerts.Alerter{
@@ -77,8 +69,8 @@ func (l *alertLoop) configure(cfg *config.Config) {
 		Logger:      d.log,
 		Notify:      d.worker.Notify,
 		Evaluate: func(ctx context.Context) (escalation.Assessment, error) {
-			a, _, err := d.handler.Evaluate(ctx)
-			return a, err
+			ev, err := d.mon.Evaluate(ctx)
+			return ev.Assessment, err
 		},
 		Confirm: alerts.NewConfirm(check, relays, d.log),
 	})
@@ -133,16 +125,22 @@ func (l *alertLoop) remind(ctx context.Context) error {
 	return err
 }
 
-// button runs an alert's Acknowledge or Mute button.
-func (l *alertLoop) button(ctx context.Context, req message.Request) (message.Response, error) {
+// Acknowledge runs an alert's Acknowledge button (commands.Alerts).
+func (l *alertLoop) Acknowledge(ctx context.Context, id int64, userID string) (message.Response, error) {
 	a := l.get()
 	if a == nil {
-		return message.Response{}, errNoAlerts
+		return message.Response{Title: errNoAlerts.Error(), Verdict: message.VerdictWarn, Summary: errNoAlerts.Error(), Ephemeral: true}, errNoAlerts
 	}
 	defer l.d.worker.Notify()
-	resp, ok := a.HandleButton(ctx, req)
-	if !ok {
-		return message.Response{}, errors.New("this is not an alert button")
+	return a.Acknowledge(ctx, id, userID)
+}
+
+// Mute runs an alert's Mute button (commands.Alerts).
+func (l *alertLoop) Mute(ctx context.Context, id int64, userID string, d time.Duration) (message.Response, error) {
+	a := l.get()
+	if a == nil {
+		return message.Response{Title: errNoAlerts.Error(), Verdict: message.VerdictWarn, Summary: errNoAlerts.Error(), Ephemeral: true}, errNoAlerts
 	}
-	return resp, nil
+	defer l.d.worker.Notify()
+	return a.Mute(ctx, id, userID, d)
 }

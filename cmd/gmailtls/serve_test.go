@@ -477,7 +477,8 @@ func grepLines(s, sub string) string {
 // resolution in the alert's thread — with Slack rate-limiting and failing
 // for a while.
 func TestServeAlertsLifecycle(t *testing.T) {
-	f := startServe(t, "socket", "")
+	// Acknowledging an alert is for admins ([access] admins).
+	f := startServe(t, "socket", "\n[access]\nadmins = [\"UOPS\"]\n")
 	ctx := context.Background()
 	alertsIn := func() []slackfake.Message {
 		var out []slackfake.Message

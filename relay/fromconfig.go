@@ -1,6 +1,7 @@
-package commands
+package relay
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/probe"
-	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -25,11 +25,17 @@ type RunnerOptions struct {
 	// Resolver and Dialer replace the system's for local probes (tests).
 	Resolver probe.Resolver
 	Dialer   probe.Dialer
+	// OnResults, when set, is handed the results of every probe a relay
+	// built by Runners runs (serve counts them in /metrics).
+	OnResults func([]probe.Result)
 }
 
 // ProbeConfig builds the probe configuration of the [target] section:
 // domain or pinned MX list, servername, extra roots, family, timeout, EHLO
-// name and concurrency.
+// name and concurrency. It is the one place where the configuration
+// becomes probe settings: the bot's local relays, the agent and
+// `gmailtls probe --config` all start from it; what is left zero is
+// filled by the probe package's own defaults.
 func ProbeConfig(cfg *config.Config, o RunnerOptions) (probe.Config, error) {
 	t := cfg.Target
 	pc := probe.Config{
@@ -68,39 +74,39 @@ func ProbeConfig(cfg *config.Config, o RunnerOptions) (probe.Config, error) {
 	return pc, nil
 }
 
-// Runners builds a relay.Runner for every configured relay: local relays
+// Runners builds a Runner for every configured relay: local relays
 // probe from this host (bound to each source IP), agent relays ask their
 // agent over signed HTTP(S), trusting the relay's ca_file.
-func Runners(cfg *config.Config, o RunnerOptions) (map[string]relay.Runner, error) {
+func Runners(cfg *config.Config, o RunnerOptions) (map[string]Runner, error) {
 	base, err := ProbeConfig(cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]relay.Runner{}
+	out := map[string]Runner{}
 	var errs []error
 	for _, rc := range cfg.Relays {
 		switch rc.Kind {
-		case "", relay.KindLocal:
+		case "", KindLocal:
 			srcs, err := probe.ParseSources(rc.SourceIPs)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("relay %s: %w", rc.Name, err))
 				continue
 			}
-			l := relay.NewLocal(rc.Name, base, srcs)
+			l := NewLocal(rc.Name, base, srcs)
 			l.Version = o.Version
 			l.Logger = o.Logger
 			l.Now = o.Now
 			if cfg.Target.CAFile != "" {
 				l.CAFile = cfg.Resolve(cfg.Target.CAFile)
 			}
-			out[rc.Name] = l
-		case relay.KindAgent:
+			out[rc.Name] = observe(l, o.OnResults)
+		case KindAgent:
 			client, err := agentClient(cfg, rc)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("relay %s: %w", rc.Name, err))
 				continue
 			}
-			out[rc.Name] = relay.NewAgent(rc.Name, rc.URL, []byte(rc.Secret.Value()), client, rc.Timeout.Duration, o.Now).WithSources(rc.SourceIPs)
+			out[rc.Name] = observe(NewAgent(rc.Name, rc.URL, []byte(rc.Secret.Value()), client, rc.Timeout.Duration, o.Now).WithSources(rc.SourceIPs), o.OnResults)
 		default:
 			errs = append(errs, fmt.Errorf("relay %s: unknown kind %q (want local or agent)", rc.Name, rc.Kind))
 		}
@@ -137,9 +143,42 @@ func RelaySpecs(cfg *config.Config) []storage.RelaySpec {
 	for _, r := range cfg.Relays {
 		kind := r.Kind
 		if kind == "" {
-			kind = relay.KindLocal
+			kind = KindLocal
 		}
 		specs = append(specs, storage.RelaySpec{Name: r.Name, Kind: kind, URL: r.URL, SourceIPs: r.SourceIPs})
 	}
 	return specs
+}
+
+// observe wraps r so that fn sees the results of its every probe; without
+// fn, r is returned as it is. The wrapper keeps r's Info and Queue.
+func observe(r Runner, fn func([]probe.Result)) Runner {
+	if fn == nil {
+		return r
+	}
+	o := observed{Runner: r, fn: fn}
+	if iq, ok := r.(InfoQueuer); ok {
+		return observedInfo{observed: o, InfoQueuer: iq}
+	}
+	return o
+}
+
+// observed is a Runner whose probe results are handed to fn.
+type observed struct {
+	Runner
+	fn func([]probe.Result)
+}
+
+// Probe runs the relay's probe and hands its results to fn.
+func (o observed) Probe(ctx context.Context, opts Options) (probe.Report, error) {
+	rep, err := o.Runner.Probe(ctx, opts)
+	o.fn(rep.Results)
+	return rep, err
+}
+
+// observedInfo is observed for a relay that also reports host facts and
+// its queue.
+type observedInfo struct {
+	observed
+	InfoQueuer
 }

@@ -1,4 +1,4 @@
-package commands
+package monitor
 
 import (
 	"context"
@@ -32,11 +32,11 @@ func TestQueueRuleCountsConfiguredRelaysAndSurvivesRestart(t *testing.T) {
 	}
 	level := func() escalation.Level {
 		t.Helper()
-		a, _, err := e.h.Evaluate(ctx)
+		ev, err := e.m.Evaluate(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return a.Global.Level
+		return ev.Assessment.Global.Level
 	}
 	// Rising on relay-1 and on the removed relay-old: one configured relay.
 	sample("relay-1", 2)

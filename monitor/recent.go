@@ -1,4 +1,4 @@
-package commands
+package monitor
 
 import (
 	"cmp"
@@ -18,7 +18,7 @@ import (
 // whole window again (BenchmarkEvaluateAfterOneResult). Results stored by
 // another process (`gmailtls probe --record`) are picked up the same way.
 // It is reloaded from storage.Recent when the lookback or the set of relays
-// changes. Guarded by Handler.evalMu.
+// changes. Guarded by Monitor.evalMu.
 type recentCache struct {
 	key      string                 // lookback and relays it was loaded for
 	loadedAt time.Time              // when it was last read whole

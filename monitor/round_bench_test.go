@@ -1,4 +1,4 @@
-package commands
+package monitor
 
 import (
 	"bufio"
@@ -69,7 +69,7 @@ func BenchmarkScheduledRound(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	if err := store.SyncRelays(ctx, RelaySpecs(cfg)); err != nil {
+	if err := store.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
 		b.Fatal(err)
 	}
 	// History: prevRuns passing runs per relay, 5 minutes apart, ending now.
@@ -97,12 +97,12 @@ func BenchmarkScheduledRound(b *testing.B) {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		b.Logf("peak RSS includes filling the history: %v", err)
 	}
-	h := New(Deps{Config: cfg, Store: store, Runners: runners})
+	m := New(Deps{Config: cfg, Store: store, Runners: runners})
 
 	var slowest time.Duration
 	for b.Loop() {
 		start := time.Now()
-		checks, err := h.CheckAll(ctx, message.SourceSchedule, "schedule", relay.Options{}, true)
+		checks, err := m.CheckAll(ctx, Check{Trigger: message.SourceSchedule, RequestedBy: "schedule", SkipPaused: true})
 		if err != nil {
 			b.Fatal(err)
 		}

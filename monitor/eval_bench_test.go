@@ -1,4 +1,4 @@
-package commands
+package monitor
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // one new result" on the path the bot runs: a SQLite file with three days of
 // generated history (20 relays × 5 MX × 2 IPs every 5 minutes, 172,800 raw
 // results), one new run of one result stored (not timed), then
-// Handler.Evaluate: reading what escalation needs from the database,
+// Monitor.Evaluate: reading what escalation needs from the database,
 // evaluating, comparing with the levels already announced. Goal: under
 // 1 ms per operation.
 func BenchmarkEvaluateAfterOneResult(b *testing.B) {
@@ -45,8 +45,8 @@ func BenchmarkEvaluateAfterOneResult(b *testing.B) {
 		cfg.Relays = append(cfg.Relays, config.Relay{Name: r.Name, Kind: relay.KindLocal})
 		runners[r.Name] = relay.NewLocal(r.Name, probe.Config{Relay: r.Name}, nil)
 	}
-	h := New(Deps{Config: cfg, Store: store, Runners: runners, Now: clock.Now})
-	if _, _, err := h.Evaluate(ctx); err != nil { // the cold start's replay
+	m := New(Deps{Config: cfg, Store: store, Runners: runners, Now: clock.Now})
+	if _, err := m.Evaluate(ctx); err != nil { // the cold start's replay
 		b.Fatal(err)
 	}
 	i := 0
@@ -64,7 +64,7 @@ func BenchmarkEvaluateAfterOneResult(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if _, _, err := h.Evaluate(ctx); err != nil {
+		if _, err := m.Evaluate(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,0 +1,294 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// Check says what to probe and why. Prepare it against a Snapshot to
+// validate it once and pin the configuration it runs under; CheckRelay and
+// CheckAll prepare one that is not yet against the configuration in force.
+type Check struct {
+	// Relay is the relay CheckRelay probes; CheckAll probes every
+	// configured relay and leaves it empty.
+	Relay string
+	// MX narrows the probes to these hosts of the configured target
+	// (--mx arguments, see Snapshot.ResolveMX); empty: all of it.
+	MX []string
+	// Trigger is recorded on each run (message.SourceSchedule, …) and
+	// RequestedBy names who asked.
+	Trigger     message.Source
+	RequestedBy string
+	// SkipPaused leaves the relays paused in storage out of CheckAll (the
+	// scheduled round); "check all" probes them too.
+	SkipPaused bool
+
+	snap *Snapshot // set by Prepare
+}
+
+// Snapshot returns the configuration the check was prepared against (nil
+// before Prepare).
+func (c Check) Snapshot() *Snapshot { return c.snap }
+
+// CheckResult is one relay probed, stored and evaluated.
+type CheckResult struct {
+	Relay string
+	// Kind is the relay's kind (local or agent).
+	Kind        string
+	Trigger     message.Source
+	RequestedBy string
+	// Options are the probe options used (MX narrowed to configured
+	// target entries).
+	Options relay.Options
+	// RunID and ResultIDs are the stored ids; ResultIDs[i] belongs to
+	// Report.Results[i].
+	RunID     int64
+	ResultIDs []int64
+	Report    probe.Report
+	// State is the relay's escalation state after this run, Global the
+	// state across relays.
+	State  escalation.RelayState
+	Global escalation.RelayState
+	// Changes are the level changes this run caused (stored as events).
+	Changes []escalation.Change
+}
+
+// OK reports whether every result of the run succeeded.
+func (c CheckResult) OK() bool { return c.Report.OK() }
+
+// Failed returns the failing results with their ids.
+func (c CheckResult) Failed() (results []probe.Result, ids []int64) {
+	for i, r := range c.Report.Results {
+		if !r.OK {
+			results = append(results, r)
+			if i < len(c.ResultIDs) {
+				ids = append(ids, c.ResultIDs[i])
+			}
+		}
+	}
+	return results, ids
+}
+
+// AgentOnly reports whether every failure of the run is the relay agent's
+// (agent_unreachable, agent_error): Gmail was not judged.
+func (c CheckResult) AgentOnly() bool {
+	failed, _ := c.Failed()
+	if len(failed) == 0 {
+		return false
+	}
+	for _, r := range failed {
+		if !r.Failure.IsRelayFailure() {
+			return false
+		}
+	}
+	return true
+}
+
+// prepared returns c prepared against the configuration in force unless
+// it already is.
+func (m *Monitor) prepared(c Check) (Check, error) {
+	if c.snap != nil {
+		return c, nil
+	}
+	return m.Snapshot().Prepare(c)
+}
+
+// CheckRelay probes c.Relay, stores the run (with its trigger and who
+// asked), re-evaluates escalation from storage, stores the level changes as
+// events and hands the Evaluation to the subscribers. Failed probes are
+// results, not errors: the error means the check could not run or not be
+// stored.
+func (m *Monitor) CheckRelay(ctx context.Context, c Check) (CheckResult, error) {
+	c, err := m.prepared(c)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if c.Relay == "" {
+		_, err := c.snap.Runner("")
+		return CheckResult{}, err
+	}
+	res, err := m.probeAndRecord(ctx, c, c.Relay)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	checks := []CheckResult{res}
+	if _, err := m.evaluate(ctx, c.snap, checks, c.Trigger); err != nil {
+		return res, err
+	}
+	return checks[0], nil
+}
+
+// CheckAll probes every configured relay at once (bounded by
+// Deps.Concurrency), stores each run, then evaluates escalation once. With
+// c.SkipPaused (the scheduler), relays paused in storage are left out. The
+// results come back sorted by relay name; a relay that could not be
+// probed at all is logged and left out, and the error reports it.
+func (m *Monitor) CheckAll(ctx context.Context, c Check) ([]CheckResult, error) {
+	c, err := m.prepared(c)
+	if err != nil {
+		return nil, err
+	}
+	names := c.snap.Names()
+	if c.SkipPaused {
+		if names, err = m.activeRelays(ctx, c.snap); err != nil {
+			return nil, err
+		}
+	}
+	results := make([]*CheckResult, len(names))
+	errs := make([]error, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(m.concurrency)
+	for i, name := range names {
+		g.Go(func() error {
+			defer func() {
+				if p := recover(); p != nil {
+					errs[i] = fmt.Errorf("relay %s: internal error: %v", name, p)
+					m.log.Error("monitor: panic while probing a relay", "relay", name, "panic", p)
+				}
+			}()
+			res, err := m.probeAndRecord(gctx, c, name)
+			if err != nil {
+				errs[i] = err
+				m.log.Warn("monitor: relay check failed", "relay", name, "err", err)
+				return nil // one relay never cancels the others
+			}
+			results[i] = &res
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var out []CheckResult
+	for _, r := range results {
+		if r != nil {
+			out = append(out, *r)
+		}
+	}
+	if len(out) > 0 {
+		if _, err := m.evaluate(ctx, c.snap, out, c.Trigger); err != nil {
+			return out, err
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Round is the scheduler's probing round: CheckAll of the relays not
+// paused, with trigger "schedule". Its Evaluation reaches the subscribers
+// like any other, so the alerter reconciles with it (without evaluating
+// again).
+func (m *Monitor) Round(ctx context.Context) error {
+	_, err := m.CheckAll(ctx, Check{Trigger: message.SourceSchedule, RequestedBy: "schedule", SkipPaused: true})
+	return err
+}
+
+// ActiveRelays lists the configured relays that are not paused, sorted:
+// those the scheduled round probes, and those the alerter may ask for a
+// second opinion.
+func (m *Monitor) ActiveRelays(ctx context.Context) ([]string, error) {
+	return m.activeRelays(ctx, m.Snapshot())
+}
+
+// activeRelays is ActiveRelays under snap: the one place that decides
+// what "paused" means.
+func (m *Monitor) activeRelays(ctx context.Context, snap *Snapshot) ([]string, error) {
+	rels, err := m.store.Relays(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("reading which relays are paused: %w", err)
+	}
+	now := m.now()
+	paused := map[string]bool{}
+	for _, r := range rels {
+		if r.Paused(now) {
+			paused[r.Name] = true
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(snap.Names()), func(n string) bool { return paused[n] }), nil
+}
+
+// probeAndRecord probes one relay of the prepared check and stores the
+// run, without evaluating.
+func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string) (CheckResult, error) {
+	r, err := c.snap.Runner(relayName)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	opts := relay.Options{MX: slices.Clone(c.MX)}
+	if r.Kind() == relay.KindAgent {
+		// On the relay itself, compare with the MTA's own TLS stack (the
+		// agent runs it when its [agent] mta_stack allows).
+		opts.MTAStack = true
+	}
+	started := m.now()
+	var wg sync.WaitGroup
+	if iq, ok := r.(relay.InfoQueuer); ok && r.Kind() == relay.KindAgent {
+		wg.Go(func() { m.sampleQueue(ctx, relayName, iq) })
+	}
+	rep, err := r.Probe(ctx, opts)
+	wg.Wait()
+	if err != nil {
+		if errors.Is(err, relay.ErrNotConfigured) {
+			return CheckResult{}, fmt.Errorf("%w: %w", ErrTarget, err)
+		}
+		return CheckResult{}, fmt.Errorf("check %s: %w", relayName, err)
+	}
+	if rep.Relay == "" {
+		rep.Relay = relayName
+	}
+	if rep.StartedAt.IsZero() {
+		rep.StartedAt = started
+	}
+	for i := range rep.Results {
+		if rep.Results[i].Relay == "" {
+			rep.Results[i].Relay = relayName
+		}
+	}
+	run := storage.Run{Relay: relayName, Trigger: c.Trigger, RequestedBy: c.RequestedBy, StartedAt: rep.StartedAt}
+	// The run is stored even when the caller has gone away: the probe ran.
+	runID, ids, err := m.store.RecordRun(context.WithoutCancel(ctx), run, rep.Results)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("check %s: storing the results: %w", relayName, err)
+	}
+	m.log.Debug("relay checked", "relay", relayName, "run", runID, "results", len(rep.Results), "ok", rep.OK(), "trigger", c.Trigger)
+	return CheckResult{
+		Relay:       relayName,
+		Kind:        r.Kind(),
+		Trigger:     c.Trigger,
+		RequestedBy: c.RequestedBy,
+		Options:     opts,
+		RunID:       runID,
+		ResultIDs:   ids,
+		Report:      rep,
+	}, nil
+}
+
+// queueTimeout bounds the queue request made beside an agent's probe.
+const queueTimeout = 15 * time.Second
+
+// sampleQueue asks an agent for its Gmail-bound queue and stores the
+// sample, for the queue rule of escalation and for evidence. Failures are
+// logged only.
+func (m *Monitor) sampleQueue(ctx context.Context, relayName string, iq relay.InfoQueuer) {
+	ctx, cancel := context.WithTimeout(ctx, queueTimeout)
+	defer cancel()
+	q, err := iq.Queue(ctx)
+	if err != nil || !q.Available {
+		m.log.Debug("no queue sample from relay", "relay", relayName, "err", err, "reason", q.Error)
+		return
+	}
+	s := storage.QueueSample{Relay: relayName, At: m.now(), Deferred: q.Deferred, OldestAge: q.OldestAge,
+		Recipients: q.Recipients, TopReason: q.TopReason}
+	if err := m.store.RecordQueueSample(context.WithoutCancel(ctx), s); err != nil {
+		m.log.Warn("could not store a queue sample", "relay", relayName, "error", err)
+	}
+}
