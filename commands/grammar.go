@@ -31,36 +31,20 @@ const (
 	VerbResume   Verb = "resume"
 )
 
-// Verbs lists every verb in the order help shows them.
-var Verbs = []Verb{
-	VerbCheck, VerbStatus, VerbHistory, VerbRelays, VerbEvidence, VerbReport,
-	VerbHelp, VerbPause, VerbResume,
-}
+// Verbs lists every verb in the order help shows them (the verb table's
+// order).
+var Verbs []Verb
 
 // AdminOnly reports whether only admins may run the verb.
-func (v Verb) AdminOnly() bool { return v == VerbPause || v == VerbResume }
+func (v Verb) AdminOnly() bool {
+	s := lookupVerb(v)
+	return s != nil && s.admin
+}
 
 // Usage returns the verb's one-line syntax, e.g. "check <relay|all> [--mx host]".
 func (v Verb) Usage() string {
-	switch v {
-	case VerbCheck:
-		return "check <relay|all> [--mx host]"
-	case VerbStatus:
-		return "status"
-	case VerbHistory:
-		return "history <relay> [24h|7d]"
-	case VerbRelays:
-		return "relays"
-	case VerbEvidence:
-		return "evidence <relay>"
-	case VerbReport:
-		return "report [24h|7d]"
-	case VerbHelp:
-		return "help [command]"
-	case VerbPause:
-		return "pause <relay> [1h|2d]"
-	case VerbResume:
-		return "resume <relay>"
+	if s := lookupVerb(v); s != nil {
+		return s.usage
 	}
 	return string(v)
 }
@@ -95,30 +79,39 @@ type Command struct {
 	Duration time.Duration
 	// Topic is help's optional verb.
 	Topic Verb
+	// Limit and FailuresOnly narrow history on the command line (gmailtls
+	// history --limit N --failures); the chat grammar never sets them.
+	// There, and there only, history's Relay may be empty: every relay.
+	Limit        int
+	FailuresOnly bool
 }
 
 // String returns the canonical text of the command, which Parse reads back
 // to the same Command.
 func (c Command) String() string {
 	parts := []string{string(c.Verb)}
-	switch c.Verb {
-	case VerbCheck:
-		parts = append(parts, c.Relay)
-		if c.MX != "" {
-			parts = append(parts, "--mx", c.MX)
+	s := lookupVerb(c.Verb)
+	if s == nil {
+		return parts[0]
+	}
+	for _, a := range s.args {
+		switch a.kind {
+		case argRelay, argRelayOrAll:
+			if c.Relay != "" {
+				parts = append(parts, c.Relay)
+			}
+		case argWindow:
+			parts = append(parts, FormatWindow(c.Window))
+		case argDuration:
+			parts = append(parts, FormatWindow(c.Duration))
+		case argTopic:
+			if c.Topic != "" {
+				parts = append(parts, string(c.Topic))
+			}
 		}
-	case VerbHistory:
-		parts = append(parts, c.Relay, FormatWindow(c.Window))
-	case VerbReport:
-		parts = append(parts, FormatWindow(c.Window))
-	case VerbEvidence, VerbResume:
-		parts = append(parts, c.Relay)
-	case VerbPause:
-		parts = append(parts, c.Relay, FormatWindow(c.Duration))
-	case VerbHelp:
-		if c.Topic != "" {
-			parts = append(parts, string(c.Topic))
-		}
+	}
+	if s.mx && c.MX != "" {
+		parts = append(parts, "--mx", c.MX)
 	}
 	return strings.Join(parts, " ")
 }
@@ -174,87 +167,8 @@ func Parse(text string) (Command, error) {
 		args = args[1:]
 		word = strings.ToLower(args[0])
 	}
-	v := Verb(word)
-	rest := args[1:]
-	switch v {
-	case VerbCheck:
-		return parseCheck(rest)
-	case VerbStatus, VerbRelays:
-		if err := noMore(v, rest); err != nil {
-			return Command{}, err
-		}
-		return Command{Verb: v}, nil
-	case VerbReport:
-		c := Command{Verb: v, Window: DefaultReportWindow}
-		if len(rest) > 0 {
-			w, err := parseWindow(v, rest[0], MaxWindow)
-			if err != nil {
-				return Command{}, err
-			}
-			c.Window = w
-			if err := noMore(v, rest[1:]); err != nil {
-				return Command{}, err
-			}
-		}
-		return c, nil
-	case VerbHistory:
-		c := Command{Verb: v, Window: DefaultHistoryWindow}
-		r, err := relayArg(v, rest, false)
-		if err != nil {
-			return Command{}, err
-		}
-		c.Relay = r
-		if len(rest) > 1 {
-			w, err := parseWindow(v, rest[1], MaxWindow)
-			if err != nil {
-				return Command{}, err
-			}
-			c.Window = w
-			if err := noMore(v, rest[2:]); err != nil {
-				return Command{}, err
-			}
-		}
-		return c, nil
-	case VerbEvidence, VerbResume:
-		r, err := relayArg(v, rest, false)
-		if err != nil {
-			return Command{}, err
-		}
-		if err := noMore(v, rest[1:]); err != nil {
-			return Command{}, err
-		}
-		return Command{Verb: v, Relay: r}, nil
-	case VerbPause:
-		c := Command{Verb: v, Duration: DefaultPause}
-		r, err := relayArg(v, rest, false)
-		if err != nil {
-			return Command{}, err
-		}
-		c.Relay = r
-		if len(rest) > 1 {
-			d, err := parseWindow(v, rest[1], MaxPause)
-			if err != nil {
-				return Command{}, err
-			}
-			c.Duration = d
-			if err := noMore(v, rest[2:]); err != nil {
-				return Command{}, err
-			}
-		}
-		return c, nil
-	case VerbHelp:
-		c := Command{Verb: v}
-		if len(rest) > 0 {
-			t := Verb(strings.ToLower(rest[0]))
-			if !knownVerb(t) {
-				return Command{}, syntaxErr(v, "there is no command %q to explain; the commands are %s", clip(rest[0]), verbList())
-			}
-			c.Topic = t
-			if err := noMore(v, rest[1:]); err != nil {
-				return Command{}, err
-			}
-		}
-		return c, nil
+	if spec := lookupVerb(Verb(word)); spec != nil {
+		return spec.parse(args[1:])
 	}
 	msg := fmt.Sprintf("unknown command %q; the commands are %s", clip(args[0]), verbList())
 	if s := suggest(word); s != "" {
@@ -263,8 +177,60 @@ func Parse(text string) (Command, error) {
 	return Command{}, &ParseError{Message: msg}
 }
 
-func parseCheck(rest []string) (Command, error) {
-	c := Command{Verb: VerbCheck}
+// parse reads the words after the verb: --mx where the verb takes it, then
+// the positional arguments in the table's order.
+func (s *verbSpec) parse(rest []string) (Command, error) {
+	c := Command{Verb: s.verb}
+	if s.mx {
+		var err error
+		if rest, err = parseMX(&c, rest); err != nil {
+			return Command{}, err
+		}
+	}
+	i := 0
+	for _, a := range s.args {
+		switch a.kind {
+		case argRelay, argRelayOrAll:
+			r, err := relayArg(s.verb, rest[i:], a.kind == argRelayOrAll)
+			if err != nil {
+				return Command{}, err
+			}
+			c.Relay = r
+			i++
+		case argWindow, argDuration:
+			d := a.def
+			if i < len(rest) {
+				var err error
+				if d, err = parseWindow(s.verb, rest[i], a.limit); err != nil {
+					return Command{}, err
+				}
+				i++
+			}
+			if a.kind == argWindow {
+				c.Window = d
+			} else {
+				c.Duration = d
+			}
+		case argTopic:
+			if i < len(rest) {
+				t := Verb(strings.ToLower(rest[i]))
+				if lookupVerb(t) == nil {
+					return Command{}, syntaxErr(s.verb, "there is no command %q to explain; the commands are %s", clip(rest[i]), verbList())
+				}
+				c.Topic = t
+				i++
+			}
+		}
+	}
+	if err := noMore(s.verb, rest[i:]); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+// parseMX takes check's --mx option out of rest, wherever it is, and
+// returns the other words.
+func parseMX(c *Command, rest []string) ([]string, error) {
 	var positional []string
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
@@ -272,41 +238,33 @@ func parseCheck(rest []string) (Command, error) {
 		switch {
 		case la == "--mx" || la == "-mx":
 			if i+1 >= len(rest) {
-				return Command{}, syntaxErr(VerbCheck, "--mx needs a host: %s", VerbCheck.Usage())
+				return nil, syntaxErr(VerbCheck, "--mx needs a host: %s", VerbCheck.Usage())
 			}
 			if c.MX != "" {
-				return Command{}, syntaxErr(VerbCheck, "--mx may be given once: %s", VerbCheck.Usage())
+				return nil, syntaxErr(VerbCheck, "--mx may be given once: %s", VerbCheck.Usage())
 			}
 			i++
 			mx, err := mxArg(rest[i])
 			if err != nil {
-				return Command{}, err
+				return nil, err
 			}
 			c.MX = mx
 		case strings.HasPrefix(la, "--mx=") || strings.HasPrefix(la, "-mx="):
 			if c.MX != "" {
-				return Command{}, syntaxErr(VerbCheck, "--mx may be given once: %s", VerbCheck.Usage())
+				return nil, syntaxErr(VerbCheck, "--mx may be given once: %s", VerbCheck.Usage())
 			}
 			mx, err := mxArg(a[strings.Index(a, "=")+1:])
 			if err != nil {
-				return Command{}, err
+				return nil, err
 			}
 			c.MX = mx
 		case strings.HasPrefix(a, "-"):
-			return Command{}, syntaxErr(VerbCheck, "unknown option %q; check takes only --mx: %s", clip(a), VerbCheck.Usage())
+			return nil, syntaxErr(VerbCheck, "unknown option %q; check takes only --mx: %s", clip(a), VerbCheck.Usage())
 		default:
 			positional = append(positional, a)
 		}
 	}
-	r, err := relayArg(VerbCheck, positional, true)
-	if err != nil {
-		return Command{}, err
-	}
-	if err := noMore(VerbCheck, positional[1:]); err != nil {
-		return Command{}, err
-	}
-	c.Relay = r
-	return c, nil
+	return positional, nil
 }
 
 // mxArg checks check's --mx argument: host[:port] as a pinned target list
@@ -506,14 +464,7 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-func knownVerb(v Verb) bool {
-	for _, k := range Verbs {
-		if k == v {
-			return true
-		}
-	}
-	return false
-}
+func knownVerb(v Verb) bool { return lookupVerb(v) != nil }
 
 func verbList() string {
 	names := make([]string, len(Verbs))

@@ -234,29 +234,24 @@ func (h *Handler) read(ctx context.Context, req message.Request) (c *call, ack m
 		h.audit(ctx, req, "refused: "+refusalReason(err))
 		return c, refused(err), false
 	}
-	switch cmd.Verb {
-	case VerbHelp:
+	spec := lookupVerb(cmd.Verb)
+	if spec.prepare != nil {
+		if err := spec.prepare(h, ctx, c); err != nil {
+			h.audit(ctx, req, "error: "+err.Error())
+			return c, ErrorResponse(commandName(c.snap), err), false
+		}
+	}
+	switch {
+	case spec.instant:
+		reply, err := spec.run(h, ctx, c)
+		if err != nil {
+			h.audit(ctx, req, "error: "+err.Error())
+			return c, ErrorResponse(commandName(c.snap), err), false
+		}
 		h.audit(ctx, req, "ok")
-		return c, HelpResponse(commandName(c.snap), cmd.Topic), false
-	case VerbCheck:
-		if err := h.prepareCheck(c, cmd.Relay, cmd.MX); err != nil {
-			h.audit(ctx, req, "error: "+err.Error())
-			return c, ErrorResponse(commandName(c.snap), err), false
-		}
-		return c, checkAck(c), true
-	case VerbPause, VerbResume:
-		if _, err := c.snap.Runner(cmd.Relay); err != nil {
-			h.audit(ctx, req, "error: "+err.Error())
-			return c, ErrorResponse(commandName(c.snap), err), false
-		}
-	case VerbHistory, VerbEvidence:
-		// Retired relays keep their history; only a name never seen is
-		// refused here, so that it gets one answer, not an ack and then
-		// an error.
-		if err := h.checkRelayName(ctx, c.snap, cmd.Relay, true); err != nil {
-			h.audit(ctx, req, "error: "+err.Error())
-			return c, ErrorResponse(commandName(c.snap), err), false
-		}
+		return c, reply.Response, false
+	case spec.ack != nil:
+		return c, spec.ack(c), true
 	}
 	return c, message.Response{
 		Title:     fmt.Sprintf("gmailtls %s: working on it…", cmd.Verb),
@@ -289,14 +284,14 @@ func (h *Handler) Run(ctx context.Context, req message.Request) (resp message.Re
 	if req.Action != "" {
 		return h.runButton(ctx, c)
 	}
-	resp, err := h.runCommand(ctx, c)
+	reply, err := lookupVerb(c.cmd.Verb).run(h, ctx, c)
 	if err != nil {
 		h.log.Warn("commands: command failed", "text", req.Text, "user", req.Requester(), "err", err)
 		h.audit(ctx, req, "error: "+err.Error())
 		return ErrorResponse(commandName(c.snap), err)
 	}
 	h.audit(ctx, req, "ok")
-	return resp
+	return reply.Response
 }
 
 // Do runs a request to the end: Acknowledge, then Run when more is needed.
@@ -309,52 +304,41 @@ func (h *Handler) Do(ctx context.Context, req message.Request) message.Response 
 	return h.Run(ctx, req)
 }
 
-func (h *Handler) runCommand(ctx context.Context, c *call) (message.Response, error) {
-	cmd := c.cmd
-	switch cmd.Verb {
-	case VerbHelp:
-		return HelpResponse(commandName(c.snap), cmd.Topic), nil
-	case VerbCheck:
-		if cmd.Relay == message.AllRelays {
-			all, err := h.svc.CheckAll(ctx, c.check)
-			if err != nil {
-				return message.Response{}, err
-			}
-			return h.checkAllResponse(c.snap, all, cmd.MX), nil
-		}
-		res, err := h.svc.CheckRelay(ctx, c.check)
-		if err != nil {
-			return message.Response{}, err
-		}
-		return h.checkResponse(c.snap, res, nil), nil
-	case VerbStatus:
-		m, err := h.status(ctx, c.snap)
-		if err != nil {
-			return message.Response{}, err
-		}
-		return h.StatusResponse(m), nil
-	case VerbHistory:
-		return h.historyResponse(ctx, c.snap, cmd.Relay, cmd.Window)
-	case VerbRelays:
-		m, err := h.relays(ctx, c.snap)
-		if err != nil {
-			return message.Response{}, err
-		}
-		return h.RelaysResponse(m), nil
-	case VerbEvidence:
-		return h.evidenceForRelay(ctx, c.snap, cmd.Relay)
-	case VerbReport:
-		m, err := h.summary(ctx, c.snap, cmd.Window)
-		if err != nil {
-			return message.Response{}, err
-		}
-		return h.SummaryResponse(m), nil
-	case VerbPause:
-		return h.pause(ctx, c)
-	case VerbResume:
-		return h.resume(ctx, c)
+// Exec runs a parsed command to the end and returns the whole Reply, the
+// data behind the message included: the CLI twins use it. It takes the
+// configuration snapshot, authorizes, prepares, runs and audits like
+// Acknowledge and Run, but returns errors instead of explaining them:
+// errors.Is tells ErrSyntax, ErrUnknownRelay, ErrTarget and ErrRefused
+// (the requester's mistakes) from the rest.
+func (h *Handler) Exec(ctx context.Context, req message.Request, cmd Command) (reply Reply, err error) {
+	if req.Text == "" {
+		req.Text = cmd.String()
 	}
-	return message.Response{}, fmt.Errorf("commands: %q is not handled", cmd.Verb)
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("commands: panic while running a command", "text", req.Text, "panic", p, "stack", string(debug.Stack()))
+			reply, err = Reply{}, fmt.Errorf("internal error: %v", p)
+		}
+		outcome := "ok"
+		if err != nil {
+			outcome = "error: " + err.Error()
+		}
+		h.audit(ctx, req, outcome)
+	}()
+	spec := lookupVerb(cmd.Verb)
+	if spec == nil {
+		return Reply{}, fmt.Errorf("%w: unknown command %q; the commands are %s", ErrSyntax, cmd.Verb, verbList())
+	}
+	c := &call{req: req, snap: h.snapshot(), cmd: cmd}
+	if err := Authorize(c.snap.Config.Access, req, cmd.Verb); err != nil {
+		return Reply{}, err
+	}
+	if spec.prepare != nil {
+		if err := spec.prepare(h, ctx, c); err != nil {
+			return Reply{}, err
+		}
+	}
+	return spec.run(h, ctx, c)
 }
 
 // triggerOf maps a request's source to the trigger recorded on a run.
@@ -365,14 +349,23 @@ func triggerOf(req message.Request) message.Source {
 	return req.Source
 }
 
-func (h *Handler) pause(ctx context.Context, c *call) (message.Response, error) {
+// PauseModel is what `gmailtls pause --json` and `gmailtls resume --json`
+// print: the relay, and until when scheduled probing skips it (null once
+// resumed).
+type PauseModel struct {
+	Relay       string     `json:"relay"`
+	PausedUntil *time.Time `json:"paused_until"`
+	By          string     `json:"by"`
+}
+
+func (h *Handler) pause(ctx context.Context, c *call) (Reply, error) {
 	req, cmd := c.req, c.cmd
 	until := h.now().Add(cmd.Duration)
 	if err := h.store.PauseRelay(ctx, cmd.Relay, until, req.Who()); err != nil {
-		return message.Response{}, fmt.Errorf("pause %s: %w", cmd.Relay, err)
+		return Reply{}, fmt.Errorf("pause %s: %w", cmd.Relay, err)
 	}
 	h.log.Info("relay paused", "relay", cmd.Relay, "until", until, "by", req.Who())
-	return message.Response{
+	return Reply{Response: message.Response{
 		Title:   fmt.Sprintf("%s paused until %s by %s", cmd.Relay, h.clock(until), req.Who()),
 		Verdict: message.VerdictInfo,
 		Summary: fmt.Sprintf("%s paused for %s", cmd.Relay, FormatWindow(cmd.Duration)),
@@ -380,21 +373,21 @@ func (h *Handler) pause(ctx context.Context, c *call) (message.Response, error) 
 			"Scheduled probing skips it until then; `check " + cmd.Relay + "` still works.",
 			fmt.Sprintf("Resume earlier with `%s resume %s`.", commandName(c.snap), cmd.Relay),
 		}}},
-	}, nil
+	}, Data: PauseModel{Relay: cmd.Relay, PausedUntil: &until, By: req.Who()}}, nil
 }
 
-func (h *Handler) resume(ctx context.Context, c *call) (message.Response, error) {
+func (h *Handler) resume(ctx context.Context, c *call) (Reply, error) {
 	req, cmd := c.req, c.cmd
 	if err := h.store.ResumeRelay(ctx, cmd.Relay, req.Who()); err != nil {
-		return message.Response{}, fmt.Errorf("resume %s: %w", cmd.Relay, err)
+		return Reply{}, fmt.Errorf("resume %s: %w", cmd.Relay, err)
 	}
 	h.log.Info("relay resumed", "relay", cmd.Relay, "by", req.Who())
-	return message.Response{
+	return Reply{Response: message.Response{
 		Title:    fmt.Sprintf("%s resumed by %s", cmd.Relay, req.Who()),
 		Verdict:  message.VerdictInfo,
 		Summary:  cmd.Relay + " resumed",
 		Sections: []message.Section{{Lines: []string{"Scheduled probing includes it again from the next round."}}},
-	}, nil
+	}, Data: PauseModel{Relay: cmd.Relay, By: req.Who()}}, nil
 }
 
 // auditTimeout bounds one audit log write.

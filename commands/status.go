@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -170,12 +169,7 @@ func (h *Handler) status(ctx context.Context, snap *monitor.Snapshot) (StatusMod
 		}
 		m.Relays = append(m.Relays, rs)
 	}
-	m.Global = GlobalStatus{
-		Level:         escalation.Max(a.Global.Level),
-		Scope:         a.Global.Scope,
-		Advice:        a.Global.Advice,
-		FailingRelays: a.Global.FailingRelays,
-	}
+	m.Global = globalStatus(a.Global)
 	if m.Global.Level != escalation.LevelOK {
 		if e, ok, err := h.store.LastEvent(ctx, ""); err == nil && ok && e.To == m.Global.Level {
 			m.Global.Since = timePtr(e.At)
@@ -439,108 +433,6 @@ func (h *Handler) RelaysResponse(m RelaysModel) message.Response {
 		resp.Sections = append(resp.Sections, chunkLines("Retired", retired, 20)...)
 	}
 	return resp
-}
-
-// historyResponse is "history <relay> [window]": the runs of the window,
-// newest first, one line each, with the failures spelled out.
-func (h *Handler) historyResponse(ctx context.Context, snap *monitor.Snapshot, relayName string, window time.Duration) (message.Response, error) {
-	now := h.now()
-	const limit = 2000
-	results, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, Since: now.Add(-window), Limit: limit})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return message.Response{}, err
-	}
-	resp := message.Response{
-		Title:     fmt.Sprintf("%s: history over %s", relayName, FormatWindow(window)),
-		Verdict:   message.VerdictInfo,
-		Ephemeral: true,
-	}
-	if len(results) == 0 {
-		resp.Sections = []message.Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%s check %s` probes it now", FormatWindow(window), commandName(snap), relayName)}}}
-		resp.Summary = relayName + ": no results"
-		return resp, nil
-	}
-	type runLine struct {
-		id      int64
-		at      time.Time
-		trigger message.Source
-		all     []historyItem
-	}
-	var runs []*runLine
-	byID := map[int64]*runLine{}
-	failedTotal := 0
-	counts := map[string]int{}
-	for _, r := range results {
-		rl := byID[r.RunID]
-		if rl == nil {
-			rl = &runLine{id: r.RunID, at: r.StartedAt, trigger: r.Trigger}
-			byID[r.RunID] = rl
-			runs = append(runs, rl)
-		}
-		if r.StartedAt.Before(rl.at) {
-			rl.at = r.StartedAt
-		}
-		rl.all = append(rl.all, historyItem{ok: r.OK, mx: r.MX, ip: message.Addr(r.Result), stage: string(r.Stage), failure: string(r.Failure)})
-		if !r.OK {
-			failedTotal++
-			counts[string(r.Failure)]++
-		}
-	}
-	var lines []string
-	failedRuns := 0
-	for _, rl := range runs {
-		ok := 0
-		var fails []string
-		for _, p := range rl.all {
-			if p.ok {
-				ok++
-				continue
-			}
-			fails = append(fails, fmt.Sprintf("%s %s %s at %s", p.failure, p.mx, p.ip, p.stage))
-		}
-		line := fmt.Sprintf("%s %s run %d · %d/%d passed", message.Mark(len(fails) == 0), h.clock(rl.at), rl.id, ok, len(rl.all))
-		if len(fails) > 0 {
-			failedRuns++
-			line += " · " + joinLimited(fails, 2)
-		}
-		if rl.trigger != "" && rl.trigger != message.SourceSchedule {
-			line += " · " + string(rl.trigger)
-		}
-		lines = append(lines, line)
-	}
-	head := fmt.Sprintf("%s, %s, %d failed", plural(len(runs), "run"), plural(len(results), "result"), failedTotal)
-	if failedTotal > 0 {
-		head += ": " + classCounts(counts)
-	}
-	if len(results) == limit {
-		head += fmt.Sprintf(" (the newest %d results only)", limit)
-	}
-	resp.Sections = append(resp.Sections, message.Section{Lines: []string{head}})
-	const maxLines = 30
-	shown := lines
-	if len(lines) > maxLines {
-		shown = lines[:maxLines]
-	}
-	resp.Sections = append(resp.Sections, chunkLines("Runs, newest first", shown, 30)...)
-	if len(lines) > maxLines {
-		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("… %d older runs; `gmailtls history --relay %s --since %s` lists every result", len(lines)-maxLines, relayName, FormatWindow(window))}})
-	}
-	resp.Summary = fmt.Sprintf("%s: %d of %d runs failed in %s", relayName, failedRuns, len(runs), FormatWindow(window))
-	switch {
-	case failedRuns == 0:
-		resp.Verdict = message.VerdictOK
-	case failedRuns*2 > len(runs):
-		resp.Verdict = message.VerdictFail
-	default:
-		resp.Verdict = message.VerdictWarn
-	}
-	return resp, nil
-}
-
-// historyItem is the part of a result a history line shows.
-type historyItem struct {
-	ok                     bool
-	mx, ip, stage, failure string
 }
 
 // incidentSections lists open incidents, one line each, for status and

@@ -141,12 +141,7 @@ func (h *Handler) summary(ctx context.Context, snap *monitor.Snapshot, window ti
 		Relays:        []RelayHealth{},
 		OpenIncidents: []IncidentStatus{},
 		Location:      h.loc,
-		Global: GlobalStatus{
-			Level:         escalation.Max(a.Global.Level),
-			Scope:         a.Global.Scope,
-			Advice:        a.Global.Advice,
-			FailingRelays: a.Global.FailingRelays,
-		},
+		Global:        globalStatus(a.Global),
 	}
 	openBy := map[string]int{}
 	for _, in := range incidents {
