@@ -123,12 +123,8 @@ func (w *world) start() *process {
 	}
 	p.bot = b
 	p.worker = &outbox.Worker{
-		Store:  s,
-		Sender: &outbox.SlackSender{Slack: b, MissingScope: bot.IsMissingScope, Notes: s},
-		Classify: func(err error) (time.Duration, bool, bool) {
-			ra, limited := bot.IsRateLimited(err)
-			return ra, limited, bot.IsPermanent(err)
-		},
+		Store:      s,
+		Sender:     bot.NewSender(b, nil),
 		Now:        w.now,
 		MinBackoff: time.Second,
 	}

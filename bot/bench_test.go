@@ -1,8 +1,10 @@
 package bot
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -10,7 +12,9 @@ import (
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/storage"
 )
 
 // probingHandler acknowledges at once and runs a real STARTTLS probe
@@ -117,4 +121,31 @@ func BenchmarkAckLatency(b *testing.B) {
 	b.ReportMetric(float64(percentile(all, 0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(all, 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(len(all)), "acks")
+}
+
+// BenchmarkLongMessageDelivery delivers a 200-line report (a main message
+// and its continuation replies in the thread) through the outbox worker
+// and the Sender to the Slack stand-in: one delivery per iteration, from a
+// fresh database.
+func BenchmarkLongMessageDelivery(b *testing.B) {
+	fake := newFake(b)
+	c := newClock()
+	report := longReport("Health summary")
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		s, err := storage.Open(context.Background(), filepath.Join(b.TempDir(), fmt.Sprint(i, ".db")), storage.Options{Now: c.Now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var logs bytes.Buffer
+		w := slackWorker(b, s, c, fake, &logs)
+		put(b, s, outbox.Message{Key: fmt.Sprint("report:", i), Kind: storage.KindReport, Channel: "CREP", Payload: outbox.Payload{Response: report}})
+		b.StartTimer()
+		if n, err := w.Drain(context.Background()); err != nil || n != 1 {
+			b.Fatalf("delivered %d: %v", n, err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
 }

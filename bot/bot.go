@@ -18,9 +18,17 @@
 // are acknowledged empty, and run the same way; a Response with
 // ReplaceOriginal replaces the message the button was on.
 //
-// Parts, PostPart, UpdateMain and UploadPNG serve the outbox's scheduled
-// reports and alerts; their errors can be classified with IsRateLimited,
-// IsPermanent, IsAuth and IsMissingScope. Tokens and signing secrets are never logged.
+// Sender (NewSender) is the outbox's Slack: the outbox's scheduled reports
+// and alerts go out through it, with the same Web API client as the
+// replies, so one client serves the whole process. ClassifySlackError
+// sorts its errors for the outbox and names them for the metrics.
+//
+// Every retry goes through internal/retry: a Web API call is retried as
+// Config.APIRetries says (slack-go's own retries are off), the replies of
+// a long thread wait out Slack's rate limits for as long as their deadline
+// allows, a response_url post is retried a few times, and auth.test is
+// retried at start until Slack answers. Tokens and signing secrets are
+// never logged.
 package bot
 
 import (
@@ -36,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/retry"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/slack-go/slack"
 )
@@ -93,8 +102,10 @@ type Config struct {
 	// PingInterval is how long Socket Mode waits for Slack's WebSocket ping
 	// before it reconnects (default 30 s).
 	PingInterval time.Duration
-	// APIRetries is how often a Web API call is retried on 429, 5xx and
-	// network errors (0: 3; negative: never).
+	// APIRetries is how often a Web API call (chat.postMessage,
+	// chat.update, chat.postEphemeral, a file upload) is retried on 429,
+	// 5xx and dropped connections (0: 3; negative: never). The replies of
+	// a thread and auth.test at start have policies of their own.
 	APIRetries int
 	// StartBackoff is the first wait between auth.test attempts at start
 	// while Slack cannot be reached (network errors, 5xx, 429); it doubles
@@ -105,15 +116,30 @@ type Config struct {
 // maxStartBackoff caps the wait between auth.test attempts at start.
 const maxStartBackoff = time.Minute
 
+// webAPI is the part of slack.Client the bot calls. New builds one client
+// for the process; the replies, the outbox's Sender and Socket Mode all
+// use it.
+type webAPI interface {
+	AuthTestContext(ctx context.Context) (*slack.AuthTestResponse, error)
+	PostMessageContext(ctx context.Context, channelID string, options ...slack.MsgOption) (string, string, error)
+	UpdateMessageContext(ctx context.Context, channelID, timestamp string, options ...slack.MsgOption) (string, string, string, error)
+	PostEphemeralContext(ctx context.Context, channelID, userID string, options ...slack.MsgOption) (string, error)
+	UploadFileContext(ctx context.Context, params slack.UploadFileParameters) (*slack.FileSummary, error)
+}
+
 // Bot connects a Handler to Slack. Create it with New, start it with Run.
 type Bot struct {
-	cfg    Config
-	h      Handler
-	log    *slog.Logger
-	now    func() time.Time
-	api    *slack.Client
-	client *http.Client
-	ownTr  *http.Transport
+	cfg Config
+	h   Handler
+	log *slog.Logger
+	now func() time.Time
+	// slack is the process's one Web API client; api is the same client
+	// as the bot calls it.
+	slack   *slack.Client
+	api     webAPI
+	retries int // of a Web API call (call); 0: none
+	client  *http.Client
+	ownTr   *http.Transport
 
 	urls   *responseURLs
 	seen   *dedupe
@@ -206,10 +232,14 @@ func New(cfg Config, h Handler) (*Bot, error) {
 	}
 	b.pool = newPool(cfg.Workers, cfg.QueueSize, b.runJob)
 
-	retries := cfg.APIRetries
-	if retries == 0 {
-		retries = 3
+	switch {
+	case cfg.APIRetries == 0:
+		b.retries = 3
+	case cfg.APIRetries > 0:
+		b.retries = cfg.APIRetries
 	}
+	// No slack-go retries: every call is retried by the bot's own policy
+	// (call, postPatiently), which each caller chooses.
 	opts := []slack.Option{
 		slack.OptionAPIURL(cfg.APIURL),
 		slack.OptionHTTPClient(b.client),
@@ -218,20 +248,8 @@ func New(cfg Config, h Handler) (*Bot, error) {
 	if cfg.Mode == ModeSocket {
 		opts = append(opts, slack.OptionAppLevelToken(cfg.AppToken))
 	}
-	if retries > 0 {
-		rc := slack.RetryConfig{
-			MaxRetries:         retries,
-			RetryAfterDuration: 30 * time.Second,
-			RetryAfterJitter:   250 * time.Millisecond,
-			BackoffInitial:     250 * time.Millisecond,
-			BackoffMax:         10 * time.Second,
-			BackoffJitter:      100 * time.Millisecond,
-		}
-		rc.Handlers = append(slack.AllBuiltinRetryHandlers(rc), slack.NewServerErrorRetryHandler(rc))
-		// After OptionHTTPClient: the retry client wraps the HTTP client.
-		opts = append(opts, slack.OptionRetryConfig(rc))
-	}
-	b.api = slack.New(cfg.BotToken, opts...)
+	b.slack = slack.New(cfg.BotToken, opts...)
+	b.api = b.slack
 	return b, nil
 }
 
@@ -299,37 +317,35 @@ func (b *Bot) Run(ctx context.Context) error {
 // and a Slack outage at start must not stop it. A rejected token is an
 // error at once.
 func (b *Bot) authTest(ctx context.Context) (*slack.AuthTestResponse, error) {
-	wait := b.cfg.StartBackoff
-	if wait <= 0 {
-		wait = 2 * time.Second
+	wait := retry.Backoff{Initial: b.cfg.StartBackoff, Max: maxStartBackoff}
+	if wait.Initial <= 0 {
+		wait.Initial = 2 * time.Second
 	}
-	for {
+	var who *slack.AuthTestResponse
+	err := retry.Do(ctx, func(ctx context.Context) error {
 		authCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		who, err := b.api.AuthTestContext(authCtx)
-		cancel()
-		if err == nil {
-			return who, nil
-		}
+		defer cancel()
+		var err error
+		who, err = b.api.AuthTestContext(authCtx)
+		return err
+	}, func(err error, _ int) (time.Duration, error) {
 		if code := slackCode(err); isAuthCode(code) {
-			return nil, &authError{msg: fmt.Sprintf("slack: the bot token was rejected (%s): check SLACK_BOT_TOKEN", code), err: err}
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return 0, &authError{msg: fmt.Sprintf("slack: the bot token was rejected (%s): check SLACK_BOT_TOKEN", code), err: err}
 		}
 		// An HTTP 4xx other than 429 will not change by waiting: a wrong
 		// api_url, a proxy refusing the bot.
 		if sc, ok := errors.AsType[slack.StatusCodeError](err); ok && sc.Code >= 400 && sc.Code < 500 && sc.Code != http.StatusTooManyRequests {
-			return nil, fmt.Errorf("slack: auth.test at %s answered %s, so the bot token could not be checked: check [slack] api_url: %w", b.cfg.APIURL, sc.Status, err)
+			return 0, fmt.Errorf("slack: auth.test at %s answered %s, so the bot token could not be checked: check [slack] api_url: %w", b.cfg.APIURL, sc.Status, err)
 		}
+		next := wait.Next()
 		b.log.Warn("slack: auth.test failed, so the bot token could not be checked yet; retrying (probing and alerts keep running, messages wait in the outbox)",
-			"api_url", b.cfg.APIURL, "error", err.Error(), "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, maxStartBackoff)
+			"api_url", b.cfg.APIURL, "error", err.Error(), "retry_in", next.String())
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return who, nil
 }
 
 // isAuthCode reports whether a Slack error code means a rejected token.

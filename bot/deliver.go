@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/retry"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/slack-go/slack"
 )
@@ -204,7 +205,7 @@ func (b *Bot) deliver(ctx context.Context, org origin, r message.Response) error
 
 	// A message with a thread needs its ts, which only chat.postMessage
 	// returns.
-	ts, err := b.postPatiently(ctx, b.replyAPI(), org.channel, rendered.Main, "")
+	ts, err := b.postPatiently(ctx, org.channel, rendered.Main, "")
 	if err == nil {
 		return b.postReplies(ctx, org.channel, ts, rendered.Thread)
 	}
@@ -303,7 +304,12 @@ func webAPIError(method, channel string, err error) error {
 }
 
 func (b *Bot) postMessage(ctx context.Context, channel string, m Message, threadTS string) (string, error) {
-	_, ts, err := b.api.PostMessageContext(ctx, channel, msgOptions(m, threadTS)...)
+	var ts string
+	err := b.call(ctx, func(ctx context.Context) error {
+		var err error
+		_, ts, err = b.api.PostMessageContext(ctx, channel, msgOptions(m, threadTS)...)
+		return err
+	})
 	if err != nil {
 		return "", webAPIError("chat.postMessage", channel, err)
 	}
@@ -311,7 +317,10 @@ func (b *Bot) postMessage(ctx context.Context, channel string, m Message, thread
 }
 
 func (b *Bot) updateMessage(ctx context.Context, channel, ts string, m Message) error {
-	_, _, _, err := b.api.UpdateMessageContext(ctx, channel, ts, msgOptions(m, "")...)
+	err := b.call(ctx, func(ctx context.Context) error {
+		_, _, _, err := b.api.UpdateMessageContext(ctx, channel, ts, msgOptions(m, "")...)
+		return err
+	})
 	if err != nil {
 		return webAPIError("chat.update", channel, err)
 	}
@@ -322,11 +331,59 @@ func (b *Bot) postEphemeral(ctx context.Context, org origin, m Message) error {
 	if org.channel == "" || org.user == "" {
 		return errors.New("slack: no channel and user to send an ephemeral reply to")
 	}
-	_, err := b.api.PostEphemeralContext(ctx, org.channel, org.user, msgOptions(m, "")...)
+	err := b.call(ctx, func(ctx context.Context) error {
+		_, err := b.api.PostEphemeralContext(ctx, org.channel, org.user, msgOptions(m, "")...)
+		return err
+	})
 	if err != nil {
 		return webAPIError("chat.postEphemeral", org.channel, err)
 	}
 	return nil
+}
+
+// Web API retry policy (call), as slack-go's own retries had it: a 429 is
+// waited out as its Retry-After says (at least a second; 30 s when it says
+// nothing), server errors and dropped connections back off from 250 ms
+// doubling to 10 s; each wait gets a little jitter.
+const (
+	apiBackoff          = 250 * time.Millisecond
+	apiMaxBackoff       = 10 * time.Second
+	apiBackoffJitter    = 100 * time.Millisecond
+	apiRetryAfterJitter = 250 * time.Millisecond
+	apiRetryAfterUnsaid = 30 * time.Second
+)
+
+// call runs one Web API call, retried Config.APIRetries times on rate
+// limits, server errors and dropped connections. Slack's own answers
+// (ok:false with an error code) are not retried.
+func (b *Bot) call(ctx context.Context, op func(ctx context.Context) error) error {
+	if b.retries <= 0 {
+		return op(ctx)
+	}
+	backoff := retry.Backoff{Initial: apiBackoff, Max: apiMaxBackoff, Jitter: apiBackoffJitter}
+	return retry.Do(ctx, op, func(err error, failures int) (time.Duration, error) {
+		if failures > b.retries {
+			return 0, err
+		}
+		if rl, ok := errors.AsType[*slack.RateLimitedError](err); ok {
+			return max(rl.RetryAfter, time.Second) + retry.Jitter(apiRetryAfterJitter), nil
+		}
+		sc, isStatus := errors.AsType[slack.StatusCodeError](err)
+		switch {
+		case isStatus && sc.Code == http.StatusTooManyRequests:
+			return apiRetryAfterUnsaid + retry.Jitter(apiRetryAfterJitter), nil
+		case isStatus && sc.Code >= http.StatusInternalServerError, !isStatus && connectionDropped(err):
+			return backoff.Next(), nil
+		}
+		return 0, err
+	})
+}
+
+// connectionDropped reports whether err is the connection to Slack failing
+// (reset, refused, closed early) rather than an answer.
+func connectionDropped(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // postReplies posts ms as thread replies under parent, in order. Rate
@@ -340,76 +397,65 @@ func (b *Bot) postReplies(ctx context.Context, channel, parent string, ms []Mess
 	}
 	ctx, cancel := context.WithTimeout(ctx, deliveryBudget(len(ms)))
 	defer cancel()
-	api := b.replyAPI()
 	for i, m := range ms {
-		if _, err := b.postPatiently(ctx, api, channel, m, parent); err != nil {
+		if _, err := b.postPatiently(ctx, channel, m, parent); err != nil {
 			return fmt.Errorf("slack: %d of %d thread replies were posted: %w", i, len(ms), err)
 		}
 	}
 	return nil
 }
 
-// replyAPI is a Web API client without slack-go's own retries, for
-// postPatiently, which retries itself: slack-go would give up after
-// Config.APIRetries 429s, and its waits would count against one call's
-// bound.
-func (b *Bot) replyAPI() *slack.Client {
-	return slack.New(b.cfg.BotToken,
-		slack.OptionAPIURL(b.cfg.APIURL),
-		slack.OptionHTTPClient(b.client),
-		slack.OptionLog(slog.NewLogLogger(b.log.Handler(), slog.LevelDebug)))
-}
-
-// postPatiently posts m with chat.postMessage through api (a client
-// without retries) and returns its ts. A 429 is waited out for as long as
-// its Retry-After says (defaultRetryAfter when it says nothing), as often
-// as ctx's deadline allows; server and network errors are retried
-// replyRetries times with backoff; each attempt is bounded by callTimeout.
-func (b *Bot) postPatiently(ctx context.Context, api *slack.Client, channel string, m Message, threadTS string) (string, error) {
-	backoff := 250 * time.Millisecond
+// postPatiently posts m with chat.postMessage and returns its ts. A 429 is
+// waited out for as long as its Retry-After says (defaultRetryAfter when it
+// says nothing), as often as ctx's deadline allows: Slack took nothing, so
+// nothing is repeated. Server and network errors are retried replyRetries
+// times with backoff; each attempt is bounded by callTimeout. It calls the
+// Web API directly, not through call: call would give up after
+// Config.APIRetries 429s.
+func (b *Bot) postPatiently(ctx context.Context, channel string, m Message, threadTS string) (string, error) {
+	backoff := retry.Backoff{Initial: 250 * time.Millisecond}
 	failures, limited := 0, 0
-	for {
+	var ts string
+	err := retry.Do(ctx, func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		_, ts, err := api.PostMessageContext(cctx, channel, msgOptions(m, threadTS)...)
-		cancel()
-		if err == nil {
-			return ts, nil
+		defer cancel()
+		_, t, err := b.api.PostMessageContext(cctx, channel, msgOptions(m, threadTS)...)
+		if err != nil {
+			return webAPIError("chat.postMessage", channel, err)
 		}
-		err = webAPIError("chat.postMessage", channel, err)
+		ts = t
+		return nil
+	}, func(err error, _ int) (time.Duration, error) {
 		if IsPermanent(err) {
-			return "", err
-		}
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("slack: gave up on chat.postMessage: %w", errors.Join(err, context.Cause(ctx)))
+			return 0, err
 		}
 		wait, ok := IsRateLimited(err)
-		switch {
-		case ok:
+		if ok {
 			limited++
 			if wait <= 0 {
 				wait = defaultRetryAfter
 			}
 			wait = max(wait, time.Second)
-		default:
+		} else {
 			failures++
 			if failures > replyRetries {
-				return "", err
+				return 0, err
 			}
-			wait = backoff
-			backoff *= 2
+			wait = backoff.Next()
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return "", fmt.Errorf("slack: gave up after %d rate limits and %d errors: waiting %v more would pass the delivery deadline: %w", limited, failures, wait, err)
+			return 0, fmt.Errorf("slack: gave up after %d rate limits and %d errors: waiting %v more would pass the delivery deadline: %w", limited, failures, wait, err)
 		}
 		b.log.Debug("slack: retrying chat.postMessage", "channel", channel, "thread_ts", threadTS, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return "", fmt.Errorf("slack: gave up on chat.postMessage: %w", errors.Join(err, context.Cause(ctx)))
-		case <-t.C:
-		}
+		return wait, nil
+	})
+	switch {
+	case err == nil:
+		return ts, nil
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("slack: gave up on chat.postMessage: %w", err)
 	}
+	return "", err
 }
 
 // Response_url retry policy: 429 waits as long as Retry-After says (at
@@ -426,36 +472,29 @@ func (b *Bot) postResponseURL(ctx context.Context, u string, m wireMessage) erro
 	if err != nil {
 		return fmt.Errorf("slack: encoding a response_url message: %w", err)
 	}
-	backoff := 250 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		err := b.postResponseURLOnce(ctx, u, body)
-		if err == nil {
-			return nil
+	backoff := retry.Backoff{Initial: 250 * time.Millisecond}
+	err = retry.Do(ctx, func(ctx context.Context) error {
+		return b.postResponseURLOnce(ctx, u, body)
+	}, func(err error, failures int) (time.Duration, error) {
+		if failures > responseURLRetries || IsPermanent(err) {
+			return 0, err
 		}
-		if attempt >= responseURLRetries || IsPermanent(err) || ctx.Err() != nil {
-			return err
+		wait, limited := IsRateLimited(err)
+		switch {
+		case limited && wait <= 0:
+			wait = defaultRetryAfter
+		case limited && wait > maxRetryAfter:
+			return 0, err
+		case !limited:
+			wait = backoff.Next()
 		}
-		wait := backoff
-		if ra, ok := IsRateLimited(err); ok {
-			wait = ra
-			if wait <= 0 {
-				wait = defaultRetryAfter
-			}
-			if wait > maxRetryAfter {
-				return err
-			}
-		} else {
-			backoff *= 2
-		}
-		b.log.Debug("slack: retrying a response_url post", "attempt", attempt+1, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("slack: gave up on a response_url post: %w", errors.Join(err, ctx.Err()))
-		case <-t.C:
-		}
+		b.log.Debug("slack: retrying a response_url post", "attempt", failures, "wait", wait, "err", err)
+		return wait, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("slack: gave up on a response_url post: %w", err)
 	}
+	return err
 }
 
 func (b *Bot) postResponseURLOnce(ctx context.Context, u string, body []byte) error {
@@ -500,41 +539,6 @@ func (b *Bot) postResponseURLOnce(ctx context.Context, u string, body []byte) er
 	return nil
 }
 
-// Parts, PostPart and UpdateMain deliver a Response one Slack message at a
-// time, for a caller that records each message as it goes (the outbox) and
-// so can resume a delivery that failed half-way without posting anything
-// twice. Part 0 is the main message, parts 1… its thread replies (content
-// folded out of the main message, then the Response's own Thread). Errors
-// can be classified with IsRateLimited, IsPermanent, IsAuth and
-// IsMissingScope; the main message is retried as Config.APIRetries says.
-
-// Parts returns how many Slack messages r is delivered as: its main message
-// and its thread replies.
-func (b *Bot) Parts(r message.Response) int {
-	return 1 + len(RenderMessages(r).Thread)
-}
-
-// PostPart posts message part of r (0 the main message, 1… its thread
-// replies) to channel, in the thread threadTS when set, and returns its ts.
-func (b *Bot) PostPart(ctx context.Context, channel string, r message.Response, part int, threadTS string) (string, error) {
-	rendered := RenderMessages(r)
-	m := rendered.Main
-	if part > 0 {
-		if part > len(rendered.Thread) {
-			return "", fmt.Errorf("slack: %q is %d messages, it has no part %d", r.Title, 1+len(rendered.Thread), part)
-		}
-		m = rendered.Thread[part-1]
-	}
-	return b.postMessage(ctx, channel, m, threadTS)
-}
-
-// UpdateMain replaces the message at channel/ts with r's main message
-// (chat.update). It posts no replies: they are parts 1… of PostPart, in
-// the thread of ts.
-func (b *Bot) UpdateMain(ctx context.Context, channel, ts string, r message.Response) error {
-	return b.updateMessage(ctx, channel, ts, RenderMessages(r).Main)
-}
-
 // UploadPNG uploads a PNG image to channel (in the thread threadTS when
 // set) with Slack's files upload v2 flow: files.getUploadURLExternal, the
 // upload itself, files.completeUploadExternal. The app needs the
@@ -543,13 +547,16 @@ func (b *Bot) UploadPNG(ctx context.Context, channel, threadTS, filename, title 
 	if len(png) == 0 {
 		return errors.New("slack: refusing to upload an empty image")
 	}
-	_, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{
-		Reader:          bytes.NewReader(png),
-		FileSize:        len(png),
-		Filename:        filename,
-		Title:           title,
-		Channel:         channel,
-		ThreadTimestamp: threadTS,
+	err := b.call(ctx, func(ctx context.Context) error {
+		_, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{
+			Reader:          bytes.NewReader(png),
+			FileSize:        len(png),
+			Filename:        filename,
+			Title:           title,
+			Channel:         channel,
+			ThreadTimestamp: threadTS,
+		})
+		return err
 	})
 	if err == nil {
 		return nil

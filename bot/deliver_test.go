@@ -13,6 +13,7 @@ import (
 	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/outbox"
 )
 
 // deliveryBot is a Bot that is not running: delivery needs only the Web
@@ -154,8 +155,9 @@ func TestWebAPIRateLimit(t *testing.T) {
 
 	// With retries (the default), a 429 is waited out.
 	b, _ := deliveryBot(t, fake, nil)
+	s := NewSender(b, nil)
 	fake.FailNext("chat.postMessage", http.StatusTooManyRequests, time.Second, "", 1)
-	if _, err := b.PostPart(ctx, "C1", simple("alert"), 0, ""); err != nil {
+	if _, err := s.Post(ctx, "C1", "", s.Render(simple("alert"))[0]); err != nil {
 		t.Fatal(err)
 	}
 	calls := fake.CallsTo("chat.postMessage")
@@ -165,16 +167,23 @@ func TestWebAPIRateLimit(t *testing.T) {
 
 	// Without retries, the caller (the outbox) gets a classifiable error.
 	b, _ = deliveryBot(t, fake, func(c *Config) { c.APIRetries = -1 })
+	s = NewSender(b, nil)
 	fake.FailNext("chat.postMessage", http.StatusTooManyRequests, 7*time.Second, "", 1)
-	_, err := b.PostPart(ctx, "C1", simple("alert"), 0, "")
+	_, err := s.Post(ctx, "C1", "", s.Render(simple("alert"))[0])
 	ra, ok := IsRateLimited(err)
 	if !ok || ra != 7*time.Second || IsPermanent(err) {
 		t.Errorf("IsRateLimited(%v) = %v, %v", err, ra, ok)
 	}
+	if c := s.Classify(err); !c.RateLimited || c.RetryAfter != 7*time.Second || c.Permanent || c.Suspended {
+		t.Errorf("Classify(%v) = %+v", err, c)
+	}
 	fake.FailNext("chat.update", http.StatusServiceUnavailable, 0, "", 1)
-	err = b.UpdateMain(ctx, "C1", "1.2", simple("x"))
+	err = s.Update(ctx, "C1", "1.2", s.Render(simple("x"))[0])
 	if _, ok := IsRateLimited(err); ok || IsPermanent(err) || err == nil {
 		t.Errorf("503: %v", err)
+	}
+	if c := s.Classify(err); c != (outbox.Class{}) {
+		t.Errorf("Classify(503) = %+v, want transient", c)
 	}
 }
 
@@ -182,10 +191,11 @@ func TestPostErrorsAreClassified(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
 	b, _ := deliveryBot(t, fake, nil)
+	s := NewSender(b, nil)
 	ctx := context.Background()
 	for _, code := range []string{"channel_not_found", "not_in_channel", "invalid_auth", "is_archived"} {
 		fake.FailNext("chat.postMessage", 0, 0, code, 1)
-		_, err := b.PostPart(ctx, "C404", simple("x"), 0, "")
+		_, err := s.Post(ctx, "C404", "", s.Render(simple("x"))[0])
 		if !IsPermanent(err) {
 			t.Errorf("%s: not permanent: %v", code, err)
 		}
@@ -194,7 +204,7 @@ func TestPostErrorsAreClassified(t *testing.T) {
 		}
 	}
 	fake.FailNext("chat.postMessage", 0, 0, "not_in_channel", 1)
-	_, err := b.PostPart(ctx, "C404", simple("x"), 0, "")
+	_, err := s.Post(ctx, "C404", "", s.Render(simple("x"))[0])
 	if !strings.Contains(err.Error(), "/invite @gmailtls") {
 		t.Errorf("no hint: %v", err)
 	}
@@ -203,40 +213,47 @@ func TestPostErrorsAreClassified(t *testing.T) {
 	}
 }
 
-// TestPartsWithThread: a Response goes out as Parts messages, the main one
-// first and the others in its thread, the Response's own Thread last; an
-// update replaces the main message only.
+// TestPartsWithThread: a Response renders to its main message and its
+// thread replies, the Response's own Thread last; posted part by part
+// they go out in order, the replies in the main message's thread; an
+// update replaces the main message only; a part the Sender did not render
+// is refused.
 func TestPartsWithThread(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
 	b, _ := deliveryBot(t, fake, nil)
+	s := NewSender(b, nil)
 	ctx := context.Background()
 
 	r := fortyRelays()
 	r.Thread = []message.Response{{Summary: "escalation evidence", Sections: []message.Section{{Lines: []string{"r:1 r:2"}}}}}
 	want := RenderMessages(r)
-	if n := b.Parts(r); n != 1+len(want.Thread) {
-		t.Fatalf("Parts = %d, want %d", n, 1+len(want.Thread))
+	parts := s.Render(r)
+	if len(parts) != 1+len(want.Thread) {
+		t.Fatalf("%d parts, want %d", len(parts), 1+len(want.Thread))
 	}
-	ts, err := b.PostPart(ctx, "C1", r, 0, "")
+	ts, err := s.Post(ctx, "C1", "", parts[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for part := 1; part < b.Parts(r); part++ {
-		if _, err := b.PostPart(ctx, "C1", r, part, ts); err != nil {
+	for _, p := range parts[1:] {
+		if _, err := s.Post(ctx, "C1", ts, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.PostPart(ctx, "C1", r, b.Parts(r), ts); err == nil {
-		t.Error("a part past the last one was posted")
+	if _, err := s.Post(ctx, "C1", ts, "not a rendered part"); err == nil {
+		t.Error("a part the Sender did not render was posted")
 	}
 	posts := fake.MessagesBy("chat.postMessage")
 	if len(posts) != 1+len(want.Thread) || posts[0].TS != ts || posts[0].ThreadTS != "" {
 		t.Fatalf("%d posts, main %+v", len(posts), posts[0])
 	}
-	for _, p := range posts[1:] {
+	for i, p := range posts[1:] {
 		if p.ThreadTS != ts {
 			t.Errorf("reply not in the thread of %s: %+v", ts, p)
+		}
+		if p.Text != want.Thread[i].Text {
+			t.Errorf("reply %d is %q, want %q", i+1, p.Text, want.Thread[i].Text)
 		}
 	}
 	if !strings.Contains(posts[len(posts)-1].Text, "escalation evidence") {
@@ -244,7 +261,7 @@ func TestPartsWithThread(t *testing.T) {
 	}
 
 	// A reply into an existing thread stays there.
-	if _, err := b.PostPart(ctx, "C1", simple("recovered"), 0, "1700000000.000001"); err != nil {
+	if _, err := s.Post(ctx, "C1", "1700000000.000001", s.Render(simple("recovered"))[0]); err != nil {
 		t.Fatal(err)
 	}
 	posts = fake.MessagesBy("chat.postMessage")
@@ -252,7 +269,7 @@ func TestPartsWithThread(t *testing.T) {
 		t.Errorf("threaded post %+v", last)
 	}
 
-	if err := b.UpdateMain(ctx, "C1", ts, simple("updated")); err != nil {
+	if err := s.Update(ctx, "C1", ts, s.Render(simple("updated"))[0]); err != nil {
 		t.Fatal(err)
 	}
 	up := fake.MessagesBy("chat.update")

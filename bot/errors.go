@@ -1,10 +1,12 @@
 package bot
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"time"
 
+	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/slack-go/slack"
 )
 
@@ -161,4 +163,37 @@ func hint(err error) string {
 		return "check SLACK_BOT_TOKEN"
 	}
 	return ""
+}
+
+// Metric codes of ClassifySlackError for errors without a Slack error code
+// the bot knows.
+const (
+	CodeRateLimited = "rate_limited"
+	CodeAuth        = "auth"
+	CodePermanent   = "permanent"
+	CodeServerError = "server_error"
+)
+
+// ClassifySlackError sorts the error of a Slack call for the outbox, and
+// names it for the metrics (gmailtls_slack_errors_total): code is Slack's
+// error code when the bot knows it ("channel_not_found", "token_revoked"…),
+// else CodeRateLimited, CodeAuth, CodePermanent or CodeServerError.
+//
+//   - a rate limit (429) is RateLimited, with Slack's Retry-After;
+//   - Slack refusing the bot token or the app's scopes (IsAuth) is
+//     Suspended: the outbox pauses all delivery and keeps every message;
+//     a missing scope is also MissingScope (for an upload: files:write);
+//   - an error no retry will fix (IsPermanent) is Permanent;
+//   - anything else (5xx, network) is transient.
+func ClassifySlackError(err error) (c outbox.Class, code string) {
+	if ra, ok := IsRateLimited(err); ok {
+		return outbox.Class{RateLimited: true, RetryAfter: ra}, CodeRateLimited
+	}
+	if IsAuth(err) {
+		return outbox.Class{Suspended: true, MissingScope: IsMissingScope(err)}, cmp.Or(ErrorCode(err), CodeAuth)
+	}
+	if IsPermanent(err) {
+		return outbox.Class{Permanent: true}, cmp.Or(ErrorCode(err), CodePermanent)
+	}
+	return outbox.Class{}, CodeServerError
 }

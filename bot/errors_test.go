@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/slack-go/slack"
 
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/outbox"
 )
 
 // TestAuthErrorsAreTold: Slack refusing the token or the app's scopes is
@@ -19,6 +21,7 @@ func TestAuthErrorsAreTold(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
 	b, _ := deliveryBot(t, fake, func(c *Config) { c.APIRetries = -1 })
+	s := NewSender(b, nil)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		code            string
@@ -38,7 +41,7 @@ func TestAuthErrorsAreTold(t *testing.T) {
 		{"internal_error", false, false},
 	} {
 		fake.FailNext("chat.postMessage", 0, 0, tc.code, 1)
-		_, err := b.PostPart(ctx, "C1", simple("x"), 0, "")
+		_, err := s.Post(ctx, "C1", "", s.Render(simple("x"))[0])
 		if err == nil {
 			t.Fatalf("%s: no error", tc.code)
 		}
@@ -57,7 +60,7 @@ func TestAuthErrorsAreTold(t *testing.T) {
 		}
 	}
 	fake.FailNext("chat.postMessage", http.StatusTooManyRequests, 0, "", 1)
-	_, err := b.PostPart(ctx, "C1", simple("x"), 0, "")
+	_, err := s.Post(ctx, "C1", "", s.Render(simple("x"))[0])
 	if IsAuth(err) || ErrorCode(err) != "" && ErrorCode(err) != "ratelimited" {
 		t.Errorf("429: IsAuth %v, ErrorCode %q", IsAuth(err), ErrorCode(err))
 	}
@@ -72,32 +75,35 @@ func TestAuthErrorsAreTold(t *testing.T) {
 	}
 }
 
-// TestPartsOneByOne: Parts, PostPart and UpdateMain deliver exactly what
-// Post and Update do, one Slack message per call.
+// TestPartsOneByOne: a Response rendered once and posted part by part
+// goes out as the bot's own delivery renders it, one Slack message per
+// call; an update replaces the main message and posts nothing more.
 func TestPartsOneByOne(t *testing.T) {
 	fake := slackfake.New(slackfake.Options{})
 	defer fake.Close()
 	b, _ := deliveryBot(t, fake, nil)
+	s := NewSender(b, nil)
 	ctx := context.Background()
 	r := fortyRelays()
 	want := RenderMessages(r)
-	if n := b.Parts(r); n != 1+len(want.Thread) || n < 2 {
-		t.Fatalf("Parts = %d, want %d (and a thread)", n, 1+len(want.Thread))
+	parts := s.Render(r)
+	if n := len(parts); n != 1+len(want.Thread) || n < 2 {
+		t.Fatalf("%d parts, want %d (and a thread)", n, 1+len(want.Thread))
 	}
-	if n := b.Parts(simple("short")); n != 1 {
-		t.Errorf("Parts of a short message = %d", n)
+	if n := len(s.Render(simple("short"))); n != 1 {
+		t.Errorf("a short message renders to %d parts", n)
 	}
-	ts, err := b.PostPart(ctx, "C1", r, 0, "")
+	ts, err := s.Post(ctx, "C1", "", parts[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for part := 1; part < b.Parts(r); part++ {
-		if _, err := b.PostPart(ctx, "C1", r, part, ts); err != nil {
+	for _, p := range parts[1:] {
+		if _, err := s.Post(ctx, "C1", ts, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.PostPart(ctx, "C1", r, b.Parts(r), ts); err == nil {
-		t.Error("a part past the last one was posted")
+	if _, err := s.Post(ctx, "C1", ts, want); err == nil {
+		t.Error("a part the Sender did not render was posted")
 	}
 	posts := fake.MessagesBy("chat.postMessage")
 	if len(posts) != 1+len(want.Thread) || posts[0].TS != ts || posts[0].Text != want.Main.Text || posts[0].ThreadTS != "" {
@@ -108,13 +114,51 @@ func TestPartsOneByOne(t *testing.T) {
 			t.Errorf("part %d = %q (%d blocks) in %q, want %q (%d blocks) in %q", 1+i, p.Text, len(p.Blocks), p.ThreadTS, m.Text, len(m.Blocks), ts)
 		}
 	}
-	if err := b.UpdateMain(ctx, "C1", ts, r); err != nil {
+	if err := s.Update(ctx, "C1", ts, parts[0]); err != nil {
 		t.Fatal(err)
 	}
 	if up := fake.MessagesBy("chat.update"); len(up) != 1 || up[0].TS != ts || len(up[0].Blocks) != len(want.Main.Blocks) {
 		t.Errorf("chat.update %+v", up)
 	}
 	if n := len(fake.MessagesBy("chat.postMessage")); n != len(posts) {
-		t.Errorf("UpdateMain posted %d replies", n-len(posts))
+		t.Errorf("Update posted %d replies", n-len(posts))
+	}
+}
+
+// TestClassifySlackError: each Slack error is sorted for the outbox and
+// counted under its own code: Slack's code when the bot knows it, else
+// what kind of error it is.
+func TestClassifySlackError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want outbox.Class
+		code string
+	}{
+		{"429 with Retry-After", &slack.RateLimitedError{RetryAfter: 7 * time.Second}, outbox.Class{RateLimited: true, RetryAfter: 7 * time.Second}, CodeRateLimited},
+		{"429 without", slack.StatusCodeError{Code: http.StatusTooManyRequests}, outbox.Class{RateLimited: true}, CodeRateLimited},
+		{"ratelimited", slack.SlackErrorResponse{Err: "ratelimited"}, outbox.Class{RateLimited: true}, CodeRateLimited},
+		{"token_revoked", slack.SlackErrorResponse{Err: "token_revoked"}, outbox.Class{Suspended: true}, "token_revoked"},
+		{"invalid_auth", webAPIError("chat.update", "C1", slack.SlackErrorResponse{Err: "invalid_auth"}), outbox.Class{Suspended: true}, "invalid_auth"},
+		{"missing_scope", slack.SlackErrorResponse{Err: "missing_scope"}, outbox.Class{Suspended: true, MissingScope: true}, "missing_scope"},
+		{"ErrAuth", fmt.Errorf("start: %w", ErrAuth), outbox.Class{Suspended: true}, CodeAuth},
+		{"channel_not_found", slack.SlackErrorResponse{Err: "channel_not_found"}, outbox.Class{Permanent: true}, "channel_not_found"},
+		{"msg_too_long", webAPIError("chat.postMessage", "C1", slack.SlackErrorResponse{Err: "msg_too_long"}), outbox.Class{Permanent: true}, "msg_too_long"},
+		{"404", slack.StatusCodeError{Code: http.StatusNotFound, Status: "404 Not Found"}, outbox.Class{Permanent: true}, CodePermanent},
+		{"500", slack.StatusCodeError{Code: http.StatusInternalServerError}, outbox.Class{}, CodeServerError},
+		{"unknown code", slack.SlackErrorResponse{Err: "internal_error"}, outbox.Class{}, CodeServerError},
+		{"network", errors.New("dial tcp 127.0.0.1:1: connection refused"), outbox.Class{}, CodeServerError},
+	} {
+		c, code := ClassifySlackError(tc.err)
+		if c != tc.want || code != tc.code {
+			t.Errorf("%s: ClassifySlackError = %+v, %q; want %+v, %q", tc.name, c, code, tc.want, tc.code)
+		}
+	}
+	var counted []string
+	s := NewSender(nil, func(code string) { counted = append(counted, code) })
+	s.Classify(slack.SlackErrorResponse{Err: "not_in_channel"})
+	s.Classify(slack.StatusCodeError{Code: http.StatusBadGateway})
+	if len(counted) != 2 || counted[0] != "not_in_channel" || counted[1] != CodeServerError {
+		t.Errorf("Sender counted %v, want [not_in_channel server_error]", counted)
 	}
 }

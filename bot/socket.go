@@ -26,7 +26,7 @@ const ackTimeout = 2 * time.Second
 // keeps draining the client's events so that the library's reader and its
 // ping handling never stall.
 func (b *Bot) runSocket(ctx context.Context) error {
-	client := socketmode.New(b.api,
+	client := socketmode.New(b.slack,
 		socketmode.OptionLog(slog.NewLogLogger(b.log.Handler(), slog.LevelDebug)),
 		socketmode.OptionPingInterval(b.cfg.PingInterval),
 	)

@@ -8,11 +8,14 @@
 //  1. a producer (alerts, schedule) encodes a Payload and writes it with
 //     storage.Enqueue under an idempotency key, so a second write of the same
 //     alert is a no-op, and calls Worker.Notify;
-//  2. Worker reads the pending messages in the order they were enqueued and
-//     hands each one to its Sender: thread replies only once their parent has
-//     a Slack ts, updates of an already posted message as chat.update;
-//  3. the outcome is stored: the Slack ts of a delivered message (MarkSent);
-//     a rate limit pauses the whole worker for Retry-After; Slack refusing
+//  2. Worker reads the pending messages in the order they were enqueued,
+//     renders each one once with its Sender (bot.Sender for Slack) and
+//     sends it: thread replies only once their parent has a Slack ts,
+//     updates of an already posted message as chat.update, a file (a
+//     report's heatmap) as an upload;
+//  3. the Sender classifies an error (Class) and the outcome is stored:
+//     the Slack ts of a delivered message (MarkSent); a rate limit pauses
+//     the whole worker for Retry-After; Slack refusing
 //     the bot token or the app's scopes pauses it too, from a minute
 //     doubling to 15, keeping every message pending until an operator
 //     fixes the token; a server or network error backs that message off; a
@@ -21,7 +24,8 @@
 //     shows in `gmailtls status`.
 //
 // A long message is several Slack messages: the main message and the
-// content folded out of it as replies in its thread. Each of them is
+// content folded out of it as replies in its thread. It is rendered once
+// per delivery and its parts are posted in order; each of them is
 // recorded as soon as Slack took it (MarkPartSent), so a retry after an
 // error or a restart resumes with the first one missing, and the message
 // counts as delivered, and its thread's later messages go out, only once
@@ -55,65 +59,26 @@ type Store interface {
 	MarkPartSent(ctx context.Context, id int64, part int, ts string) error
 	RepliesSent(ctx context.Context, key string) (int, error)
 	MessageByKey(ctx context.Context, key string) (storage.OutboxMessage, bool, error)
+	// Enqueue writes the worker's own notes (see NoteKeyFilesWrite).
+	Enqueuer
 }
 
-// Delivery is one message as the Sender sees it.
-type Delivery struct {
-	Key     string
-	Kind    string
-	Channel string
-	// ThreadKey is the outbox key of the thread's parent, ThreadTS its
-	// Slack ts: when ThreadTS is set, the message is a reply in that
-	// thread.
-	ThreadKey string
-	ThreadTS  string
-	// UpdateTS, when set, replaces the message with that ts (chat.update)
-	// instead of posting a new one.
-	UpdateTS string
-	Payload  []byte
-	// PostedTS and RepliesPosted say what earlier attempts delivered of a
-	// message that Slack gets as several (a main message, then replies in
-	// its thread): the ts of the main message (for an update, the updated
-	// one's), "" when it has not gone out yet, and how many of its thread
-	// replies went out after it. The Sender resumes after them.
-	PostedTS      string
-	RepliesPosted int
-	// PartSent, when not nil, is for the Sender to call as soon as Slack
-	// took a part of a message that is several: part 0 the main message,
-	// part n its n-th thread reply. It records the part, so that no retry
-	// posts it again; when it fails, the Sender stops and returns its
-	// error.
-	PartSent func(part int, ts string) error
-}
-
-// Sender delivers one message and returns its Slack ts ("" when the
-// message has none, e.g. an uploaded file).
-type Sender interface {
-	Deliver(ctx context.Context, d Delivery) (ts string, err error)
-}
-
-// ErrSuspended marks a delivery error after which no message can be
-// delivered until an operator acts, such as Slack refusing the bot token
-// or the app's scopes (SlackSender wraps those). The worker then pauses
-// all delivery, from AuthPause doubling up to MaxAuthPause, and keeps the
-// message pending.
+// ErrSuspended marks the stored error of a message kept while the service
+// refuses the bot token or the app's scopes (Class.Suspended). The worker
+// then pauses all delivery, from AuthPause doubling up to MaxAuthPause,
+// and keeps the message pending.
 var ErrSuspended = errors.New("outbox: Slack refuses the bot token or the app's scopes")
-
-// Classifier sorts a delivery error: a rate limit with its Retry-After, a
-// permanent error that no retry will fix, or (neither) a transient one.
-// The wiring builds it from bot.IsRateLimited and bot.IsPermanent. An
-// error wrapping ErrSuspended pauses all delivery whatever it says (it is
-// still called, e.g. to count the error).
-type Classifier func(err error) (retryAfter time.Duration, rateLimited, permanent bool)
 
 // Worker delivers due outbox messages. Set the exported fields before the
 // first call; the zero values of the optional ones take the defaults.
 type Worker struct {
-	Store    Store
-	Sender   Sender
-	Classify Classifier
-	Now      func() time.Time
-	Logger   *slog.Logger
+	Store  Store
+	Sender Sender
+	// DrawChart draws the charts that an earlier release enqueued as
+	// figures (see Payload.Chart); nil: they are left out with a warning.
+	DrawChart DrawChart
+	Now       func() time.Time
+	Logger    *slog.Logger
 	// MinBackoff and MaxBackoff bound the per-message retry delay after a
 	// transient error (defaults 2s and 10m).
 	MinBackoff, MaxBackoff time.Duration
@@ -175,9 +140,6 @@ func (w *Worker) init() {
 		}
 		if w.MaxAuthPause <= 0 {
 			w.MaxAuthPause = DefaultMaxAuthPause
-		}
-		if w.Classify == nil {
-			w.Classify = func(error) (time.Duration, bool, bool) { return 0, false, false }
 		}
 	})
 }
@@ -313,20 +275,20 @@ type outcome struct {
 
 // deliver sends one message and records the outcome.
 func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.Time) (outcome, error) {
-	d := Delivery{Key: m.Key, Kind: m.Kind, Channel: m.Channel, ThreadKey: m.ThreadKey, Payload: m.Payload}
+	d := delivery{key: m.Key, channel: m.Channel, threadKey: m.ThreadKey}
 	if m.ThreadKey != "" {
 		ts, ready, err := w.parentTS(ctx, m.ThreadKey)
 		if err != nil || !ready {
 			return outcome{state: waiting}, err
 		}
-		d.ThreadTS = ts
+		d.threadTS = ts
 	}
 	if m.UpdateKey != "" {
 		ts, ready, err := w.parentTS(ctx, m.UpdateKey)
 		if err != nil || !ready {
 			return outcome{state: waiting}, err
 		}
-		d.UpdateTS = ts
+		d.updateTS = ts
 	}
 	// The outcome is recorded even when ctx ends now: Slack has answered.
 	wctx := context.WithoutCancel(ctx)
@@ -337,19 +299,31 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 		if err != nil {
 			return outcome{}, fmt.Errorf("outbox: read what was delivered of message %s: %w", m.Key, err)
 		}
-		d.PostedTS, d.RepliesPosted = m.TS, n
+		d.postedTS, d.repliesPosted = m.TS, n
 	}
 	var recordErr error
-	d.PartSent = func(part int, ts string) error {
+	d.partSent = func(part int, ts string) error {
 		if err := w.Store.MarkPartSent(wctx, m.ID, part, ts); err != nil {
 			recordErr = fmt.Errorf("outbox: part %d of message %s was delivered but could not be recorded: %w", part, m.Key, err)
 			return recordErr
 		}
 		return nil
 	}
-	ts, sendErr := w.Sender.Deliver(ctx, d)
+	ts, upload, sendErr := w.send(ctx, d, m.Payload)
 	if recordErr != nil {
 		return outcome{}, recordErr
+	}
+	if sendErr != nil && ctx.Err() != nil {
+		return outcome{state: stop}, nil
+	}
+	var class Class
+	if sendErr != nil {
+		class = w.Sender.Classify(sendErr)
+		if upload && class.MissingScope {
+			// Not worth a retry: the report's text trend stands alone.
+			w.noteMissingScope(ctx, d)
+			sendErr = nil
+		}
 	}
 	if sendErr == nil {
 		if err := w.Store.MarkSent(wctx, m.ID, ts); err != nil {
@@ -361,14 +335,11 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 		w.Logger.Info("outbox: delivered", "key", m.Key, "kind", m.Kind, "channel", m.Channel, "attempts", m.Attempts+1)
 		return outcome{state: sent}, nil
 	}
-	if ctx.Err() != nil {
-		return outcome{state: stop}, nil
-	}
-	retryAfter, limited, permanent := w.Classify(sendErr)
 	switch {
-	case errors.Is(sendErr, ErrSuspended):
+	case class.Suspended:
 		// Not the message's fault: every message would meet it. Checked
-		// before permanent, which the classifier may also say.
+		// before Permanent, which the Sender may also say.
+		sendErr = fmt.Errorf("%w: %w", ErrSuspended, sendErr)
 		w.mu.Lock()
 		pause := Backoff(w.refusals, w.AuthPause, w.MaxAuthPause)
 		w.refusals++
@@ -378,7 +349,8 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 		w.Logger.Error("outbox: Slack refused the bot token or the app's scopes; all delivery is paused and every message kept: check SLACK_BOT_TOKEN (the xoxb- token of the installed app) and the app's OAuth scopes (chat:write), and reinstall the app after changing them",
 			"pause", pause, "key", m.Key, "channel", m.Channel, "err", sendErr)
 		return outcome{state: stop}, w.Store.MarkRetry(wctx, m.ID, until, sendErr.Error())
-	case limited:
+	case class.RateLimited:
+		retryAfter := class.RetryAfter
 		if retryAfter <= 0 {
 			retryAfter = DefaultRetryAfter
 		}
@@ -388,7 +360,7 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 		w.mu.Unlock()
 		w.Logger.Warn("outbox: Slack is rate limiting; pausing delivery", "retry_after", retryAfter, "key", m.Key)
 		return outcome{state: stop}, w.Store.MarkRetry(wctx, m.ID, until, sendErr.Error())
-	case permanent:
+	case class.Permanent:
 		w.Logger.Error("outbox: message cannot be delivered and was given up; check the channel ID in the config and that the bot is invited to the channel",
 			"key", m.Key, "kind", m.Kind, "channel", m.Channel, "err", sendErr)
 		return outcome{state: failed}, w.Store.MarkFailed(wctx, m.ID, sendErr.Error())
@@ -397,6 +369,21 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 		w.Logger.Warn("outbox: delivery failed; will retry", "key", m.Key, "attempts", m.Attempts+1, "next", next, "err", sendErr)
 		return outcome{state: retry, next: next}, w.Store.MarkRetry(wctx, m.ID, next, sendErr.Error())
 	}
+}
+
+// send decodes a stored payload and delivers it: a file upload (upload is
+// true; there is no ts), or a Response rendered once and posted part by
+// part.
+func (w *Worker) send(ctx context.Context, d delivery, payload []byte) (ts string, upload bool, err error) {
+	p, err := DecodePayload(payload)
+	if err != nil {
+		return "", false, fmt.Errorf("%w (message %s)", err, d.key)
+	}
+	if p.isUpload() {
+		return "", true, w.upload(ctx, d, p)
+	}
+	ts, err = w.post(ctx, d, p.Response)
+	return ts, false, err
 }
 
 // parentTS finds the Slack ts of the message with key. ready is false while
@@ -435,6 +422,3 @@ func Backoff(attempts int, min, max time.Duration) time.Duration {
 	}
 	return d
 }
-
-// ErrNoSender is returned by a Sender that is not connected to Slack.
-var ErrNoSender = errors.New("outbox: no Slack connection configured")

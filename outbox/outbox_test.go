@@ -33,7 +33,7 @@ func openStore(t *testing.T, path string, now func() time.Time) *storage.Store {
 	return s
 }
 
-// Errors the fake Slack answers with, and the classifier that knows them.
+// Errors the fake Slack answers with; fakeSender.Classify knows them.
 type rateLimited struct{ after time.Duration }
 
 func (e rateLimited) Error() string {
@@ -45,49 +45,96 @@ var (
 	errNoChannel = errors.New("slack: chat.postMessage failed: channel_not_found")
 )
 
-func classify(err error) (time.Duration, bool, bool) {
-	if rl, ok := errors.AsType[rateLimited](err); ok {
-		return rl.after, true, false
-	}
-	return 0, false, errors.Is(err, errNoChannel)
+// fakePart is a part as fakeSender renders it: the title of the message
+// (part 0) or of its n-th thread reply (part n).
+type fakePart struct {
+	text string
+	part int
 }
 
-// attempt is one call of the fake sender.
+// attempt is one call of the fake sender: a post, an update or an upload.
 type attempt struct {
-	d   Delivery
-	at  time.Time
-	ts  string
-	err error
+	key      string // the message's key: its title without "message "
+	part     int
+	channel  string
+	threadTS string
+	updateTS string
+	upload   *Upload
+	at       time.Time
+	ts       string
+	err      error
 }
 
 // fakeSender plays Slack: it answers the scripted errors first, then
-// succeeds, and hands out increasing ts values.
+// succeeds, and hands out increasing ts values. It renders a Response as
+// its title and one part per Response of its Thread, and counts renders.
 type fakeSender struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	script   []error
 	byChan   map[string]error // permanent failures per channel
 	attempts []attempt
+	renders  int
 	seq      int
 }
 
-func (f *fakeSender) Deliver(_ context.Context, d Delivery) (string, error) {
+func (f *fakeSender) Render(r message.Response) []Part {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	a := attempt{d: d, at: f.now()}
+	f.renders++
+	parts := []Part{fakePart{text: r.Title}}
+	for i, t := range r.Thread {
+		parts = append(parts, fakePart{text: t.Title, part: i + 1})
+	}
+	return parts
+}
+
+func (f *fakeSender) Post(_ context.Context, channel, threadTS string, p Part) (string, error) {
+	fp := p.(fakePart)
+	return f.call(attempt{key: strings.TrimPrefix(fp.text, "message "), part: fp.part, channel: channel, threadTS: threadTS})
+}
+
+func (f *fakeSender) Update(_ context.Context, channel, ts string, p Part) error {
+	fp := p.(fakePart)
+	_, err := f.call(attempt{key: strings.TrimPrefix(fp.text, "message "), part: fp.part, channel: channel, updateTS: ts})
+	return err
+}
+
+func (f *fakeSender) Upload(_ context.Context, channel, threadTS string, u Upload) error {
+	_, err := f.call(attempt{key: u.Filename, channel: channel, threadTS: threadTS, upload: &u})
+	return err
+}
+
+func (f *fakeSender) Classify(err error) Class {
+	if rl, ok := errors.AsType[rateLimited](err); ok {
+		return Class{RateLimited: true, RetryAfter: rl.after}
+	}
+	return Class{Permanent: errors.Is(err, errNoChannel)}
+}
+
+func (f *fakeSender) call(a attempt) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a.at = f.now()
 	switch {
-	case f.byChan[d.Channel] != nil:
-		a.err = f.byChan[d.Channel]
+	case f.byChan[a.channel] != nil:
+		a.err = f.byChan[a.channel]
 	case len(f.script) > 0:
 		a.err, f.script = f.script[0], f.script[1:]
-	case d.UpdateTS != "":
-		a.ts = d.UpdateTS
-	default:
+	case a.updateTS != "":
+		a.ts = a.updateTS
+	case a.upload == nil:
 		f.seq++
 		a.ts = fmt.Sprintf("1700000000.%06d", f.seq)
 	}
 	f.attempts = append(f.attempts, a)
 	return a.ts, a.err
+}
+
+func (f *fakeSender) renderCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.renders
 }
 
 // delivered returns the successful deliveries in order.
@@ -155,7 +202,7 @@ func TestDeliveredOnceThroughRateLimitsAndServerErrors(t *testing.T) {
 		errServer, errServer, errServer, errServer, errServer,
 	}}
 	var logs bytes.Buffer
-	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now,
+	w := &Worker{Store: s, Sender: send, Now: c.Now,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), MinBackoff: time.Second, MaxBackoff: 20 * time.Second}
 
 	msgs := []Message{
@@ -179,8 +226,8 @@ func TestDeliveredOnceThroughRateLimitsAndServerErrors(t *testing.T) {
 	count := map[string]int{}
 	ts := map[string]string{}
 	for _, a := range got {
-		count[a.d.Key]++
-		ts[a.d.Key] = a.ts
+		count[a.key]++
+		ts[a.key] = a.ts
 	}
 	for _, m := range msgs {
 		if count[m.Key] != 1 {
@@ -193,8 +240,8 @@ func TestDeliveredOnceThroughRateLimitsAndServerErrors(t *testing.T) {
 	// Per channel, in the order enqueued.
 	var c1 []string
 	for _, a := range got {
-		if a.d.Channel == "C1" {
-			c1 = append(c1, a.d.Key)
+		if a.channel == "C1" {
+			c1 = append(c1, a.key)
 		}
 	}
 	wantC1 := []string{"alert:1", "alert:1:level:incident:note", "alert:1:level:incident", "alert:2", "resolution:1"}
@@ -202,14 +249,14 @@ func TestDeliveredOnceThroughRateLimitsAndServerErrors(t *testing.T) {
 		t.Errorf("C1 order %v, want %v", c1, wantC1)
 	}
 	for _, a := range got {
-		switch a.d.Key {
+		switch a.key {
 		case "alert:1:level:incident:note", "resolution:1":
-			if a.d.ThreadTS != ts["alert:1"] || a.d.ThreadTS == "" {
-				t.Errorf("%s posted in thread %q, want the alert's ts %q", a.d.Key, a.d.ThreadTS, ts["alert:1"])
+			if a.threadTS != ts["alert:1"] || a.threadTS == "" {
+				t.Errorf("%s posted in thread %q, want the alert's ts %q", a.key, a.threadTS, ts["alert:1"])
 			}
 		case "alert:1:level:incident":
-			if a.d.UpdateTS != ts["alert:1"] || a.d.UpdateTS == "" {
-				t.Errorf("update targets %q, want the alert's ts %q", a.d.UpdateTS, ts["alert:1"])
+			if a.updateTS != ts["alert:1"] || a.updateTS == "" {
+				t.Errorf("update targets %q, want the alert's ts %q", a.updateTS, ts["alert:1"])
 			}
 		}
 	}
@@ -238,7 +285,7 @@ func TestBackoffHoldsItsChannel(t *testing.T) {
 	c := newClock()
 	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
 	send := &fakeSender{now: c.Now, script: []error{errServer}}
-	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now, MinBackoff: time.Minute}
+	w := &Worker{Store: s, Sender: send, Now: c.Now, MinBackoff: time.Minute}
 	put(t, s, Message{Key: "a", Channel: "C1"})
 	put(t, s, Message{Key: "b", Channel: "C1"})
 	put(t, s, Message{Key: "c", Channel: "C2"})
@@ -271,7 +318,7 @@ func TestBackoffAcrossPages(t *testing.T) {
 	c := newClock()
 	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
 	send := &fakeSender{now: c.Now, script: []error{errServer}}
-	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now, MinBackoff: time.Minute, Batch: 2}
+	w := &Worker{Store: s, Sender: send, Now: c.Now, MinBackoff: time.Minute, Batch: 2}
 	for _, k := range []string{"a1", "a2", "a3", "a4"} {
 		put(t, s, Message{Key: k, Channel: "C1"})
 	}
@@ -307,7 +354,7 @@ func TestPermanentErrorMarksFailed(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "gmailtls.db"), c.Now)
 	send := &fakeSender{now: c.Now, byChan: map[string]error{"CGONE": errNoChannel}}
 	var logs bytes.Buffer
-	w := &Worker{Store: s, Sender: send, Classify: classify, Now: c.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	w := &Worker{Store: s, Sender: send, Now: c.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	put(t, s, Message{Key: "lost", Channel: "CGONE"})
 	put(t, s, Message{Key: "lost-reply", Channel: "CGONE", ThreadKey: "lost"})
 	put(t, s, Message{Key: "fine", Channel: "C1"})
@@ -325,8 +372,8 @@ func TestPermanentErrorMarksFailed(t *testing.T) {
 	}
 	// The reply to a failed parent was tried on its own (no thread).
 	for _, a := range send.all() {
-		if a.d.Key == "lost-reply" && a.d.ThreadTS != "" {
-			t.Errorf("reply to a failed parent carried thread ts %q", a.d.ThreadTS)
+		if a.key == "lost-reply" && a.threadTS != "" {
+			t.Errorf("reply to a failed parent carried thread ts %q", a.threadTS)
 		}
 	}
 	for _, want := range []string{"given up", "channel=CGONE", "channel_not_found", "invited"} {
@@ -358,7 +405,7 @@ func TestRestartDeliversOnce(t *testing.T) {
 	}
 	// The first life delivers three messages, then Slack fails and the
 	// process is killed.
-	w1 := &Worker{Store: s1, Sender: &limitSender{fakeSender: send, limit: 3}, Classify: classify, Now: c.Now}
+	w1 := &Worker{Store: s1, Sender: &limitSender{fakeSender: send, limit: 3}, Now: c.Now}
 	if _, err := w1.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -371,11 +418,11 @@ func TestRestartDeliversOnce(t *testing.T) {
 
 	c.Advance(time.Hour)
 	s2 := openStore(t, path, c.Now)
-	w2 := &Worker{Store: s2, Sender: send, Classify: classify, Now: c.Now}
+	w2 := &Worker{Store: s2, Sender: send, Now: c.Now}
 	drainUntil(t, w2, s2, c, time.Second, 10)
 	count := map[string]int{}
 	for _, a := range send.delivered() {
-		count[a.d.Key]++
+		count[a.key]++
 	}
 	if len(count) != 12 {
 		t.Errorf("%d distinct messages delivered, want 12", len(count))
@@ -394,18 +441,18 @@ type limitSender struct {
 	n     int
 }
 
-func (l *limitSender) Deliver(ctx context.Context, d Delivery) (string, error) {
+func (l *limitSender) Post(ctx context.Context, channel, threadTS string, p Part) (string, error) {
 	if l.n >= l.limit {
 		return "", errServer
 	}
 	l.n++
-	return l.fakeSender.Deliver(ctx, d)
+	return l.fakeSender.Post(ctx, channel, threadTS, p)
 }
 
 func keys(as []attempt) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
-		out[i] = a.d.Key
+		out[i] = a.key
 	}
 	return out
 }
@@ -449,7 +496,7 @@ func TestRunWakesAndRetries(t *testing.T) {
 		}
 		defer s.Close()
 		send := &fakeSender{now: time.Now, script: []error{errServer}}
-		w := &Worker{Store: s, Sender: send, Classify: classify, MinBackoff: 3 * time.Second, Poll: time.Minute}
+		w := &Worker{Store: s, Sender: send, MinBackoff: 3 * time.Second, Poll: time.Minute}
 		done := make(chan error, 1)
 		go func() { done <- w.Run(ctx) }()
 

@@ -5,26 +5,35 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
 // Payload is what an outbox message carries: a message.Response (its
 // fields at the top level of the JSON, so the payload also decodes as a
-// plain message.Response), or, for a chart, the heatmap to draw and
-// upload.
+// plain message.Response), or a file to upload.
 type Payload struct {
 	message.Response
-	// WithChart marks a chart message: Chart is drawn with chart.Render
-	// and uploaded as a PNG (in the thread of ThreadKey when set).
-	WithChart bool           `json:"with_chart,omitempty"`
-	Chart     *chart.Heatmap `json:"chart,omitempty"`
-	// Filename of the uploaded chart (default "gmailtls-heatmap.png").
-	Filename string `json:"filename,omitempty"`
+	// Upload, when set, makes the message a file upload (in the thread of
+	// ThreadKey when set): a report's heatmap, drawn by its producer.
+	Upload *Upload `json:"upload,omitempty"`
 	// Meta is the producer's own record (e.g. the alert model from which
 	// an update is rebuilt); the Sender ignores it.
 	Meta json.RawMessage `json:"meta,omitempty"`
+
+	// WithChart, Chart and Filename are a chart as releases before the
+	// upload field stored it: the heatmap's figures, drawn at delivery
+	// (Worker.DrawChart) and uploaded as Filename. They are read from
+	// messages still pending in an existing database and never written.
+	WithChart bool            `json:"with_chart,omitempty"`
+	Chart     json.RawMessage `json:"chart,omitempty"`
+	Filename  string          `json:"filename,omitempty"`
+}
+
+// isUpload reports whether p is a file to upload rather than a message to
+// post.
+func (p Payload) isUpload() bool {
+	return p.Upload != nil || p.WithChart || len(p.Chart) > 0
 }
 
 // Encode returns p as JSON.
@@ -36,8 +45,8 @@ func (p Payload) Encode() ([]byte, error) {
 	return b, nil
 }
 
-// DecodePayload reads a payload written by Encode (or a bare
-// message.Response).
+// DecodePayload reads a payload written by Encode, by an earlier release
+// (a chart as its figures) or as a bare message.Response.
 func DecodePayload(b []byte) (Payload, error) {
 	var p Payload
 	if err := json.Unmarshal(b, &p); err != nil {

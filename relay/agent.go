@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/retry"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -122,10 +123,20 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 	// not refused as a replay. An agent of an earlier version signs the
 	// bare path only and refuses that (401): the read is then sent again
 	// without the nonce.
-	data, status, err := a.send(ctx, method, path, nil, true)
-	if status == http.StatusUnauthorized {
-		data, _, err = a.send(ctx, method, path, nil, false)
-	}
+	nonce := true
+	var data []byte
+	var status int
+	err := retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		data, status, err = a.send(ctx, method, path, nil, nonce)
+		return err
+	}, func(err error, failures int) (time.Duration, error) {
+		if failures > 1 || !nonce || status != http.StatusUnauthorized {
+			return 0, err
+		}
+		nonce = false
+		return 0, nil
+	})
 	return data, err
 }
 

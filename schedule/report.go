@@ -16,7 +16,7 @@ import (
 
 // Reporter enqueues scheduled health summaries in the outbox: the text
 // report (commands.SummaryResponse, with its one-line trend per relay) and,
-// in its thread, the heatmap the Sender draws and uploads. Its Report
+// in its thread, the heatmap, drawn here for the outbox to upload. Its Report
 // method is Config.Report.
 type Reporter struct {
 	// Store is where the messages are written (the storage.Store).
@@ -90,17 +90,35 @@ func (r *Reporter) Report(ctx context.Context, channel string, window time.Durat
 		return nil
 	}
 	if !r.NoChart && len(hm.Relays) > 0 && len(hm.Cells) > 0 && len(hm.Cells[0]) > 0 {
-		if _, err := outbox.Put(ctx, r.Store, outbox.Message{
-			Key: ChartKey(key), Kind: storage.KindReport, Channel: channel, ThreadKey: key,
-			Payload: outbox.Payload{WithChart: true, Chart: &hm,
-				Filename: "gmailtls-" + at.UTC().Format("20060102-1504") + ".png"},
-		}); err != nil {
-			return fmt.Errorf("schedule: report chart to %s: %w", channel, err)
+		if err := r.putChart(ctx, log, channel, key, at, hm); err != nil {
+			return err
 		}
 	}
 	log.Info("schedule: report enqueued", "key", key, "relays", len(m.Relays), "window", m.Window)
 	if r.Notify != nil {
 		r.Notify()
+	}
+	return nil
+}
+
+// putChart draws hm and enqueues it for upload in the thread of the report
+// with key. A chart that cannot be drawn is left out with a warning: the
+// report's text trend stands alone.
+func (r *Reporter) putChart(ctx context.Context, log *slog.Logger, channel, key string, at time.Time, hm chart.Heatmap) error {
+	png, err := chart.Render(hm)
+	if err != nil {
+		log.Warn("schedule: the report's chart could not be drawn; the report stands without it", "key", key, "err", err)
+		return nil
+	}
+	if _, err := outbox.Put(ctx, r.Store, outbox.Message{
+		Key: ChartKey(key), Kind: storage.KindReport, Channel: channel, ThreadKey: key,
+		Payload: outbox.Payload{Upload: &outbox.Upload{
+			Filename: "gmailtls-" + at.UTC().Format("20060102-1504") + ".png",
+			Title:    hm.Title,
+			PNG:      png,
+		}},
+	}); err != nil {
+		return fmt.Errorf("schedule: report chart to %s: %w", channel, err)
 	}
 	return nil
 }

@@ -151,8 +151,20 @@ func TestReporterEnqueuesOnce(t *testing.T) {
 		t.Errorf("report payload as message.Response: %+v, %v", plain, err)
 	}
 	c, err := outbox.DecodePayload(due[1].Payload)
-	if err != nil || !c.WithChart || c.Chart == nil || len(c.Chart.Relays) != 3 {
-		t.Errorf("chart payload = %+v, %v", c, err)
+	if err != nil || c.Upload == nil || c.Upload.Filename != "gmailtls-20260302-0800.png" || c.Title != "" {
+		t.Fatalf("chart payload = %+v, %v", c, err)
+	}
+	// The picture of the three relays' heatmap, drawn before enqueuing.
+	_, hm := BuildReport(summary(t))
+	img, err := png.Decode(bytes.NewReader(c.Upload.PNG))
+	if err != nil {
+		t.Fatalf("the chart does not decode: %v", err)
+	}
+	if w, h := chart.Size(hm); len(hm.Relays) != 3 || img.Bounds().Dx() != w || img.Bounds().Dy() != h {
+		t.Errorf("chart is %v, want %dx%d for %d relays", img.Bounds().Size(), w, h, len(hm.Relays))
+	}
+	if c.Upload.Title != hm.Title {
+		t.Errorf("chart titled %q, want %q", c.Upload.Title, hm.Title)
 	}
 }
 

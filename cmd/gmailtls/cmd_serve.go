@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/bot"
+	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
@@ -150,18 +150,16 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		return nil, err
 	}
 	d.bot = b
+	// The outbox delivers with the bot's Web API client, the process's one.
 	d.worker = &outbox.Worker{
 		Store: st,
-		Sender: &outbox.SlackSender{
-			Slack:        b,
-			MissingScope: bot.IsMissingScope,
-			Notes:        st,
-			Logger:       log,
-		},
-		Classify: d.classifySlackError,
-		Now:      opts.Now,
-		Logger:   log,
-		Poll:     opts.OutboxPoll,
+		Sender: bot.NewSender(b, func(code string) {
+			d.metrics.SlackError("chat.postMessage", code)
+		}),
+		DrawChart: chart.RenderJSON,
+		Now:       opts.Now,
+		Logger:    log,
+		Poll:      opts.OutboxPoll,
 	}
 	d.alerts.configure(cfg)
 	sched, err := d.scheduler(cfg)
@@ -189,25 +187,6 @@ func (d *daemon) observeLevels(a escalation.Assessment) {
 		d.metrics.SetLevel(r.Relay, r.Level)
 	}
 	d.metrics.SetLevel("", a.Global.Level)
-}
-
-// classifySlackError sorts an outbox delivery error and counts it.
-func (d *daemon) classifySlackError(err error) (time.Duration, bool, bool) {
-	if ra, ok := bot.IsRateLimited(err); ok {
-		d.metrics.SlackError("chat.postMessage", "rate_limited")
-		return ra, true, false
-	}
-	if bot.IsAuth(err) {
-		// The outbox pauses all delivery on these (outbox.ErrSuspended).
-		d.metrics.SlackError("chat.postMessage", cmp.Or(bot.ErrorCode(err), "auth"))
-		return 0, false, false
-	}
-	if bot.IsPermanent(err) {
-		d.metrics.SlackError("chat.postMessage", cmp.Or(bot.ErrorCode(err), "permanent"))
-		return 0, false, true
-	}
-	d.metrics.SlackError("chat.postMessage", "server_error")
-	return 0, false, false
 }
 
 // scheduler builds the cron jobs of cfg.
