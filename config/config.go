@@ -160,6 +160,9 @@ type Agent struct {
 	MaxProbes          int    `toml:"max_probes"` // default 4
 	MTAStack           bool   `toml:"mta_stack"`  // also run openssl/posttls-finger (default true)
 	Postqueue          string `toml:"postqueue"`  // default "postqueue"
+	// StateDir is where the agent keeps its replay cache across restarts;
+	// empty: in memory only.
+	StateDir string `toml:"state_dir"`
 
 	Secret         Secret `toml:"-"`
 	PreviousSecret Secret `toml:"-"`

@@ -112,7 +112,7 @@ func TestParseValidFile(t *testing.T) {
 	cert, _ := selfSigned(t)
 	dir := writeFiles(t, map[string]string{
 		"roots.pem":        cert,
-		"secrets/relay-3":  "  file-secret-0123456789\n",
+		"secrets/relay-3":  "  file-secret-0123456789abcdef0123456789abcdef\n",
 		"slack/bot":        "xoxb-from-file\n",
 		"agent-ca/ca.pem":  cert,
 		"unused/other.txt": "",
@@ -176,7 +176,7 @@ listen = "off"
 [log]
 level = "WARNING"
 `
-	c, err := Parse([]byte(text), "config.toml", dir, fakeenv(map[string]string{"R2": "env-secret-0123456789", "SLACK_BOT_TOKEN": "xoxb-env"}))
+	c, err := Parse([]byte(text), "config.toml", dir, fakeenv(map[string]string{"R2": "env-secret-0123456789abcdef0123456789abcdef", "SLACK_BOT_TOKEN": "xoxb-env"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,11 +184,11 @@ level = "WARNING"
 		t.Errorf("timeout = %v", c.Target.Timeout)
 	}
 	r2, ok := c.RelayByName("relay-2")
-	if !ok || r2.Secret.Value() != "env-secret-0123456789" || r2.Timeout.Duration != 90*time.Second {
+	if !ok || r2.Secret.Value() != "env-secret-0123456789abcdef0123456789abcdef" || r2.Timeout.Duration != 90*time.Second {
 		t.Errorf("relay-2 = %+v", r2)
 	}
 	r3, _ := c.RelayByName("relay-3")
-	if r3.Secret.Value() != "file-secret-0123456789" || r3.Timeout.Duration != time.Minute {
+	if r3.Secret.Value() != "file-secret-0123456789abcdef0123456789abcdef" || r3.Timeout.Duration != time.Minute {
 		t.Errorf("relay-3 secret from file not trimmed or timeout not defaulted: %q %v", r3.Secret.Value(), r3.Timeout)
 	}
 	if _, ok := c.RelayByName("relay-4"); ok {
@@ -348,24 +348,24 @@ max_probes = 2
 `,
 		"agent.crt":    cert,
 		"agent.key":    key,
-		"agent.secret": "new-secret-0123456789\n",
+		"agent.secret": "new-secret-0123456789abcdef0123456789abcdef\n",
 		"plain.toml":   "[agent]\n",
 	})
-	c, err := LoadAgent(filepath.Join(dir, "agent.toml"), fakeenv(map[string]string{"OLD": "old-secret-0123456789"}))
+	c, err := LoadAgent(filepath.Join(dir, "agent.toml"), fakeenv(map[string]string{"OLD": "old-secret-0123456789abcdef0123456789abcdef"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := c.Agent
-	if a.Secret.Value() != "new-secret-0123456789" || a.PreviousSecret.Value() != "old-secret-0123456789" || a.SecretEnv != "" || a.MaxProbes != 2 || a.Postqueue != "postqueue" {
+	if a.Secret.Value() != "new-secret-0123456789abcdef0123456789abcdef" || a.PreviousSecret.Value() != "old-secret-0123456789abcdef0123456789abcdef" || a.SecretEnv != "" || a.MaxProbes != 2 || a.Postqueue != "postqueue" {
 		t.Errorf("agent = %+v", a)
 	}
 
 	// [agent] alone: the defaults (loopback, GMAILTLS_AGENT_SECRET).
-	c, err = LoadAgent(filepath.Join(dir, "plain.toml"), fakeenv(map[string]string{"GMAILTLS_AGENT_SECRET": "s-0123456789"}))
+	c, err = LoadAgent(filepath.Join(dir, "plain.toml"), fakeenv(map[string]string{"GMAILTLS_AGENT_SECRET": "s-0123456789abcdef0123456789abcdef"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Agent.Listen != "127.0.0.1:9426" || c.Agent.Secret.Value() != "s-0123456789" {
+	if c.Agent.Listen != "127.0.0.1:9426" || c.Agent.Secret.Value() != "s-0123456789abcdef0123456789abcdef" {
 		t.Errorf("agent defaults = %+v", c.Agent)
 	}
 
@@ -386,7 +386,7 @@ func TestAgentTLSFilesAreChecked(t *testing.T) {
 
 func TestSecretsNeverPrinted(t *testing.T) {
 	c, err := Parse([]byte("[[relay]]\nname = \"r\"\nkind = \"agent\"\nurl = \"https://r.test\"\nsecret_env = \"S\"\n"),
-		"config.toml", "", fakeenv(map[string]string{"S": "top-secret-relay", "SLACK_BOT_TOKEN": "xoxb-top-secret"}))
+		"config.toml", "", fakeenv(map[string]string{"S": "top-secret-relay-0123456789abcdef", "SLACK_BOT_TOKEN": "xoxb-top-secret"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := fmt.Sprintf("%v %+v %#v %s %s %q", c, c, c, c.Relays[0].Secret, logs.String(), js)
-	for _, s := range []string{"top-secret-relay", "xoxb-top-secret"} {
+	for _, s := range []string{"top-secret-relay-0123456789abcdef", "xoxb-top-secret"} {
 		if strings.Contains(out, s) {
 			t.Errorf("a secret was printed: %s", out)
 		}
@@ -406,7 +406,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if !strings.Contains(logs.String(), "secret=[redacted]") {
 		t.Errorf("log = %s", logs.String())
 	}
-	if Secret("").String() != "" || c.Relays[0].Secret.Value() != "top-secret-relay" {
+	if Secret("").String() != "" || c.Relays[0].Secret.Value() != "top-secret-relay-0123456789abcdef" {
 		t.Error("Secret String/Value")
 	}
 }

@@ -14,10 +14,11 @@ var update = flag.Bool("update", false, "rewrite the expected errors in testdata
 // goldenEnv is the environment every bad config is loaded with. Its secret
 // values must never appear in an error.
 var goldenEnv = map[string]string{
-	"RELAY_SECRET":          "relay-secret-value-1234",
-	"RELAY7_SECRET":         "relay7-secret-value-1234",
-	"GMAILTLS_AGENT_SECRET": "agent-secret-value-1234",
+	"RELAY_SECRET":          "relay-secret-value-1234-0123456789abcdef",
+	"RELAY7_SECRET":         "relay7-secret-value-1234-0123456789abcdef",
+	"GMAILTLS_AGENT_SECRET": "agent-secret-value-1234-0123456789abcdef",
 	"SLACK_BOT_TOKEN":       "xoxb-bot-token-value-1234",
+	"SHORT_SECRET":          "short-secret-value",
 }
 
 // TestBadConfigs loads each testdata/bad/NAME.toml (with LoadAgent when

@@ -173,6 +173,8 @@ func (v *validator) relays() {
 				v.add(key, "%q is not an IP address (write the literal outbound address, such as \"192.0.2.10\")", s)
 			case ips[ip.String()]:
 				v.add(key, "%q is listed twice", s)
+			case ip.IsUnspecified() || ip.IsMulticast() || ip.Equal(net.IPv4bcast):
+				v.add(key, "%q is not a unicast address: name one of the relay's own outbound addresses, such as \"192.0.2.10\"", s)
 			}
 			if ip != nil {
 				ips[ip.String()] = true
@@ -198,6 +200,8 @@ func (v *validator) relays() {
 				v.add(item, "an agent relay needs its shared secret: set secret_env (an environment variable) or secret_file")
 			case r.Secret == "":
 				v.missingSecret(item+".secret", r.SecretEnv, r.SecretFile, "the shared secret of this relay's agent")
+			default:
+				v.secretLength(item+".secret", r.SecretEnv, r.SecretFile, r.Secret)
 			}
 		default:
 			v.add(item+".kind", "%q is not a relay kind: use \"local\" (probe from this host) or \"agent\" (a remote gmailtls agent)", r.Kind)
@@ -487,10 +491,36 @@ func (v *validator) agent() {
 		v.add("agent.secret_env", "is empty; the agent needs the shared secret of its relay entry: set secret_env or secret_file")
 	case a.Secret == "":
 		v.missingSecret("agent.secret", a.SecretEnv, a.SecretFile, "the shared secret the bot's relay entry uses")
+	default:
+		v.secretLength("agent.secret", a.SecretEnv, a.SecretFile, a.Secret)
 	}
-	if (a.PreviousSecretEnv != "" || a.PreviousSecretFile != "") && a.PreviousSecret == "" && !bothPrevious {
-		v.missingSecret("agent.previous_secret", a.PreviousSecretEnv, a.PreviousSecretFile, "the previous secret during a rotation (remove previous_secret_* when the rotation is over)")
+	if (a.PreviousSecretEnv != "" || a.PreviousSecretFile != "") && !bothPrevious {
+		if a.PreviousSecret == "" {
+			v.missingSecret("agent.previous_secret", a.PreviousSecretEnv, a.PreviousSecretFile, "the previous secret during a rotation (remove previous_secret_* when the rotation is over)")
+		} else {
+			v.secretLength("agent.previous_secret", a.PreviousSecretEnv, a.PreviousSecretFile, a.PreviousSecret)
+		}
 	}
+}
+
+// minSecretBytes is the shortest shared secret an agent and its relay
+// entry accept: 32 bytes, as many as HMAC-SHA256's output.
+const minSecretBytes = 32
+
+// secretLength refuses a shared secret shorter than minSecretBytes. key is
+// the key without its _env/_file suffix. The message never contains the
+// value.
+func (v *validator) secretLength(key, env, file string, s Secret) {
+	n := len(s.Value())
+	if n >= minSecretBytes {
+		return
+	}
+	src, k := "the environment variable "+env, key+"_env"
+	if file != "" {
+		src, k = v.c.Resolve(file), key+"_file"
+	}
+	v.add(k, "the secret in %s is %d bytes long; a shared secret needs at least %d bytes: make one with \"openssl rand -hex 32\" (docs/agent.md)",
+		src, n, minSecretBytes)
 }
 
 // listen checks a host:port listen address and returns its host.

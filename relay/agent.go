@@ -63,7 +63,10 @@ func (a *Agent) WithSources(ips []string) *Agent {
 // NewAgent returns a relay that asks the agent at baseURL (e.g.
 // "https://relay-2.internal:9426") with the shared secret. client may be nil
 // (http.DefaultClient); give one whose TLS config trusts the agent's
-// certificate (the relay's ca_file). timeout bounds each request (default
+// certificate (the relay's ca_file). The Agent uses a copy of client that
+// never follows a redirect, whatever client's CheckRedirect says: a signed
+// request goes to the configured agent only, and an answer from anywhere
+// else never reaches a result. timeout bounds each request (default
 // DefaultAgentTimeout); now is the clock (default time.Now).
 func NewAgent(name, baseURL string, secret []byte, client *http.Client, timeout time.Duration, now func() time.Time) *Agent {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
@@ -75,6 +78,9 @@ func NewAgent(name, baseURL string, secret []byte, client *http.Client, timeout 
 	if client == nil {
 		client = http.DefaultClient
 	}
+	c := *client // the caller's client keeps its own redirect policy
+	c.CheckRedirect = noRedirects
+	client = &c
 	if timeout <= 0 {
 		timeout = DefaultAgentTimeout
 	}
@@ -172,6 +178,12 @@ func (a *Agent) send(ctx context.Context, method, path string, body []byte, nonc
 		return nil, 0, fmt.Errorf("%w: %s: %w", ErrAgentUnreachable, u.Redacted(), err)
 	}
 	defer resp.Body.Close()
+	if isRedirect(resp.StatusCode) {
+		// Neither the redirect's body nor its Location are shown: they come
+		// from whatever answers there, and the error is posted to Slack.
+		return nil, resp.StatusCode, fmt.Errorf("%w: %s answered %d %s, a redirect, which is not followed: set the relay's url to the agent's own address",
+			ErrAgentError, u.Redacted(), resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return nil, resp.StatusCode, fmt.Errorf("%w: %s: answer cut off: %w", ErrAgentUnreachable, u.Redacted(), err)
@@ -191,6 +203,12 @@ func (a *Agent) send(ctx context.Context, method, path string, body []byte, nonc
 	}
 	return data, resp.StatusCode, nil
 }
+
+// noRedirects is the agents' http.Client CheckRedirect: the redirect
+// itself is the answer.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+func isRedirect(code int) bool { return code >= 300 && code < 400 }
 
 // skewFromDate explains a refused request by the agent's clock when its
 // Date header is more than MaxSkew away from ours: signatures then cannot

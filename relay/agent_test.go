@@ -732,3 +732,59 @@ func TestReadsFromAnAgentOfAnEarlierVersion(t *testing.T) {
 		t.Fatalf("wrong secret: %v", err)
 	}
 }
+
+// TestAgentNeverFollowsRedirects: an agent URL that answers with a
+// redirect gets no second request from the bot: the signed request is
+// not sent on, and the result names the URL that answered and its status,
+// not what the other server says. The caller's client keeps its own
+// redirect policy.
+func TestAgentNeverFollowsRedirects(t *testing.T) {
+	var elsewhere []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere = append(elsewhere, r.Method+" "+r.URL.Path+" signed="+strconv.FormatBool(r.Header.Get(HeaderSignature) != ""))
+		http.Error(w, "OTHER-SERVER-SAYS: post this to Slack", http.StatusForbidden)
+	}))
+	defer other.Close()
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound, http.StatusMovedPermanently} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Location", other.URL+r.URL.RequestURI())
+				w.WriteHeader(code)
+				io.WriteString(w, "REDIRECT-BODY")
+			}))
+			defer redirecting.Close()
+			client := &http.Client{}
+			a := NewAgent("relay-2", redirecting.URL, testSecret, client, 5*time.Second, nil)
+			rep, err := a.Probe(t.Context(), Options{MX: []string{"gmail-smtp-in.l.google.com"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rep.Results[0]
+			if r.Failure != probe.FailAgentError {
+				t.Fatalf("result %+v", r)
+			}
+			for _, want := range []string{redirecting.URL, strconv.Itoa(code), "redirect"} {
+				if !strings.Contains(r.Error, want) {
+					t.Errorf("error %q lacks %q", r.Error, want)
+				}
+			}
+			for _, leak := range []string{"OTHER-SERVER-SAYS", "REDIRECT-BODY", other.URL} {
+				if strings.Contains(r.Error, leak) {
+					t.Errorf("error %q shows %q", r.Error, leak)
+				}
+			}
+			if _, err := a.Info(t.Context()); err == nil || !strings.Contains(err.Error(), strconv.Itoa(code)) {
+				t.Errorf("info: %v", err)
+			}
+			if _, err := a.Queue(t.Context()); err == nil || !strings.Contains(err.Error(), strconv.Itoa(code)) {
+				t.Errorf("queue: %v", err)
+			}
+			if len(elsewhere) > 0 {
+				t.Fatalf("the redirect was followed: %v", elsewhere)
+			}
+			if client.CheckRedirect != nil {
+				t.Error("NewAgent changed the caller's client")
+			}
+		})
+	}
+}

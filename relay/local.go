@@ -1,14 +1,19 @@
 package relay
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gmailtls/gmailtls/probe"
@@ -32,7 +37,7 @@ type Local struct {
 	// given to posttls-finger (default /etc/ssl/certs).
 	CAPath string
 	// Commands runs openssl, posttls-finger, postqueue, postconf and exim
-	// (default: ExecRunner).
+	// (default: an ExecRunner of its own, logging to Logger).
 	Commands CommandRunner
 	// Postqueue is the postqueue program (default "postqueue").
 	Postqueue string
@@ -52,6 +57,37 @@ type Local struct {
 	// Logger receives debug and error logs (default: the base config's
 	// logger, else discarded).
 	Logger *slog.Logger
+
+	execOnce sync.Once
+	exec     *ExecRunner
+
+	mxMu sync.Mutex
+	mxes map[string]bool // hosts seen in a DNS target's MX set
+}
+
+// maxRememberedMX bounds the MX hosts a Local remembers.
+const maxRememberedMX = 256
+
+// rememberMX notes hosts seen in the DNS target's MX set, so that a
+// narrowed probe can still be told apart from a request for another host
+// while the MX lookup fails.
+func (l *Local) rememberMX(hosts ...string) {
+	l.mxMu.Lock()
+	defer l.mxMu.Unlock()
+	if l.mxes == nil {
+		l.mxes = make(map[string]bool)
+	}
+	for _, h := range hosts {
+		if h != "" && len(l.mxes) < maxRememberedMX {
+			l.mxes[h] = true
+		}
+	}
+}
+
+func (l *Local) seenMX(host string) bool {
+	l.mxMu.Lock()
+	defer l.mxMu.Unlock()
+	return l.mxes[host]
 }
 
 // NewLocal returns a relay that probes from this host. base says what to
@@ -98,7 +134,8 @@ func (l *Local) commands() CommandRunner {
 	if l.Commands != nil {
 		return l.Commands
 	}
-	return ExecRunner{}
+	l.execOnce.Do(func() { l.exec = &ExecRunner{Logger: l.logger()} })
+	return l.exec
 }
 
 // Probe runs the native probe toward the configured target, narrowed to
@@ -127,6 +164,16 @@ func (l *Local) Probe(ctx context.Context, opts Options) (probe.Report, error) {
 		}
 		if p, ok := prefs[strings.ToLower(r.MX)]; ok && r.Preference == 0 {
 			r.Preference = p
+		}
+	}
+	if len(l.base.MX) == 0 && len(opts.MX) == 0 {
+		// A probe of the whole DNS target: its hosts are the MX set, except
+		// the result that says the MX lookup itself failed.
+		domain := cmp.Or(cfg.Domain, "gmail.com")
+		for _, r := range rep.Results {
+			if r.Stage != probe.StageDNS || normHost(r.MX) != normHost(domain) {
+				l.rememberMX(normHost(r.MX))
+			}
 		}
 	}
 	if opts.MTAStack && l.MTAStack {
@@ -163,9 +210,12 @@ func (l *Local) plan(ctx context.Context, opts Options) (cfg probe.Config, prefs
 		}
 		own := l.OwnAddr
 		if own == nil {
-			own = bindable
+			own = ownAddr
 		}
 		for _, a := range srcs {
+			if err := CheckSourceIP(a); err != nil {
+				return cfg, nil, nil, fmt.Errorf("%w: %w", ErrOptions, err)
+			}
 			if !own(a) {
 				return cfg, nil, nil, fmt.Errorf("%w: source IP %s is not an address of this host (%s)", ErrOptions, a, l.name)
 			}
@@ -207,6 +257,15 @@ func (l *Local) plan(ctx context.Context, opts Options) (cfg probe.Config, prefs
 	start := l.now()
 	mxs, lerr := res.LookupMX(lctx, domain)
 	if lerr != nil {
+		// Without the MX set, a requested host is only probed (that is,
+		// reported as a DNS failure) when it was seen in the set before:
+		// anything else may be outside the target.
+		for _, want := range opts.MX {
+			if !l.seenMX(normHost(want)) {
+				return cfg, nil, nil, fmt.Errorf("%w: cannot confirm that %q is in the MX set of %s, as the MX lookup failed on this relay (%v); a probe of all MX hosts reports the DNS failure",
+					ErrNotConfigured, want, domain, lerr)
+			}
+		}
 		rep := probe.Report{Relay: l.name, Domain: domain, StartedAt: start}
 		for _, want := range opts.MX {
 			rep.Results = append(rep.Results, probe.Result{
@@ -224,6 +283,7 @@ func (l *Local) plan(ctx context.Context, opts Options) (cfg probe.Config, prefs
 	for _, mx := range mxs {
 		prefs[normHost(mx.Host)] = mx.Pref
 	}
+	l.rememberMX(slices.Collect(maps.Keys(prefs))...)
 	var narrowed []probe.Target
 	for _, want := range opts.MX {
 		h := normHost(want)
@@ -263,6 +323,62 @@ func normHost(h string) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// CheckSourceIP refuses source addresses that can never be where mail
+// leaves from: the unspecified address (0.0.0.0, ::), multicast addresses
+// and the IPv4 broadcast address. Whether the address belongs to the host
+// is checked separately.
+func CheckSourceIP(a netip.Addr) error {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid():
+		return errors.New("source IP is empty")
+	case a.IsUnspecified():
+		return fmt.Errorf("source IP %s is the unspecified address: name one of the relay's own outbound addresses", a)
+	case a.IsMulticast():
+		return fmt.Errorf("source IP %s is a multicast address: name one of the relay's own unicast addresses", a)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("source IP %s is the broadcast address: name one of the relay's own unicast addresses", a)
+	}
+	return nil
+}
+
+// ownAddr reports whether a is a unicast address of this host: a socket
+// can be bound to it, and it is not the broadcast address of one of the
+// host's IPv4 networks (Linux lets sockets bind to those too).
+func ownAddr(a netip.Addr) bool {
+	if a.Is4() {
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range addrs {
+				if n, ok := ia.(*net.IPNet); ok && isBroadcastOf(a, n) {
+					return false
+				}
+			}
+		}
+	}
+	return bindable(a)
+}
+
+// isBroadcastOf reports whether a is the directed broadcast address of the
+// IPv4 network n (networks of /31 and /32 have none).
+func isBroadcastOf(a netip.Addr, n *net.IPNet) bool {
+	ip, ok := netip.AddrFromSlice(n.IP)
+	ones, bits := n.Mask.Size()
+	if !ok || bits == 0 {
+		return false
+	}
+	if bits == 128 && ip.Is4In6() {
+		ones -= 96
+	}
+	ip = ip.Unmap()
+	if !ip.Is4() || ones < 0 || ones >= 31 {
+		return false
+	}
+	v := binary.BigEndian.Uint32(ip.AsSlice()) | (1<<(32-ones) - 1)
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b) == a
+}
 
 // bindable reports whether a socket can be bound to a on this host, that is
 // whether a is one of its addresses. Nothing is sent.

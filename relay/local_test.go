@@ -5,7 +5,11 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/probe"
@@ -52,8 +56,50 @@ func TestPlanNarrowsADNSTarget(t *testing.T) {
 	}
 }
 
+// switchResolver answers MX lookups from the resolver it currently holds.
+type switchResolver struct {
+	mu  sync.Mutex
+	cur fakeResolver
+}
+
+func (s *switchResolver) set(r fakeResolver) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = r
+}
+
+func (s *switchResolver) get() fakeResolver {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+func (s *switchResolver) LookupMX(ctx context.Context, d string) ([]*net.MX, error) {
+	return s.get().LookupMX(ctx, d)
+}
+
+func (s *switchResolver) LookupIPAddr(ctx context.Context, h string) ([]net.IPAddr, error) {
+	return s.get().LookupIPAddr(ctx, h)
+}
+
+// TestPlanDNSFailureIsAResult: when the MX lookup fails, a narrowed probe
+// of a host already seen in the MX set reports the DNS failure as a
+// result; a host never seen in it is refused as outside the target, since
+// nothing shows it belongs there.
 func TestPlanDNSFailureIsAResult(t *testing.T) {
-	l := NewLocal("relay-1", probe.Config{Resolver: fakeResolver{err: errors.New("SERVFAIL")}}, nil)
+	res := &switchResolver{cur: fakeResolver{err: errors.New("SERVFAIL")}}
+	l := NewLocal("relay-1", probe.Config{Resolver: res}, nil)
+	for _, mx := range []string{"gmail-smtp-in.l.google.com", "mx.attacker.example"} {
+		_, err := l.Probe(t.Context(), Options{MX: []string{mx}})
+		if !errors.Is(err, ErrNotConfigured) || !strings.Contains(err.Error(), "SERVFAIL") {
+			t.Errorf("%s before the MX set was ever seen: %v", mx, err)
+		}
+	}
+	res.set(fakeResolver{mx: gmailMX()})
+	if _, _, _, err := l.plan(t.Context(), Options{MX: []string{"alt1.gmail-smtp-in.l.google.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	res.set(fakeResolver{err: errors.New("SERVFAIL")})
 	rep, err := l.Probe(t.Context(), Options{MX: []string{"gmail-smtp-in.l.google.com"}})
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +107,41 @@ func TestPlanDNSFailureIsAResult(t *testing.T) {
 	if len(rep.Results) != 1 || rep.Results[0].Failure != probe.FailDNSError || rep.Results[0].Relay != "relay-1" {
 		t.Errorf("%+v", rep.Results)
 	}
+	if _, err := l.Probe(t.Context(), Options{MX: []string{"gmail-smtp-in.l.google.com", "mx.attacker.example"}}); !errors.Is(err, ErrNotConfigured) {
+		t.Errorf("a host outside the MX set while DNS fails: %v", err)
+	}
+}
+
+// TestFullProbeTeachesTheMXSet: the hosts of a probe of the whole DNS
+// target count as seen in the MX set, so a narrowed probe of one of them
+// during a later DNS failure reports the failure.
+func TestFullProbeTeachesTheMXSet(t *testing.T) {
+	ca := newCA(t)
+	mx, _ := target(t, smtptest.Gmail, ca)
+	res := &switchResolver{cur: fakeResolver{mx: []*net.MX{{Host: "mx.test.example.", Pref: 10}}}}
+	d := &portDialer{port: mx.Port()}
+	l := NewLocal("relay-1", probe.Config{Domain: "test.example", Resolver: res, Dialer: d, ServerName: "mx.test.example",
+		RootCAs: ca.Pool, Timeout: 5 * time.Second, NoRetry: true, HelloName: "relay-1.test"}, nil)
+	rep, err := l.Probe(t.Context(), Options{})
+	if err != nil || !rep.OK() {
+		t.Fatalf("%+v %v", rep.Results, err)
+	}
+	res.set(fakeResolver{err: errors.New("SERVFAIL")})
+	rep, err = l.Probe(t.Context(), Options{MX: []string{"mx.test.example"}})
+	if err != nil || len(rep.Results) != 1 || rep.Results[0].Failure != probe.FailDNSError {
+		t.Fatalf("%+v %v", rep.Results, err)
+	}
+	if _, err := l.Probe(t.Context(), Options{MX: []string{"test.example"}}); !errors.Is(err, ErrNotConfigured) {
+		t.Errorf("the domain itself, after a failed MX lookup: %v", err)
+	}
+}
+
+// portDialer sends every connection to one loopback port.
+type portDialer struct{ port int }
+
+func (d *portDialer) DialContext(ctx context.Context, network, _ string, _ netip.Addr) (net.Conn, error) {
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", strconv.Itoa(d.port)))
 }
 
 func TestPlanPinned(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 // realTools runs the installed openssl and posttls-finger; posttls-finger
 // gets an empty main.cf of its own (a test host has no Postfix
 // configuration). Every address they are pointed at is on loopback.
-func realTools(t *testing.T) ExecRunner {
+func realTools(t *testing.T) *ExecRunner {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed")
@@ -28,7 +28,12 @@ func realTools(t *testing.T) ExecRunner {
 	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte("myhostname = relay.test.example\nsmtp_host_lookup = native\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return ExecRunner{Env: append(os.Environ(), "MAIL_CONFIG="+dir)}
+	return &ExecRunner{Getenv: func(k string) string {
+		if k == "MAIL_CONFIG" {
+			return dir
+		}
+		return os.Getenv(k)
+	}}
 }
 
 func hasPosttlsFinger() bool {

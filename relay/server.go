@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,13 +65,39 @@ type ServerConfig struct {
 	CAPath string
 	// Postqueue is the postqueue program (default "postqueue").
 	Postqueue string
+	// Replay is the replay cache (default: a new one, in memory only).
+	// Give one from OpenReplayCache so that a restart does not forget the
+	// requests already accepted.
+	Replay *ReplayCache
+	// NotBefore, when set, refuses (401) every request whose timestamp is
+	// earlier: an agent without a state directory sets it to its start,
+	// so that a request captured before a restart cannot run again after
+	// it (when the clocks agree).
+	NotBefore time.Time
+	// ProbeTimeout bounds one probe request, the MTA-stack tools included
+	// (default DefaultProbeTimeout). A probe cut short answers 503 rather
+	// than incomplete results.
+	ProbeTimeout time.Duration
 }
+
+// DefaultProbeTimeout bounds one POST /v1/probe on the agent: far beyond
+// what a probe of a few MX hosts with 20 s stages and the relay's own
+// tools takes, and beyond any sensible relay timeout on the bot.
+const DefaultProbeTimeout = 10 * time.Minute
+
+// ServerWriteTimeout is the http.Server WriteTimeout the agent needs: longer
+// than the longest request it serves (DefaultProbeTimeout), so that the
+// answer of a long probe can still be written.
+const ServerWriteTimeout = DefaultProbeTimeout + time.Minute
+
+// errProbeDeadline is the cause of a probe cut short by ProbeTimeout.
+var errProbeDeadline = errors.New("relay: the probe ran out of time")
 
 type server struct {
 	cfg    ServerConfig
 	local  *Local
 	sem    chan struct{}
-	replay *replayCache
+	replay *ReplayCache
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -94,7 +121,20 @@ func NewServer(cfg ServerConfig) http.Handler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Commands == nil {
-		cfg.Commands = ExecRunner{}
+		r := &ExecRunner{Logger: cfg.Logger}
+		for _, tool := range tools {
+			if tool == "postqueue" && cfg.Postqueue != "" {
+				tool = cfg.Postqueue
+			}
+			r.Resolve(tool) // logs where each tool is, once
+		}
+		cfg.Commands = r
+	}
+	if cfg.Replay == nil {
+		cfg.Replay = newReplayCache(replayCacheSize)
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = DefaultProbeTimeout
 	}
 	base := cfg.Base
 	if base.Logger == nil {
@@ -113,7 +153,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 		cfg:    cfg,
 		local:  local,
 		sem:    make(chan struct{}, cfg.MaxProbes),
-		replay: newReplayCache(replayCacheSize),
+		replay: cfg.Replay,
 		log:    cfg.Logger,
 		now:    cfg.Now,
 	}
@@ -176,9 +216,21 @@ func (s *server) signed(h func(w http.ResponseWriter, r *http.Request, body []by
 			return
 		}
 		ts, _ := parseTimestamp(tsh) // checked by Verify
+		if nb := s.cfg.NotBefore; !nb.IsZero() && ts < nb.Unix() {
+			msg := fmt.Sprintf("%s: request signed before the agent started (it keeps no replay cache across restarts): sign it again", ErrSignature)
+			s.log.Warn("agent: refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+			httpError(w, http.StatusUnauthorized, msg)
+			return
+		}
 		// Verify accepts the hex digits in either case, so the cache keys
 		// on one spelling: a re-cased copy is the same signature.
 		if err := s.replay.check(strings.ToLower(sigh), time.Unix(ts, 0).Add(MaxSkew), now); err != nil {
+			if errors.Is(err, errReplayStore) {
+				s.log.Error("agent: refused a request: its signature cannot be saved in the replay cache (check state_dir)",
+					"path", r.URL.Path, "remote", r.RemoteAddr, "error", err.Error())
+				httpError(w, http.StatusServiceUnavailable, "the agent cannot save its replay cache: see the agent's log")
+				return
+			}
 			s.log.Warn("agent: refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 			httpError(w, http.StatusUnauthorized, err.Error())
 			return
@@ -227,8 +279,12 @@ func decodeProbeRequest(body []byte) (Options, error) {
 		return Options{}, fmt.Errorf("%w: %d source IPs (at most %d)", ErrOptions, len(opts.Sources), maxRequestSources)
 	}
 	for _, src := range opts.Sources {
-		if _, err := netip.ParseAddr(src); err != nil {
+		a, err := netip.ParseAddr(src)
+		if err != nil {
 			return Options{}, fmt.Errorf("%w: source IP %q is not an IP address", ErrOptions, truncate(src, 40))
+		}
+		if err := CheckSourceIP(a); err != nil {
+			return Options{}, fmt.Errorf("%w: %w", ErrOptions, err)
 		}
 	}
 	for _, mx := range opts.MX {
@@ -258,7 +314,17 @@ func (s *server) probe(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	start := s.now()
-	rep, err := s.local.Probe(r.Context(), opts)
+	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.ProbeTimeout, errProbeDeadline)
+	defer cancel()
+	rep, err := s.local.Probe(ctx, opts)
+	if context.Cause(ctx) == errProbeDeadline {
+		// Results cut short by the agent's own deadline would read as
+		// timeouts toward Gmail: none are reported.
+		s.log.Error("agent: probe cut short", "remote", r.RemoteAddr, "limit", s.cfg.ProbeTimeout.String(), "mx", opts.MX)
+		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("the probe took longer than the agent's limit of %s and was stopped; its results are dropped: narrow the probe or lower [target] timeout",
+			s.cfg.ProbeTimeout))
+		return
+	}
 	switch {
 	case errors.Is(err, ErrNotConfigured):
 		s.log.Warn("agent: refused a probe outside the configured target", "remote", r.RemoteAddr, "reason", err.Error())

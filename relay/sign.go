@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -99,43 +98,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// replayCache remembers the signatures accepted within the skew window so
-// that the same signed request is not accepted twice. It is bounded: when
-// it is full even after dropping expired entries, new requests are refused
-// (only verified requests ever enter it, so only a holder of the secret can
-// fill it).
-type replayCache struct {
-	mu   sync.Mutex
-	max  int
-	seen map[string]time.Time // signature -> expiry
-}
-
-func newReplayCache(max int) *replayCache {
-	return &replayCache{max: max, seen: make(map[string]time.Time)}
-}
-
-// errReplayFull is returned when the cache has no room left.
-var errReplayFull = fmt.Errorf("%w: too many signed requests in the replay window; try again later", ErrSignature)
-
-// check records sig, valid until expiry, and fails when it was already seen.
-func (c *replayCache) check(sig string, expiry, now time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if exp, ok := c.seen[sig]; ok && !now.After(exp) {
-		return fmt.Errorf("%w: replayed request (this signature was already used)", ErrSignature)
-	}
-	if len(c.seen) >= c.max {
-		for k, exp := range c.seen {
-			if now.After(exp) {
-				delete(c.seen, k)
-			}
-		}
-		if len(c.seen) >= c.max {
-			return errReplayFull
-		}
-	}
-	c.seen[sig] = expiry
-	return nil
 }

@@ -34,7 +34,7 @@ func TestCheckAgentRelayEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := "relay-2-shared-secret-for-tests"
+	secret := "relay-2-shared-secret-for-the-agent-tests"
 	// The relay's queue: real `postqueue -j` output of Postfix 3.7 with
 	// three deferred messages to Gmail recipients, printed by a stand-in
 	// postqueue program that the agent runs as it runs the real one.

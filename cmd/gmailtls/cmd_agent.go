@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/internal/httpserver"
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/relay"
 )
@@ -22,6 +23,10 @@ import (
 // agentShutdownGrace bounds how long a stopping agent waits for requests in
 // flight.
 const agentShutdownGrace = 30 * time.Second
+
+// agentMaxConns caps the agent's open connections: the bot needs a few,
+// and anyone else is firewalled off or refused by the signature.
+const agentMaxConns = 64
 
 // runAgent runs the relay agent: `gmailtls agent --config agent.toml`. It
 // serves relay.NewServer over HTTPS (tls_cert/tls_key) or, bound to
@@ -61,6 +66,7 @@ func runAgent(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 
+	defer a.close()
 	onSIGHUP(ctx, func() { a.reloadSecrets(*path, e.getenv) })
 
 	if err := a.serve(ctx); err != nil {
@@ -76,7 +82,8 @@ type agentRun struct {
 	log     *slog.Logger
 	secrets atomic.Pointer[[][]byte]
 	handler http.Handler
-	tls     *tls.Config // nil: plain HTTP on loopback
+	replay  *relay.ReplayCache // nil: in memory, with the start rule
+	tls     *tls.Config        // nil: plain HTTP on loopback
 	// listening, when set, receives the bound address once the agent
 	// accepts connections (tests listen on 127.0.0.1:0).
 	listening func(addr string)
@@ -114,6 +121,22 @@ func newAgentRun(cfg *config.Config, logger *slog.Logger) (*agentRun, error) {
 		return nil, errors.New("the agent has no secret: set [agent] secret_env or secret_file")
 	}
 	a.secrets.Store(&secrets)
+	// A restart must not forget the requests already accepted, or one
+	// captured before it could run again: with a state directory the
+	// replay cache lives there; without one, every request signed before
+	// the start is refused.
+	var notBefore time.Time
+	if ac.StateDir != "" {
+		dir := cfg.Resolve(ac.StateDir)
+		a.replay, err = relay.OpenReplayCache(dir, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("agent.state_dir %s: %w", dir, err)
+		}
+		logger.Info("agent: replay cache loaded", "state_dir", dir, "signatures", a.replay.Len())
+	} else {
+		notBefore = time.Now()
+		logger.Warn("agent: no state_dir: requests signed before this start are refused, and the replay cache is kept in memory only; set [agent] state_dir to keep it across restarts")
+	}
 	a.handler = relay.NewServer(relay.ServerConfig{
 		Base:        base,
 		SecretsFunc: func() [][]byte { return *a.secrets.Load() },
@@ -123,8 +146,19 @@ func newAgentRun(cfg *config.Config, logger *slog.Logger) (*agentRun, error) {
 		MTAStack:    ac.MTAStack,
 		CAFile:      cfg.Resolve(cfg.Target.CAFile),
 		Postqueue:   ac.Postqueue,
+		Replay:      a.replay,
+		NotBefore:   notBefore,
 	})
 	return a, nil
+}
+
+// close releases the replay cache's file.
+func (a *agentRun) close() {
+	if a.replay != nil {
+		if err := a.replay.Close(); err != nil {
+			a.log.Warn("agent: closing the replay cache", "error", err.Error())
+		}
+	}
 }
 
 func agentSecrets(ac *config.Agent) [][]byte {
@@ -162,14 +196,10 @@ func (a *agentRun) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", a.cfg.Agent.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	// The longest request is a probe: the answer must still be writable
+	// when it ends.
+	srv := httpserver.New(a.handler, a.log, httpserver.Options{WriteTimeout: relay.ServerWriteTimeout})
+	ln = httpserver.LimitListener(ln, agentMaxConns)
 	scheme := "http"
 	if a.tls != nil {
 		scheme = "https"

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +28,14 @@ const agentTestSecret = "3f6c0d1e9a7b4c2d8e5f1a0b6c7d8e9f3f6c0d1e9a7b4c2d8e5f1a0
 // agentTestStart runs `gmailtls agent --config <file>` in-process and
 // returns the URL it listens on; the agent stops when the test ends.
 func agentTestStart(t *testing.T, configText string, environ map[string]string) string {
+	t.Helper()
+	url, stop := agentTestStartStop(t, configText, environ)
+	t.Cleanup(stop)
+	return url
+}
+
+// agentTestStartStop is agentTestStart with the stop left to the caller.
+func agentTestStartStop(t *testing.T, configText string, environ map[string]string) (string, func()) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.toml")
@@ -58,18 +68,20 @@ func agentTestStart(t *testing.T, configText string, environ map[string]string) 
 		for sc.Scan() {
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != exitOK {
-				t.Errorf("agent exit %d", code)
+	var once sync.Once
+	return url, func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != exitOK {
+					t.Errorf("agent exit %d", code)
+				}
+			case <-time.After(40 * time.Second):
+				t.Error("the agent did not stop")
 			}
-		case <-time.After(40 * time.Second):
-			t.Error("the agent did not stop")
-		}
-	})
-	return url
+		})
+	}
 }
 
 func agentTestTarget(t *testing.T, b smtptest.Behavior, ca *smtptest.CA) (*smtptest.Server, string) {
@@ -201,5 +213,63 @@ func TestAgentLoopbackRuleWithoutConfigValidation(t *testing.T) {
 		if got := agentLoopback(host); got != want {
 			t.Errorf("agentLoopback(%q) = %v", host, got)
 		}
+	}
+}
+
+// TestAgentCommandReplayAcrossRestart: with state_dir, a request accepted
+// before a restart is refused after it; without, a request signed before
+// the start is refused.
+func TestAgentCommandReplayAcrossRestart(t *testing.T) {
+	ca, err := smtptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx, targetText := agentTestTarget(t, smtptest.Gmail, ca)
+	state := filepath.Join(t.TempDir(), "state")
+	text := targetText + fmt.Sprintf(`
+[agent]
+listen = "127.0.0.1:0"
+secret_env = "AGENT_SECRET"
+state_dir = %q
+`, state)
+	environ := map[string]string{"AGENT_SECRET": agentTestSecret}
+	ts := time.Now().Unix()
+	body := `{"mx":["127.0.0.1"],"nonce":"captured"}`
+	captured := func(url string) (int, string) {
+		req, err := http.NewRequest("POST", url+relay.PathProbe, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(relay.HeaderTimestamp, strconv.FormatInt(ts, 10))
+		req.Header.Set(relay.HeaderSignature, relay.Sign([]byte(agentTestSecret), ts, "POST", relay.PathProbe, []byte(body)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	url, stop := agentTestStartStop(t, text, environ)
+	if code, msg := captured(url); code != 200 {
+		t.Fatalf("first request: %d %s", code, msg)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(state, relay.ReplayFileName)); err != nil {
+		t.Fatalf("no replay cache in state_dir: %v", err)
+	}
+	url = agentTestStart(t, text, environ)
+	if code, msg := captured(url); code != 401 || !strings.Contains(msg, "replay") {
+		t.Fatalf("replay after a restart: %d %s", code, msg)
+	}
+	if n := mx.Connections(); n != 1 {
+		t.Fatalf("%d probes ran, want 1", n)
+	}
+
+	// Without state_dir: refused as signed before the start.
+	ts = time.Now().Add(-2 * time.Second).Unix()
+	url = agentTestStart(t, strings.Replace(text, "state_dir", "# state_dir", 1), environ)
+	if code, msg := captured(url); code != 401 || !strings.Contains(msg, "before the agent started") {
+		t.Fatalf("signed before the start: %d %s", code, msg)
 	}
 }

@@ -63,7 +63,7 @@ secret_env = "R2"
 [probing]
 schedule = "off"
 `)
-	code, out, errs := configCheck(t, map[string]string{"R2": "relay-2-secret", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
+	code, out, errs := configCheck(t, map[string]string{"R2": "relay-2-secret-0123456789abcdef0123", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
 		"config", "check", "-config", p)
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errs)
@@ -79,7 +79,7 @@ schedule = "off"
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "relay-2-secret") {
+	if strings.Contains(out, "relay-2-secret-0123456789abcdef0123") {
 		t.Error("the summary printed a secret")
 	}
 }
@@ -137,14 +137,14 @@ func TestConfigCheckDefaultPath(t *testing.T) {
 
 func TestConfigCheckAgent(t *testing.T) {
 	p := writeConfig(t, "agent.toml", "[target]\ndomain = \"gmail.com\"\n\n[agent]\nlisten = \"127.0.0.1:9426\"\n")
-	code, out, errs := configCheck(t, map[string]string{"GMAILTLS_AGENT_SECRET": "agent-secret"}, "config", "check", "--agent", "--config", p)
+	code, out, errs := configCheck(t, map[string]string{"GMAILTLS_AGENT_SECRET": "agent-secret-0123456789abcdef0123456"}, "config", "check", "--agent", "--config", p)
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	if want := "agent config OK: listen 127.0.0.1:9426 (plain HTTP, loopback only), target gmail.com (MX from DNS)\n"; !strings.HasPrefix(out, want) {
 		t.Errorf("stdout = %q, want prefix %q", out, want)
 	}
-	if strings.Contains(out, "agent-secret") {
+	if strings.Contains(out, "agent-secret-0123456789abcdef0123456") {
 		t.Error("the summary printed a secret")
 	}
 

@@ -225,7 +225,7 @@ secret_env = "RELAY8_SECRET"
 	if err := os.WriteFile(cfgFile, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	environ := map[string]string{"RELAY8_SECRET": "s3cret-for-relay-8"}
+	environ := map[string]string{"RELAY8_SECRET": "s3cret-for-relay-8-0123456789abcdef"}
 	code, out, errs := probeCLIEnv(t, environ, "--config", cfgFile, "--relay", "relay-7", "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q\n%s", code, errs, out)
