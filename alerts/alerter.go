@@ -27,6 +27,12 @@
 //     held back while it changes that often. Only changes that reach the
 //     alert threshold count: watch blips without PostWatch never flap.
 //
+// Every later message about an alert (acknowledged, muted, risen,
+// resolved, reminded) is rebuilt from its alert model (Alert), which is
+// recorded in storage beside the incident (storage.Store.SetAlertModel)
+// when the alert is written and when its level rises, and from the
+// incident's own state. The outbox payloads carry only what Slack shows.
+//
 // Remind reminds of incidents at level incident that nobody acknowledged,
 // every RemindEvery (issue 5: "an incident not acknowledged is reminded");
 // alerts below that level are not, so acknowledging them does not speak
@@ -383,14 +389,29 @@ func (a *Alerter) open(ctx context.Context, run *syncRun, st escalation.RelaySta
 	return nil
 }
 
+// putAlert stores al as its incident's alert model and enqueues the
+// alert. The model goes first: a restart in between finds the incident
+// without its alert and posts the stored model (ensureAlert).
 func (a *Alerter) putAlert(ctx context.Context, run *syncRun, al Alert) error {
-	meta, err := json.Marshal(al)
+	if err := a.storeModel(ctx, al); err != nil {
+		return err
+	}
+	_, err := a.put(ctx, run, outbox.Message{Key: AlertKey(al.IncidentID), Kind: storage.KindAlert, Channel: a.Channel,
+		Payload: outbox.Payload{Response: AlertResponse(al, a.Location)}})
+	return err
+}
+
+// storeModel records al as the alert model of its incident, from which
+// the later updates are rebuilt (alertOf).
+func (a *Alerter) storeModel(ctx context.Context, al Alert) error {
+	model, err := json.Marshal(al)
 	if err != nil {
 		return fmt.Errorf("alerts: encoding alert %d: %w", al.IncidentID, err)
 	}
-	_, err = a.put(ctx, run, outbox.Message{Key: AlertKey(al.IncidentID), Kind: storage.KindAlert, Channel: a.Channel,
-		Payload: outbox.Payload{Response: AlertResponse(al, a.Location), Meta: meta}})
-	return err
+	if err := a.Store.SetAlertModel(ctx, al.IncidentID, model); err != nil {
+		return fmt.Errorf("alerts: recording the alert of incident %d: %w", al.IncidentID, err)
+	}
+	return nil
 }
 
 // confirm re-probes relay, under the caller's context (run.probeCtx), and
@@ -501,6 +522,16 @@ func (a *Alerter) ensureAlert(ctx context.Context, run *syncRun, inc storage.Inc
 	if err != nil || found {
 		return err
 	}
+	if al, stored, err := a.storedAlert(ctx, inc.ID); err != nil {
+		return err
+	} else if stored {
+		// The model was recorded, the alert not yet: post the model, with
+		// its confirmation results.
+		a.log().Warn("alerts: incident had no alert (restart); enqueuing its recorded alert now", "incident", inc.ID, "relay", relayLabel(inc.Relay))
+		_, err := a.put(ctx, run, outbox.Message{Key: AlertKey(inc.ID), Kind: storage.KindAlert, Channel: a.Channel,
+			Payload: outbox.Payload{Response: AlertResponse(al, a.Location)}})
+		return err
+	}
 	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: inc.Level, Scope: inc.Scope,
 		Advice: escalation.AdviceFor(inc.Level, inc.Scope), OpenedAt: inc.OpenedAt,
 		FailingRelays: st.FailingRelays, Evidence: st.Evidence, Confirmed: true,
@@ -553,16 +584,17 @@ func (a *Alerter) rise(ctx context.Context, run *syncRun, inc storage.Incident, 
 	if len(st.FailingRelays) > 0 {
 		al.FailingRelays = st.FailingRelays
 	}
-	meta, err := json.Marshal(al)
-	if err != nil {
-		return fmt.Errorf("alerts: encoding alert %d: %w", inc.ID, err)
-	}
 	if _, err := a.put(ctx, run, outbox.Message{Key: LevelNoteKey(inc.ID, st.Level), Kind: storage.KindAlert, Channel: a.Channel,
 		ThreadKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: LevelNoteResponse(al, from, run.now, a.Location)}}); err != nil {
 		return err
 	}
 	if _, err := a.put(ctx, run, outbox.Message{Key: LevelKey(inc.ID, st.Level), Kind: storage.KindUpdate, Channel: a.Channel,
-		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location), Meta: meta}}); err != nil {
+		UpdateKey: AlertKey(inc.ID), Payload: outbox.Payload{Response: AlertResponse(al, a.Location)}}); err != nil {
+		return err
+	}
+	// The model takes the new level once the update announcing it is
+	// written, so that it never shows a level that was not announced.
+	if err := a.storeModel(ctx, al); err != nil {
 		return err
 	}
 	if err := a.Store.SetIncidentLevel(ctx, inc.ID, st.Level, st.Scope); err != nil {
@@ -574,34 +606,34 @@ func (a *Alerter) rise(ctx context.Context, run *syncRun, inc storage.Incident, 
 	return nil
 }
 
-// levelsDown lists the levels from the highest down.
-var levelsDown = []escalation.Level{escalation.LevelIncident, escalation.LevelInvestigate, escalation.LevelWatch}
-
-// alertOf rebuilds an incident's alert: the newest alert model written
-// (the alert, or its latest level update) and the incident's state.
-func (a *Alerter) alertOf(ctx context.Context, inc storage.Incident) (Alert, error) {
-	al := Alert{IncidentID: inc.ID, Relay: inc.Relay, Level: inc.Level, Scope: inc.Scope,
-		Advice: escalation.AdviceFor(inc.Level, inc.Scope), OpenedAt: inc.OpenedAt}
-	keys := []string{}
-	for _, l := range levelsDown {
-		keys = append(keys, LevelKey(inc.ID, l))
+// storedAlert reads the alert model recorded for incident id; stored is
+// false when there is none or it cannot be read (it is logged then).
+func (a *Alerter) storedAlert(ctx context.Context, id int64) (al Alert, stored bool, err error) {
+	model, found, err := a.Store.AlertModel(ctx, id)
+	if err != nil {
+		return Alert{}, false, fmt.Errorf("alerts: %w", err)
 	}
-	keys = append(keys, AlertKey(inc.ID))
-	for _, k := range keys {
-		m, found, err := a.Store.MessageByKey(ctx, k)
-		if err != nil {
-			return al, fmt.Errorf("alerts: %w", err)
-		}
-		if !found {
-			continue
-		}
-		if p, err := outbox.DecodePayload(m.Payload); err == nil && len(p.Meta) > 0 {
-			var stored Alert
-			if err := json.Unmarshal(p.Meta, &stored); err == nil {
-				al = stored
-				break
-			}
-		}
+	if !found {
+		return Alert{}, false, nil
+	}
+	if err := json.Unmarshal(model, &al); err != nil {
+		a.log().Warn("alerts: the recorded alert of an incident is unreadable; rebuilding it from the incident", "incident", id, "err", err)
+		return Alert{}, false, nil
+	}
+	al.IncidentID = id
+	return al, true, nil
+}
+
+// alertOf rebuilds an incident's alert: the alert model recorded (at the
+// alert, or at its latest rise) and the incident's state.
+func (a *Alerter) alertOf(ctx context.Context, inc storage.Incident) (Alert, error) {
+	al, stored, err := a.storedAlert(ctx, inc.ID)
+	if err != nil {
+		return Alert{IncidentID: inc.ID}, err
+	}
+	if !stored {
+		al = Alert{Relay: inc.Relay, Level: inc.Level, Scope: inc.Scope,
+			Advice: escalation.AdviceFor(inc.Level, inc.Scope), OpenedAt: inc.OpenedAt}
 	}
 	al.IncidentID = inc.ID
 	// The incident's level is the truth; the model only lags behind it

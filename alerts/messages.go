@@ -12,9 +12,10 @@ import (
 	"github.com/gmailtls/gmailtls/probe"
 )
 
-// Alert is everything an alert message shows. It is kept (as the outbox
-// payload's Meta) with the first message, so that later updates
-// (acknowledged, muted, level risen, resolved) are rebuilt from it.
+// Alert is everything an alert message shows. It is kept, as JSON, in
+// storage's alert model of its incident (storage.Store.SetAlertModel) when
+// the first message is written and when the level rises, so that later
+// updates (acknowledged, muted, level risen, resolved) are rebuilt from it.
 type Alert struct {
 	IncidentID int64
 	Relay      string // "" for the global level

@@ -130,6 +130,19 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 			if inc, _ := s.IncidentByID(ctx, 1); !inc.MutedUntil.Equal(time.UnixMilli(1772449200000)) {
 				t.Errorf("from level %d: muted until %v", level, inc.MutedUntil)
 			}
+			// The alert models kept in the outbox payloads' meta moved to
+			// alert_models: readable ones only, resolved incidents too.
+			want = map[int64]string{}
+			if level >= 3 {
+				want[1] = `{"IncidentID":1,"Level":"investigate","Scope":"mixed_mx"}`
+				want[2] = `{"Level":"investigate","Scope":"one_host"}`
+			}
+			for id := int64(1); id <= 4; id++ {
+				m, found, err := s.AlertModel(ctx, id)
+				if err != nil || found != (want[id] != "") || string(m) != want[id] {
+					t.Errorf("from level %d: alert model of incident %d = %s (found %v, %v), want %s", level, id, m, found, err, want[id])
+				}
+			}
 		}
 		// Every table of the latest schema is usable.
 		if _, _, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSchedule},
@@ -144,7 +157,8 @@ func TestMigrateFromEveryLevel(t *testing.T) {
 		}
 		if id, err := s.OpenIncident(ctx, Incident{Relay: "relay-1", Level: "watch"}); err != nil {
 			t.Fatalf("from level %d: %v", level, err)
-		} else if err := errors.Join(s.MuteIncident(ctx, id, t0, "U1"), s.SetIncidentLevel(ctx, id, "investigate", "one_host")); err != nil {
+		} else if err := errors.Join(s.MuteIncident(ctx, id, t0, "U1"), s.SetIncidentLevel(ctx, id, "investigate", "one_host"),
+			s.SetAlertModel(ctx, id, []byte(`{"Level":"investigate"}`))); err != nil {
 			t.Fatalf("from level %d: %v", level, err)
 		}
 		if _, err := s.Rollup(ctx, t0, t0.AddDate(-1, 0, 0)); err != nil {

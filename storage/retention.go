@@ -27,9 +27,10 @@ type RollupStats struct {
 	RollupsDeleted int
 	HourlyDeleted  int
 	// Deleted audit entries and delivered outbox messages past the rollup
-	// retention.
-	AuditDeleted    int
-	MessagesDeleted int
+	// retention, and the alert models of incidents resolved before it.
+	AuditDeleted       int
+	MessagesDeleted    int
+	AlertModelsDeleted int
 	// QueueSamplesDeleted counts agents' queue samples past the raw
 	// retention.
 	QueueSamplesDeleted int
@@ -44,10 +45,11 @@ const batchRows = 2000
 // Rollup applies retention: raw results older than rawBefore (rounded
 // down to the hour) become hourly aggregates per relay × MX and are
 // deleted, one relay-hour per transaction, and so are queue samples;
-// rollups, audit entries and
-// delivered outbox messages older than rollupBefore are deleted in small
-// batches. Other writers get the lock between transactions. It stops at
-// ctx's end, leaving the database consistent; the next call continues.
+// rollups, audit entries, delivered outbox messages older than
+// rollupBefore and the alert models of incidents resolved before it (the
+// incidents themselves stay) are deleted in small batches. Other writers
+// get the lock between transactions. It stops at ctx's end, leaving the
+// database consistent; the next call continues.
 func (s *Store) Rollup(ctx context.Context, rawBefore, rollupBefore time.Time) (RollupStats, error) {
 	var st RollupStats
 	cutoff := floorHour(ms(rawBefore))
@@ -113,6 +115,8 @@ func (s *Store) Rollup(ctx context.Context, rawBefore, rollupBefore time.Time) (
 		{&st.AuditDeleted, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},
 		{&st.MessagesDeleted, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state <> 'pending' AND created_at < ?
 			LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},
+		{&st.AlertModelsDeleted, `DELETE FROM alert_models WHERE incident_id IN (SELECT m.incident_id FROM alert_models m
+			JOIN incidents i ON i.id = m.incident_id WHERE i.resolved_at <> 0 AND i.resolved_at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},
 	}
 	for _, step := range steps {
 		for {

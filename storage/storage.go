@@ -1,7 +1,8 @@
 // Package storage keeps gmailtls's history in one SQLite file: the relays
 // synced from the configuration, every probe run and result, the escalation
-// events and incidents derived from them, the audit log of commands and the
-// outbox of Slack messages. All SQL of the project lives here.
+// events and incidents derived from them (with the model of each
+// incident's alert), the audit log of commands and the outbox of Slack
+// messages. All SQL of the project lives here.
 //
 // The database runs in WAL mode with a busy timeout, foreign keys and
 // synchronous=NORMAL on every pooled connection. Writes go through a single
