@@ -482,6 +482,17 @@ func TestPayloadDecodesAsResponse(t *testing.T) {
 	if _, err := DecodePayload([]byte("{")); err == nil {
 		t.Fatal("broken JSON decoded")
 	}
+	// An alert as releases before storage's migration 0008 stored it,
+	// with its alert model in "meta": it still decodes, and the model is
+	// not carried over when the payload is written again.
+	old := []byte(`{"Title":"relay-2 at investigate","Verdict":"fail","meta":{"IncidentID":7,"Level":"investigate"}}`)
+	back, err = DecodePayload(old)
+	if err != nil || back.Title != "relay-2 at investigate" || back.Verdict != message.VerdictFail {
+		t.Fatalf("old alert payload = %+v, %v", back, err)
+	}
+	if b, err := back.Encode(); err != nil || bytes.Contains(b, []byte("meta")) || bytes.Contains(b, []byte("IncidentID")) {
+		t.Errorf("old alert payload encodes again as %s, %v", b, err)
+	}
 }
 
 // TestRunWakesAndRetries runs the worker loop in a synctest bubble: a

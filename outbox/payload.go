@@ -17,9 +17,9 @@ type Payload struct {
 	// Upload, when set, makes the message a file upload (in the thread of
 	// ThreadKey when set): a report's heatmap, drawn by its producer.
 	Upload *Upload `json:"upload,omitempty"`
-	// Meta is the producer's own record (e.g. the alert model from which
-	// an update is rebuilt); the Sender ignores it.
-	Meta json.RawMessage `json:"meta,omitempty"`
+	// Payloads of alerts stored by releases before migration 0008 of
+	// storage also hold "meta", the alert model, which lives in storage's
+	// alert_models now; it is ignored when read.
 
 	// WithChart, Chart and Filename are a chart as releases before the
 	// upload field stored it: the heatmap's figures, drawn at delivery
