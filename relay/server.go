@@ -317,7 +317,11 @@ func (s *server) probe(w http.ResponseWriter, r *http.Request, body []byte) {
 	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.ProbeTimeout, errProbeDeadline)
 	defer cancel()
 	rep, err := s.local.Probe(ctx, opts)
-	if context.Cause(ctx) == errProbeDeadline {
+	// A read whose deadline came from ctx can return a moment before ctx's
+	// own timer fires: a probe that ran up to the deadline was cut short
+	// whichever noticed first.
+	dl, _ := ctx.Deadline()
+	if context.Cause(ctx) == errProbeDeadline || !time.Now().Before(dl) {
 		// Results cut short by the agent's own deadline would read as
 		// timeouts toward Gmail: none are reported.
 		s.log.Error("agent: probe cut short", "remote", r.RemoteAddr, "limit", s.cfg.ProbeTimeout.String(), "mx", opts.MX)
