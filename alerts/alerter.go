@@ -9,10 +9,11 @@
 //
 //  1. a level at or above the alert threshold (investigate; watch too with
 //     PostWatch; incident for the global level) without an open incident is
-//     first confirmed by an automatic re-probe (ConfirmFunc: the same relay
-//     again and, where one exists, a second relay toward the same MX
-//     addresses). Still failing: an incident is opened and one alert is
-//     enqueued (key "alert:<id>") with the level, scope, advice, both
+//     first confirmed by an automatic re-probe through the Monitor (the
+//     same relay again and, where one exists, an active second relay
+//     toward the same MX addresses; runs stored with trigger confirm).
+//     Still failing: an incident is opened and one alert is enqueued
+//     (key "alert:<id>") with the level, scope, advice, both
 //     confirmation results, the end of the failing transcript and the
 //     buttons Re-run, Acknowledge and Mute 1h. Passing: a blip, logged only;
 //  2. a level that rises while its incident is open updates the alert
@@ -36,10 +37,18 @@
 // Remind reminds of incidents at level incident that nobody acknowledged,
 // every RemindEvery (issue 5: "an incident not acknowledged is reminded");
 // alerts below that level are not, so acknowledging them does not speak
-// of reminders stopping. Acknowledge and Mute are the buttons' actions. The
-// messages are message.Response values built by pure functions
-// (AlertResponse, ResolutionResponse, ReminderResponse, FlapResponse) and
-// delivered by the outbox worker.
+// of reminders stopping. Acknowledge and Mute are the buttons' actions
+// (routed and authorized by package commands). The messages are
+// message.Response values built by pure functions (AlertResponse,
+// ResolutionResponse, ReminderResponse, FlapResponse) and delivered by the
+// outbox worker.
+//
+// In `gmailtls serve` the alerter runs its own loop (Run): it subscribes to
+// the monitor's evaluations (Observe), and reconciles, one Sync at a time
+// and outside the request that caused it, with the newest evaluation
+// whenever a level changed or a scheduled round ended (so a round is
+// evaluated once, by the round itself), and looks for due reminders on its
+// own timer.
 package alerts
 
 import (
@@ -55,6 +64,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
@@ -63,12 +73,22 @@ import (
 // ErrButton marks an Acknowledge or Mute button whose value is unreadable.
 var ErrButton = errors.New("alerts: unreadable button")
 
-// ConfirmFunc re-probes a failing relay before an alert goes out: again is
-// the same relay's new result, second a second relay's results toward the
-// same MX addresses (nil and "" when no other relay reaches them). The
-// wiring runs the relay runners and stores the runs with trigger
-// "confirm". failing are the stored results behind the level.
-type ConfirmFunc func(ctx context.Context, relay string, failing []storage.StoredResult) (again []probe.Result, second []probe.Result, secondRelay string, err error)
+// ErrNoChannel answers Acknowledge and Mute when no alerts channel is set.
+var ErrNoChannel = errors.New("alerts are not configured: set [alerts] channel")
+
+// Monitor is what the Alerter needs of the monitoring service
+// (*monitor.Monitor).
+type Monitor interface {
+	// Evaluate evaluates escalation from storage and stores the level
+	// changes as events (Sync without an evaluation at hand).
+	Evaluate(ctx context.Context) (monitor.Evaluation, error)
+	// CheckRelay probes a relay and stores the run: the confirming
+	// re-probes, with trigger confirm.
+	CheckRelay(ctx context.Context, c monitor.Check) (monitor.CheckResult, error)
+	// ActiveRelays lists the configured relays that are not paused: where
+	// a second opinion may come from.
+	ActiveRelays(ctx context.Context) ([]string, error)
+}
 
 // Defaults of the Alerter's optional fields.
 const (
@@ -99,11 +119,17 @@ type Alerter struct {
 	Logger   *slog.Logger
 	// Notify wakes the outbox worker after messages were enqueued.
 	Notify func()
-	// Evaluate returns the current assessment and stores the level changes
-	// as events (monitor.Monitor.Evaluate).
-	Evaluate func(ctx context.Context) (escalation.Assessment, error)
-	// Confirm re-probes before an alert; nil alerts without re-probing.
-	Confirm ConfirmFunc
+	// Monitor evaluates and re-probes; without one, Sync needs an
+	// evaluation handed to it (Observe) and alerts are not confirmed.
+	Monitor Monitor
+	// RemindCheck is how often Run looks for due reminders (default
+	// DefaultRemindCheck).
+	RemindCheck time.Duration
+	// NoReminders keeps Run from reminding ([alerts] remind_every = "0s").
+	NoReminders bool
+
+	// loop is Run's state: the wake-up and the newest evaluation.
+	loop loopState
 
 	// flapReadMax replaces maxFlapEvents in tests.
 	flapReadMax int
@@ -171,13 +197,30 @@ func (a *Alerter) Sync(ctx context.Context) error {
 	if a.Channel == "" {
 		return nil
 	}
-	if a.Evaluate == nil {
-		return errors.New("alerts: no Evaluate function configured")
+	if a.Monitor == nil {
+		return errors.New("alerts: no Monitor to evaluate with")
 	}
-	as, err := a.Evaluate(ctx)
+	ev, err := a.Monitor.Evaluate(ctx)
 	if err != nil {
 		return fmt.Errorf("alerts: evaluating escalation: %w", err)
 	}
+	return a.reconcile(ctx, ev.Assessment)
+}
+
+// syncWith is Sync with an assessment already evaluated (by the round or
+// check that ended): nothing is evaluated again.
+func (a *Alerter) syncWith(ctx context.Context, as escalation.Assessment) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.Channel == "" {
+		return nil
+	}
+	return a.reconcile(ctx, as)
+}
+
+// reconcile brings the incidents and the outbox in line with as. Must
+// hold mu.
+func (a *Alerter) reconcile(ctx context.Context, as escalation.Assessment) error {
 	// What is decided below is written even if the caller goes away; the
 	// confirming re-probes, which take network time, are not: they end
 	// with the caller's context (shutdown), and a relay whose re-probe was
@@ -418,7 +461,7 @@ func (a *Alerter) storeModel(ctx context.Context, al Alert) error {
 // records the outcome in al. A re-probe cut short by that context is an
 // error: its results (timeouts, most likely) confirm nothing either way.
 func (a *Alerter) confirm(run *syncRun, relay string, failing []storage.StoredResult, al *Alert) error {
-	if a.Confirm == nil {
+	if a.Monitor == nil {
 		al.Confirmed = true
 		al.ConfirmNote = "No automatic re-probe is configured; not confirmed."
 		return nil
@@ -430,7 +473,7 @@ func (a *Alerter) confirm(run *syncRun, relay string, failing []storage.StoredRe
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("alerts: not confirming the failure of %s; stopping: %w", relay, context.Cause(ctx))
 	}
-	again, second, secondRelay, err := a.Confirm(ctx, relay, failing)
+	again, second, secondRelay, err := a.reprobe(ctx, relay, failing)
 	if ctx.Err() != nil {
 		return fmt.Errorf("alerts: the re-probe confirming the failure of %s was stopped; the next sync repeats it: %w", relay, context.Cause(ctx))
 	}
@@ -724,6 +767,9 @@ func (a *Alerter) Remind(ctx context.Context) error {
 func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID string) (message.Response, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.Channel == "" {
+		return note(ErrNoChannel.Error()), ErrNoChannel
+	}
 	ctx = context.WithoutCancel(ctx)
 	now := a.now()
 	inc, err := a.Store.IncidentByID(ctx, incidentID)
@@ -770,6 +816,9 @@ func (a *Alerter) Acknowledge(ctx context.Context, incidentID int64, userID stri
 func (a *Alerter) Mute(ctx context.Context, incidentID int64, userID string, d time.Duration) (message.Response, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.Channel == "" {
+		return note(ErrNoChannel.Error()), ErrNoChannel
+	}
 	ctx = context.WithoutCancel(ctx)
 	if d <= 0 {
 		d = MuteFor
@@ -801,36 +850,6 @@ func (a *Alerter) Mute(ctx context.Context, incidentID int64, userID string, d t
 	}
 	a.log().Info("alerts: incident muted", "incident", inc.ID, "relay", relayLabel(inc.Relay), "by", userID, "until", until)
 	return note(fmt.Sprintf("Incident #%d (%s) muted by %s until %s: no reminders or updates until then.", inc.ID, who(inc.Relay), userRef(userID), clockTime(until, a.Location))), nil
-}
-
-// HandleButton runs the Acknowledge and Mute buttons of alerts and reports
-// whether req was one of them. The caller checks access first (the same
-// rules as the other buttons) and shows the Response to the user.
-func (a *Alerter) HandleButton(ctx context.Context, req message.Request) (message.Response, bool) {
-	if req.Action != message.ActionAcknowledge && req.Action != message.ActionMute {
-		return message.Response{}, false
-	}
-	id, err := ParseIncidentValue(req.Value)
-	if err != nil {
-		return note("That button could not be read; use the buttons of the latest alert."), true
-	}
-	var resp message.Response
-	if req.Action == message.ActionAcknowledge {
-		resp, err = a.Acknowledge(ctx, id, req.UserID)
-	} else {
-		resp, err = a.Mute(ctx, id, req.UserID, MuteFor)
-	}
-	outcome := "ok"
-	if err != nil {
-		outcome = "error: " + err.Error()
-		a.log().Warn("alerts: button failed", "action", req.Action, "incident", id, "user", req.UserID, "err", err)
-	}
-	if aerr := a.Store.Audit(context.WithoutCancel(ctx), storage.AuditEntry{UserID: req.UserID, UserName: req.UserName,
-		ChannelID: req.ChannelID, Text: fmt.Sprintf("%s incident %d", req.Action, id), Source: message.SourceButton,
-		At: a.now(), Outcome: outcome}); aerr != nil {
-		a.log().Warn("alerts: could not write the audit log", "err", aerr)
-	}
-	return resp, true
 }
 
 func note(text string) message.Response {

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/manualclock"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
@@ -36,7 +38,35 @@ type env struct {
 	reprobe  map[string]bool
 	confirms []string
 	notified int
+	// mon is the Alerter's monitor: evaluate rebuilds the assessment
+	// from storage, check re-probes (both replaceable by a test).
+	mon *fakeMonitor
 }
+
+// fakeMonitor plays monitor.Monitor for the Alerter, over the env's store.
+type fakeMonitor struct {
+	evaluate func(ctx context.Context) (escalation.Assessment, error)
+	check    func(ctx context.Context, relay string, mx []string) ([]probe.Result, error)
+	active   []string
+	// evaluations counts Evaluate calls.
+	evaluations int
+}
+
+func (f *fakeMonitor) Evaluate(ctx context.Context) (monitor.Evaluation, error) {
+	f.evaluations++
+	a, err := f.evaluate(ctx)
+	return monitor.Evaluation{Seq: uint64(f.evaluations), Assessment: a}, err
+}
+
+func (f *fakeMonitor) CheckRelay(ctx context.Context, c monitor.Check) (monitor.CheckResult, error) {
+	if c.Trigger != message.SourceConfirm {
+		return monitor.CheckResult{}, fmt.Errorf("re-probe of %s with trigger %q", c.Relay, c.Trigger)
+	}
+	rs, err := f.check(ctx, c.Relay, c.MX)
+	return monitor.CheckResult{Relay: c.Relay, Trigger: c.Trigger, Report: probe.Report{Relay: c.Relay, Results: rs}}, err
+}
+
+func (f *fakeMonitor) ActiveRelays(context.Context) ([]string, error) { return f.active, nil }
 
 func newEnv(t *testing.T, configure ...func(*Alerter)) *env {
 	t.Helper()
@@ -59,6 +89,7 @@ func (e *env) open(configure ...func(*Alerter)) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.mon = &fakeMonitor{evaluate: evaluator(s, e.clock.Now), check: e.check, active: []string{"relay-9"}}
 	e.al = &Alerter{
 		Store:    s,
 		Channel:  "CALERTS",
@@ -66,8 +97,7 @@ func (e *env) open(configure ...func(*Alerter)) {
 		Location: berlin,
 		Logger:   slog.New(slog.NewTextHandler(e.logs, nil)),
 		Notify:   func() { e.notified++ },
-		Evaluate: evaluator(s, e.clock.Now),
-		Confirm:  e.confirm,
+		Monitor:  e.mon,
 	}
 	for _, f := range configure {
 		f(e.al)
@@ -84,19 +114,26 @@ func (e *env) restart(configure ...func(*Alerter)) {
 	e.open(configure...)
 }
 
-// confirm plays the wiring's ConfirmFunc: it re-probes the relay (scripted
-// by reprobe) and stores the run with trigger "confirm", and has relay-9
-// as the second relay toward the same addresses, which passes.
-func (e *env) confirm(ctx context.Context, relay string, failing []storage.StoredResult) ([]probe.Result, []probe.Result, string, error) {
+// check plays the monitor's confirming re-probe: the relay itself
+// (scripted by reprobe) is probed toward the whole target and its run
+// stored with trigger "confirm"; relay-9, the active second relay, passes
+// toward the failing MX hosts it is asked for.
+func (e *env) check(ctx context.Context, relay string, mx []string) ([]probe.Result, error) {
+	if relay == "relay-9" {
+		if len(mx) == 0 {
+			e.t.Errorf("the second relay was asked for the whole target, not the failing MX hosts")
+		}
+		return results("relay-9", true, e.clock.Now()), nil
+	}
 	e.confirms = append(e.confirms, relay)
-	if len(failing) == 0 {
-		e.t.Errorf("confirm of %s got no failing results", relay)
+	if len(mx) != 0 {
+		e.t.Errorf("the re-probe of %s was narrowed to %v", relay, mx)
 	}
 	again := results(relay, !e.reprobe[relay], e.clock.Now())
 	if _, _, err := e.store.RecordRun(ctx, storage.Run{Relay: relay, Trigger: message.SourceConfirm, StartedAt: e.clock.Now()}, again); err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
-	return again, results("relay-9", true, e.clock.Now()), "relay-9", nil
+	return again, nil
 }
 
 // results is one run of a relay toward two MX hosts.
@@ -209,7 +246,7 @@ func (e *env) open1() []storage.Incident {
 	return inc
 }
 
-// evaluator is what commands.Handler.Evaluate does, in small: rebuild the
+// evaluator is what monitor.Monitor.Evaluate does, in small: rebuild the
 // assessment from stored history and store each level change as an event.
 func evaluator(s *storage.Store, now func() time.Time) func(ctx context.Context) (escalation.Assessment, error) {
 	return func(ctx context.Context) (escalation.Assessment, error) {
@@ -438,9 +475,9 @@ func TestMuteSuppresses(t *testing.T) {
 	e.twoRelayIncident()
 	ctx := context.Background()
 
-	resp, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionMute, Value: "3", UserID: "U024BE7LH", ChannelID: "CALERTS"})
-	if !handled || !strings.Contains(resp.Title, "muted by <@U024BE7LH> until") || !resp.Ephemeral {
-		t.Fatalf("mute = %v %+v", handled, resp)
+	resp := e.press(message.ActionMute, "3", "U024BE7LH")
+	if !strings.Contains(resp.Title, "muted by <@U024BE7LH> until") || !resp.Ephemeral {
+		t.Fatalf("mute = %+v", resp)
 	}
 	mute1 := MuteKey(3, e.clock.Now().Add(MuteFor))
 	mu, mp := e.message(mute1)
@@ -471,17 +508,14 @@ func TestMuteSuppresses(t *testing.T) {
 	if err != nil || len(audit) != 1 || audit[0].Text != message.ActionMute+" incident 3" || audit[0].Outcome != "ok" || audit[0].UserID != "U024BE7LH" {
 		t.Errorf("audit = %+v, %v", audit, err)
 	}
-	if r, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionAcknowledge, Value: "42"}); !handled || r.Verdict != message.VerdictRefused {
-		t.Errorf("unknown incident: %v %+v", handled, r)
+	if r := e.press(message.ActionAcknowledge, "42", "U024BE7LH"); r.Verdict != message.VerdictRefused {
+		t.Errorf("unknown incident: %+v", r)
 	}
-	if r, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionAcknowledge, Value: "x"}); !handled || !strings.Contains(r.Title, "could not be read") {
-		t.Errorf("bad value: %v %+v", handled, r)
+	if r := e.press(message.ActionAcknowledge, "x", "U024BE7LH"); !strings.Contains(r.Title, "could not be read") {
+		t.Errorf("bad value: %+v", r)
 	}
 	if r, _ := e.al.Acknowledge(ctx, 3, "U1"); !strings.Contains(r.Title, "already resolved") {
 		t.Errorf("ack of a resolved incident: %q", r.Title)
-	}
-	if _, handled := e.al.HandleButton(ctx, message.Request{Action: message.ActionRerun, Value: "relay=relay-1"}); handled {
-		t.Error("HandleButton took a Re-run")
 	}
 }
 
@@ -730,14 +764,14 @@ func TestSyncStopsTheReprobe(t *testing.T) {
 	}
 	const slow = 3 * time.Second
 	started := make(chan struct{})
-	e.al.Confirm = func(ctx context.Context, relay string, _ []storage.StoredResult) ([]probe.Result, []probe.Result, string, error) {
+	e.mon.check = func(ctx context.Context, relay string, _ []string) ([]probe.Result, error) {
 		close(started)
 		// A probe cut short still returns results: failures, with no error.
 		select {
 		case <-ctx.Done():
 		case <-time.After(slow):
 		}
-		return results(relay, false, e.clock.Now()), nil, "", nil
+		return results(relay, false, e.clock.Now()), nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -856,8 +890,8 @@ func TestNoChannelNoAlerts(t *testing.T) {
 
 func TestConfirmErrorIsReported(t *testing.T) {
 	e := newEnv(t)
-	e.al.Confirm = func(context.Context, string, []storage.StoredResult) ([]probe.Result, []probe.Result, string, error) {
-		return nil, nil, "", errors.New("relay-1: runner not configured")
+	e.mon.check = func(context.Context, string, []string) ([]probe.Result, error) {
+		return nil, errors.New("relay-1: runner not configured")
 	}
 	for range 2 {
 		e.probeRound(map[string]bool{"relay-1": false})
@@ -892,8 +926,8 @@ func TestRemovedRelayClosesItsIncident(t *testing.T) {
 		e.probeRound(map[string]bool{"relay-1": false})
 	}
 	e.wantKeys("alert:1")
-	inner := e.al.Evaluate
-	e.al.Evaluate = func(ctx context.Context) (escalation.Assessment, error) {
+	inner := e.mon.evaluate
+	e.mon.evaluate = func(ctx context.Context) (escalation.Assessment, error) {
 		a, err := inner(ctx)
 		a.Relays = slices.DeleteFunc(a.Relays, func(st escalation.RelayState) bool { return st.Relay == "relay-1" })
 		return a, err
@@ -907,4 +941,15 @@ func TestRemovedRelayClosesItsIncident(t *testing.T) {
 	if len(e.open1()) != 0 {
 		t.Error("incident still open")
 	}
+}
+
+// press presses an alert button as Slack would, through the real command
+// handler (which routes, authorizes and audits it), by the admin userID.
+func (e *env) press(action, value, userID string) message.Response {
+	e.t.Helper()
+	cfg := config.Default()
+	cfg.Access.Admins = []string{userID}
+	mon := monitor.New(monitor.Deps{Store: e.store, Config: cfg, Now: e.clock.Now})
+	h := commands.New(commands.Deps{Service: mon, Store: e.store, Alerts: e.al, Now: e.clock.Now})
+	return h.Do(context.Background(), message.Request{Action: action, Value: value, UserID: userID, ChannelID: "CALERTS", Source: message.SourceButton})
 }

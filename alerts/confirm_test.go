@@ -11,17 +11,19 @@ import (
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// TestNewConfirm: the failing relay is probed again in full, the first
-// other relay toward the failing MX hosts only, and only its results toward
-// the failing addresses are kept.
-func TestNewConfirm(t *testing.T) {
+// TestReprobe: the failing relay is probed again in full, the first other
+// active relay toward the failing MX hosts only, and only its results
+// toward the failing addresses are kept; every re-probe goes through the
+// monitor with trigger confirm.
+func TestReprobe(t *testing.T) {
 	at := time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)
 	type call struct {
 		relay string
 		mx    []string
 	}
 	var calls []call
-	check := func(_ context.Context, relay string, mx []string) ([]probe.Result, error) {
+	mon := &fakeMonitor{active: []string{"relay-2", "relay-1", "relay-3"}}
+	mon.check = func(_ context.Context, relay string, mx []string) ([]probe.Result, error) {
 		calls = append(calls, call{relay, mx})
 		if relay == "relay-3" {
 			return nil, errors.New("relay-3: agent refused the probe")
@@ -30,12 +32,12 @@ func TestNewConfirm(t *testing.T) {
 		rs = append(rs, probe.Result{Relay: relay, MX: "gmail-smtp-in.l.google.com", IP: "2a00:1450:400c:c0b::1a", OK: true})
 		return rs, nil
 	}
+	a := &Alerter{Monitor: mon}
 	var failing []storage.StoredResult
 	for _, r := range results("relay-2", false, at)[:1] {
 		failing = append(failing, storage.StoredResult{Result: r})
 	}
-	confirm := NewConfirm(check, func(context.Context) []string { return []string{"relay-2", "relay-1", "relay-3"} }, nil)
-	again, second, secondRelay, err := confirm(context.Background(), "relay-2", failing)
+	again, second, secondRelay, err := a.reprobe(context.Background(), "relay-2", failing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +52,19 @@ func TestNewConfirm(t *testing.T) {
 	}
 
 	// A second relay that cannot probe: the re-probe alone.
-	confirm = NewConfirm(check, func(context.Context) []string { return []string{"relay-3"} }, nil)
-	again, second, secondRelay, err = confirm(context.Background(), "relay-2", failing)
+	mon.active = []string{"relay-3"}
+	again, second, secondRelay, err = a.reprobe(context.Background(), "relay-2", failing)
 	if err != nil || len(again) == 0 || second != nil || secondRelay != "" {
 		t.Errorf("without a usable second relay: %v %v %q %v", again, second, secondRelay, err)
 	}
 	// The relay itself cannot probe: an error, no alert decision.
-	if _, _, _, err := confirm(context.Background(), "relay-3", failing); err == nil {
+	if _, _, _, err := a.reprobe(context.Background(), "relay-3", failing); err == nil {
 		t.Error("no error when the re-probe could not run")
+	}
+	// Only the relay's agent failed: nothing to ask a second relay about.
+	calls = nil
+	agentOnly := []storage.StoredResult{{Result: probe.Result{Relay: "relay-2", MX: "gmail-smtp-in.l.google.com", Failure: probe.FailAgentUnreachable}}}
+	if _, second, _, err := a.reprobe(context.Background(), "relay-2", agentOnly); err != nil || second != nil || len(calls) != 1 {
+		t.Errorf("agent failure: second %v, calls %+v, %v", second, calls, err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/gmailtls/gmailtls/bot"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
-	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/message"
@@ -24,8 +23,9 @@ import (
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// process is one life of gmailtls serve, wired as the integrator does:
-// store, commands handler, alerter, outbox worker and bot.
+// process is one life of gmailtls serve, wired as serve does: store,
+// monitor, alerter, command handler (which routes the alert buttons to the
+// alerter), outbox worker and bot.
 type process struct {
 	store  *storage.Store
 	mon    *monitor.Monitor
@@ -33,30 +33,6 @@ type process struct {
 	al     *alerts.Alerter
 	worker *outbox.Worker
 	bot    *bot.Bot
-}
-
-// buttons is the bot's handler as serve wires it: the alert buttons
-// (Acknowledge, Mute) go to the alerter, everything else to commands.
-type buttons struct{ p *process }
-
-func alertButton(req message.Request) bool {
-	return req.Action == message.ActionAcknowledge || req.Action == message.ActionMute
-}
-
-func (b buttons) Acknowledge(ctx context.Context, req message.Request) (message.Response, bool) {
-	if alertButton(req) {
-		return message.Response{Summary: "working on it", Ephemeral: true}, true
-	}
-	return b.p.h.Acknowledge(ctx, req)
-}
-
-func (b buttons) Run(ctx context.Context, req message.Request) message.Response {
-	if alertButton(req) {
-		resp, _ := b.p.al.HandleButton(ctx, req)
-		b.p.worker.Notify()
-		return resp
-	}
-	return b.p.h.Run(ctx, req)
 }
 
 // serveSlack runs the bot in Socket Mode against the stand-in until the
@@ -115,9 +91,10 @@ func (w *world) start() *process {
 	}
 	p := &process{store: s}
 	p.mon = monitor.New(monitor.Deps{Config: w.cfg, Store: s, Runners: w.runners})
-	p.h = commands.New(commands.Deps{Service: p.mon, Store: s})
+	p.al = &alerts.Alerter{Store: s, Channel: "CALERTS", Now: w.now, Notify: func() { p.worker.Notify() }, Monitor: p.mon}
+	p.h = commands.New(commands.Deps{Service: p.mon, Store: s, Alerts: p.al})
 	b, err := bot.New(bot.Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken,
-		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client()}, buttons{p})
+		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client()}, p.h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,18 +104,6 @@ func (w *world) start() *process {
 		Sender:     bot.NewSender(b, nil),
 		Now:        w.now,
 		MinBackoff: time.Second,
-	}
-	check := func(ctx context.Context, name string, mx []string) ([]probe.Result, error) {
-		c, err := p.mon.CheckRelay(ctx, monitor.Check{Relay: name, MX: mx, Trigger: message.SourceConfirm, RequestedBy: "gmailtls"})
-		return c.Report.Results, err
-	}
-	p.al = &alerts.Alerter{
-		Store: s, Channel: "CALERTS", Now: w.now, Notify: p.worker.Notify,
-		Evaluate: func(ctx context.Context) (escalation.Assessment, error) {
-			ev, err := p.mon.Evaluate(ctx)
-			return ev.Assessment, err
-		},
-		Confirm: alerts.NewConfirm(check, func(context.Context) []string { return w.names }, nil),
 	}
 	return p
 }
@@ -235,6 +200,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	w := &world{t: t, path: filepath.Join(t.TempDir(), "gmailtls.db"), cfg: config.Default(),
 		runners: map[string]relay.Runner{}, servers: map[string]*smtptest.Server{}}
+	w.cfg.Access.Admins = []string{"U024BE7LH"} // who acknowledges below
 	w.slack = slackfake.New(slackfake.Options{})
 	defer w.slack.Close()
 	for i, name := range []string{"relay-1", "relay-2", "relay-3"} {

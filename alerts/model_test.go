@@ -131,8 +131,8 @@ func TestReleaseDatabaseAlerts(t *testing.T) {
 	for _, r := range []string{"relay-1", "relay-2", "relay-3", "relay-4"} {
 		calm.Relays = append(calm.Relays, escalation.RelayState{Relay: r, Level: escalation.LevelOK})
 	}
-	a := &Alerter{Store: s, Channel: "CALERTS", PostWatch: true, Now: clock.Now, Location: time.UTC,
-		Evaluate: func(context.Context) (escalation.Assessment, error) { return calm, nil }}
+	mon := &fakeMonitor{evaluate: func(context.Context) (escalation.Assessment, error) { return calm, nil }}
+	a := &Alerter{Store: s, Channel: "CALERTS", PostWatch: true, Now: clock.Now, Location: time.UTC, Monitor: mon}
 	e := &env{t: t, store: s, al: a}
 
 	if _, err := a.Acknowledge(ctx, 3, "U0DAY"); err != nil {

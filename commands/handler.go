@@ -707,7 +707,7 @@ func unknownButton(action string) message.Response {
 func (h *Handler) runButton(ctx context.Context, c *call) message.Response {
 	req := c.req
 	if alertButton(req.Action) {
-		return h.alertButton(ctx, c)
+		return h.pressAlertButton(ctx, c)
 	}
 	var resp message.Response
 	var err error
@@ -731,8 +731,8 @@ func (h *Handler) runButton(ctx context.Context, c *call) message.Response {
 // errNoAlerts answers alert buttons when no alerter runs.
 var errNoAlerts = errors.New("alerts are not configured: set [alerts] channel")
 
-// alertButton runs an alert's Acknowledge or Mute button.
-func (h *Handler) alertButton(ctx context.Context, c *call) message.Response {
+// pressAlertButton runs an alert's Acknowledge or Mute button.
+func (h *Handler) pressAlertButton(ctx context.Context, c *call) message.Response {
 	req := c.req
 	id, err := strconv.ParseInt(strings.TrimSpace(req.Value), 10, 64)
 	if err != nil || id <= 0 {

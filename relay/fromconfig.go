@@ -34,9 +34,12 @@ type RunnerOptions struct {
 // domain or pinned MX list, servername, extra roots, family, timeout, EHLO
 // name and concurrency. It is the one place where the configuration
 // becomes probe settings: the bot's local relays, the agent and
-// `gmailtls probe --config` all start from it; what is left zero is
-// filled by the probe package's own defaults.
+// `gmailtls probe` all start from it (nil cfg: the default configuration's
+// target); what is left zero is filled by the probe package's own defaults.
 func ProbeConfig(cfg *config.Config, o RunnerOptions) (probe.Config, error) {
+	if cfg == nil {
+		cfg = config.Default()
+	}
 	t := cfg.Target
 	pc := probe.Config{
 		Domain:      t.Domain,

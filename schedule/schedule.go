@@ -1,6 +1,6 @@
 // Package schedule runs gmailtls's periodic work on robfig/cron/v3 specs:
 // the probing round over every relay, the health-summary reports posted to
-// channels, and the alert reminders.
+// channels, and retention (raw results rolled up into hourly aggregates).
 //
 // Work flows like this:
 //
@@ -10,10 +10,12 @@
 //  2. each job is wrapped with cron.SkipIfStillRunning (a slow round never
 //     overlaps the next) around cron.Recover (a panic is logged, not fatal,
 //     and the job's next run still happens);
-//  3. a probing job calls Config.ProbeRound (the wiring passes a function
-//     that checks every relay not paused with monitor.Monitor.Round and
-//     then lets the alerter reconcile), a report job Config.Report (a Reporter enqueues
-//     the summary in the outbox), the reminder job Config.Remind;
+//  3. a probing job calls Config.ProbeRound (monitor.Monitor.Round: every
+//     relay not paused is checked and the round evaluated once; the
+//     alerter, subscribed to the monitor, reconciles with that
+//     evaluation), a report job Config.Report (a Reporter enqueues the
+//     summary in the outbox), the retention job Config.Retention (a
+//     Retainer), which also runs once at Start;
 //  4. Stop stops scheduling and waits, within its context's bound, for the
 //     jobs that are running; past the bound their context is cancelled.
 //
@@ -29,14 +31,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gmailtls/gmailtls/config"
 	"github.com/robfig/cron/v3"
 )
 
 // ErrSpec marks a schedule that cannot be parsed.
 var ErrSpec = errors.New("schedule: invalid schedule")
 
-// DefaultRemind is the reminder check's schedule.
-const DefaultRemind = "@every 1m"
+// DefaultRetention is the retention job's schedule.
+const DefaultRetention = "@every 1h"
 
 // ReportJob is one scheduled health summary ([[report]] in the config).
 type ReportJob struct {
@@ -55,9 +58,9 @@ type Config struct {
 	// Probing is the probing round's spec; "" or "off" disables it.
 	Probing string
 	Reports []ReportJob
-	// RemindSpec is the reminder check's spec (default DefaultRemind);
-	// "off" disables it.
-	RemindSpec string
+	// RetentionSpec is the retention job's spec (default
+	// DefaultRetention); "off" disables it.
+	RetentionSpec string
 	// Location is the time zone of specs without CRON_TZ (default
 	// time.Local).
 	Location *time.Location
@@ -70,7 +73,9 @@ type Config struct {
 	// The jobs. A nil job is not scheduled.
 	ProbeRound func(ctx context.Context) error
 	Report     func(ctx context.Context, channel string, window time.Duration) error
-	Remind     func(ctx context.Context) error
+	// Retention also runs once at Start (after a stop, the rollup that
+	// is due should not wait for the next hour).
+	Retention func(ctx context.Context) error
 }
 
 // Scheduler runs the configured jobs. Create it with New.
@@ -81,6 +86,10 @@ type Scheduler struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	jobs   []Job
+	// atStart are the jobs that also run once at Start, and starting the
+	// runs of them under way.
+	atStart  []cron.EntryID
+	starting sync.WaitGroup
 
 	mu      sync.Mutex
 	started bool
@@ -120,13 +129,14 @@ func New(cfg Config) (*Scheduler, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	var errs []error
-	add := func(name, spec string, run func(ctx context.Context) error) {
+	add := func(name, spec string, run func(ctx context.Context) error) cron.EntryID {
 		id, err := s.cron.AddFunc(spec, s.wrap(name, run))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s: %q: %w", ErrSpec, name, spec, err))
-			return
+			return 0
 		}
 		s.jobs = append(s.jobs, Job{Name: name, Spec: spec, id: id})
+		return id
 	}
 	if p := strings.TrimSpace(cfg.Probing); p != "" && p != "off" && cfg.ProbeRound != nil {
 		add("probing", p, cfg.ProbeRound)
@@ -143,13 +153,15 @@ func New(cfg Config) (*Scheduler, error) {
 			})
 		}
 	}
-	if cfg.Remind != nil {
-		spec := strings.TrimSpace(cfg.RemindSpec)
+	if cfg.Retention != nil {
+		spec := strings.TrimSpace(cfg.RetentionSpec)
 		if spec == "" {
-			spec = DefaultRemind
+			spec = DefaultRetention
 		}
 		if spec != "off" {
-			add("reminders", spec, cfg.Remind)
+			if id := add("retention", spec, cfg.Retention); id != 0 {
+				s.atStart = append(s.atStart, id)
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -207,6 +219,11 @@ func (s *Scheduler) Start() {
 	}
 	s.started = true
 	s.cron.Start()
+	for _, id := range s.atStart {
+		// Through the job's chain: a scheduled run never overlaps it.
+		job := s.cron.Entry(id).WrappedJob
+		s.starting.Go(job.Run)
+	}
 	for _, j := range s.Jobs() {
 		s.log.Info("schedule: job scheduled", "job", j.Name, "spec", j.Spec, "next", j.Next)
 	}
@@ -216,9 +233,15 @@ func (s *Scheduler) Start() {
 // ctx's bound. Past the bound it cancels the jobs' context and returns an
 // error naming the bound; the jobs then end on their own.
 func (s *Scheduler) Stop(ctx context.Context) error {
-	done := s.cron.Stop()
+	cronDone := s.cron.Stop()
+	done := make(chan struct{})
+	go func() {
+		<-cronDone.Done()
+		s.starting.Wait()
+		close(done)
+	}()
 	select {
-	case <-done.Done():
+	case <-done:
 		s.cancel()
 		return nil
 	case <-ctx.Done():
@@ -243,4 +266,40 @@ func (l cronLogger) Info(msg string, keysAndValues ...any) {
 
 func (l cronLogger) Error(err error, msg string, keysAndValues ...any) {
 	l.log.Error("cron: "+msg, append(keysAndValues, "err", err)...)
+}
+
+// Jobs are what the jobs FromConfig schedules run.
+type Jobs struct {
+	// Round is the probing round (monitor.Monitor.Round).
+	Round func(ctx context.Context) error
+	// Reporter enqueues the reports; nil schedules none.
+	Reporter *Reporter
+	// Store is where retention applies (the storage.Store); nil schedules
+	// no retention.
+	Store  Rollupper
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// FromConfig prepares the jobs of cfg: the probing round on [probing]
+// schedule, each [[report]] on its cron, and retention ([retention] raw
+// and rollup) hourly and at Start. It starts nothing.
+func FromConfig(cfg *config.Config, j Jobs) (*Scheduler, error) {
+	sc := Config{
+		Probing:    cfg.Probing.Schedule,
+		Now:        j.Now,
+		Logger:     j.Logger,
+		ProbeRound: j.Round,
+	}
+	for _, r := range cfg.Reports {
+		sc.Reports = append(sc.Reports, ReportJob{Spec: r.Cron, Channel: r.Channel, Window: r.Window.Duration})
+	}
+	if j.Reporter != nil {
+		sc.Report = j.Reporter.Report
+	}
+	if j.Store != nil {
+		r := &Retainer{Store: j.Store, Raw: cfg.Retention.Raw.Duration, Rollup: cfg.Retention.Rollup.Duration, Now: j.Now, Logger: j.Logger}
+		sc.Retention = r.Run
+	}
+	return New(sc)
 }

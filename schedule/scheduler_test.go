@@ -51,8 +51,8 @@ func (r *recorder) get(name string) []time.Time {
 }
 
 // TestSchedulerDay runs one fake day in a synctest bubble: probing every
-// 5 minutes, reminders every minute, a report at 09:00 Berlin with its
-// channel and window.
+// 5 minutes, retention at the start and every hour, a report at 09:00
+// Berlin with its channel and window.
 func TestSchedulerDay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		berlin, err := time.LoadLocation("Europe/Berlin")
@@ -67,7 +67,7 @@ func TestSchedulerDay(t *testing.T) {
 			Reports:    []ReportJob{{Spec: "CRON_TZ=Europe/Berlin 0 9 * * *", Channel: "CREP"}, {Spec: "@every 6h", Channel: "COPS", Window: time.Hour}},
 			Location:   time.UTC,
 			ProbeRound: func(context.Context) error { rec.add("probe"); return nil },
-			Remind:     func(context.Context) error { rec.add("remind"); return nil },
+			Retention:  func(context.Context) error { rec.add("retention"); return nil },
 			Report: func(_ context.Context, channel string, window time.Duration) error {
 				rec.add("report:" + channel)
 				mu.Lock()
@@ -88,8 +88,8 @@ func TestSchedulerDay(t *testing.T) {
 		if n := len(rec.get("probe")); n != 288 {
 			t.Errorf("%d probing rounds in a day, want 288", n)
 		}
-		if n := len(rec.get("remind")); n != 1440 {
-			t.Errorf("%d reminder checks in a day, want 1440", n)
+		if ret := rec.get("retention"); len(ret) != 25 || !ret[0].Equal(start) || !ret[1].Equal(start.Add(time.Hour)) {
+			t.Errorf("retention ran at %v, want at the start and every hour after (25 times)", ret)
 		}
 		for i, at := range rec.get("probe")[:3] {
 			if want := start.Add(time.Duration(i+1) * 5 * time.Minute); !at.Equal(want) {

@@ -29,7 +29,8 @@ func TestSpecNext(t *testing.T) {
 		{"daily", "@daily", utc(2026, 3, 2, 9, 1), []time.Time{utc(2026, 3, 3, 0, 0)}},
 		{"weekdays at 9 UTC from a Friday", "CRON_TZ=UTC 0 9 * * 1-5", utc(2026, 3, 6, 10, 0),
 			[]time.Time{utc(2026, 3, 9, 9, 0), utc(2026, 3, 10, 9, 0)}},
-		{"every minute", DefaultRemind, utc(2026, 3, 2, 9, 0), []time.Time{utc(2026, 3, 2, 9, 1), utc(2026, 3, 2, 9, 2)}},
+		{"every minute", "@every 1m", utc(2026, 3, 2, 9, 0), []time.Time{utc(2026, 3, 2, 9, 1), utc(2026, 3, 2, 9, 2)}},
+		{"retention", DefaultRetention, utc(2026, 3, 2, 9, 1), []time.Time{utc(2026, 3, 2, 10, 1), utc(2026, 3, 2, 11, 1)}},
 		// 09:00 Berlin is 08:00 UTC in winter and 07:00 UTC in summer.
 		{"Berlin 9:00 across spring DST", "CRON_TZ=Europe/Berlin 0 9 * * *", utc(2026, 3, 27, 12, 0),
 			[]time.Time{utc(2026, 3, 28, 8, 0), utc(2026, 3, 29, 7, 0), utc(2026, 3, 30, 7, 0)}},
@@ -89,7 +90,7 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 
 func TestProbingOff(t *testing.T) {
 	for _, spec := range []string{"", "off", " off "} {
-		s, err := New(Config{Probing: spec, ProbeRound: noop, Remind: noop, RemindSpec: "off"})
+		s, err := New(Config{Probing: spec, ProbeRound: noop, Retention: noop, RetentionSpec: "off"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -239,16 +239,12 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, *config.Config, e
 		err  error
 	)
 	if f.config != "" {
-		file, err = config.Load(f.config, e.getenv)
-		if err != nil {
+		if file, err = config.Load(f.config, e.getenv); err != nil {
 			return cfg, file, err
 		}
-		cfg, err = relay.ProbeConfig(file, relay.RunnerOptions{})
-		if err != nil {
-			return cfg, file, err
-		}
-	} else {
-		cfg = probe.Config{Domain: probe.DefaultDomain, Timeout: probe.DefaultTimeout, Family: "any"}
+	}
+	if cfg, err = relay.ProbeConfig(file, relay.RunnerOptions{}); err != nil {
+		return cfg, file, err
 	}
 
 	relayName, relaySources, err := pickRelay(file, f.relay)

@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gmailtls/gmailtls/alerts"
 	"github.com/gmailtls/gmailtls/bot"
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
-	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/metrics"
 	"github.com/gmailtls/gmailtls/monitor"
@@ -28,8 +28,9 @@ import (
 const serveUsage = `usage: gmailtls serve [--config FILE]
 
 Runs the Slack bot (Socket Mode, or HTTP mode with signed requests), the
-scheduler (periodic probing of every relay, health reports, reminders), the
-alert outbox and /metrics, /healthz, /readyz on [http] listen.
+scheduler (periodic probing of every relay, health reports, retention), the
+alerts and their reminders, the outbox and /metrics, /healthz, /readyz on
+[http] listen.
 
 SIGHUP reloads the configuration (relays, schedules, allowlists) without
 dropping the Slack connection; an invalid file is rejected and the old one
@@ -73,12 +74,6 @@ func runServe(ctx context.Context, e *env, args []string) int {
 
 // daemonOptions are the seams tests use.
 type daemonOptions struct {
-	// Runner tweaks: resolver and dialer for local relays.
-	Runners relay.RunnerOptions
-	// HTTPClient carries Slack calls (default: the bot's own).
-	HTTPClient *http.Client
-	// Now is the clock (default time.Now).
-	Now func() time.Time
 	// MetricsListener, when set, serves /metrics on it instead of
 	// [http] listen.
 	MetricsListener net.Listener
@@ -87,32 +82,31 @@ type daemonOptions struct {
 }
 
 // daemon is `gmailtls serve`: every long-running part, wired together.
+// Probes, evaluations and their subscribers are the monitor's, the alert
+// loop and reminders the alerter's, commands and buttons the handler's,
+// the periodic jobs the scheduler's.
 type daemon struct {
 	log     *slog.Logger
 	opts    daemonOptions
 	store   *storage.Store
 	metrics *metrics.Metrics
 	mon     *monitor.Monitor
+	alerter *alerts.Alerter
 	handler *commands.Handler
 	bot     *bot.Bot
 	worker  *outbox.Worker
-	alerts  *alertLoop
 
-	mu    sync.Mutex
-	cfg   *config.Config
+	mu    sync.Mutex // guards sched
 	sched *schedule.Scheduler
 }
 
 func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts daemonOptions) (*daemon, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	d := &daemon{log: log, opts: opts, cfg: cfg, metrics: metrics.New()}
+	d := &daemon{log: log, opts: opts, metrics: metrics.New()}
 	runners, err := d.runners(cfg)
 	if err != nil {
 		return nil, err
 	}
-	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log, Now: opts.Now})
+	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -122,17 +116,14 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		return nil, err
 	}
 	d.metrics.SetOutboxSource(func(ctx context.Context) (int, time.Duration, int, error) {
-		return st.OutboxStats(ctx, opts.Now())
+		return st.OutboxStats(ctx, time.Now())
 	})
-	d.alerts = newAlertLoop(d)
-	d.mon = monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Now: opts.Now, Logger: log})
-	d.mon.Subscribe(func(ev monitor.Evaluation) {
-		if len(ev.Changes) > 0 {
-			d.observeLevels(ev.Assessment)
-			d.alerts.kick()
-		}
-	})
-	d.handler = commands.New(commands.Deps{Service: d.mon, Store: st, Alerts: d.alerts, Now: opts.Now, Logger: log})
+	d.mon = monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
+	d.alerter = &alerts.Alerter{Store: st, Monitor: d.mon, Logger: log, Notify: func() { d.worker.Notify() }}
+	d.alerter.Reload(cfg.Alerts)
+	d.mon.Subscribe(d.observeLevels)
+	d.mon.Subscribe(d.alerter.Observe)
+	d.handler = commands.New(commands.Deps{Service: d.mon, Store: st, Alerts: d.alerter, Logger: log})
 	b, err := bot.New(bot.Config{
 		Mode:          cfg.Slack.Mode,
 		BotToken:      cfg.Slack.BotToken.Value(),
@@ -142,8 +133,6 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		Listen:        cfg.Slack.Listen,
 		Command:       cfg.Slack.Command,
 		Logger:        log,
-		Now:           opts.Now,
-		HTTPClient:    opts.HTTPClient,
 	}, d.handler)
 	if err != nil {
 		st.Close()
@@ -152,79 +141,36 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 	d.bot = b
 	// The outbox delivers with the bot's Web API client, the process's one.
 	d.worker = &outbox.Worker{
-		Store: st,
-		Sender: bot.NewSender(b, func(code string) {
-			d.metrics.SlackError("chat.postMessage", code)
-		}),
+		Store:     st,
+		Sender:    bot.NewSender(b, func(code string) { d.metrics.SlackError("chat.postMessage", code) }),
 		DrawChart: chart.RenderJSON,
-		Now:       opts.Now,
 		Logger:    log,
 		Poll:      opts.OutboxPoll,
 	}
-	d.alerts.configure(cfg)
-	sched, err := d.scheduler(cfg)
-	if err != nil {
+	if d.sched, err = d.scheduler(cfg); err != nil {
 		st.Close()
 		return nil, err
 	}
-	d.sched = sched
 	return d, nil
 }
 
 // runners builds the relay runners for cfg, each counted by /metrics.
 func (d *daemon) runners(cfg *config.Config) (map[string]relay.Runner, error) {
-	ro := d.opts.Runners
-	if ro.Logger == nil {
-		ro.Logger = d.log
-	}
-	ro.Version = version
-	ro.OnResults = d.metrics.ObserveResults
-	return relay.Runners(cfg, ro)
+	return relay.Runners(cfg, relay.RunnerOptions{Logger: d.log, Version: version, OnResults: d.metrics.ObserveResults})
 }
 
-func (d *daemon) observeLevels(a escalation.Assessment) {
-	for _, r := range a.Relays {
+// scheduler builds the jobs of cfg: probing rounds, reports, retention.
+func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
+	reporter := &schedule.Reporter{Store: d.store, Summary: d.handler.Summary, Notify: d.worker.Notify, Logger: d.log}
+	return schedule.FromConfig(cfg, schedule.Jobs{Round: d.mon.Round, Reporter: reporter, Store: d.store, Logger: d.log})
+}
+
+// observeLevels sets the /metrics level gauges after every evaluation.
+func (d *daemon) observeLevels(ev monitor.Evaluation) {
+	for _, r := range ev.Assessment.Relays {
 		d.metrics.SetLevel(r.Relay, r.Level)
 	}
-	d.metrics.SetLevel("", a.Global.Level)
-}
-
-// scheduler builds the cron jobs of cfg.
-func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
-	reports := make([]schedule.ReportJob, 0, len(cfg.Reports))
-	for _, r := range cfg.Reports {
-		reports = append(reports, schedule.ReportJob{Spec: r.Cron, Channel: r.Channel, Window: r.Window.Duration})
-	}
-	reporter := &schedule.Reporter{
-		Store:   d.store,
-		Summary: d.handler.Summary,
-		Notify:  d.worker.Notify,
-		Now:     d.opts.Now,
-		Logger:  d.log,
-	}
-	remind := "off"
-	if cfg.Alerts.RemindEvery.Duration > 0 && cfg.Alerts.Channel != "" {
-		remind = schedule.DefaultRemind
-	}
-	return schedule.New(schedule.Config{
-		Probing:    cfg.Probing.Schedule,
-		Reports:    reports,
-		RemindSpec: remind,
-		Logger:     d.log,
-		Now:        d.opts.Now,
-		ProbeRound: d.probeRound,
-		Report:     reporter.Report,
-		Remind:     d.alerts.remind,
-	})
-}
-
-// probeRound probes every relay not paused (CheckAll: the runs are stored,
-// then escalation is evaluated once for the round), then lets the alerts
-// catch up.
-func (d *daemon) probeRound(ctx context.Context) error {
-	err := d.mon.Round(ctx)
-	d.alerts.kick()
-	return err
+	d.metrics.SetLevel("", ev.Assessment.Global.Level)
 }
 
 // run serves until ctx ends.
@@ -235,8 +181,7 @@ func (d *daemon) run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = d.worker.Run(ctx) })
-	wg.Go(func() { d.alerts.run(ctx) })
-	wg.Go(func() { d.retention(ctx) })
+	wg.Go(func() { _ = d.alerter.Run(ctx) })
 	srv, err := d.serveHTTP(ctx, &wg)
 	if err != nil {
 		cancel()
@@ -246,8 +191,9 @@ func (d *daemon) run(ctx context.Context) error {
 	d.mu.Lock()
 	d.sched.Start()
 	d.mu.Unlock()
-	d.log.Info("gmailtls serve started", "version", version, "mode", d.cfg.Slack.Mode,
-		"relays", len(d.cfg.Relays), "database", d.store.Path())
+	cfg := d.config()
+	d.log.Info("gmailtls serve started", "version", version, "mode", cfg.Slack.Mode,
+		"relays", len(cfg.Relays), "database", d.store.Path())
 
 	// The shutdown's bound counts from the signal, not from the end of
 	// the bot's own shutdown (which gives deliveries in flight a grace of
@@ -265,8 +211,8 @@ func (d *daemon) run(ctx context.Context) error {
 	if srv != nil {
 		_ = srv.Shutdown(stopCtx)
 	}
-	// The outbox worker, the alerter and retention stop with ctx; the
-	// whole shutdown stays within shutdownGrace even if one does not.
+	// The outbox worker and the alerter stop with ctx; the whole shutdown
+	// stays within shutdownGrace even if one does not.
 	stopped := make(chan struct{})
 	go func() { wg.Wait(); close(stopped) }()
 	select {
@@ -286,7 +232,7 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (*http.Server, error) {
 	ln := d.opts.MetricsListener
 	if ln == nil {
-		addr := d.cfg.HTTP.Listen
+		addr := d.config().HTTP.Listen
 		if addr == "" || addr == "off" {
 			return nil, nil
 		}
@@ -317,64 +263,33 @@ func (d *daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (*http.Serve
 	return srv, nil
 }
 
-// retention rolls raw results up into hourly aggregates once an hour.
-func (d *daemon) retention(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		d.mu.Lock()
-		ret := d.cfg.Retention
-		d.mu.Unlock()
-		now := d.opts.Now()
-		stats, err := d.store.Rollup(ctx, now.Add(-ret.Raw.Duration), now.Add(-ret.Rollup.Duration))
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("retention: rollup failed; will try again in an hour", "err", err)
-		} else if err == nil {
-			d.log.Debug("retention: rollup done", "stats", fmt.Sprintf("%+v", stats))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // reload applies a new configuration file after SIGHUP: relays, schedules,
-// allowlists and alert settings change; the Slack connection stays. An
+// allowlists and alert settings change; the Slack connection stays.
+// Requests under way finish under the configuration they began with. An
 // invalid file is rejected and the old configuration kept.
 func (d *daemon) reload(ctx context.Context, path string, getenv func(string) string) {
 	cfg, err := config.Load(path, getenv)
 	if err == nil {
 		err = cfg.RequireSlack()
 	}
+	var runners map[string]relay.Runner
+	if err == nil {
+		runners, err = d.runners(cfg)
+	}
+	var sched *schedule.Scheduler
+	if err == nil {
+		sched, err = d.scheduler(cfg)
+	}
+	if err == nil {
+		err = d.store.SyncRelays(ctx, relay.RelaySpecs(cfg))
+	}
 	if err != nil {
-		d.log.Error("reload: the new configuration is invalid; keeping the old one", "file", path, "err", err)
+		d.log.Error("reload: the new configuration cannot be applied; keeping the old one", "file", path, "err", err)
 		return
 	}
-	runners, err := d.runners(cfg)
-	if err != nil {
-		d.log.Error("reload: relays could not be built; keeping the old configuration", "err", err)
-		return
-	}
-	if err := d.store.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
-		d.log.Error("reload: relays could not be stored; keeping the old configuration", "err", err)
-		return
-	}
-	d.mu.Lock()
-	old := d.cfg
-	d.cfg = cfg
-	d.mu.Unlock()
-	sched, err := d.scheduler(cfg)
-	if err != nil {
-		d.mu.Lock()
-		d.cfg = old
-		d.mu.Unlock()
-		d.log.Error("reload: schedules are invalid; keeping the old configuration", "err", err)
-		return
-	}
+	old := d.config()
 	d.mon.Reload(cfg, runners)
-	d.alerts.configure(cfg)
+	d.alerter.Reload(cfg.Alerts)
 	stopCtx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
 	d.mu.Lock()
@@ -392,8 +307,4 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 }
 
 // config returns the configuration in force.
-func (d *daemon) config() *config.Config {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg
-}
+func (d *daemon) config() *config.Config { return d.mon.Snapshot().Config }

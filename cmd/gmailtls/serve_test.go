@@ -491,7 +491,7 @@ func TestServeAlertsLifecycle(t *testing.T) {
 	}
 	round := func() {
 		t.Helper()
-		if err := f.d.probeRound(ctx); err != nil {
+		if err := f.d.mon.Round(ctx); err != nil {
 			t.Fatalf("probe round: %v", err)
 		}
 	}
