@@ -8,22 +8,21 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/chart"
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
 // Reporter enqueues scheduled health summaries in the outbox: the text
-// report (commands.SummaryResponse, with its one-line trend per relay) and,
-// in its thread, the heatmap, drawn here for the outbox to upload. Its Report
-// method is Config.Report.
+// report (with its one-line trend per relay) and, in its thread, the heatmap,
+// drawn here for the outbox to upload. Its Report method is Config.Report.
 type Reporter struct {
 	// Store is where the messages are written (the storage.Store).
 	Store outbox.Enqueuer
-	// Summary computes the health summary over a window ending now
-	// (commands.Handler.Summary).
-	Summary func(ctx context.Context, window time.Duration) (commands.SummaryModel, error)
+	// Build computes the health summary over a window ending now and
+	// presents it: the report message and its heatmap (the command
+	// handler's Report, as /gmailtls report shows it).
+	Build func(ctx context.Context, window time.Duration) (message.Response, chart.Heatmap, error)
 	// Notify wakes the outbox worker (outbox.Worker.Notify); may be nil.
 	Notify func()
 	// NoChart leaves the heatmap out.
@@ -72,11 +71,10 @@ func (r *Reporter) Report(ctx context.Context, channel string, window time.Durat
 		log = slog.New(slog.DiscardHandler)
 	}
 	at := now()
-	m, err := r.Summary(ctx, window)
+	resp, hm, err := r.Build(ctx, window)
 	if err != nil {
 		return fmt.Errorf("schedule: report to %s: computing the summary: %w", channel, err)
 	}
-	resp, hm := BuildReport(m)
 	key := ReportKey(channel, window, at)
 	created, err := outbox.Put(ctx, r.Store, outbox.Message{
 		Key: key, Kind: storage.KindReport, Channel: channel,
@@ -94,7 +92,7 @@ func (r *Reporter) Report(ctx context.Context, channel string, window time.Durat
 			return err
 		}
 	}
-	log.Info("schedule: report enqueued", "key", key, "relays", len(m.Relays), "window", m.Window)
+	log.Info("schedule: report enqueued", "key", key, "relays", len(hm.Relays), "window", windowKey(window))
 	if r.Notify != nil {
 		r.Notify()
 	}
@@ -121,31 +119,4 @@ func (r *Reporter) putChart(ctx context.Context, log *slog.Logger, channel, key 
 		return fmt.Errorf("schedule: report chart to %s: %w", channel, err)
 	}
 	return nil
-}
-
-// BuildReport turns a summary into the report message and its heatmap
-// (relays × hours, oldest hour first; rows padded to the same length).
-func BuildReport(m commands.SummaryModel) (message.Response, chart.Heatmap) {
-	resp := commands.SummaryResponse(m)
-	hm := chart.Heatmap{Title: fmt.Sprintf("gmailtls: failure share per relay and hour, last %s", m.Window)}
-	width := 0
-	for _, r := range m.Relays {
-		width = max(width, len(r.Hourly))
-	}
-	for _, r := range m.Relays {
-		if len(r.Hourly) > 0 && (hm.Start.IsZero() || r.Hourly[0].Hour.Before(hm.Start)) {
-			hm.Start = r.Hourly[0].Hour
-		}
-	}
-	if width == 0 {
-		return resp, hm
-	}
-	for _, r := range m.Relays {
-		row := make([]chart.HourFigures, width)
-		// Right-align: every row ends with the current hour.
-		copy(row[width-len(r.Hourly):], r.Hourly)
-		hm.Relays = append(hm.Relays, r.Relay)
-		hm.Cells = append(hm.Cells, row)
-	}
-	return resp, hm
 }

@@ -69,12 +69,13 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	golden.Check(t, filepath.Join("testdata", name), got, *update, "-update")
 }
 
-// TestBuildReport: the text report (golden, as the console renders it)
+// TestBuildReport: the report the schedule enqueues: the text (golden, as
+// the console renders it)
 // carries a trend per relay; the heatmap has a row per relay and a column
 // per hour, and its PNG decodes at the expected size.
 func TestBuildReport(t *testing.T) {
 	m := summary(t)
-	resp, hm := BuildReport(m)
+	resp, hm := commands.ReportMessage(m)
 	var text bytes.Buffer
 	if err := commands.RenderText(&text, resp); err != nil {
 		t.Fatal(err)
@@ -115,9 +116,10 @@ func TestReporterEnqueuesOnce(t *testing.T) {
 	notified := 0
 	var gotWindow time.Duration
 	r := &Reporter{Store: s, Now: func() time.Time { return at }, Notify: func() { notified++ },
-		Summary: func(_ context.Context, window time.Duration) (commands.SummaryModel, error) {
+		Build: func(_ context.Context, window time.Duration) (message.Response, chart.Heatmap, error) {
 			gotWindow = window
-			return summary(t), nil
+			resp, hm := commands.ReportMessage(summary(t))
+			return resp, hm, nil
 		}}
 	for range 2 {
 		if err := r.Report(ctx, "CREP", 6*time.Hour); err != nil {
@@ -155,7 +157,7 @@ func TestReporterEnqueuesOnce(t *testing.T) {
 		t.Fatalf("chart payload = %+v, %v", c, err)
 	}
 	// The picture of the three relays' heatmap, drawn before enqueuing.
-	_, hm := BuildReport(summary(t))
+	_, hm := commands.ReportMessage(summary(t))
 	img, err := png.Decode(bytes.NewReader(c.Upload.PNG))
 	if err != nil {
 		t.Fatalf("the chart does not decode: %v", err)
@@ -185,7 +187,10 @@ func TestTwoReportsToOneChannelInOneMinute(t *testing.T) {
 	}
 	run := func(s *storage.Store) {
 		r := &Reporter{Store: s, Now: func() time.Time { return at },
-			Summary: func(context.Context, time.Duration) (commands.SummaryModel, error) { return summary(t), nil }}
+			Build: func(context.Context, time.Duration) (message.Response, chart.Heatmap, error) {
+				resp, hm := commands.ReportMessage(summary(t))
+				return resp, hm, nil
+			}}
 		for _, w := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour} {
 			if err := r.Report(ctx, "CREP", w); err != nil {
 				t.Fatal(err)

@@ -161,7 +161,7 @@ func (d *daemon) runners(cfg *config.Config) (map[string]relay.Runner, error) {
 
 // scheduler builds the jobs of cfg: probing rounds, reports, retention.
 func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
-	reporter := &schedule.Reporter{Store: d.store, Summary: d.handler.Summary, Notify: d.worker.Notify, Logger: d.log}
+	reporter := &schedule.Reporter{Store: d.store, Build: d.handler.Report, Notify: d.worker.Notify, Logger: d.log}
 	return schedule.FromConfig(cfg, schedule.Jobs{Round: d.mon.Round, Reporter: reporter, Store: d.store, Logger: d.log})
 }
 
