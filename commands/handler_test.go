@@ -244,7 +244,7 @@ func TestRefusedByChannelAndUser(t *testing.T) {
 	}
 }
 
-// TestEscalationThroughChecks drives the levels of DESIGN.md through real
+// TestEscalationThroughChecks drives the escalation levels (docs/architecture.md) through real
 // storage: one failure is watch, three in a row investigate, two relays at
 // investigate an incident; each change is stored and announced once, and
 // a restart changes nothing.

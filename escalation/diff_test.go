@@ -55,7 +55,7 @@ func TestPolicyDefaults(t *testing.T) {
 	}
 	d := DefaultPolicy()
 	if d.Consecutive != 3 || d.M != 3 || d.K != 5 || d.RecoverAfter != 2 || d.IncidentRelays != 2 || d.Window != 15*time.Minute {
-		t.Errorf("defaults differ from DESIGN.md: %+v", d)
+		t.Errorf("defaults differ from the documented ones (docs/architecture.md): %+v", d)
 	}
 	if runs, window := d.Lookback(); runs != 5 || window != 15*time.Minute {
 		t.Errorf("Lookback = %d, %s; want 5, 15m", runs, window)

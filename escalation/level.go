@@ -7,7 +7,7 @@
 // clock, the network or the database: `now` is a parameter, and the caller
 // (storage, commands, the bot's scheduler) persists what it needs.
 //
-// The rules follow DESIGN.md ("Escalation"):
+// The rules follow docs/architecture.md ("Escalation"):
 //
 //   - ok: the last probes succeeded.
 //   - watch: a single failing attempt, or failures already followed by a
@@ -104,7 +104,7 @@ const (
 )
 
 // AdviceFor returns the one-line advice for a level and scope, as in
-// DESIGN.md's escalation table. It is empty for ok without agent trouble.
+// the escalation table of docs/architecture.md. It is empty for ok without agent trouble.
 func AdviceFor(level Level, scope Scope) string {
 	if scope == ScopeRelayAgent {
 		return "the relay's gmailtls agent did not answer: check the agent (service running, firewall, secret, TLS certificate); Gmail delivery from that relay is not judged meanwhile"
@@ -149,7 +149,7 @@ type Policy struct {
 	QueueRisingRelays int
 }
 
-// DefaultPolicy returns the defaults of DESIGN.md: 3 in a row, 3 of the last
+// DefaultPolicy returns the documented defaults (docs/architecture.md): 3 in a row, 3 of the last
 // 5, 3 within 15 minutes, 2 successes to recover, 2 relays for an incident.
 func DefaultPolicy() Policy {
 	return Policy{

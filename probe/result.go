@@ -24,7 +24,7 @@ const (
 )
 
 // Failure is the class of a failed probe. The strings are part of the JSON
-// and SQLite contract (see DESIGN.md, "Failure classes").
+// and SQLite contract (docs/architecture.md, "Failure classes").
 type Failure string
 
 // Failure classes. An empty Failure means the probe succeeded.
@@ -56,7 +56,7 @@ const (
 	FailAgentError       Failure = "agent_error"
 )
 
-// Failures lists every failure class, in the order of DESIGN.md's table.
+// Failures lists every failure class, in the order of the failure table in docs/architecture.md.
 var Failures = []Failure{
 	FailDNSError, FailConnectTimeout, FailConnectRefused, FailConnectUnreachable,
 	FailBannerTimeout, FailSMTPRejected, FailStartTLSNotOffered, FailStartTLSMasked,

@@ -696,7 +696,7 @@ func TestReadsInTheSameSecond(t *testing.T) {
 	if code, msg := send(t, req("?nonce=xyz", "?nonce=abc")); code != 401 || !strings.Contains(msg, "does not match") {
 		t.Fatalf("read with a changed nonce: %d %s", code, msg)
 	}
-	// A read without a query, signed over the bare path, as DESIGN.md's
+	// A read without a query, signed over the bare path, as docs/agent.md's
 	// protocol has it, still works.
 	if code, msg := send(t, req("", "")); code != 200 {
 		t.Fatalf("read without nonce: %d %s", code, msg)
