@@ -38,10 +38,6 @@ type Check struct {
 	snap *Snapshot // set by Prepare
 }
 
-// Snapshot returns the configuration the check was prepared against (nil
-// before Prepare).
-func (c Check) Snapshot() *Snapshot { return c.snap }
-
 // CheckResult is one relay probed, stored and evaluated.
 type CheckResult struct {
 	Relay string
@@ -184,11 +180,21 @@ func (m *Monitor) CheckAll(ctx context.Context, c Check) ([]CheckResult, error) 
 }
 
 // Round is the scheduler's probing round: CheckAll of the relays not
-// paused, with trigger "schedule". Its Evaluation reaches the subscribers
-// like any other, so the alerter reconciles with it (without evaluating
-// again).
+// paused, with trigger "schedule", evaluated once. Its Evaluation reaches
+// the subscribers like any other, so the alerter reconciles with it
+// (without evaluating again); a round that probed nothing (every relay
+// paused) is evaluated all the same, so that the alerter still catches up.
 func (m *Monitor) Round(ctx context.Context) error {
-	_, err := m.CheckAll(ctx, Check{Trigger: message.SourceSchedule, RequestedBy: "schedule", SkipPaused: true})
+	c, err := m.Snapshot().Prepare(Check{Trigger: message.SourceSchedule, RequestedBy: "schedule", SkipPaused: true})
+	if err != nil {
+		return err
+	}
+	checks, err := m.CheckAll(ctx, c)
+	if len(checks) == 0 {
+		if _, eerr := m.evaluate(ctx, c.snap, nil, c.Trigger); eerr != nil {
+			err = errors.Join(err, eerr)
+		}
+	}
 	return err
 }
 

@@ -331,3 +331,21 @@ func TestRoundSkipsPausedRelays(t *testing.T) {
 		t.Error("the round left out a relay whose pause is over")
 	}
 }
+
+// TestRoundOfPausedRelaysIsEvaluated: a round that probes nothing (every
+// relay paused) is still evaluated once, so its subscribers (the alerter)
+// catch up as after any round.
+func TestRoundOfPausedRelaysIsEvaluated(t *testing.T) {
+	e := newTestEnv(t, "relay-1")
+	ctx := context.Background()
+	if err := e.store.PauseRelay(ctx, "relay-1", testBase.Add(time.Hour), "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs := e.evaluations()
+	if len(evs) != 1 || evs[0].Trigger != message.SourceSchedule || len(evs[0].Checks) != 0 || e.runners["relay-1"].Calls() != 0 {
+		t.Fatalf("evaluations %+v, probes %d", evs, e.runners["relay-1"].Calls())
+	}
+}

@@ -253,6 +253,7 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 // cronLogger adapts slog to cron.Logger.
 type cronLogger struct{ log *slog.Logger }
 
+// Info logs cron's routine messages.
 func (l cronLogger) Info(msg string, keysAndValues ...any) {
 	// cron's routine messages (wake, run, schedule) are debug material;
 	// "skip" (a job still running) deserves more.
@@ -264,6 +265,7 @@ func (l cronLogger) Info(msg string, keysAndValues ...any) {
 	l.log.Log(context.Background(), level, "cron: "+msg, keysAndValues...)
 }
 
+// Error logs cron's errors (a job's panic, through cron.Recover).
 func (l cronLogger) Error(err error, msg string, keysAndValues ...any) {
 	l.log.Error("cron: "+msg, append(keysAndValues, "err", err)...)
 }
