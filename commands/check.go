@@ -480,7 +480,7 @@ func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (messag
 		shown++
 	}
 	if rest := len(b.IDs) - shown - len(missing); rest > 0 {
-		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("%d more results; `gmailtls history --relay %s --json` has them all", rest, b.Relay)}})
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("%d more results; `gmailtls history %s --json` has them all", rest, b.Relay)}})
 	}
 	if len(missing) > 0 {
 		resp.Sections = append(resp.Sections, message.Section{Lines: []string{"results " + strings.Join(missing, ", ") + " are no longer stored (rolled up by retention)"}})

@@ -66,7 +66,7 @@ type QueueSampleModel struct {
 }
 
 func (h *Handler) runEvidence(ctx context.Context, c *call) (Reply, error) {
-	return h.evidenceForRelay(ctx, c.snap, c.cmd.Relay)
+	return h.evidenceForRelay(ctx, c, c.cmd.Relay)
 }
 
 // evidenceResponse answers an Evidence button: the evidence of the results
@@ -94,7 +94,7 @@ func (h *Handler) evidenceResponse(ctx context.Context, snap *monitor.Snapshot, 
 }
 
 // evidenceForRelay is "evidence <relay>": the latest failing run's evidence.
-func (h *Handler) evidenceForRelay(ctx context.Context, snap *monitor.Snapshot, relayName string) (Reply, error) {
+func (h *Handler) evidenceForRelay(ctx context.Context, c *call, relayName string) (Reply, error) {
 	last, err := h.store.History(ctx, storage.HistoryQuery{Relay: relayName, FailuresOnly: true, Limit: 1})
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return Reply{}, err
@@ -104,7 +104,7 @@ func (h *Handler) evidenceForRelay(ctx context.Context, snap *monitor.Snapshot, 
 			Title:     fmt.Sprintf("%s: no failing probe in the stored history", relayName),
 			Verdict:   message.VerdictOK,
 			Summary:   relayName + ": nothing to show",
-			Sections:  []message.Section{{Lines: []string{fmt.Sprintf("Run `%s check %s` to probe it now.", commandName(snap), relayName)}}},
+			Sections:  []message.Section{{Lines: []string{fmt.Sprintf("Run `%scheck %s` to probe it now.", c.prefix(), relayName)}}},
 			Ephemeral: true,
 		}, Data: EvidenceModel{Relay: relayName, Results: []HistoryResult{}}}, nil
 	}
@@ -131,7 +131,7 @@ func (h *Handler) evidenceForRelay(ctx context.Context, snap *monitor.Snapshot, 
 		}
 		return int(a.ID - b.ID)
 	})
-	m := h.evidenceModel(ctx, snap, relayName, run)
+	m := h.evidenceModel(ctx, c.snap, relayName, run)
 	return Reply{Response: h.evidenceMessage(ctx, m), Data: m}, nil
 }
 

@@ -154,12 +154,25 @@ func (h *Handler) snapshot() *monitor.Snapshot {
 	return h.svc.Snapshot()
 }
 
-// commandName is the slash command as users type it.
-func commandName(snap *monitor.Snapshot) string {
+// slashPrefix is what commands are typed after in Slack: the slash
+// command and a space.
+func slashPrefix(snap *monitor.Snapshot) string {
 	if c := snap.Config.Slack.Command; c != "" {
-		return c
+		return c + " "
 	}
-	return "/gmailtls"
+	return "/gmailtls "
+}
+
+// prefix is what the requester types a command after: the slash command
+// in Slack, the program in a shell, nothing in the console.
+func (c *call) prefix() string {
+	switch c.req.Source {
+	case message.SourceCLI:
+		return "gmailtls "
+	case message.SourceConsole:
+		return ""
+	}
+	return slashPrefix(c.snap)
 }
 
 // checkRelayName reports whether name is configured or, with
@@ -227,7 +240,7 @@ func (h *Handler) read(ctx context.Context, req message.Request) (c *call, ack m
 	cmd, err := Parse(req.Text)
 	if err != nil {
 		h.audit(ctx, req, "syntax error: "+err.Error())
-		return c, ErrorResponse(commandName(c.snap), err), false
+		return c, ErrorResponse(c.prefix(), err), false
 	}
 	c.cmd = cmd
 	if err := Authorize(c.snap.Config.Access, req, cmd.Verb); err != nil {
@@ -238,7 +251,7 @@ func (h *Handler) read(ctx context.Context, req message.Request) (c *call, ack m
 	if spec.prepare != nil {
 		if err := spec.prepare(h, ctx, c); err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
-			return c, ErrorResponse(commandName(c.snap), err), false
+			return c, ErrorResponse(c.prefix(), err), false
 		}
 	}
 	switch {
@@ -246,7 +259,7 @@ func (h *Handler) read(ctx context.Context, req message.Request) (c *call, ack m
 		reply, err := spec.run(h, ctx, c)
 		if err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
-			return c, ErrorResponse(commandName(c.snap), err), false
+			return c, ErrorResponse(c.prefix(), err), false
 		}
 		h.audit(ctx, req, "ok")
 		return c, reply.Response, false
@@ -286,9 +299,11 @@ func (h *Handler) Run(ctx context.Context, req message.Request) (resp message.Re
 	}
 	reply, err := lookupVerb(c.cmd.Verb).run(h, ctx, c)
 	if err != nil {
-		h.log.Warn("commands: command failed", "text", req.Text, "user", req.Requester(), "err", err)
+		if ctx.Err() == nil { // an interrupted command is no failure to log
+			h.log.Warn("commands: command failed", "text", req.Text, "user", req.Requester(), "err", err)
+		}
 		h.audit(ctx, req, "error: "+err.Error())
-		return ErrorResponse(commandName(c.snap), err)
+		return ErrorResponse(c.prefix(), err)
 	}
 	h.audit(ctx, req, "ok")
 	return reply.Response
@@ -371,7 +386,7 @@ func (h *Handler) pause(ctx context.Context, c *call) (Reply, error) {
 		Summary: fmt.Sprintf("%s paused for %s", cmd.Relay, FormatWindow(cmd.Duration)),
 		Sections: []message.Section{{Lines: []string{
 			"Scheduled probing skips it until then; `check " + cmd.Relay + "` still works.",
-			fmt.Sprintf("Resume earlier with `%s resume %s`.", commandName(c.snap), cmd.Relay),
+			fmt.Sprintf("Resume earlier with `%sresume %s`.", c.prefix(), cmd.Relay),
 		}}},
 	}, Data: PauseModel{Relay: cmd.Relay, PausedUntil: &until, By: req.Who()}}, nil
 }
@@ -670,7 +685,7 @@ func (h *Handler) readButton(ctx context.Context, c *call) (message.Response, bo
 	req := c.req
 	if _, _, ok := buttonAccess(req.Action); !ok {
 		h.audit(ctx, req, "error: unknown button")
-		return unknownButton(req.Action), false
+		return unknownButton(c.prefix(), req.Action), false
 	}
 	if err := authorizeButton(c.snap.Config.Access, req); err != nil {
 		h.audit(ctx, req, "refused: "+refusalReason(err))
@@ -682,13 +697,13 @@ func (h *Handler) readButton(ctx context.Context, c *call) (message.Response, bo
 	b, err := parseButtonValue(req.Value)
 	if err != nil {
 		h.audit(ctx, req, "error: "+err.Error())
-		return ErrorResponse(commandName(c.snap), errors.New("that button could not be read; run the command again")), false
+		return ErrorResponse(c.prefix(), errors.New("that button could not be read; run the command again")), false
 	}
 	c.button = b
 	if req.Action == message.ActionRerun {
 		if err := h.prepareCheck(c, b.Relay, b.MX); err != nil {
 			h.audit(ctx, req, "error: "+err.Error())
-			return ErrorResponse(commandName(c.snap), err), false
+			return ErrorResponse(c.prefix(), err), false
 		}
 		ack := checkAck(c)
 		ack.Title = "re-" + ack.Title
@@ -699,8 +714,8 @@ func (h *Handler) readButton(ctx context.Context, c *call) (message.Response, bo
 	return message.Response{Title: "gmailtls: looking it up…", Verdict: message.VerdictInfo, Summary: "looking it up…", Ephemeral: true}, true
 }
 
-func unknownButton(action string) message.Response {
-	return ErrorResponse("", fmt.Errorf("gmailtls does not know the button %q", clip(action)))
+func unknownButton(prefix, action string) message.Response {
+	return ErrorResponse(prefix, fmt.Errorf("gmailtls does not know the button %q", clip(action)))
 }
 
 // runButton runs a button that readButton let through.
@@ -722,7 +737,7 @@ func (h *Handler) runButton(ctx context.Context, c *call) message.Response {
 	if err != nil {
 		h.log.Warn("commands: button failed", "action", req.Action, "user", req.Requester(), "err", err)
 		h.audit(ctx, req, "error: "+err.Error())
-		return ErrorResponse(commandName(c.snap), err)
+		return ErrorResponse(c.prefix(), err)
 	}
 	h.audit(ctx, req, "ok")
 	return resp
@@ -741,7 +756,7 @@ func (h *Handler) pressAlertButton(ctx context.Context, c *call) message.Respons
 	}
 	if h.alerts == nil {
 		h.audit(ctx, req, "error: "+errNoAlerts.Error())
-		return ErrorResponse(commandName(c.snap), errNoAlerts)
+		return ErrorResponse(c.prefix(), errNoAlerts)
 	}
 	var resp message.Response
 	if req.Action == message.ActionAcknowledge {

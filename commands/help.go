@@ -9,25 +9,24 @@ import (
 )
 
 // HelpResponse is the answer to help: every verb with its syntax, or the
-// details of one verb.
-func HelpResponse(command string, topic Verb) message.Response {
-	if command == "" {
-		command = "/gmailtls"
-	}
+// details of one verb. prefix is what a command is typed after, with its
+// space ("/gmailtls " in Slack, "gmailtls " in a shell, "" in the
+// console).
+func HelpResponse(prefix string, topic Verb) message.Response {
 	if spec := lookupVerb(topic); spec != nil {
-		lines := []string{fmt.Sprintf("`%s %s`: %s", command, spec.usage, spec.explain)}
+		lines := []string{fmt.Sprintf("`%s%s`: %s", prefix, spec.usage, spec.explain)}
 		lines = append(lines, spec.detail...)
 		return message.Response{
 			Title:     fmt.Sprintf("gmailtls help: %s", topic),
 			Verdict:   message.VerdictInfo,
-			Summary:   fmt.Sprintf("%s %s", command, topic.Usage()),
+			Summary:   prefix + topic.Usage(),
 			Sections:  []message.Section{{Lines: lines}},
 			Ephemeral: true,
 		}
 	}
 	var lines, admin []string
 	for _, spec := range verbTable {
-		line := fmt.Sprintf("`%s %s`: %s", command, spec.usage, spec.explain)
+		line := fmt.Sprintf("`%s%s`: %s", prefix, spec.usage, spec.explain)
 		if spec.admin {
 			admin = append(admin, line)
 		} else {
@@ -50,12 +49,10 @@ func HelpResponse(command string, topic Verb) message.Response {
 }
 
 // ErrorResponse is the ephemeral answer to a command that could not run:
-// the reason and, for syntax errors, the usage of the verb.
-func ErrorResponse(command string, err error) message.Response {
-	if command == "" {
-		command = "/gmailtls"
-	}
-	msg := userText(err)
+// the reason and, for syntax errors, the usage of the verb typed after
+// prefix (as HelpResponse's).
+func ErrorResponse(prefix string, err error) message.Response {
+	msg := UserText(err)
 	r := message.Response{
 		Title:     "gmailtls could not do that",
 		Verdict:   message.VerdictWarn,
@@ -67,20 +64,20 @@ func ErrorResponse(command string, err error) message.Response {
 		r.Title = "gmailtls could not read that command"
 		lines := []string{pe.Message}
 		if pe.Verb != "" {
-			lines = append(lines, fmt.Sprintf("Usage: `%s %s`", command, pe.Verb.Usage()))
+			lines = append(lines, fmt.Sprintf("Usage: `%s%s`", prefix, pe.Verb.Usage()))
 		} else {
-			lines = append(lines, fmt.Sprintf("Type `%s help` for the list of commands.", command))
+			lines = append(lines, fmt.Sprintf("Type `%shelp` for the list of commands.", prefix))
 		}
 		r.Sections = []message.Section{{Lines: lines}}
 	}
 	return r
 }
 
-// userText is an error's text for the person who typed the command: the
-// package prefixes of this package's sentinels are left out.
-func userText(err error) string {
+// UserText is an error's text for the person who typed the command: the
+// package prefixes of the sentinels are left out.
+func UserText(err error) string {
 	msg := err.Error()
-	for _, s := range []error{ErrUnknownRelay, ErrTarget, ErrButton} {
+	for _, s := range []error{ErrUnknownRelay, ErrTarget, ErrButton, ErrRefused, ErrSyntax} {
 		if errors.Is(err, s) {
 			msg = strings.TrimPrefix(msg, s.Error()+": ")
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/message"
-	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -65,7 +64,7 @@ func (h *Handler) runHistory(ctx context.Context, c *call) (Reply, error) {
 	if name == "" {
 		name = "all relays"
 	}
-	return Reply{Response: h.historyMessage(c.snap, name, cmd.Window, results, capped), Data: m, Table: h.historyTable(results, cmd.Window)}, nil
+	return Reply{Response: h.historyMessage(c.prefix(), name, cmd.Window, results, capped), Data: m, Table: h.historyTable(results, cmd.Window)}, nil
 }
 
 // historyTable is the command line's history: one line per result.
@@ -97,14 +96,14 @@ func (h *Handler) historyTable(results []storage.StoredResult, window time.Durat
 
 // historyMessage is "history <relay> [window]": the runs of the window,
 // newest first, one line each, with the failures spelled out.
-func (h *Handler) historyMessage(snap *monitor.Snapshot, relayName string, window time.Duration, results []storage.StoredResult, capped bool) message.Response {
+func (h *Handler) historyMessage(prefix, relayName string, window time.Duration, results []storage.StoredResult, capped bool) message.Response {
 	resp := message.Response{
 		Title:     fmt.Sprintf("%s: history over %s", relayName, FormatWindow(window)),
 		Verdict:   message.VerdictInfo,
 		Ephemeral: true,
 	}
 	if len(results) == 0 {
-		resp.Sections = []message.Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%s check %s` probes it now", FormatWindow(window), commandName(snap), relayName)}}}
+		resp.Sections = []message.Section{{Lines: []string{fmt.Sprintf("no probe results in the last %s; `%scheck %s` probes it now", FormatWindow(window), prefix, relayName)}}}
 		resp.Summary = relayName + ": no results"
 		return resp
 	}
@@ -171,7 +170,7 @@ func (h *Handler) historyMessage(snap *monitor.Snapshot, relayName string, windo
 	}
 	resp.Sections = append(resp.Sections, chunkLines("Runs, newest first", shown, 30)...)
 	if len(lines) > maxLines {
-		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("… %d older runs; `gmailtls history --relay %s --since %s` lists every result", len(lines)-maxLines, relayName, FormatWindow(window))}})
+		resp.Sections = append(resp.Sections, message.Section{Lines: []string{fmt.Sprintf("… %d older runs; `gmailtls history %s %s` lists every result", len(lines)-maxLines, relayName, FormatWindow(window))}})
 	}
 	resp.Summary = fmt.Sprintf("%s: %d of %d runs failed in %s", relayName, failedRuns, len(runs), FormatWindow(window))
 	switch {

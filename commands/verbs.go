@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"flag"
 	"time"
 
 	"github.com/gmailtls/gmailtls/message"
@@ -39,6 +40,14 @@ type verbSpec struct {
 	// cli: the verb has a CLI twin, `gmailtls <verb>` (help has the
 	// program's own help instead).
 	cli bool
+	// relayOptional: on the command line the relay may be left out, for
+	// every relay.
+	relayOptional bool
+	// flags registers the twin's own flags, which set fields of the
+	// command the grammar has no words for.
+	flags func(fs *flag.FlagSet, cmd *Command)
+	// cliNote is help for the twin only.
+	cliNote []string
 }
 
 // argKind is what a positional argument holds.
@@ -109,7 +118,17 @@ func init() {
 			},
 			prepare: (*Handler).prepareLookup,
 			run:     (*Handler).runHistory,
-			cli:     true,
+			cli:     true, relayOptional: true,
+			flags: func(fs *flag.FlagSet, cmd *Command) {
+				fs.IntVar(&cmd.Limit, "limit", 0, "print at most `N` results (0: all)")
+				fs.BoolVar(&cmd.FailuresOnly, "failures", false, "only failed probes")
+			},
+			cliNote: []string{
+				"Without a relay, every relay's results. The text is one line per result, with the",
+				"failure class and the stage where a probe stopped; --json adds every field of the",
+				"result, with the transcripts storage keeps (failures, and the newest success per relay",
+				"and MX host).",
+			},
 		},
 		{
 			verb: VerbRelays, usage: "relays",
@@ -220,5 +239,5 @@ func (h *Handler) prepareConfigured(_ context.Context, c *call) error {
 }
 
 func (h *Handler) runHelp(_ context.Context, c *call) (Reply, error) {
-	return Reply{Response: HelpResponse(commandName(c.snap), c.cmd.Topic)}, nil
+	return Reply{Response: HelpResponse(c.prefix(), c.cmd.Topic)}, nil
 }

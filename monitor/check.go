@@ -242,6 +242,11 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 	}
 	rep, err := r.Probe(ctx, opts)
 	wg.Wait()
+	if ctx.Err() != nil {
+		// Interrupted (Ctrl-C, shutdown): what a cancelled probe saw is
+		// not a result.
+		return CheckResult{}, fmt.Errorf("check %s: %w", relayName, context.Cause(ctx))
+	}
 	if err != nil {
 		if errors.Is(err, relay.ErrNotConfigured) {
 			return CheckResult{}, fmt.Errorf("%w: %w", ErrTarget, err)
@@ -260,7 +265,7 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 		}
 	}
 	run := storage.Run{Relay: relayName, Trigger: c.Trigger, RequestedBy: c.RequestedBy, StartedAt: rep.StartedAt}
-	// The run is stored even when the caller has gone away: the probe ran.
+	// The run is stored even if the caller goes away now: the probe ran.
 	runID, ids, err := m.store.RecordRun(context.WithoutCancel(ctx), run, rep.Results)
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("check %s: storing the results: %w", relayName, err)

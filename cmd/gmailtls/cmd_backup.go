@@ -19,7 +19,7 @@ docs/operations.md).
 
 func runBackup(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	path, explicit := svcFlags(fs)
+	cf := addConfigFlag(fs)
 	to := fs.String("to", "", "the backup `file` to write (must not exist)")
 	if code, ok := svcParse(e, fs, backupUsage, args); !ok {
 		return code
@@ -28,7 +28,7 @@ func runBackup(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "gmailtls backup: --to FILE is required")
 		return exitUsage
 	}
-	cfg, err := svcLoadConfig(e, *path, explicit())
+	cfg, err := cf.load(e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
 		return exitUsage

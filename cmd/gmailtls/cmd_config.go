@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,15 +16,15 @@ Validates a configuration file and prints a summary. Every problem is
 printed on its own line as FILE:LINE: KEY: what is wrong; the exit status is
 2 when there is any, 0 otherwise.
 
-  --config FILE   the file to check (default config.toml)
-  --agent         check an agent's file (gmailtls agent --config FILE): it
-                  needs [agent] and the agent's secret, not [slack]
+With --agent it checks an agent's file (gmailtls agent --config FILE): it
+needs [agent] and the agent's secret, not [slack].
+
 `
 
 // runConfig runs "gmailtls config check".
 func runConfig(_ context.Context, e *env, args []string) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(e.stdout, configUsage)
+		fmt.Fprint(e.stderr, configUsage)
 		return exitOK
 	}
 	if len(args) == 0 || args[0] != "check" {
@@ -36,27 +35,24 @@ func runConfig(_ context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), configUsage) }
-	path := fs.String("config", "config.toml", "the configuration file to check")
+	cf := addConfigFlag(fs)
 	agent := fs.Bool("agent", false, "check an agent's configuration file")
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() { fmt.Fprint(e.stderr, configUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "gmailtls config check: unexpected argument %q (give the file with --config)\n\n", fs.Arg(0))
-		fmt.Fprint(e.stderr, configUsage)
+		fs.Usage()
 		return exitUsage
 	}
-
 	load := config.Load
 	if *agent {
 		load = config.LoadAgent
 	}
-	cfg, err := load(*path, e.getenv)
+	path, _ := cf.resolve(e)
+	cfg, err := load(path, e.getenv)
 	if err != nil {
 		for _, p := range config.Problems(err) {
 			fmt.Fprintln(e.stderr, p)

@@ -1,23 +1,45 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
+
+	"github.com/gmailtls/gmailtls/config"
 )
 
-// runHealthcheck asks a running gmailtls for /healthz. Distroless images
-// carry no curl, so the container's HEALTHCHECK uses the binary itself.
+const healthcheckUsage = `usage: gmailtls healthcheck [--config FILE] [--url URL] [--timeout 5s]
+
+Asks a running gmailtls serve for /healthz and exits 0 when it answers ok,
+1 otherwise. The address is the configuration's [http] listen (or
+$GMAILTLS_HTTP_LISTEN), asked on loopback when it listens on every
+address; --url overrides it. Distroless images carry no curl: the
+container's HEALTHCHECK runs this.
+
+`
+
+// runHealthcheck asks a running gmailtls for /healthz.
 func runHealthcheck(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	url := fs.String("url", "http://127.0.0.1:9425/healthz", "health endpoint to ask")
+	cf := addConfigFlag(fs)
+	url := fs.String("url", "", "the health `URL` to ask (default: /healthz on [http] listen)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for an answer")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := svcParse(e, fs, healthcheckUsage, args); !ok {
+		return code
+	}
+	if *url == "" {
+		addr, err := healthAddr(e, cf)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "healthcheck: %v\n", err)
+			return exitUsage
+		}
+		*url = "http://" + addr + "/healthz"
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -39,4 +61,32 @@ func runHealthcheck(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "%s", body)
 	return exitOK
+}
+
+// healthAddr is where serve answers /healthz: [http] listen of the
+// configuration, or without one $GMAILTLS_HTTP_LISTEN or the default, with
+// an unspecified host (0.0.0.0, ::, none) asked on loopback.
+func healthAddr(e *env, cf *configFlag) (string, error) {
+	listen := cmp.Or(e.getenv(config.EnvHTTPListen), config.Default().HTTP.Listen)
+	if path, found := cf.resolve(e); found {
+		cfg, err := config.Load(path, e.getenv)
+		if err != nil {
+			return "", err
+		}
+		listen = cfg.HTTP.Listen
+	}
+	if listen == "off" {
+		return "", errors.New("[http] listen is off: serve answers no /healthz; give --url")
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("[http] listen %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port), nil
 }

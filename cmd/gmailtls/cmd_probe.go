@@ -1,9 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,20 +27,22 @@ pinned list, from this host: every MX host × address × source address, and
 says which stage broke (connect, banner, ehlo, starttls, handshake, verify,
 post_tls) and what to check first. No mail is sent.
 
-With --config and --relay NAME, the probe runs from that configured relay:
-a local relay from this host with its source_ips, an agent relay on the
-relay itself through its gmailtls agent (the agent probes its own
-configured target). --record stores the run in the configuration's
-database and re-evaluates escalation, as a probe from Slack would.
+When there is a configuration (--config, else ./config.toml, else
+$GMAILTLS_CONFIG), its [target] is probed; flags override it. With --relay
+NAME the probe runs from that configured relay: a local relay from this
+host with its source_ips, an agent relay on the relay itself through its
+gmailtls agent (the agent probes its own configured target). --record
+stores the run in the configuration's database and re-evaluates
+escalation, as a probe from Slack would (gmailtls check NAME does both).
 
 Exit status: 0 when every probe succeeded, 1 when any failed, 2 on a usage
-or configuration error.
+or configuration error, 130 when interrupted (nothing is recorded).
 
 Examples:
   gmailtls probe
   gmailtls probe --source 192.0.2.10 --source 192.0.2.11 --family 4
   gmailtls probe --mx 127.0.0.1:2525 --servername mx.test.example --ca-file ca.pem
-  gmailtls probe --config config.toml --relay relay-2 --record
+  gmailtls probe --relay relay-2 --record
 
 Flags:
 `
@@ -57,22 +59,19 @@ func (l *stringList) Set(s string) error {
 
 // probeFlags are the parsed flags of gmailtls probe.
 type probeFlags struct {
-	domain, servername, caFile, family, config, relay string
-	mx, sources                                       stringList
-	timeout                                           time.Duration
-	json, noRetry, record                             bool
-	set                                               map[string]bool // flags given on the command line
+	domain, servername, caFile, family, relay string
+	mx, sources                               stringList
+	timeout                                   time.Duration
+	json, noRetry, record                     bool
+	set                                       map[string]bool // flags given on the command line
+	config                                    *configFlag
 }
 
 // runProbe runs `gmailtls probe`.
 func runProbe(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), probeUsage)
-		fs.PrintDefaults()
-	}
 	var f probeFlags
+	f.config = addConfigFlag(fs)
 	fs.StringVar(&f.domain, "domain", probe.DefaultDomain, "`domain` whose MX set is probed")
 	fs.Var(&f.mx, "mx", "pinned MX `host[:port]` instead of the MX lookup (repeatable)")
 	fs.StringVar(&f.servername, "servername", "", "`name` for SNI and certificate verification (default: each MX host name)")
@@ -81,19 +80,11 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&f.family, "family", "any", "address family of the MX addresses: 4, 6 or any")
 	fs.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "timeout of each stage")
 	fs.BoolVar(&f.json, "json", false, "print the report as one JSON object")
-	fs.StringVar(&f.config, "config", "", "take [target] (and relays) from this configuration `file`; flags override it")
 	fs.StringVar(&f.relay, "relay", "", "run from this configured `relay` (local, or an agent on the relay; default: local)")
 	fs.BoolVar(&f.record, "record", false, "store the results in the configuration's database and re-evaluate escalation")
 	fs.BoolVar(&f.noRetry, "no-retry", false, "do not retry a reset or timed-out handshake with narrower ClientHellos")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "gmailtls probe: unexpected argument %q (pin MX hosts with --mx)\n", fs.Arg(0))
-		return exitUsage
+	if code, ok := svcParse(e, fs, probeUsage, args); !ok {
+		return code
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
@@ -122,6 +113,12 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 	} else {
 		rep, err = probe.Run(ctx, cfg)
 		opts.Pinned = cfg.MX
+	}
+	if ctx.Err() != nil {
+		// Interrupted: what the probe saw is no result; nothing is shown
+		// or recorded.
+		fmt.Fprintln(e.stderr, "interrupted")
+		return exitInterrupted
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
@@ -178,12 +175,12 @@ func probeThroughAgent(ctx context.Context, file *config.Config, rc config.Relay
 // configuration) and re-evaluates escalation, printing the outcome on
 // stderr so that stdout stays the report.
 func recordReport(ctx context.Context, e *env, f probeFlags, rep probe.Report) int {
-	s, code := svcOpen(ctx, e, cmpOr(f.config, defaultConfigPath), f.config != "")
+	s, code := svcOpen(ctx, e, f.config)
 	if s == nil {
 		return code
 	}
 	defer s.Close()
-	who := cmpOr(e.getenv("USER"), "cli")
+	who := cmp.Or(e.getenv("USER"), "cli")
 	runID, ids, err := s.store.RecordRun(ctx, storage.Run{Relay: rep.Relay, Trigger: message.SourceCLI, RequestedBy: who, StartedAt: rep.StartedAt}, rep.Results)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: recording the run: %v\n", err)
@@ -211,13 +208,6 @@ func recordReport(ctx context.Context, e *env, f probeFlags, rep probe.Report) i
 	return exitOK
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 // writeReport prints rep as JSON (exactly the Report object) or as text
 // with opts.
 func writeReport(w io.Writer, rep probe.Report, asJSON bool, opts probe.TextOptions) error {
@@ -230,16 +220,16 @@ func writeReport(w io.Writer, rep probe.Report, asJSON bool, opts probe.TextOpti
 }
 
 // probeConfigFromFlags builds the probe configuration: the [target]
-// section of --config when given, then every flag set on the command line
-// on top of it.
+// section of the configuration when there is one (--config, ./config.toml,
+// $GMAILTLS_CONFIG), then every flag set on the command line on top of it.
 func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, *config.Config, error) {
 	var (
 		cfg  probe.Config
 		file *config.Config
 		err  error
 	)
-	if f.config != "" {
-		if file, err = config.Load(f.config, e.getenv); err != nil {
+	if path, found := f.config.resolve(e); found {
+		if file, err = config.Load(path, e.getenv); err != nil {
 			return cfg, file, err
 		}
 	}
@@ -341,8 +331,15 @@ func pickRelay(file *config.Config, name string) (string, []string, error) {
 			return name, r.SourceIPs, nil
 		}
 	}
-	if name == "local" {
+	switch {
+	case name == "local":
 		return name, nil, nil
+	case file == nil:
+		return "", nil, fmt.Errorf("there is no relay %q: no configuration names any (give --config, or put one in ./%s or $%s)", name, defaultConfigPath, envConfig)
 	}
-	return "", nil, fmt.Errorf("relay %s: unknown relay", name)
+	names := make([]string, 0, len(file.Relays))
+	for _, r := range file.Relays {
+		names = append(names, r.Name)
+	}
+	return "", nil, fmt.Errorf("there is no relay %q; the relays are %s", name, strings.Join(names, ", "))
 }

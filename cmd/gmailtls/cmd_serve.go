@@ -43,11 +43,12 @@ const shutdownGrace = 30 * time.Second
 
 func runServe(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	path := fs.String("config", defaultConfigPath, "the configuration `file`")
+	cf := addConfigFlag(fs)
 	if code, ok := svcParse(e, fs, serveUsage, args); !ok {
 		return code
 	}
-	cfg, err := config.Load(*path, e.getenv)
+	path, _ := cf.resolve(e)
+	cfg, err := config.Load(path, e.getenv)
 	if err == nil {
 		err = cfg.RequireSlack()
 	}
@@ -63,7 +64,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		log.Error("gmailtls serve could not start", "err", err)
 		return exitFailed
 	}
-	onSIGHUP(ctx, func() { d.reload(ctx, *path, e.getenv) })
+	onSIGHUP(ctx, func() { d.reload(ctx, path, e.getenv) })
 
 	if err := d.run(ctx); err != nil {
 		log.Error("gmailtls serve stopped", "err", err)

@@ -59,8 +59,15 @@ func TestConsoleSession(t *testing.T) {
 	srv.SetBehavior(smtptest.Gmail)
 	out += svcTestConsole(t, cfgPath, "check relay-2", "status", "report", "nonsense", "quit", "status")
 	consoleGolden(t, "console_session.txt", maskConsole(out))
-	if strings.Count(out, "gmailtls> ") != 14 {
-		t.Errorf("want 14 prompts (the input after quit is not read):\n%s", out)
+	// Piped input: no prompt, and plain text, without chat markup.
+	for _, bad := range []string{consolePrompt, "(only you)", "`"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the piped session shows %q:\n%s", bad, out)
+		}
+	}
+	// The input after quit is not read: one status answer, not two.
+	if n := strings.Count(out, "] gmailtls status:"); n != 1 {
+		t.Errorf("%d status answers, want 1 (the input after quit is not read):\n%s", n, out)
 	}
 }
 
@@ -101,7 +108,8 @@ func TestConsoleEchoPipe(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.HasPrefix(out, "gmailtls> [ok] gmailtls status: all 3 relays ok") || !strings.HasSuffix(out, "gmailtls> \n") {
+	// Piped input: the answer and nothing else, no prompt left behind.
+	if !strings.HasPrefix(out, "[ok] gmailtls status: all 3 relays ok\n") || !regexp.MustCompile(`\nas of [^\n]+\n\n$`).MatchString(out) || strings.Contains(out, "gmailtls>") {
 		t.Fatalf("output:\n%s", out)
 	}
 	if !strings.Contains(errOut, "Type help, or quit to leave.") {

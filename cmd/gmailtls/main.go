@@ -5,12 +5,16 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"syscall"
+
+	"github.com/gmailtls/gmailtls/commands"
 
 	// Zone data for CRON_TZ= schedules, so the static image needs none.
 	_ "time/tzdata"
@@ -39,22 +43,27 @@ const (
 	exitOK     = 0
 	exitFailed = 1
 	exitUsage  = 2
+	// exitInterrupted is Ctrl-C's (128 + SIGINT).
+	exitInterrupted = 130
 )
 
+// commandTable lists the subcommands: the CLI twin of every chat command
+// with one (from the verb table), then the program's own.
 func commandTable() map[string]subcommand {
-	return map[string]subcommand{
-		"probe":       {"run a STARTTLS probe toward the target's MX hosts", runProbe},
+	t := map[string]subcommand{
+		"probe":       {"run a STARTTLS probe toward the target's MX hosts from this host or a relay", runProbe},
 		"version":     {"print the version", runVersion},
 		"config":      {"config check: validate a configuration file", runConfig},
-		"status":      {"print each relay's escalation level from stored history", runStatus},
-		"history":     {"print stored probe results, newest first", runHistory},
-		"relays":      {"list configured relays and their state", runRelays},
 		"serve":       {"run the Slack bot, the scheduler and the metrics endpoint", runServe},
 		"console":     {"type bot commands in a terminal, without Slack", runConsole},
 		"agent":       {"run the relay agent (HTTPS probe endpoint for the bot)", runAgent},
 		"backup":      {"copy the live database consistently to a file", runBackup},
 		"healthcheck": {"exit 0 if /healthz answers ok (for container HEALTHCHECK)", runHealthcheck},
 	}
+	for _, v := range commands.CLIVerbs() {
+		t[string(v)] = subcommand{v.Explain(), runVerb(v)}
+	}
+	return t
 }
 
 func main() { os.Exit(run()) }
@@ -66,9 +75,14 @@ func run() int {
 	return dispatch(ctx, e, os.Args[1:])
 }
 
-// dispatch runs the subcommand named by args[0].
+// dispatch runs the subcommand named by args[0]; "help NAME" is "NAME -h".
 func dispatch(ctx context.Context, e *env, args []string) int {
 	table := commandTable()
+	if len(args) == 2 && args[0] == "help" {
+		if _, ok := table[args[1]]; ok {
+			args = []string{args[1], "-h"}
+		}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(e.stderr, table)
 		if len(args) == 0 {
@@ -86,17 +100,13 @@ func dispatch(ctx context.Context, e *env, args []string) int {
 }
 
 func usage(w io.Writer, table map[string]subcommand) {
-	fmt.Fprintln(w, "usage: gmailtls <command> [flags]")
+	fmt.Fprintln(w, "usage: gmailtls <command> [flags] [arguments]")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(table))
-	for n := range table {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(table)) {
 		fmt.Fprintf(w, "  %-12s %s\n", n, table[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'gmailtls <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'gmailtls <command> -h' for a command's flags. --config defaults to ./config.toml,")
+	fmt.Fprintln(w, "else $GMAILTLS_CONFIG.")
 }
 
 // onSIGHUP calls reload for every SIGHUP until ctx ends. It returns at
@@ -117,7 +127,11 @@ func onSIGHUP(ctx context.Context, reload func()) {
 	}()
 }
 
-func runVersion(_ context.Context, e *env, _ []string) int {
+func runVersion(_ context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if code, ok := svcParse(e, fs, "usage: gmailtls version\n\nPrints the version.\n", args); !ok {
+		return code
+	}
 	fmt.Fprintf(e.stdout, "gmailtls %s\n", version)
 	return exitOK
 }

@@ -81,7 +81,7 @@ func TestProbeCLIExitCodes(t *testing.T) {
 		{"bad source", mxArgs(addrs[:1], caFile, "--source", "relay-1"), exitUsage, `source address "relay-1" is not an IP address`},
 		{"ca file without certificates", mxArgs(addrs[:1], empty), exitUsage, "holds no PEM certificate"},
 		{"missing ca file", mxArgs(addrs[:1], filepath.Join(t.TempDir(), "nope.pem")), exitUsage, "no such file"},
-		{"unknown relay", mxArgs(addrs[:1], caFile, "--relay", "relay-9"), exitUsage, "relay relay-9: unknown relay"},
+		{"unknown relay", mxArgs(addrs[:1], caFile, "--relay", "relay-9"), exitUsage, `there is no relay "relay-9": no configuration names any`},
 		{"bad timeout", mxArgs(addrs[:1], caFile, "--timeout", "-1s"), exitUsage, "--timeout -1s"},
 		{"stray argument", []string{"gmail.com"}, exitUsage, `unexpected argument "gmail.com"`},
 		{"unknown flag", []string{"--nope"}, exitUsage, "flag provided but not defined"},

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 )
 
@@ -22,7 +23,7 @@ func TestRelaysShowState(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("relays --json: exit %d: %s", code, errOut)
 	}
-	var m relaysJSON
+	var m commands.RelayListing
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("relays --json: %v\n%s", err, out)
 	}

@@ -249,7 +249,7 @@ func TestRelaysCommand(t *testing.T) {
 
 func TestStatusFlagsAndDefaults(t *testing.T) {
 	code, _, errOut := svcTestRun(t, "", "status", "extra")
-	if code != exitUsage || !strings.Contains(errOut, `unexpected argument "extra"`) {
+	if code != exitUsage || !strings.Contains(errOut, `status does not take "extra"`) {
 		t.Fatalf("stray argument: %d %s", code, errOut)
 	}
 	code, _, errOut = svcTestRun(t, "", "status", "--config", filepath.Join(t.TempDir(), "missing.toml"))

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/logging"
+	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
+	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/storage"
+)
+
+// defaultConfigPath is the configuration looked for in the working
+// directory when --config is not given.
+const defaultConfigPath = "config.toml"
+
+// envConfig names the configuration file when --config is not given and
+// there is no ./config.toml.
+const envConfig = "GMAILTLS_CONFIG"
+
+// configFlag is --config, as every subcommand takes it.
+type configFlag struct{ path string }
+
+func addConfigFlag(fs *flag.FlagSet) *configFlag {
+	c := &configFlag{}
+	fs.StringVar(&c.path, "config", "", "the configuration `file` (default ./config.toml, else $"+envConfig+")")
+	return c
+}
+
+// resolve names the configuration file: --config when given, else
+// ./config.toml when there is one, else $GMAILTLS_CONFIG. found is false
+// when there is none of them; path is then ./config.toml.
+func (c *configFlag) resolve(e *env) (path string, found bool) {
+	if c.path != "" {
+		return c.path, true
+	}
+	if _, err := os.Stat(defaultConfigPath); !errors.Is(err, fs.ErrNotExist) {
+		return defaultConfigPath, true
+	}
+	if p := e.getenv(envConfig); p != "" {
+		return p, true
+	}
+	return defaultConfigPath, false
+}
+
+// load loads the configuration. Without one (no --config, no
+// ./config.toml, no $GMAILTLS_CONFIG) the defaults are used, one local
+// relay probing gmail.com, with a note on stderr.
+func (c *configFlag) load(e *env) (*config.Config, error) {
+	path, found := c.resolve(e)
+	if !found {
+		fmt.Fprintf(e.stderr, "gmailtls: no ./%s and no $%s; using the built-in defaults (one local relay, target gmail.com, database %s). Give a file with --config.\n", defaultConfigPath, envConfig, config.Default().StoragePath())
+		return config.Default(), nil
+	}
+	return config.Load(path, e.getenv)
+}
+
+// svc is what the CLI twins and the console share: the configuration, the
+// database, the monitor and the command handler over them.
+type svc struct {
+	cfg   *config.Config
+	store *storage.Store
+	mon   *monitor.Monitor
+	h     *commands.Handler
+}
+
+// Close closes the database.
+func (s *svc) Close() error { return s.store.Close() }
+
+// svcLogger logs warnings and errors to stderr: the CLI's stdout is for
+// its answer.
+func svcLogger(e *env) *slog.Logger {
+	return logging.New(e.stderr, "text", "warn")
+}
+
+// svcOpen loads the configuration, opens the database (creating it if
+// needed), syncs the configured relays into it and builds the handler. On
+// failure it prints the reason and returns the exit code.
+func svcOpen(ctx context.Context, e *env, cf *configFlag) (*svc, int) {
+	cfg, err := cf.load(e)
+	if err != nil {
+		for _, p := range config.Problems(err) {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return nil, exitUsage
+	}
+	log := svcLogger(e)
+	runners, err := relay.Runners(cfg, relay.RunnerOptions{Logger: log, Version: version})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
+		return nil, exitUsage
+	}
+	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
+		return nil, exitFailed
+	}
+	if err := st.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
+		st.Close()
+		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
+		return nil, exitFailed
+	}
+	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
+	h := commands.New(commands.Deps{Service: mon, Store: st, Logger: log})
+	return &svc{cfg: cfg, store: st, mon: mon, h: h}, exitOK
+}
+
+// svcParse parses a subcommand's flags; it returns false with the exit
+// code when the command must stop: -h (usage on stderr, 0), bad flags or
+// stray arguments (2).
+func svcParse(e *env, fs *flag.FlagSet, usage string, args []string) (int, bool) {
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err), false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "gmailtls %s: unexpected argument %q; 'gmailtls %s -h' lists the flags\n", fs.Name(), fs.Arg(0), fs.Name())
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// flagExit is the exit status of a flag parse that failed: 0 for -h.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// runVerb is the CLI twin of a chat command: the same arguments, the same
+// handler (a request from the command line), its answer as plain text or,
+// with --json, as the data behind it.
+func runVerb(v commands.Verb) func(context.Context, *env, []string) int {
+	return func(ctx context.Context, e *env, args []string) int {
+		cli, _ := commands.NewCLI(v, e.stderr)
+		cf := addConfigFlag(cli.Flags)
+		cmd, err := cli.Parse(args)
+		if err != nil {
+			return flagExit(err)
+		}
+		s, code := svcOpen(ctx, e, cf)
+		if s == nil {
+			return code
+		}
+		defer s.Close()
+		req := message.Request{UserName: cmp.Or(e.getenv("USER"), "cli"), Source: message.SourceCLI}
+		reply, err := s.h.Exec(ctx, req, cmd)
+		switch {
+		case ctx.Err() != nil:
+			fmt.Fprintln(e.stderr, "interrupted")
+			return exitInterrupted
+		case err != nil:
+			fmt.Fprintf(e.stderr, "gmailtls %s: %s\n", v, commands.UserText(err))
+			if commands.UsageError(err) {
+				return exitUsage
+			}
+			return exitFailed
+		}
+		if err := commands.WriteReply(e.stdout, reply, cli.JSON); err != nil {
+			fmt.Fprintf(e.stderr, "gmailtls %s: %v\n", v, err)
+			return exitFailed
+		}
+		if reply.Failed {
+			return exitFailed
+		}
+		return exitOK
+	}
+}
