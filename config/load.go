@@ -33,6 +33,10 @@ type meta struct {
 	// agent is set by LoadAgent: the [agent] table and its secret are
 	// required.
 	agent bool
+	// relaySecretsLater is set by LoadWithoutSecrets: a missing agent
+	// relay secret is not a problem of the file; RequireRelaySecrets
+	// checks it where a command talks to agents.
+	relaySecretsLater bool
 }
 
 // Default returns a Config with every default filled in: the configuration
@@ -93,17 +97,27 @@ func defaultAgent() *Agent {
 // os.Getenv. Every error wraps ErrInvalid; several problems come joined
 // (see Problems).
 func Load(path string, getenv func(string) string) (*Config, error) {
-	return load(path, getenv, false)
+	return load(path, getenv, false, false)
+}
+
+// LoadWithoutSecrets is Load for the commands that only read the database
+// (status, history, relays, backup) or that check the secrets they need
+// themselves: an agent relay's shared secret that is not in the
+// environment (or whose file is unreadable) is not an error here. Every
+// other key is validated as by Load. Call [Config.RequireRelaySecrets]
+// before talking to an agent.
+func LoadWithoutSecrets(path string, getenv func(string) string) (*Config, error) {
+	return load(path, getenv, false, true)
 }
 
 // LoadAgent is Load for the agent's own file (gmailtls agent --config
 // agent.toml): it needs the [agent] table and the agent's secret, and uses
 // [target]; [slack], [[relay]] and the rest are not required there.
 func LoadAgent(path string, getenv func(string) string) (*Config, error) {
-	return load(path, getenv, true)
+	return load(path, getenv, true, false)
 }
 
-func load(path string, getenv func(string) string, agent bool) (*Config, error) {
+func load(path string, getenv func(string) string, agent, secretsLater bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		msg := "cannot read the configuration file: " + errText(err)
@@ -116,16 +130,16 @@ func load(path string, getenv func(string) string, agent bool) (*Config, error) 
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return parse(data, path, dir, getenv, agent)
+	return parse(data, path, dir, getenv, agent, secretsLater)
 }
 
 // Parse does what Load does, from bytes: dir is the folder relative paths
 // resolve against (cfg.Dir), name is the file name used in messages.
 func Parse(data []byte, name, dir string, getenv func(string) string) (*Config, error) {
-	return parse(data, name, dir, getenv, false)
+	return parse(data, name, dir, getenv, false, false)
 }
 
-func parse(data []byte, name, dir string, getenv func(string) string, agent bool) (cfg *Config, err error) {
+func parse(data []byte, name, dir string, getenv func(string) string, agent, secretsLater bool) (cfg *Config, err error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -145,6 +159,8 @@ func parse(data []byte, name, dir string, getenv func(string) string, agent bool
 		explicit:   map[string]bool{},
 		secretErrs: map[string]error{},
 		agent:      agent,
+
+		relaySecretsLater: secretsLater,
 	}
 	// The text must be TOML before its keys are looked at: decoding it
 	// without a target reports syntax errors and keys defined twice.

@@ -199,7 +199,9 @@ func (v *validator) relays() {
 			case r.SecretEnv == "" && r.SecretFile == "":
 				v.add(item, "an agent relay needs its shared secret: set secret_env (an environment variable) or secret_file")
 			case r.Secret == "":
-				v.missingSecret(item+".secret", r.SecretEnv, r.SecretFile, "the shared secret of this relay's agent")
+				if v.c.meta == nil || !v.c.meta.relaySecretsLater {
+					v.missingSecret(item+".secret", r.SecretEnv, r.SecretFile, "the shared secret of this relay's agent")
+				}
 			default:
 				v.secretLength(item+".secret", r.SecretEnv, r.SecretFile, r.Secret)
 			}
@@ -616,6 +618,20 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// RequireRelaySecrets checks that every agent relay's shared secret was
+// found: what talks to agents (serve, console, check, probe --relay) calls
+// it after [LoadWithoutSecrets]; reading the database needs no secret.
+// Messages name the variable or file, never a value.
+func (c *Config) RequireRelaySecrets() error {
+	var probs []error
+	for i, r := range c.Relays {
+		if r.Kind == "agent" && (r.SecretEnv != "" || r.SecretFile != "") && r.Secret == "" {
+			probs = append(probs, c.missingSecret(fmt.Sprintf("relay[%d].secret", i), r.SecretEnv, r.SecretFile, "the shared secret of this relay's agent"))
+		}
+	}
+	return errors.Join(probs...)
 }
 
 // RequireSlack checks that the secrets the configured Slack mode needs are

@@ -67,6 +67,15 @@ func (s *Store) migrate(ctx context.Context, level int) error {
 	if cur == level {
 		return nil
 	}
+	if cur == 0 {
+		// A fresh file is created with no tables. A file at version 0
+		// with tables is not ours (or lost its version): never migrate
+		// it afresh. Outside ModeCreate, an empty schema is refused too.
+		tables, err := s.noSchema(ctx)
+		if err != nil && (tables != 0 || s.mode != ModeCreate) {
+			return err
+		}
+	}
 	for {
 		tx, err := s.db.BeginTx(ctx, nil) // IMMEDIATE: one process migrates at a time
 		if err != nil {

@@ -45,6 +45,13 @@ var (
 	// ErrTooNew means the file was written by a newer gmailtls whose schema
 	// this binary does not know.
 	ErrTooNew = errors.New("database schema is newer than this gmailtls")
+	// ErrNoDatabase means the file is missing, empty or holds no gmailtls
+	// schema, and the caller did not ask to create one: only serve and
+	// "gmailtls storage init" create a database.
+	ErrNoDatabase = errors.New("no gmailtls database")
+	// ErrNeedsMigration means a read-only open found a schema older than
+	// this binary's; a read-only open never migrates.
+	ErrNeedsMigration = errors.New("database schema is older than this gmailtls")
 )
 
 // Options tune a Store. The zero value is usable.
@@ -56,7 +63,28 @@ type Options struct {
 	Now func() time.Time
 	// MaxReaders bounds the pooled connections (default 4).
 	MaxReaders int
+	// Mode says whether the file may be created, migrated or written. The
+	// zero value, [ModeCreate], is serve's: create the file if needed and
+	// migrate it.
+	Mode Mode
 }
+
+// Mode is how [Open] treats the file.
+type Mode int
+
+const (
+	// ModeCreate creates a missing or empty file and migrates its schema:
+	// for serve and "gmailtls storage init" only.
+	ModeCreate Mode = iota
+	// ModeExisting opens a file that already holds a gmailtls database,
+	// for reading and writing, and migrates it forward; a missing or empty
+	// file, or one without a schema, is refused with [ErrNoDatabase].
+	ModeExisting
+	// ModeReadOnly opens an existing database with SQLite's mode=ro: no
+	// WAL switch, no migration, no write. A file older than this binary
+	// is refused with [ErrNeedsMigration].
+	ModeReadOnly
+)
 
 // Store is an open gmailtls database. It is safe for concurrent use.
 type Store struct {
@@ -65,6 +93,7 @@ type Store struct {
 	log    *slog.Logger
 	now    func() time.Time
 	writer chan struct{} // a one-slot semaphore: the single writer
+	mode   Mode
 
 	cache   internCache
 	flaters sync.Pool // *flate.Writer for transcripts
@@ -76,19 +105,28 @@ const busyTimeout = 5 * time.Second
 // dsn builds the modernc DSN for path: every pooled connection gets the
 // pragmas, and write transactions begin IMMEDIATE so that they take the
 // write lock up front instead of failing on upgrade.
-func dsn(path string) string {
+func dsn(path string, mode Mode) string {
 	u := url.URL{Path: path}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
+	if mode == ModeReadOnly {
+		q.Set("mode", "ro")
+		if readOnlyPlace(path) {
+			// Nobody can write here, so nobody is writing: SQLite need
+			// not (and could not) create the -shm file of a WAL reader.
+			q.Set("immutable", "1")
+		}
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+	}
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
 	return "file:" + u.EscapedPath() + "?" + q.Encode()
 }
 
-// Open opens (creating it if needed) the database at path and migrates its
-// schema to the latest version.
+// Open opens the database at path as opts.Mode says: by default creating it
+// if needed and migrating its schema to the latest version.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return openAt(ctx, path, opts, len(migrations()))
 }
@@ -99,7 +137,12 @@ func openAt(ctx context.Context, path string, opts Options, level int) (*Store, 
 	if path == "" {
 		return nil, errors.New("storage: no database path configured ([storage] path)")
 	}
-	db, err := sql.Open("sqlite", dsn(path))
+	if opts.Mode != ModeCreate {
+		if err := checkExists(path); err != nil {
+			return nil, err
+		}
+	}
+	db, err := sql.Open("sqlite", dsn(path, opts.Mode))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
@@ -110,7 +153,7 @@ func openAt(ctx context.Context, path string, opts Options, level int) (*Store, 
 	db.SetMaxOpenConns(readers + 1)
 	db.SetMaxIdleConns(readers + 1)
 	db.SetConnMaxIdleTime(0)
-	s := &Store{db: db, path: path, log: opts.Logger, now: opts.Now, writer: make(chan struct{}, 1)}
+	s := &Store{db: db, path: path, log: opts.Logger, now: opts.Now, writer: make(chan struct{}, 1), mode: opts.Mode}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -121,6 +164,13 @@ func openAt(ctx context.Context, path string, opts Options, level int) (*Store, 
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, s.opErr("open", err)
+	}
+	if opts.Mode == ModeReadOnly {
+		if err := s.checkReadOnly(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {

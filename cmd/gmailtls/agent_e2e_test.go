@@ -85,6 +85,7 @@ ca_file = "agent-ca.pem"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	svcTestInit(t, cfgPath)
 	run := func(lines ...string) string {
 		t.Helper()
 		var out, errb strings.Builder

@@ -15,6 +15,7 @@ import (
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
+	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -54,14 +55,16 @@ func (c *configFlag) resolve(e *env) (path string, found bool) {
 
 // load loads the configuration. Without one (no --config, no
 // ./config.toml, no $GMAILTLS_CONFIG) the defaults are used, one local
-// relay probing gmail.com, with a note on stderr.
+// relay probing gmail.com, with a note on stderr. Agent relays' secrets
+// are not required here: only what talks to agents needs them
+// (svcOptions.agents).
 func (c *configFlag) load(e *env) (*config.Config, error) {
 	path, found := c.resolve(e)
 	if !found {
 		fmt.Fprintf(e.stderr, "gmailtls: no ./%s and no $%s; using the built-in defaults (one local relay, target gmail.com, database %s). Give a file with --config.\n", defaultConfigPath, envConfig, config.Default().StoragePath())
 		return config.Default(), nil
 	}
-	return config.Load(path, e.getenv)
+	return config.LoadWithoutSecrets(path, e.getenv)
 }
 
 // svc is what the CLI twins and the console share: the configuration, the
@@ -82,11 +85,43 @@ func svcLogger(e *env) *slog.Logger {
 	return logging.New(e.stderr, "text", "warn")
 }
 
-// svcOpen loads the configuration, opens the database (creating it if
-// needed), syncs the configured relays into it and builds the handler. On
-// failure it prints the reason and returns the exit code.
-func svcOpen(ctx context.Context, e *env, cf *configFlag) (*svc, int) {
+// svcOptions say what a command does with the database and the relays.
+type svcOptions struct {
+	// mode: storage.ModeReadOnly for the commands that only look
+	// (status, history, relays, evidence, report); storage.ModeExisting
+	// for those that record; storage.ModeCreate only for the console's
+	// demo.
+	mode storage.Mode
+	// agents: the command talks to the relays (probes, or asks for a
+	// relay's host facts and queue), so agent relays' secrets are
+	// required and the runners are built.
+	agents bool
+}
+
+// verbOptions is how the CLI twin of v opens the database: check probes
+// and records, pause and resume write, evidence reads and asks the relay
+// for its host facts, the others only read.
+func verbOptions(v commands.Verb) svcOptions {
+	switch v {
+	case commands.VerbCheck:
+		return svcOptions{mode: storage.ModeExisting, agents: true}
+	case commands.VerbEvidence:
+		return svcOptions{mode: storage.ModeReadOnly, agents: true}
+	case commands.VerbPause, commands.VerbResume:
+		return svcOptions{mode: storage.ModeExisting}
+	}
+	return svcOptions{mode: storage.ModeReadOnly}
+}
+
+// svcOpen loads the configuration, opens the database as o says, syncs
+// the configured relays into it (unless read-only) and builds the
+// handler. On failure it prints the reason and returns the exit code: 2
+// for a configuration problem or a missing, empty or foreign database.
+func svcOpen(ctx context.Context, e *env, cf *configFlag, o svcOptions) (*svc, int) {
 	cfg, err := cf.load(e)
+	if err == nil && o.agents {
+		err = cfg.RequireRelaySecrets()
+	}
 	if err != nil {
 		for _, p := range config.Problems(err) {
 			fmt.Fprintln(e.stderr, p)
@@ -94,24 +129,53 @@ func svcOpen(ctx context.Context, e *env, cf *configFlag) (*svc, int) {
 		return nil, exitUsage
 	}
 	log := svcLogger(e)
-	runners, err := relay.Runners(cfg, relay.RunnerOptions{Logger: log, Version: version})
+	// A command that does not talk to relays knows them by name and kind
+	// only: no runner, so no agent secret and no connection.
+	runners := map[string]relay.Runner{}
+	for _, r := range cfg.Relays {
+		runners[r.Name] = readOnlyRelay{name: r.Name, kind: cmp.Or(r.Kind, relay.KindLocal)}
+	}
+	if o.agents {
+		if runners, err = relay.Runners(cfg, relay.RunnerOptions{Logger: log, Version: version}); err != nil {
+			fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
+			return nil, exitUsage
+		}
+	}
+	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log, Mode: o.mode})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
-		return nil, exitUsage
+		return nil, storeExit(err)
 	}
-	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log})
-	if err != nil {
-		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
-		return nil, exitFailed
-	}
-	if err := st.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
-		st.Close()
-		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
-		return nil, exitFailed
+	if o.mode != storage.ModeReadOnly {
+		if err := st.SyncRelays(ctx, relay.RelaySpecs(cfg)); err != nil {
+			st.Close()
+			fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
+			return nil, exitFailed
+		}
 	}
 	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
 	h := commands.New(commands.Deps{Service: mon, Store: st, Logger: log})
 	return &svc{cfg: cfg, store: st, mon: mon, h: h}, exitOK
+}
+
+// readOnlyRelay stands for a configured relay in a command that does not
+// probe: it has a name and a kind, and refuses to probe.
+type readOnlyRelay struct{ name, kind string }
+
+func (r readOnlyRelay) Probe(context.Context, relay.Options) (probe.Report, error) {
+	return probe.Report{}, fmt.Errorf("relay %s: this command does not probe", r.name)
+}
+func (r readOnlyRelay) Name() string { return r.name }
+func (r readOnlyRelay) Kind() string { return r.kind }
+
+// storeExit is the exit code for a failed storage.Open: 2 when there is
+// no usable database at the configured path (a typo, an empty or foreign
+// file, a schema a read-only command will not migrate), 1 otherwise.
+func storeExit(err error) int {
+	if errors.Is(err, storage.ErrNoDatabase) || errors.Is(err, storage.ErrNeedsMigration) || errors.Is(err, storage.ErrTooNew) {
+		return exitUsage
+	}
+	return exitFailed
 }
 
 // svcParse parses a subcommand's flags; it returns false with the exit
@@ -152,7 +216,7 @@ func runVerb(v commands.Verb) func(context.Context, *env, []string) int {
 		if err != nil {
 			return flagExit(err)
 		}
-		s, code := svcOpen(ctx, e, cf)
+		s, code := svcOpen(ctx, e, cf, verbOptions(v))
 		if s == nil {
 			return code
 		}

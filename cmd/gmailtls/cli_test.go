@@ -299,6 +299,9 @@ func TestConfigDefault(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Chdir(tc.dir)
+			if code, _, errs := runEnv(context.Background(), t, tc.environ, append([]string{"storage", "init"}, tc.args...)...); code != exitOK {
+				t.Fatalf("storage init: exit %d %s", code, errs)
+			}
 			for _, sub := range [][]string{{"relays", "--json"}, {"status", "--json"}, {"config", "check"}, {"probe", "--relay", "nope"}} {
 				if sub[0] == "config" && tc.environ == nil && tc.dir == elsewhere {
 					continue // config check needs a file

@@ -33,10 +33,10 @@ func runBackup(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
 		return exitUsage
 	}
-	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: svcLogger(e)})
+	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: svcLogger(e), Mode: storage.ModeReadOnly})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
-		return exitFailed
+		return storeExit(err)
 	}
 	defer st.Close()
 	if err := st.Backup(ctx, *to); err != nil {

@@ -5,7 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/storage"
 	"github.com/gmailtls/gmailtls/terminal"
 )
 
@@ -23,6 +28,30 @@ quit, exit or end of input leaves; Ctrl-C interrupts a running command
 
 `
 
+// consoleDemo reports whether the console runs on the demo configuration
+// (a file named *.example, such as config.toml.example): only then may it
+// create its database (the example keeps it under demo/, apart from a
+// deployment's). On any other configuration the database must exist:
+// gmailtls serve or "gmailtls storage init" creates it. For the demo it
+// creates the database's folder.
+func consoleDemo(path string, getenv func(string) string) (bool, error) {
+	if !strings.HasSuffix(path, ".example") {
+		return false, nil
+	}
+	cfg, err := config.LoadWithoutSecrets(path, getenv)
+	if err != nil {
+		return true, nil // svcOpen reports the problems
+	}
+	db := cfg.StoragePath()
+	if db == ":memory:" || strings.HasPrefix(db, "file:") {
+		return true, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(db), 0o750); err != nil {
+		return true, fmt.Errorf("creating the demo database's folder: %w", err)
+	}
+	return true, nil
+}
+
 // consolePrompt is shown before each command typed at a terminal.
 const consolePrompt = "gmailtls> "
 
@@ -35,7 +64,18 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 	if code, ok := svcParse(e, fs, consoleUsage, args); !ok {
 		return code
 	}
-	s, code := svcOpen(ctx, e, cf)
+	o := svcOptions{mode: storage.ModeExisting, agents: true}
+	if path, found := cf.resolve(e); found {
+		demo, err := consoleDemo(path, e.getenv)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "gmailtls console: %v\n", err)
+			return exitFailed
+		}
+		if demo {
+			o.mode = storage.ModeCreate
+		}
+	}
+	s, code := svcOpen(ctx, e, cf, o)
 	if s == nil {
 		return code
 	}

@@ -107,7 +107,17 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 	var (
 		rep  probe.Report
 		opts probe.TextOptions
+		rec  *svc
 	)
+	if f.record {
+		// The database is opened first: a missing or empty one is an
+		// error before any probe runs, not after.
+		var code int
+		if rec, code = svcOpen(ctx, e, f.config, svcOptions{mode: storage.ModeExisting}); rec == nil {
+			return code
+		}
+		defer rec.Close()
+	}
 	if viaAgent {
 		rep, err = probeThroughAgent(ctx, file, rc, f, cfg.Logger)
 	} else {
@@ -128,8 +138,8 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "gmailtls probe: writing the report: %v\n", err)
 		return exitFailed
 	}
-	if f.record {
-		if code := recordReport(ctx, e, f, rep); code != exitOK {
+	if rec != nil {
+		if code := recordReport(ctx, e, rec, rep); code != exitOK {
 			return code
 		}
 	}
@@ -156,6 +166,9 @@ func probeThroughAgent(ctx context.Context, file *config.Config, rc config.Relay
 			return probe.Report{}, fmt.Errorf("--%s cannot be used with the agent relay %s: the agent probes its own configured target (only --mx, to pick some of its MX hosts, --family and --no-retry apply)", fl, rc.Name)
 		}
 	}
+	if err := file.RequireRelaySecrets(); err != nil {
+		return probe.Report{}, err
+	}
 	runners, err := relay.Runners(file, relay.RunnerOptions{Logger: log, Version: version})
 	if err != nil {
 		return probe.Report{}, err
@@ -174,12 +187,7 @@ func probeThroughAgent(ctx context.Context, file *config.Config, rc config.Relay
 // recordReport stores rep in the database of --config (or the default
 // configuration) and re-evaluates escalation, printing the outcome on
 // stderr so that stdout stays the report.
-func recordReport(ctx context.Context, e *env, f probeFlags, rep probe.Report) int {
-	s, code := svcOpen(ctx, e, f.config)
-	if s == nil {
-		return code
-	}
-	defer s.Close()
+func recordReport(ctx context.Context, e *env, s *svc, rep probe.Report) int {
 	who := cmp.Or(e.getenv("USER"), "cli")
 	runID, ids, err := s.store.RecordRun(ctx, storage.Run{Relay: rep.Relay, Trigger: message.SourceCLI, RequestedBy: who, StartedAt: rep.StartedAt}, rep.Results)
 	if err != nil {
@@ -229,7 +237,7 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, *config.Config, e
 		err  error
 	)
 	if path, found := f.config.resolve(e); found {
-		if file, err = config.Load(path, e.getenv); err != nil {
+		if file, err = config.LoadWithoutSecrets(path, e.getenv); err != nil {
 			return cfg, file, err
 		}
 	}

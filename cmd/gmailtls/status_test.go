@@ -65,7 +65,17 @@ admins = ["UADMIN"]
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	svcTestInit(t, cfgPath)
 	return cfgPath, srv
+}
+
+// svcTestInit creates the database of cfgPath, as an operator does with
+// gmailtls storage init (or by starting serve) before the first check.
+func svcTestInit(t *testing.T, cfgPath string) {
+	t.Helper()
+	if code, out, errOut := svcTestRun(t, "", "storage", "init", "--config", cfgPath); code != exitOK {
+		t.Fatalf("storage init: exit %d\n%s\n%s", code, out, errOut)
+	}
 }
 
 // svcTestConsole types commands into a fresh console (a new process each
@@ -260,11 +270,22 @@ func TestStatusFlagsAndDefaults(t *testing.T) {
 	if code != exitUsage {
 		t.Fatalf("bad --since: %d", code)
 	}
-	// Without --config and without config.toml: the defaults, with a note,
-	// and a database created in the working directory.
+	// Without --config and without config.toml: the defaults, with a note;
+	// status refuses the missing database (it creates none), and after
+	// storage init it reads the one in the working directory.
 	dir := t.TempDir()
 	t.Chdir(dir)
 	code, out, errOut := svcTestRun(t, "", "status", "--json")
+	if code != exitUsage || !strings.Contains(errOut, "using the built-in defaults") || !strings.Contains(errOut, "gmailtls.db: no gmailtls database: the file does not exist") {
+		t.Fatalf("defaults without a database: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "gmailtls.db")); err == nil {
+		t.Fatal("status created a database")
+	}
+	if code, out, errOut := svcTestRun(t, "", "storage", "init"); code != exitOK {
+		t.Fatalf("storage init: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = svcTestRun(t, "", "status", "--json")
 	if code != exitOK || !strings.Contains(errOut, "using the built-in defaults") {
 		t.Fatalf("defaults: exit %d\n%s\n%s", code, out, errOut)
 	}
