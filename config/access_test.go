@@ -42,3 +42,46 @@ func TestAccessListsTakeUserIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelIDShape: a channel ID is C, G or D followed by at least 8
+// upper-case letters and digits; names, lower case, user IDs and short
+// made-up IDs are refused with a hint on where to copy the real one.
+func TestChannelIDShape(t *testing.T) {
+	for _, bad := range []string{"mail-alerts", "c0456abc", "U0123ABCD", "C0123", "C0456", "C0123abcd", "#mail-alerts"} {
+		for _, key := range []string{"alerts", "report", "access"} {
+			var text string
+			switch key {
+			case "alerts":
+				text = "[alerts]\nchannel = \"" + bad + "\"\n"
+			case "report":
+				text = "[[report]]\ncron = \"@daily\"\nchannel = \"" + bad + "\"\n"
+			case "access":
+				text = "[access]\nchannels = [\"" + bad + "\"]\n"
+			}
+			_, err := Parse([]byte(text), "config.toml", "", fakeenv(nil))
+			if err == nil {
+				t.Errorf("%s %q: accepted", key, bad)
+				continue
+			}
+			if !strings.HasPrefix(bad, "#") && !strings.Contains(err.Error(), "Channel ID at the bottom") {
+				t.Errorf("%s %q: %v; want the hint on where to copy the ID", key, bad, err)
+			}
+		}
+	}
+	for _, good := range []string{"C0123ABCD", "G01ABCDEFGH", "D0123ABCD", "CREPLACE1"} {
+		text := "[alerts]\nchannel = \"" + good + "\"\n[access]\nchannels = [\"" + good + "\"]\n[[report]]\ncron = \"@daily\"\nchannel = \"" + good + "\"\n"
+		if _, err := Parse([]byte(text), "config.toml", "", fakeenv(nil)); err != nil {
+			t.Errorf("%q refused: %v", good, err)
+		}
+	}
+	// The example's placeholders pass config check but not serve.
+	c, err := Parse([]byte("[alerts]\nchannel = \"CREPLACE2\"\n[[report]]\ncron = \"@daily\"\nchannel = \"CREPLACE1\"\n"), "config.toml", "",
+		fakeenv(map[string]string{"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.RequireSlack()
+	if err == nil || !strings.Contains(err.Error(), `report[0]: channel: "CREPLACE1" is the example's placeholder`) || !strings.Contains(err.Error(), `alerts.channel: "CREPLACE2" is the example's placeholder`) {
+		t.Errorf("RequireSlack with the example's placeholders = %v", err)
+	}
+}

@@ -160,11 +160,11 @@ schedule = "off"
 
 [[report]]
 cron = "CRON_TZ=UTC 0 9 * * 1-5"
-channel = "C0123"
+channel = "C0123ABCD"
 
 [[report]]
 cron = "@daily"
-channel = "C0456"
+channel = "C0456EFGH"
 window = "7d"
 
 [escalation]

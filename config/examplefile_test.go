@@ -27,8 +27,12 @@ func TestExampleFileLoads(t *testing.T) {
 	if len(c.Reports) != 1 || c.Reports[0].Channel == "" {
 		t.Errorf("reports = %+v, want one", c.Reports)
 	}
-	// The values the example writes are the defaults.
+	// The values the example writes are the defaults, but for the
+	// database: the example's is the console demo's, kept under demo/
+	// (gitignored) so that a deployment copied from it does not inherit
+	// the demo's history.
 	d := Default()
+	d.Storage.Path = "demo/gmailtls-demo.db"
 	for _, s := range []struct {
 		name      string
 		got, want any

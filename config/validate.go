@@ -321,6 +321,8 @@ func (v *validator) access() {
 			v.add(k, "is empty")
 		case strings.HasPrefix(s, "#"):
 			v.add(k, "%q is a name; use the channel ID instead (Slack sends IDs, not names)", s)
+		case !channelID().MatchString(s):
+			v.add(k, "%q is not a Slack channel ID: %s", s, channelIDHint)
 		}
 	}
 	// Users are matched by ID only: a name can be changed by its owner and
@@ -348,10 +350,23 @@ func (v *validator) channel(key, ch string, required bool) {
 		}
 	case strings.HasPrefix(ch, "#"):
 		v.add(key, "%q is a channel name; use the channel ID (such as \"C0123ABCD\", from the channel's details)", ch)
-	case strings.ContainsAny(ch, " \t"):
-		v.add(key, "%q is not a Slack channel ID", ch)
+	case !channelID().MatchString(ch):
+		v.add(key, "%q is not a Slack channel ID: %s", ch, channelIDHint)
 	}
 }
+
+// channelID is the shape of a Slack conversation ID: C (public channel),
+// G (private channel) or D (direct message), then at least 8 upper-case
+// letters and digits.
+var channelID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[CGD][A-Z0-9]{8,}$`) })
+
+// placeholderChannel reports whether ch is one of config.toml.example's
+// placeholders ("CREPLACE1"): valid in shape, so that the example passes
+// config check, but serve refuses to start with one.
+func placeholderChannel(ch string) bool { return strings.Contains(ch, "REPLACE") }
+
+// channelIDHint says what a channel ID looks like and where to find it.
+const channelIDHint = "a channel ID is C (or G for an old private channel) followed by upper-case letters and digits, such as \"C0123ABCD\"; in Slack, open the channel's name → About, and copy the Channel ID at the bottom"
 
 func (v *validator) schedules() {
 	if s := v.c.Probing.Schedule; s != "" && s != "off" {
@@ -656,6 +671,14 @@ func (c *Config) RequireSlack() error {
 			}
 			probs = append(probs, c.problem(k, "the value of %s does not start with %q: it is not %s", src, prefix, what))
 		}
+	}
+	for i, r := range c.Reports {
+		if placeholderChannel(r.Channel) {
+			probs = append(probs, c.problem(fmt.Sprintf("report[%d].channel", i), "%q is the example's placeholder: put the ID of the channel the report goes to (%s)", r.Channel, channelIDHint))
+		}
+	}
+	if placeholderChannel(c.Alerts.Channel) {
+		probs = append(probs, c.problem("alerts.channel", "%q is the example's placeholder: put the ID of the channel alerts go to (%s)", c.Alerts.Channel, channelIDHint))
 	}
 	need("slack.bot_token", s.BotToken, s.BotTokenEnv, s.BotTokenFile, "the bot token (xoxb-…)", "xoxb-")
 	switch s.Mode {

@@ -36,15 +36,28 @@ func TestConfigCheckExample(t *testing.T) {
 		"config OK: 1 relays, target gmail.com (MX from DNS)\n",
 		"  relays: relay-1 (local)\n",
 		"  probing: @every 5m\n",
-		`  report[0]: "CRON_TZ=Europe/Berlin 0 9 * * 1-5" to C0123, window 1d` + "\n",
-		"  alerts: C0456, reminders every 1h\n",
+		`  report[0]: "CRON_TZ=Europe/Berlin 0 9 * * 1-5" to CREPLACE1, window 1d` + "\n",
+		"  alerts: CREPLACE2, reminders every 1h\n",
 		"  slack: socket mode; serve would not start until this is fixed:\n",
+		`report[0]: channel: "CREPLACE1" is the example's placeholder`,
+		`alerts.channel: "CREPLACE2" is the example's placeholder`,
+		"  storage: " + demoDB + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
 }
+
+// demoDB is where config.toml.example keeps the console demo's database:
+// under demo/ (gitignored), apart from a deployment's.
+var demoDB = func() string {
+	p, err := filepath.Abs("../../demo/gmailtls-demo.db")
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
 
 func TestConfigCheckPinnedAndSlackReady(t *testing.T) {
 	p := writeConfig(t, "config.toml", `

@@ -77,7 +77,7 @@ listen = "127.0.0.1:0"
 schedule = "off"
 
 [alerts]
-channel = "C0456"
+channel = "C0456EFGH"
 
 [http]
 listen = "127.0.0.1:0"
@@ -483,7 +483,7 @@ func TestServeAlertsLifecycle(t *testing.T) {
 	alertsIn := func() []slackfake.Message {
 		var out []slackfake.Message
 		for _, m := range f.slack.Messages() {
-			if m.Method == "chat.postMessage" && m.Channel == "C0456" {
+			if m.Method == "chat.postMessage" && m.Channel == "C0456EFGH" {
 				out = append(out, m)
 			}
 		}
@@ -516,7 +516,7 @@ func TestServeAlertsLifecycle(t *testing.T) {
 	}
 	f.slack.SendEnvelope(slackfake.EnvelopeInteractive, slackfake.Action{
 		ActionID: message.ActionAcknowledge, BlockID: "actions", Value: ack, UserID: "UOPS",
-		ChannelID: "C0456", MessageTS: alert.TS, ResponseURL: f.slack.ResponseURL("ack"),
+		ChannelID: "C0456EFGH", MessageTS: alert.TS, ResponseURL: f.slack.ResponseURL("ack"),
 	}.Payload())
 	f.wait(t, "the acknowledgement", func() bool {
 		for _, m := range f.slack.Messages() {
