@@ -190,6 +190,11 @@ func (m *Monitor) Round(ctx context.Context) error {
 		return err
 	}
 	checks, err := m.CheckAll(ctx, c)
+	if ctx.Err() != nil {
+		// Shutdown (SIGTERM) cut the round short: the relays it did not
+		// finish stored nothing, and there is nothing new to evaluate.
+		return err
+	}
 	if len(checks) == 0 {
 		if _, eerr := m.evaluate(ctx, c.snap, nil, c.Trigger); eerr != nil {
 			err = errors.Join(err, eerr)
