@@ -94,7 +94,8 @@ func (w *world) start() *process {
 	p.al = &alerts.Alerter{Store: s, Channel: "CALERTS", Now: w.now, Notify: func() { p.worker.Notify() }, Monitor: p.mon}
 	p.h = commands.New(commands.Deps{Service: p.mon, Store: s, Alerts: p.al})
 	b, err := bot.New(bot.Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken,
-		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client()}, p.h)
+		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client(),
+		ResponseURLHosts: []string{strings.TrimPrefix(w.slack.URL(), "http://")}}, p.h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,9 +81,19 @@ type Config struct {
 	AppToken string
 	// SigningSecret verifies HTTP-mode requests (HTTP mode only).
 	SigningSecret string
+	// Replay remembers the HTTP-mode requests the bot accepted, so that
+	// none runs twice (*storage.Store, which keeps them across restarts).
+	// Nil keeps them in memory; then requests signed before the bot
+	// started are refused.
+	Replay ReplayMemory
 	// APIURL is the Web API base (default DefaultAPIURL); a missing
 	// trailing "/" is added.
 	APIURL string
+	// ResponseURLHosts are the hosts the bot posts to when a payload
+	// names a response_url (default DefaultResponseURLHosts): https only,
+	// http only toward loopback (tests). Any other response_url is
+	// ignored and the answer goes through the Web API.
+	ResponseURLHosts []string
 	// Listen is the HTTP-mode address, e.g. "127.0.0.1:3000".
 	Listen string
 	// Command is the slash command the app defines (default "/gmailtls").
@@ -143,9 +153,14 @@ type Bot struct {
 
 	urls   *responseURLs
 	seen   *dedupe
-	pool   *pool
-	ackSem chan struct{}
-	acks   sync.WaitGroup
+	replay ReplayMemory
+	// replayFrom, when set (a replay memory in memory only), refuses
+	// HTTP-mode requests signed before it; memoryOnly says so.
+	replayFrom time.Time
+	memoryOnly bool
+	pool       *pool
+	ackSem     chan struct{}
+	acks       sync.WaitGroup
 
 	running atomic.Bool
 	ready   atomic.Bool
@@ -194,6 +209,9 @@ func New(cfg Config, h Handler) (*Bot, error) {
 	if cfg.Command == "" {
 		cfg.Command = "/gmailtls"
 	}
+	if len(cfg.ResponseURLHosts) == 0 {
+		cfg.ResponseURLHosts = DefaultResponseURLHosts
+	}
 	if !strings.HasPrefix(cfg.Command, "/") {
 		errs = append(errs, fmt.Errorf("command %q must start with /", cfg.Command))
 	}
@@ -224,7 +242,13 @@ func New(cfg Config, h Handler) (*Bot, error) {
 		client: cfg.HTTPClient,
 		urls:   newResponseURLs(),
 		seen:   newDedupe(),
+		replay: cfg.Replay,
 		ackSem: make(chan struct{}, 32),
+	}
+	if b.replay == nil {
+		b.replay = newMemoryReplay()
+		b.replayFrom = cfg.Now().Truncate(time.Second)
+		b.memoryOnly = cfg.Mode == ModeHTTP
 	}
 	if b.client == nil {
 		b.ownTr = http.DefaultTransport.(*http.Transport).Clone()

@@ -498,6 +498,9 @@ func (b *Bot) postResponseURL(ctx context.Context, u string, m wireMessage) erro
 }
 
 func (b *Bot) postResponseURLOnce(ctx context.Context, u string, body []byte) error {
+	if !responseURLAllowed(u, b.cfg.ResponseURLHosts) {
+		return errResponseURLRefused
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("slack: bad response_url: %w", err)

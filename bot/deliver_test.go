@@ -26,6 +26,8 @@ func deliveryBot(t *testing.T, fake *slackfake.Server, mut func(*Config)) (*Bot,
 		AppToken: slackfake.DefaultAppToken,
 		APIURL:   fake.APIURL(),
 		Now:      clock.Now,
+		// The stand-in's response_url sink.
+		ResponseURLHosts: []string{fakeHost(fake)},
 	}
 	if mut != nil {
 		mut(&cfg)

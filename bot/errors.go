@@ -16,6 +16,9 @@ var (
 	ErrConfig = errors.New("bot: invalid configuration")
 	// ErrAuth marks a token Slack rejected.
 	ErrAuth = errors.New("slack: token rejected")
+	// errResponseURLRefused is a response_url outside
+	// Config.ResponseURLHosts: never posted to, and permanent.
+	errResponseURLRefused = errors.New("slack: refusing to post to a response_url outside [slack] response_url_hosts")
 )
 
 // IsRateLimited reports whether err is Slack's rate limit (HTTP 429), and
@@ -94,7 +97,7 @@ func IsPermanent(err error) bool {
 	if _, ok := IsRateLimited(err); ok {
 		return false
 	}
-	if errors.Is(err, ErrAuth) {
+	if errors.Is(err, ErrAuth) || errors.Is(err, errResponseURLRefused) {
 		return true
 	}
 	if se, ok := errors.AsType[slack.SlackErrorResponse](err); ok {

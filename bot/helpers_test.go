@@ -127,6 +127,8 @@ func startBotWith(t testing.TB, fake *slackfake.Server, h Handler, mut func(*Con
 		AppToken: slackfake.DefaultAppToken,
 		APIURL:   fake.APIURL(),
 		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// The stand-in's response_url sink.
+		ResponseURLHosts: []string{fakeHost(fake)},
 	}
 	if mut != nil {
 		mut(&cfg)
@@ -140,6 +142,11 @@ func startBotWith(t testing.TB, fake *slackfake.Server, h Handler, mut func(*Con
 	go func() { tb.done <- b.Run(ctx) }()
 	t.Cleanup(func() { tb.stop(t) })
 	return tb
+}
+
+// fakeHost is the host:port of fake's response_urls.
+func fakeHost(fake *slackfake.Server) string {
+	return strings.TrimPrefix(fake.URL(), "http://")
 }
 
 // stop cancels the bot and waits for Run to return.

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/httpserver"
 	"github.com/slack-go/slack"
 )
 
@@ -26,6 +26,36 @@ const (
 	PathInteractivity = "/slack/interactivity"
 )
 
+// HTTP-mode server limits. Slack sends small requests and wants its
+// answer within 3 s, so everything is short; a connection idle longer
+// than httpIdleTimeout is closed; at most httpMaxConns are open at once.
+const (
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 10 * time.Second
+	httpWriteTimeout      = 10 * time.Second
+	httpIdleTimeout       = 60 * time.Second
+	httpMaxConns          = 256
+)
+
+// httpServer is HTTP mode's server for the handler of ctx, with its
+// timeouts and net/http's errors logged as warnings.
+func (b *Bot) httpServer(ctx context.Context) *http.Server {
+	return httpserver.New(b.httpHandler(ctx), b.log, httpserver.Options{
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+	})
+}
+
+// httpHandler serves the two Request URLs; background work runs under ctx.
+func (b *Bot) httpHandler(ctx context.Context) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathCommands, func(w http.ResponseWriter, r *http.Request) { b.serveCommand(ctx, w, r) })
+	mux.HandleFunc("POST "+PathInteractivity, func(w http.ResponseWriter, r *http.Request) { b.serveInteraction(ctx, w, r) })
+	return mux
+}
+
 // runHTTP serves the HTTP-mode endpoints on Config.Listen until ctx ends.
 func (b *Bot) runHTTP(ctx context.Context) error {
 	var lc net.ListenConfig
@@ -35,21 +65,13 @@ func (b *Bot) runHTTP(ctx context.Context) error {
 	}
 	addr := ln.Addr()
 	b.addr.Store(&addr)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+PathCommands, func(w http.ResponseWriter, r *http.Request) { b.serveCommand(ctx, w, r) })
-	mux.HandleFunc("POST "+PathInteractivity, func(w http.ResponseWriter, r *http.Request) { b.serveInteraction(ctx, w, r) })
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+	if b.memoryOnly {
+		b.log.Warn("slack: http mode remembers the requests it ran in memory only; requests signed before this start are refused")
 	}
+
+	srv := b.httpServer(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(httpserver.LimitListener(ln, httpMaxConns)) }()
 	b.ready.Store(true)
 	b.log.Info("slack: http mode listening", "addr", addr.String(), "commands", PathCommands, "interactivity", PathInteractivity)
 
@@ -69,17 +91,28 @@ func (b *Bot) runHTTP(ctx context.Context) error {
 	return nil
 }
 
-// verify checks Slack's v0 signature over the raw body before anything is
-// parsed, and answers 401 (or 413) itself on failure. On success the body
-// is put back for parsing.
-func (b *Bot) verify(w http.ResponseWriter, r *http.Request) bool {
-	sv, err := slack.NewSecretsVerifier(r.Header, b.cfg.SigningSecret)
+// admit lets a request through only when it is signed with the signing
+// secret, fresh, and not a replay: the signature headers and the clock are
+// checked before the body is read, the signature over the raw body before
+// anything is parsed, and the request is recorded in the replay memory
+// before anything runs. It answers the request itself when it is refused:
+// 401 for a missing, wrong or stale signature; 413 for a body over the
+// cap; an empty 200 (so that Slack stops retrying) for a signature already
+// accepted, or for a retry (X-Slack-Retry-Num) of a body already accepted;
+// 503 when the replay memory cannot record it. On success the body is put
+// back for parsing.
+func (b *Bot) admit(w http.ResponseWriter, r *http.Request) bool {
+	now := b.now()
+	sr, err := signatureHeaders(r.Header, now)
+	if err == nil && !b.replayFrom.IsZero() && sr.ts.Before(b.replayFrom) {
+		err = errSignature("the request was signed before the bot started, and its replay memory did not survive the restart")
+	}
 	if err != nil {
 		b.log.Warn("slack: rejected an unsigned or stale request", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", err)
 		http.Error(w, "invalid request signature", http.StatusUnauthorized)
 		return false
 	}
-	body, err := io.ReadAll(io.TeeReader(http.MaxBytesReader(w, r.Body, maxBodyBytes), &sv))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
@@ -88,9 +121,28 @@ func (b *Bot) verify(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "cannot read request", http.StatusBadRequest)
 		return false
 	}
-	if err := sv.Ensure(); err != nil {
-		b.log.Warn("slack: rejected a request with a wrong signature", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", err)
+	if !sr.verify(b.cfg.SigningSecret, body) {
+		b.log.Warn("slack: rejected a request with a wrong signature", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", "the signature does not match the signing secret")
 		http.Error(w, "invalid request signature", http.StatusUnauthorized)
+		return false
+	}
+	rctx, cancel := context.WithTimeout(r.Context(), replayTimeout)
+	defer cancel()
+	seen, err := b.replay.RememberSlackRequest(rctx, now, sr.keys(body, now)...)
+	if err != nil {
+		b.log.Error("slack: could not record a request in the replay memory, so it was refused rather than run unprotected", "path", r.URL.Path, "err", err)
+		http.Error(w, "cannot record the request; try again", http.StatusServiceUnavailable)
+		return false
+	}
+	retry := r.Header.Get(headerRetryNum)
+	switch {
+	case seen[0]:
+		b.log.Warn("slack: refused a replayed request: its signature was accepted before; answered 200, nothing run", "remote", r.RemoteAddr, "path", r.URL.Path, "retry_num", retry)
+		w.WriteHeader(http.StatusOK)
+		return false
+	case retry != "" && seen[1]:
+		b.log.Info("slack: a retry of a request already accepted; answered 200, not run again", "path", r.URL.Path, "retry_num", retry, "retry_reason", r.Header.Get("X-Slack-Retry-Reason"))
+		w.WriteHeader(http.StatusOK)
 		return false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -100,7 +152,7 @@ func (b *Bot) verify(w http.ResponseWriter, r *http.Request) bool {
 // serveCommand answers a slash command with the Handler's immediate reply
 // and queues the rest.
 func (b *Bot) serveCommand(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	if !b.verify(w, r) {
+	if !b.admit(w, r) {
 		return
 	}
 	cmd, err := slack.SlashCommandParse(r)
@@ -122,7 +174,7 @@ func (b *Bot) serveCommand(ctx context.Context, w http.ResponseWriter, r *http.R
 // serveInteraction acknowledges a button press with an empty 200 and
 // handles it in the background.
 func (b *Bot) serveInteraction(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	if !b.verify(w, r) {
+	if !b.admit(w, r) {
 		return
 	}
 	cb, err := slack.InteractionCallbackParse(r)

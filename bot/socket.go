@@ -169,8 +169,9 @@ func (b *Bot) acceptSlash(ctx context.Context, cmd slack.SlashCommand) (*wireMes
 			Text:         escapeTrunc(fmt.Sprintf("This gmailtls bot is configured for %s, not %s: set [slack] command in its config.toml.", b.cfg.Command, cmd.Command), maxSectionText),
 		}, noop
 	}
-	b.urls.register(cmd.ResponseURL, b.now())
-	org := origin{channel: cmd.ChannelID, user: cmd.UserID, responseURL: cmd.ResponseURL}
+	responseURL := b.checkedResponseURL(cmd.ResponseURL, cmd.UserID, cmd.ChannelID)
+	b.urls.register(responseURL, b.now())
+	org := origin{channel: cmd.ChannelID, user: cmd.UserID, responseURL: responseURL}
 	req := message.Request{
 		Text:      strings.TrimSpace(cmd.Text),
 		UserID:    cmd.UserID,
@@ -225,15 +226,16 @@ func (b *Bot) acceptInteraction(ctx context.Context, cb slack.InteractionCallbac
 	if ts == "" {
 		ts = cb.Message.Timestamp
 	}
+	responseURL := b.checkedResponseURL(cb.ResponseURL, cb.User.ID, channel)
 	org := origin{
 		channel:     channel,
 		user:        cb.User.ID,
-		responseURL: cb.ResponseURL,
+		responseURL: responseURL,
 		messageTS:   ts,
 		threadTS:    cb.Container.ThreadTs,
 		ephemeral:   cb.Container.IsEphemeral,
 	}
-	b.urls.register(cb.ResponseURL, b.now())
+	b.urls.register(responseURL, b.now())
 	name := cb.User.Name
 	for _, a := range cb.ActionCallback.BlockActions {
 		if a == nil || a.ActionID == "" {

@@ -91,6 +91,10 @@ type Slack struct {
 	SigningSecretFile string `toml:"signing_secret_file"`
 	Listen            string `toml:"listen"`  // http mode
 	Command           string `toml:"command"` // default "/gmailtls"
+	// ResponseURLHosts are the hosts the bot posts a payload's
+	// response_url to (default Slack's, "hooks.slack.com"); host:port
+	// for a test server.
+	ResponseURLHosts []string `toml:"response_url_hosts"`
 
 	BotToken      Secret `toml:"-"`
 	AppToken      Secret `toml:"-"`

@@ -61,6 +61,7 @@ func Default() *Config {
 			SigningSecretEnv: "SLACK_SIGNING_SECRET",
 			Listen:           "127.0.0.1:3000",
 			Command:          "/gmailtls",
+			ResponseURLHosts: []string{"hooks.slack.com"},
 		},
 		Probing: Probing{Schedule: "@every 5m"},
 		Alerts:  Alerts{RemindEvery: Duration{time.Hour}, FlapLimit: 4},

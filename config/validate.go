@@ -293,6 +293,14 @@ func (v *validator) slack() {
 	if !strings.HasPrefix(s.Command, "/") || len(s.Command) < 2 || strings.ContainsAny(s.Command, " \t") {
 		v.add("slack.command", "%q is not a slash command such as \"/gmailtls\"", s.Command)
 	}
+	if len(s.ResponseURLHosts) == 0 {
+		v.add("slack.response_url_hosts", "is empty: leave it out for Slack's own host (\"hooks.slack.com\")")
+	}
+	for _, h := range s.ResponseURLHosts {
+		if u, err := url.Parse("https://" + h); err != nil || u.Host != h || u.Hostname() == "" || h != strings.TrimSpace(h) {
+			v.add("slack.response_url_hosts", "%q is not a host name such as \"hooks.slack.com\" (no scheme, no path; host:port for a test server)", h)
+		}
+	}
 	if s.Mode == "http" || s.Listen != "127.0.0.1:3000" {
 		v.listen("slack.listen", s.Listen, "")
 	}

@@ -126,14 +126,16 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 	d.mon.Subscribe(d.alerter.Observe)
 	d.handler = commands.New(commands.Deps{Service: d.mon, Store: st, Alerts: d.alerter, Logger: log})
 	b, err := bot.New(bot.Config{
-		Mode:          cfg.Slack.Mode,
-		BotToken:      cfg.Slack.BotToken.Value(),
-		AppToken:      cfg.Slack.AppToken.Value(),
-		SigningSecret: cfg.Slack.SigningSecret.Value(),
-		APIURL:        cfg.Slack.APIURL,
-		Listen:        cfg.Slack.Listen,
-		Command:       cfg.Slack.Command,
-		Logger:        log,
+		Mode:             cfg.Slack.Mode,
+		BotToken:         cfg.Slack.BotToken.Value(),
+		AppToken:         cfg.Slack.AppToken.Value(),
+		SigningSecret:    cfg.Slack.SigningSecret.Value(),
+		Replay:           st,
+		APIURL:           cfg.Slack.APIURL,
+		Listen:           cfg.Slack.Listen,
+		Command:          cfg.Slack.Command,
+		ResponseURLHosts: cfg.Slack.ResponseURLHosts,
+		Logger:           log,
 	}, d.handler)
 	if err != nil {
 		st.Close()

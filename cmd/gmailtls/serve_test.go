@@ -72,6 +72,7 @@ name = "relay-1"
 mode = %q
 api_url = %q
 listen = "127.0.0.1:0"
+response_url_hosts = [%q]
 
 [probing]
 schedule = "off"
@@ -81,7 +82,7 @@ channel = "C0456EFGH"
 
 [http]
 listen = "127.0.0.1:0"
-%s`, f.smtp.Addr(), mode, f.slack.APIURL(), extra)
+%s`, f.smtp.Addr(), mode, f.slack.APIURL(), strings.TrimPrefix(f.slack.URL(), "http://"), extra)
 	f.cfgPath = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(f.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
