@@ -162,6 +162,21 @@ func userRef(u string) string {
 	return "<@" + u + ">"
 }
 
+// userPart is u as a Phrase part: a mention of a Slack user id (also
+// written "<@U…>"), other names ("console") as text.
+func userPart(u string) message.Part {
+	if id, ok := strings.CutPrefix(strings.TrimSuffix(u, ">"), "<@"); ok && isSlackID(id) {
+		return message.Mention(id)
+	}
+	if isSlackID(u) {
+		return message.Mention(u)
+	}
+	if u == "" {
+		u = "someone"
+	}
+	return message.Text(u)
+}
+
 func isSlackID(s string) bool {
 	if len(s) < 2 || (s[0] != 'U' && s[0] != 'W') {
 		return false
@@ -286,27 +301,30 @@ func AlertResponse(a Alert, loc *time.Location) message.Response {
 		resp.Sections = append(resp.Sections, message.Section{Heading: "Transcript (end)", Lines: Tail(a.Transcript, TranscriptLines), Code: true})
 	}
 
-	var state []string
+	// Who acknowledged or muted is mentioned (a message.Phrase: the only
+	// live mentions of a message).
+	var state []message.Phrase
 	if !a.AckedAt.IsZero() {
-		line := fmt.Sprintf("Acknowledged by %s at %s.", userRef(a.AckedBy), clockTime(a.AckedAt, loc))
+		end := "."
 		if a.Level == escalation.LevelIncident {
 			// Only level incident is reminded (Remind).
-			line = strings.TrimSuffix(line, ".") + "; reminders stopped."
+			end = "; reminders stopped."
+		}
+		state = append(state, message.Phrase{message.Text("Acknowledged by "), userPart(a.AckedBy),
+			message.Text(" at " + clockTime(a.AckedAt, loc) + end)})
+	}
+	if a.MutedUntil.After(a.OpenedAt) && a.ResolvedAt.IsZero() {
+		line := message.Phrase{message.Text("Muted until " + clockTime(a.MutedUntil, loc) + ".")}
+		if a.MutedBy != "" {
+			line = message.Phrase{message.Text("Muted by "), userPart(a.MutedBy), message.Text(" until " + clockTime(a.MutedUntil, loc) + ".")}
 		}
 		state = append(state, line)
 	}
-	if a.MutedUntil.After(a.OpenedAt) && a.ResolvedAt.IsZero() {
-		line := "Muted until " + clockTime(a.MutedUntil, loc)
-		if a.MutedBy != "" {
-			line = fmt.Sprintf("Muted by %s until %s", userRef(a.MutedBy), clockTime(a.MutedUntil, loc))
-		}
-		state = append(state, line+".")
-	}
 	if !a.ResolvedAt.IsZero() {
-		state = append(state, fmt.Sprintf("Resolved at %s after %s.", clockTime(a.ResolvedAt, loc), Duration(a.ResolvedAt.Sub(a.OpenedAt))))
+		state = append(state, message.Phrase{message.Text(fmt.Sprintf("Resolved at %s after %s.", clockTime(a.ResolvedAt, loc), Duration(a.ResolvedAt.Sub(a.OpenedAt))))})
 	}
 	if len(state) > 0 {
-		resp.Sections = append(resp.Sections, message.Section{Lines: state})
+		resp.Sections = append(resp.Sections, message.Section{Phrases: state})
 	}
 
 	if a.ResolvedAt.IsZero() {

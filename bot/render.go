@@ -120,7 +120,7 @@ func renderOne(r message.Response) (Message, []Message) {
 	}
 	if len(head) == 0 && len(content) == 0 {
 		// A bare one-liner (e.g. an acknowledgement): show it as text.
-		content = textPieces("", []string{rawFallback(r)})
+		content = textPieces("", escapedLines([]string{rawFallback(r)}))
 		for i := range content {
 			content[i].rows = 0
 		}
@@ -249,8 +249,9 @@ func sectionPieces(sec message.Section) []piece {
 	var pieces []piece
 	if sec.Code {
 		pieces = codePieces(heading, sec.Lines)
+		pieces = append(pieces, textPieces("", phraseChunks(sec.Phrases))...)
 	} else {
-		pieces = textPieces(heading, sec.Lines)
+		pieces = textPieces(heading, append(escapedLines(sec.Lines), phraseChunks(sec.Phrases)...))
 	}
 
 	var fields []*slack.TextBlockObject
@@ -297,9 +298,31 @@ func sectionPieces(sec message.Section) []piece {
 	return pieces
 }
 
-// textPieces escapes lines and packs them into mrkdwn sections of at most
-// maxSectionText, the (already formatted) heading on the first.
-func textPieces(heading string, lines []string) []piece {
+// escapedLines escapes lines (Slack's &, < and >: nothing in them is
+// markup Slack acts on) into chunks of at most maxSectionText, a line
+// longer than that in several.
+func escapedLines(lines []string) []string {
+	var out []string
+	for _, line := range lines {
+		out = append(out, splitEscaped(line, maxSectionText, false)...)
+	}
+	return out
+}
+
+// phraseChunks renders phrases into chunks of at most maxSectionText:
+// their text escaped, their mentions live.
+func phraseChunks(phrases []message.Phrase) []string {
+	var out []string
+	for _, p := range phrases {
+		out = append(out, splitPhrase(p, maxSectionText)...)
+	}
+	return out
+}
+
+// textPieces packs chunks (escaped lines, each at most maxSectionText)
+// into mrkdwn sections of at most maxSectionText, the (already formatted)
+// heading on the first.
+func textPieces(heading string, chunks []string) []piece {
 	var pieces []piece
 	cur, rows := heading, 0
 	flush := func() {
@@ -312,19 +335,17 @@ func textPieces(heading string, lines []string) []piece {
 		}
 		cur, rows = "", 0
 	}
-	for _, line := range lines {
-		for _, c := range splitEscaped(line, maxSectionText, false) {
-			candidate := c
-			if cur != "" {
-				candidate = cur + "\n" + c
-			}
-			if textLen(candidate) > maxSectionText {
-				flush()
-				candidate = c
-			}
-			cur = candidate
-			rows++
+	for _, c := range chunks {
+		candidate := c
+		if cur != "" {
+			candidate = cur + "\n" + c
 		}
+		if textLen(candidate) > maxSectionText {
+			flush()
+			candidate = c
+		}
+		cur = candidate
+		rows++
 	}
 	flush()
 	return pieces
@@ -437,12 +458,6 @@ func escapeTrunc(raw string, max int) string {
 	return splitEscaped(raw, max-1, false)[0] + "…"
 }
 
-// mentionRE matches Slack's user and channel mentions (<@U123>, <#C123>),
-// which pass through unescaped so that "acknowledged by <@U123>" shows as
-// a mention. Anything else in angle brackets is escaped: links, and
-// broadcasts such as <!channel> or group mentions, which would page people.
-var mentionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^<(?:@[UW][A-Z0-9]{2,20}|#C[A-Z0-9]{2,20})>`) })
-
 // escapeRune escapes the three characters Slack treats as control
 // characters in mrkdwn and message text.
 func escapeRune(r rune) string {
@@ -461,44 +476,73 @@ func escapeRune(r rune) string {
 // surrounding code block early.
 const zwsp = "\u200b"
 
+// chunker cuts a sequence of atoms (escaped characters, whole mentions)
+// into chunks of at most max, never inside an atom.
+type chunker struct {
+	max    int
+	chunks []string
+	b      strings.Builder
+	n      int
+}
+
+// add appends atom, or atStart instead when atom begins a new chunk.
+func (c *chunker) add(atom, atStart string) {
+	if l := textLen(atom); c.n+l > c.max && c.n > 0 {
+		c.chunks = append(c.chunks, c.b.String())
+		c.b.Reset()
+		c.n = 0
+		atom = atStart
+	}
+	c.b.WriteString(atom)
+	c.n += textLen(atom)
+}
+
+func (c *chunker) done() []string { return append(c.chunks, c.b.String()) }
+
 // splitEscaped escapes raw (entities; for code also backtick runs) and
 // splits the result into chunks of at most max, never inside an entity.
+// Nothing in raw stays markup: a mention, a broadcast or a link in it
+// shows as text and pings no one (deliberate mentions are a
+// message.Phrase's).
 func splitEscaped(raw string, max int, code bool) []string {
-	var chunks []string
-	var b strings.Builder
-	n := 0
+	c := chunker{max: max}
 	var prev rune
-	skipUntil := 0 // end of a mention already written whole
-	for i, r := range raw {
-		if i < skipUntil {
-			continue
-		}
+	for _, r := range raw {
 		e := escapeRune(r)
-		if !code && r == '<' {
-			if m := mentionRE().FindString(raw[i:]); m != "" {
-				e = m
-				skipUntil = i + len(m)
-			}
-		}
+		atStart := e
 		if code && r == '`' && prev == '`' {
 			e = zwsp + e
 		}
-		el := textLen(e)
-		if n+el > max && n > 0 {
-			chunks = append(chunks, b.String())
-			b.Reset()
-			n = 0
-			if code && r == '`' {
-				e = "`"
-				el = 1
-			}
-		}
-		b.WriteString(e)
-		n += el
+		c.add(e, atStart)
 		prev = r
 	}
-	chunks = append(chunks, b.String())
-	return chunks
+	return c.done()
+}
+
+// userIDRE is the syntax of a Slack member ID (W in Enterprise Grid).
+var userIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`) })
+
+// splitPhrase renders p (its text escaped, its mentions live) into chunks
+// of at most max, never inside an entity or a mention. A mention whose ID
+// is not a Slack member ID is shown as text.
+func splitPhrase(p message.Phrase, max int) []string {
+	c := chunker{max: max}
+	for _, part := range p {
+		text := part.Text
+		if part.User != "" {
+			if userIDRE().MatchString(part.User) {
+				m := "<@" + part.User + ">"
+				c.add(m, m)
+				continue
+			}
+			text = "@" + part.User
+		}
+		for _, r := range text {
+			e := escapeRune(r)
+			c.add(e, e)
+		}
+	}
+	return c.done()
 }
 
 // textLen is the length of s in UTF-16 code units.

@@ -384,13 +384,14 @@ func TestRenderEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := buf.String()
-	// Broadcasts and links are escaped; user mentions pass (see mentionRE).
-	for _, bad := range []string{"<!channel>", "<https://evil", "h<1>", "v<", "c>d"} {
+	// Mentions, broadcasts and links are escaped: text is never markup
+	// (deliberate mentions are a message.Phrase's).
+	for _, bad := range []string{"<@U123>", "<!channel>", "<https://evil", "h<1>", "v<", "c>d"} {
 		if strings.Contains(s, bad) {
 			t.Errorf("unescaped %q in %s", bad, s)
 		}
 	}
-	for _, good := range []string{"&lt;!channel&gt;", "<@U123> &amp; &lt;https://evil|click&gt;", "*l&amp;*\\nv&lt;"} {
+	for _, good := range []string{"&lt;!channel&gt;", "&lt;@U123&gt; &amp; &lt;https://evil|click&gt;", "*l&amp;*\\nv&lt;"} {
 		if !strings.Contains(s, good) {
 			t.Errorf("missing %q in %s", good, s)
 		}
@@ -477,13 +478,46 @@ func FuzzRender(f *testing.F) {
 	})
 }
 
-func TestMentionsPassUnescaped(t *testing.T) {
+// TestMentionsOnlyInPhrases: a mention in text (a remote SMTP reply, a
+// transcript) is escaped like any other markup; a message.Phrase's
+// mention is live, whole, and only when it is a Slack member ID.
+func TestMentionsOnlyInPhrases(t *testing.T) {
 	got := splitEscaped("acknowledged by <@U024BE7LH> in <#C0456ABC> & <https://evil.example|click> <@lower>", 3000, false)[0]
-	want := "acknowledged by <@U024BE7LH> in <#C0456ABC> &amp; &lt;https://evil.example|click&gt; &lt;@lower&gt;"
+	want := "acknowledged by &lt;@U024BE7LH&gt; in &lt;#C0456ABC&gt; &amp; &lt;https://evil.example|click&gt; &lt;@lower&gt;"
 	if got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
+		t.Errorf("text: got  %q\nwant %q", got, want)
 	}
 	if code := splitEscaped("<@U024BE7LH>", 3000, true)[0]; code != "&lt;@U024BE7LH&gt;" {
 		t.Errorf("a mention inside code was not escaped: %q", code)
+	}
+
+	p := message.Phrase{message.Text("Acknowledged by "), message.Mention("U024BE7LH"), message.Text(" & not <@U0ADMIN01>; "), message.Mention("U0<x>")}
+	if got, want := splitPhrase(p, 3000)[0], "Acknowledged by <@U024BE7LH> &amp; not &lt;@U0ADMIN01&gt;; @U0&lt;x&gt;"; got != want {
+		t.Errorf("phrase: got  %q\nwant %q", got, want)
+	}
+	if got := p.Plain(); got != "Acknowledged by <@U024BE7LH> & not <@U0ADMIN01>; <@U0<x>>" {
+		t.Errorf("Plain: %q", got)
+	}
+	// Split short, a mention is never cut.
+	for _, c := range splitPhrase(message.Phrase{message.Text("by "), message.Mention("U024BE7LH"), message.Text(".")}, 8) {
+		if strings.Count(c, "<") != strings.Count(c, ">") {
+			t.Errorf("a chunk cuts a mention: %q", c)
+		}
+	}
+
+	r := message.Response{Title: "t", Sections: []message.Section{{
+		Lines:   []string{"554 5.7.1 <@U0ADMIN01> <#C0OKCHAN1> <!here>"},
+		Phrases: []message.Phrase{{message.Text("Muted by "), message.Mention("U0G9QF9GZ"), message.Text(".")}},
+	}}}
+	rendered := RenderMessages(r)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rendered); err != nil {
+		t.Fatal(err)
+	}
+	s := buf.String()
+	if strings.Count(s, "<@") != 1 || !strings.Contains(s, `554 5.7.1 &lt;@U0ADMIN01&gt; &lt;#C0OKCHAN1&gt; &lt;!here&gt;\nMuted by <@U0G9QF9GZ>.`) {
+		t.Errorf("rendered %s", s)
 	}
 }

@@ -5,6 +5,8 @@
 // for the one-line rendering of a result that every surface shares.
 package message
 
+import "strings"
+
 // Source tells what started a command or a probe run. It is the one
 // vocabulary of the audit log's source and of a stored run's trigger:
 // storage imports it (message stays a leaf, importing only probe) rather
@@ -123,6 +125,46 @@ type Section struct {
 	Lines  []string
 	Code   bool
 	Fields []Field
+	// Phrases follow Lines, one per line, never as code: the lines that
+	// mention Slack users on purpose.
+	Phrases []Phrase `json:",omitempty"`
+}
+
+// Phrase is a line that mentions Slack users on purpose ("Acknowledged
+// by @alice at 12:03."). Mentions are live only in a Phrase: renderers
+// show every other text, and a Phrase's text parts, as text (for Slack,
+// with &, < and > escaped), so that a mention, a broadcast or a link in
+// text that came from outside (an SMTP banner or reply, a transcript, an
+// agent's or a tool's error) shows as typed and pings no one.
+type Phrase []Part
+
+// Part is a piece of a Phrase: literal text, or a mention of a Slack user.
+type Part struct {
+	Text string `json:",omitempty"`
+	// User is the Slack member ID (U… or W…) to mention. Set it only from
+	// an ID Slack itself sent (who ran a command, who pressed a button),
+	// never from text that came from outside.
+	User string `json:",omitempty"`
+}
+
+// Text is a Part of literal text.
+func Text(s string) Part { return Part{Text: s} }
+
+// Mention is a Part that mentions the Slack user with member ID userID.
+func Mention(userID string) Part { return Part{User: userID} }
+
+// Plain is the phrase as plain text, mentions written as Slack writes
+// them ("<@U024BE7LH>"): for terminals and logs, which ping no one.
+func (p Phrase) Plain() string {
+	var b strings.Builder
+	for _, part := range p {
+		if part.User != "" {
+			b.WriteString("<@" + part.User + ">")
+			continue
+		}
+		b.WriteString(part.Text)
+	}
+	return b.String()
 }
 
 // Field is a label and a value shown side by side.

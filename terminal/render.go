@@ -112,6 +112,9 @@ func (p printer) response(r message.Response, depth int, first int) int {
 			}
 			writeWrapped(w, body, body+"  ", p.text(l))
 		}
+		for _, ph := range s.Phrases {
+			writeWrapped(w, body, body+"  ", p.text(ph.Plain()))
+		}
 	}
 	n := first
 	if len(r.Buttons) > 0 && p.opts.Buttons {

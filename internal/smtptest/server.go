@@ -86,6 +86,11 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Logger receives debug logs of every connection (default: discard).
 	Logger *slog.Logger
+	// Remark, when set, ends the first line of every reply (the
+	// greeting, EHLO, STARTTLS, errors) after a space: text a remote
+	// server chose, such as Slack markup that must never become live
+	// ("<@U0ADMIN01> <!channel>").
+	Remark string
 }
 
 // certSet holds the certificates the TLS behaviours serve.
@@ -104,6 +109,7 @@ type Server struct {
 	large    int
 	idle     time.Duration
 	log      *slog.Logger
+	remark   string
 	errMu    sync.Mutex // guards sends on errs against its close
 	errs     chan error
 	errsDone bool
@@ -170,6 +176,7 @@ func Start(opts Options) (*Server, error) {
 		delay:    opts.GreetingDelay,
 		large:    opts.LargeHelloBytes,
 		idle:     opts.IdleTimeout,
+		remark:   opts.Remark,
 		log:      opts.Logger.With("addr", ln.Addr().String()),
 		errs:     make(chan error, 64),
 		done:     make(chan struct{}),

@@ -339,10 +339,14 @@ func (ss *session) readLine() (line string, refused bool, err error) {
 	return line, false, nil
 }
 
-// reply sends a reply of one or more lines and records it.
+// reply sends a reply of one or more lines (the first ending in the
+// server's Remark) and records it.
 func (ss *session) reply(lines ...string) {
 	var b strings.Builder
-	for _, l := range lines {
+	for i, l := range lines {
+		if i == 0 && ss.s.remark != "" {
+			l += " " + ss.s.remark
+		}
 		b.WriteString(l)
 		b.WriteString("\r\n")
 		ss.record("S: " + l)
