@@ -295,3 +295,32 @@ func safeWord(s string) bool {
 	}
 	return true
 }
+
+// CheckPinnedFamily refuses an address family that excludes every pinned
+// MX: when each one is an IP literal of the other family nothing could be
+// probed, and that is a usage error, not a DNS failure. A pinned host name
+// may still have an address of the family. source names where the family
+// was set, for the message ("--family 6").
+func CheckPinnedFamily(mx []Target, family, source string) error {
+	if len(mx) == 0 || (family != "4" && family != "6") {
+		return nil
+	}
+	var others []string
+	for _, t := range mx {
+		a, err := netip.ParseAddr(t.Host)
+		if err != nil || a.Unmap().Is4() == (family == "4") {
+			return nil
+		}
+		others = append(others, t.String())
+	}
+	other, want := "IPv6", "IPv4"
+	if family == "6" {
+		other, want = "IPv4", "IPv6"
+	}
+	verb := "are"
+	if len(others) == 1 {
+		verb = "is"
+	}
+	return fmt.Errorf("%s excludes every pinned MX: %s %s %s; pin an %s address or use --family any",
+		source, strings.Join(others, ", "), verb, other, want)
+}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
@@ -20,37 +18,19 @@ import (
 	"github.com/gmailtls/gmailtls/storage"
 )
 
-// defaultConfigPath is the configuration looked for in the working
-// directory when --config is not given.
-const defaultConfigPath = "config.toml"
-
-// envConfig names the configuration file when --config is not given and
-// there is no ./config.toml.
-const envConfig = "GMAILTLS_CONFIG"
-
 // configFlag is --config, as every subcommand takes it.
 type configFlag struct{ path string }
 
 func addConfigFlag(fs *flag.FlagSet) *configFlag {
 	c := &configFlag{}
-	fs.StringVar(&c.path, "config", "", "the configuration `file` (default ./config.toml, else $"+envConfig+")")
+	fs.StringVar(&c.path, "config", "", "the configuration `file` (default ./"+config.DefaultFile+", else $"+config.EnvFile+")")
 	return c
 }
 
-// resolve names the configuration file: --config when given, else
-// ./config.toml when there is one, else $GMAILTLS_CONFIG. found is false
-// when there is none of them; path is then ./config.toml.
+// resolve names the configuration file: --config, else ./config.toml,
+// else $GMAILTLS_CONFIG (config.Find).
 func (c *configFlag) resolve(e *env) (path string, found bool) {
-	if c.path != "" {
-		return c.path, true
-	}
-	if _, err := os.Stat(defaultConfigPath); !errors.Is(err, fs.ErrNotExist) {
-		return defaultConfigPath, true
-	}
-	if p := e.getenv(envConfig); p != "" {
-		return p, true
-	}
-	return defaultConfigPath, false
+	return config.Find(c.path, e.getenv)
 }
 
 // load loads the configuration. Without one (no --config, no
@@ -61,23 +41,19 @@ func (c *configFlag) resolve(e *env) (path string, found bool) {
 func (c *configFlag) load(e *env) (*config.Config, error) {
 	path, found := c.resolve(e)
 	if !found {
-		fmt.Fprintf(e.stderr, "gmailtls: no ./%s and no $%s; using the built-in defaults (one local relay, target gmail.com, database %s). Give a file with --config.\n", defaultConfigPath, envConfig, config.Default().StoragePath())
+		fmt.Fprintf(e.stderr, "gmailtls: no ./%s and no $%s; using the built-in defaults (one local relay, target gmail.com, database %s). Give a file with --config.\n", config.DefaultFile, config.EnvFile, config.Default().StoragePath())
 		return config.Default(), nil
 	}
 	return config.LoadWithoutSecrets(path, e.getenv)
 }
 
-// svc is what the CLI twins and the console share: the configuration, the
-// database, the monitor and the command handler over them.
+// svc is what the CLI twins and the console share: the database, the
+// monitor and the command handler over them.
 type svc struct {
-	cfg   *config.Config
 	store *storage.Store
 	mon   *monitor.Monitor
 	h     *commands.Handler
 }
-
-// Close closes the database.
-func (s *svc) Close() error { return s.store.Close() }
 
 // svcLogger logs warnings and errors to stderr: the CLI's stdout is for
 // its answer.
@@ -155,7 +131,7 @@ func svcOpen(ctx context.Context, e *env, cf *configFlag, o svcOptions) (*svc, i
 	}
 	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
 	h := commands.New(commands.Deps{Service: mon, Store: st, Logger: log})
-	return &svc{cfg: cfg, store: st, mon: mon, h: h}, exitOK
+	return &svc{store: st, mon: mon, h: h}, exitOK
 }
 
 // readOnlyRelay stands for a configured relay in a command that does not
@@ -220,7 +196,7 @@ func runVerb(v commands.Verb) func(context.Context, *env, []string) int {
 		if s == nil {
 			return code
 		}
-		defer s.Close()
+		defer s.store.Close()
 		req := message.Request{UserName: cmp.Or(e.getenv("USER"), "cli"), Source: message.SourceCLI}
 		reply, err := s.h.Exec(ctx, req, cmd)
 		switch {

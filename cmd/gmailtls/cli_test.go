@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/commands"
+	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 )
 
@@ -284,7 +285,7 @@ func TestConfigDefault(t *testing.T) {
 	here := t.TempDir()
 	writeRelayConfig(t, here, "from-cwd")
 	elsewhere := t.TempDir()
-	envOnly := map[string]string{envConfig: envFile}
+	envOnly := map[string]string{config.EnvFile: envFile}
 	for _, tc := range []struct {
 		name    string
 		dir     string
@@ -374,7 +375,7 @@ func TestHealthcheckReadsListen(t *testing.T) {
 		out     string
 	}{
 		{"every address in the file", nil, []string{"--config", writeListen("0.0.0.0:" + port)}, exitOK, "ok\n"},
-		{"$GMAILTLS_CONFIG", map[string]string{envConfig: writeListen("127.0.0.1:" + port)}, nil, exitOK, "ok\n"},
+		{"$GMAILTLS_CONFIG", map[string]string{config.EnvFile: writeListen("127.0.0.1:" + port)}, nil, exitOK, "ok\n"},
 		{"$GMAILTLS_HTTP_LISTEN without a file", map[string]string{"GMAILTLS_HTTP_LISTEN": ":" + port}, nil, exitOK, "ok\n"},
 		{"$GMAILTLS_HTTP_LISTEN over the file", map[string]string{"GMAILTLS_HTTP_LISTEN": "127.0.0.1:" + port}, []string{"--config", writeListen("127.0.0.1:1")}, exitOK, "ok\n"},
 		{"nothing listening", nil, []string{"--config", writeListen("127.0.0.1:1")}, exitFailed, ""},

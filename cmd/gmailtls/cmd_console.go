@@ -55,9 +55,6 @@ func consoleDemo(path string, getenv func(string) string) (bool, error) {
 // consolePrompt is shown before each command typed at a terminal.
 const consolePrompt = "gmailtls> "
 
-// consoleUser is who console commands run as (audit log, probe runs).
-const consoleUser = "console"
-
 func runConsole(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("console", flag.ContinueOnError)
 	cf := addConfigFlag(fs)
@@ -79,13 +76,9 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 	if s == nil {
 		return code
 	}
-	defer s.Close()
-	relays := fmt.Sprintf("%d relays", len(s.cfg.Relays))
-	if len(s.cfg.Relays) == 1 {
-		relays = "1 relay"
-	}
-	fmt.Fprintf(e.stderr, "gmailtls console: %s, database %s. Type help, or quit to leave.\n", relays, s.store.Path())
-	con := terminal.Console{Doer: s.h, User: consoleUser, Out: e.stdout}
+	defer s.store.Close()
+	fmt.Fprintf(e.stderr, "gmailtls console: relays: %d, database %s. Type help, or quit to leave.\n", len(s.mon.Snapshot().Names()), s.store.Path())
+	con := terminal.Console{Doer: s.h, User: "console", Out: e.stdout} // in the audit log and on runs
 	err := con.Run(ctx, terminal.NewLines(e.stdin, e.stdout, consolePrompt))
 	switch {
 	case errors.Is(err, terminal.ErrInterrupted):

@@ -3,11 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
 
@@ -34,12 +32,12 @@ func runHealthcheck(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	if *url == "" {
-		addr, err := healthAddr(e, cf)
+		u, err := healthURL(e, cf)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "healthcheck: %v\n", err)
 			return exitUsage
 		}
-		*url = "http://" + addr + "/healthz"
+		*url = u
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -63,30 +61,18 @@ func runHealthcheck(ctx context.Context, e *env, args []string) int {
 	return exitOK
 }
 
-// healthAddr is where serve answers /healthz: [http] listen of the
-// configuration, or without one $GMAILTLS_HTTP_LISTEN or the default, with
-// an unspecified host (0.0.0.0, ::, none) asked on loopback.
-func healthAddr(e *env, cf *configFlag) (string, error) {
-	listen := cmp.Or(e.getenv(config.EnvHTTPListen), config.Default().HTTP.Listen)
+// healthURL is where serve answers /healthz: [http] listen of the
+// configuration, or without one $GMAILTLS_HTTP_LISTEN or the default, on
+// loopback when it listens on every address.
+func healthURL(e *env, cf *configFlag) (string, error) {
+	h := config.HTTP{Listen: cmp.Or(e.getenv(config.EnvHTTPListen), config.Default().HTTP.Listen)}
 	if path, found := cf.resolve(e); found {
 		cfg, err := config.Load(path, e.getenv)
 		if err != nil {
 			return "", err
 		}
-		listen = cfg.HTTP.Listen
+		h = cfg.HTTP
 	}
-	if listen == "off" {
-		return "", errors.New("[http] listen is off: serve answers no /healthz; give --url")
-	}
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "", fmt.Errorf("[http] listen %q: %w", listen, err)
-	}
-	if ip := net.ParseIP(host); host == "" || ip.IsUnspecified() {
-		host = "127.0.0.1"
-		if ip != nil && ip.To4() == nil {
-			host = "::1"
-		}
-	}
-	return net.JoinHostPort(host, port), nil
+	addr, err := h.LoopbackAddr()
+	return "http://" + addr + "/healthz", err
 }

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -47,20 +45,10 @@ Examples:
 Flags:
 `
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(s string) error {
-	*l = append(*l, s)
-	return nil
-}
-
 // probeFlags are the parsed flags of gmailtls probe.
 type probeFlags struct {
 	domain, servername, caFile, family, relay string
-	mx, sources                               stringList
+	mx, sources                               []string
 	timeout                                   time.Duration
 	json, noRetry, record                     bool
 	set                                       map[string]bool // flags given on the command line
@@ -73,10 +61,10 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 	var f probeFlags
 	f.config = addConfigFlag(fs)
 	fs.StringVar(&f.domain, "domain", probe.DefaultDomain, "`domain` whose MX set is probed")
-	fs.Var(&f.mx, "mx", "pinned MX `host[:port]` instead of the MX lookup (repeatable)")
+	fs.Func("mx", "pinned MX `host[:port]` instead of the MX lookup (repeatable)", appendTo(&f.mx))
 	fs.StringVar(&f.servername, "servername", "", "`name` for SNI and certificate verification (default: each MX host name)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM `file` of extra roots, trusted besides the system roots")
-	fs.Var(&f.sources, "source", "source `IP` to probe from, each on its own (repeatable)")
+	fs.Func("source", "source `IP` to probe from, each on its own (repeatable)", appendTo(&f.sources))
 	fs.StringVar(&f.family, "family", "any", "address family of the MX addresses: 4, 6 or any")
 	fs.DurationVar(&f.timeout, "timeout", probe.DefaultTimeout, "timeout of each stage")
 	fs.BoolVar(&f.json, "json", false, "print the report as one JSON object")
@@ -95,11 +83,19 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	cfg.Logger = svcLogger(e)
-	rc, viaAgent := agentRelay(file, f.relay)
+	rc, viaAgent := config.Relay{}, false
+	if file != nil {
+		rc, viaAgent = file.RelayByName(f.relay)
+		viaAgent = viaAgent && rc.Kind == relay.KindAgent
+	}
 	// An agent probes its own target: only --mx and --family given here
 	// apply to it.
 	if !viaAgent || f.set["mx"] && f.set["family"] {
-		if err := pinnedFamilyError(cfg.MX, cfg.Family, f.set["family"]); err != nil {
+		src := "family " + cfg.Family + " of the configuration"
+		if f.set["family"] {
+			src = "--family " + cfg.Family
+		}
+		if err := probe.CheckPinnedFamily(cfg.MX, cfg.Family, src); err != nil {
 			fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
 			return exitUsage
 		}
@@ -116,7 +112,7 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 		if rec, code = svcOpen(ctx, e, f.config, svcOptions{mode: storage.ModeExisting}); rec == nil {
 			return code
 		}
-		defer rec.Close()
+		defer rec.store.Close()
 	}
 	if viaAgent {
 		rep, err = probeThroughAgent(ctx, file, rc, f, cfg.Logger)
@@ -134,7 +130,14 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
 		return exitUsage
 	}
-	if err := writeReport(e.stdout, rep, f.json, opts); err != nil {
+	if f.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = probe.WriteTextOptions(e.stdout, rep, opts)
+	}
+	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: writing the report: %v\n", err)
 		return exitFailed
 	}
@@ -149,13 +152,12 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 	return exitOK
 }
 
-// agentRelay reports whether --relay names an agent relay of the file.
-func agentRelay(file *config.Config, name string) (config.Relay, bool) {
-	if file == nil || name == "" {
-		return config.Relay{}, false
+// appendTo is a repeatable flag's setter.
+func appendTo(list *[]string) func(string) error {
+	return func(s string) error {
+		*list = append(*list, s)
+		return nil
 	}
-	rc, ok := file.RelayByName(name)
-	return rc, ok && rc.Kind == relay.KindAgent
 }
 
 // probeThroughAgent asks a relay's agent to probe. The agent probes its own
@@ -173,58 +175,35 @@ func probeThroughAgent(ctx context.Context, file *config.Config, rc config.Relay
 	if err != nil {
 		return probe.Report{}, err
 	}
-	r, ok := runners[rc.Name]
-	if !ok {
-		return probe.Report{}, fmt.Errorf("relay %s: unknown relay", rc.Name)
-	}
 	opts := relay.Options{MX: f.mx, NoRetry: f.noRetry, MTAStack: true}
 	if f.set["family"] {
 		opts.Family = f.family
 	}
-	return r.Probe(ctx, opts)
+	return runners[rc.Name].Probe(ctx, opts) // rc is a relay of file
 }
 
-// recordReport stores rep in the database of --config (or the default
-// configuration) and re-evaluates escalation, printing the outcome on
-// stderr so that stdout stays the report.
+// recordReport stores rep in the configuration's database (opened before
+// the probe) and re-evaluates escalation, printing the outcome on stderr
+// so that stdout stays the report.
 func recordReport(ctx context.Context, e *env, s *svc, rep probe.Report) int {
-	who := cmp.Or(e.getenv("USER"), "cli")
-	runID, ids, err := s.store.RecordRun(ctx, storage.Run{Relay: rep.Relay, Trigger: message.SourceCLI, RequestedBy: who, StartedAt: rep.StartedAt}, rep.Results)
+	run := storage.Run{Relay: rep.Relay, Trigger: message.SourceCLI, RequestedBy: cmp.Or(e.getenv("USER"), "cli"), StartedAt: rep.StartedAt}
+	runID, ids, err := s.store.RecordRun(ctx, run, rep.Results)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: recording the run: %v\n", err)
 		return exitFailed
 	}
 	ev, err := s.mon.Evaluate(ctx)
-	asmt, changes := ev.Assessment, ev.Changes
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls probe: re-evaluating escalation: %v\n", err)
 		return exitFailed
 	}
-	level := escalation.LevelOK
-	if st, ok := asmt.Relay(rep.Relay); ok {
-		level = st.Level
-	}
-	fmt.Fprintf(e.stderr, "recorded run %d (%d results) in %s; %s is at level %s", runID, len(ids), s.store.Path(), rep.Relay, level)
-	for _, c := range changes {
-		who := c.Relay
-		if who == "" {
-			who = "all relays"
-		}
-		fmt.Fprintf(e.stderr, "; %s: %s → %s", who, c.From, c.To)
+	st, _ := ev.Assessment.Relay(rep.Relay)
+	fmt.Fprintf(e.stderr, "recorded run %d (%d results) in %s; %s is at level %s", runID, len(ids), s.store.Path(), rep.Relay, escalation.Max(st.Level))
+	for _, c := range ev.Changes {
+		fmt.Fprintf(e.stderr, "; %s: %s → %s", cmp.Or(c.Relay, "all relays"), c.From, c.To)
 	}
 	fmt.Fprintln(e.stderr)
 	return exitOK
-}
-
-// writeReport prints rep as JSON (exactly the Report object) or as text
-// with opts.
-func writeReport(w io.Writer, rep probe.Report, asJSON bool, opts probe.TextOptions) error {
-	if !asJSON {
-		return probe.WriteTextOptions(w, rep, opts)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
 }
 
 // probeConfigFromFlags builds the probe configuration: the [target]
@@ -292,62 +271,25 @@ func probeConfigFromFlags(e *env, f probeFlags) (probe.Config, *config.Config, e
 	return cfg, file, nil
 }
 
-// pinnedFamilyError refuses an address family that excludes every pinned
-// MX: when each one is an IP literal of the other family nothing could be
-// probed, and that is a usage error, not a DNS failure. A pinned host name
-// may still have an address of the family.
-func pinnedFamilyError(mx []probe.Target, family string, fromFlag bool) error {
-	if len(mx) == 0 || (family != "4" && family != "6") {
-		return nil
-	}
-	var others []string
-	for _, t := range mx {
-		a, err := netip.ParseAddr(t.Host)
-		if err != nil || a.Unmap().Is4() == (family == "4") {
-			return nil
-		}
-		others = append(others, t.String())
-	}
-	src := "family " + family + " of the configuration"
-	if fromFlag {
-		src = "--family " + family
-	}
-	other, want := "IPv6", "IPv4"
-	if family == "6" {
-		other, want = "IPv4", "IPv6"
-	}
-	verb := "are"
-	if len(others) == 1 {
-		verb = "is"
-	}
-	return fmt.Errorf("%s excludes every pinned MX: %s %s %s; pin an %s address or use --family any",
-		src, strings.Join(others, ", "), verb, other, want)
-}
-
 // pickRelay resolves --relay: empty or "local" is this host; another name
 // must be a relay of the configuration; for a local relay its source_ips
 // are returned (an agent relay probes on the relay itself).
 func pickRelay(file *config.Config, name string) (string, []string, error) {
-	if name == "" {
-		name = "local"
-	}
+	name = cmp.Or(name, "local")
+	var names []string
 	if file != nil {
-		for _, r := range file.Relays {
-			if r.Name != name {
-				continue
-			}
+		if r, ok := file.RelayByName(name); ok {
 			return name, r.SourceIPs, nil
+		}
+		for _, r := range file.Relays {
+			names = append(names, r.Name)
 		}
 	}
 	switch {
 	case name == "local":
 		return name, nil, nil
 	case file == nil:
-		return "", nil, fmt.Errorf("there is no relay %q: no configuration names any (give --config, or put one in ./%s or $%s)", name, defaultConfigPath, envConfig)
-	}
-	names := make([]string, 0, len(file.Relays))
-	for _, r := range file.Relays {
-		names = append(names, r.Name)
+		return "", nil, fmt.Errorf("there is no relay %q: no configuration names any (give --config, or put one in ./%s or $%s)", name, config.DefaultFile, config.EnvFile)
 	}
 	return "", nil, fmt.Errorf("there is no relay %q; the relays are %s", name, strings.Join(names, ", "))
 }

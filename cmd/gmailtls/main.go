@@ -106,8 +106,7 @@ func usage(w io.Writer, table map[string]subcommand) {
 	for _, n := range slices.Sorted(maps.Keys(table)) {
 		fmt.Fprintf(w, "  %-12s %s\n", n, table[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'gmailtls <command> -h' for a command's flags. --config defaults to ./config.toml,")
-	fmt.Fprintln(w, "else $GMAILTLS_CONFIG.")
+	fmt.Fprintln(w, "\nRun 'gmailtls <command> -h' for a command's flags. --config defaults to ./config.toml,\nelse $GMAILTLS_CONFIG.")
 }
 
 // onSIGHUP calls reload for every SIGHUP until ctx ends. It returns at
