@@ -33,6 +33,20 @@ func (v Verb) Explain() string {
 	return ""
 }
 
+// Writes reports whether the verb stores something (a run, a pause);
+// the others only read the database.
+func (v Verb) Writes() bool {
+	s := lookupVerb(v)
+	return s != nil && s.writes
+}
+
+// AsksRelays reports whether the verb talks to the relays: it probes, or
+// asks an agent for its host facts and queue.
+func (v Verb) AsksRelays() bool {
+	s := lookupVerb(v)
+	return s != nil && s.asksRelays
+}
+
 // CLI is the command line of a verb's twin: `gmailtls <verb> [flags]
 // [arguments]`, with the arguments of the chat command (flags and
 // arguments in any order), --json, the flags that may give an argument

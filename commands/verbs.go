@@ -48,6 +48,10 @@ type verbSpec struct {
 	flags func(fs *flag.FlagSet, cmd *Command)
 	// cliNote is help for the twin only.
 	cliNote []string
+	// writes: the verb stores something (a run, a pause); asksRelays: it
+	// talks to the relays (probes, or asks an agent for its host and
+	// queue). The others only read the database.
+	writes, asksRelays bool
 }
 
 // argKind is what a positional argument holds.
@@ -100,7 +104,7 @@ func init() {
 			prepare: func(h *Handler, _ context.Context, c *call) error { return h.prepareCheck(c, c.cmd.Relay, c.cmd.MX) },
 			ack:     checkAck,
 			run:     (*Handler).runCheck,
-			cli:     true,
+			cli:     true, writes: true, asksRelays: true,
 		},
 		{
 			verb: VerbStatus, usage: "status",
@@ -141,7 +145,7 @@ func init() {
 			explain: "full evidence of a relay's latest failing probe",
 			prepare: (*Handler).prepareLookup,
 			run:     (*Handler).runEvidence,
-			cli:     true,
+			cli:     true, asksRelays: true,
 		},
 		{
 			verb: VerbReport, usage: "report [24h|7d]",
@@ -171,14 +175,14 @@ func init() {
 			},
 			prepare: (*Handler).prepareConfigured,
 			run:     (*Handler).pause,
-			cli:     true,
+			cli:     true, writes: true,
 		},
 		{
 			verb: VerbResume, usage: "resume <relay>", admin: true, args: relayArgs,
 			explain: "resume scheduled probing of a paused relay (admins)",
 			prepare: (*Handler).prepareConfigured,
 			run:     (*Handler).resume,
-			cli:     true,
+			cli:     true, writes: true,
 		},
 	}
 	Verbs = make([]Verb, len(verbTable))

@@ -74,19 +74,15 @@ type svcOptions struct {
 	agents bool
 }
 
-// verbOptions is how the CLI twin of v opens the database: check probes
-// and records, pause and resume write, evidence reads and asks the relay
-// for its host facts, the others only read.
+// verbOptions is how the CLI twin of v opens the database: to record
+// when the verb writes, read-only otherwise; with the relays' runners when
+// it talks to them.
 func verbOptions(v commands.Verb) svcOptions {
-	switch v {
-	case commands.VerbCheck:
-		return svcOptions{mode: storage.ModeExisting, agents: true}
-	case commands.VerbEvidence:
-		return svcOptions{mode: storage.ModeReadOnly, agents: true}
-	case commands.VerbPause, commands.VerbResume:
-		return svcOptions{mode: storage.ModeExisting}
+	o := svcOptions{mode: storage.ModeReadOnly, agents: v.AsksRelays()}
+	if v.Writes() {
+		o.mode = storage.ModeExisting
 	}
-	return svcOptions{mode: storage.ModeReadOnly}
+	return o
 }
 
 // svcOpen loads the configuration, opens the database as o says, syncs
