@@ -786,18 +786,18 @@ func (h *Handler) rerun(ctx context.Context, c *call) (message.Response, error) 
 	}
 	if b.Relay == message.AllRelays {
 		all, err := h.svc.CheckAll(ctx, c.check)
-		if err != nil {
+		if err != nil && !anyNotStored(all) {
 			return message.Response{}, err
 		}
-		r := h.checkAllResponse(c.snap, all, b.MX)
+		r := notStoredResponse(h.checkAllResponse(c.snap, all, b.MX), all)
 		r.ReplaceOriginal = true
 		return r, nil
 	}
 	res, err := h.svc.CheckRelay(ctx, c.check)
-	if err != nil {
+	if err != nil && res.NotStored == nil {
 		return message.Response{}, err
 	}
-	r := h.checkResponse(c.snap, res, prev)
+	r := notStoredResponse(h.checkResponse(c.snap, res, prev), []monitor.CheckResult{res})
 	// A Re-run on a check result replaces it ("failed 12:03 → passed
 	// 12:05"); one on an alert (no previous run in the value) leaves the
 	// alert standing and answers beside it.

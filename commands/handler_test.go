@@ -35,6 +35,8 @@ type testEnv struct {
 	runners map[string]*fakerelay.Runner
 	mon     *monitor.Monitor
 	h       *Handler
+	// maxPages caps the database file (0: no cap): a full disk.
+	maxPages int
 	// alerts runs the alert buttons (nil: none).
 	alerts Alerts
 	// concurrency is monitor.Deps.Concurrency (0: the default).
@@ -72,7 +74,7 @@ func newTestEnv(t *testing.T, relays ...string) *testEnv {
 // restart.
 func (e *testEnv) open() {
 	e.t.Helper()
-	st, err := storage.Open(context.Background(), e.path, storage.Options{Now: e.clock.Now})
+	st, err := storage.Open(context.Background(), e.path, storage.Options{Now: e.clock.Now, MaxPages: e.maxPages})
 	if err != nil {
 		e.t.Fatal(err)
 	}

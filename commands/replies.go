@@ -34,6 +34,9 @@ type RelayCheck struct {
 	Changes   []LevelChange    `json:"changes"`
 	// Report is the probe report, as `gmailtls probe --json` prints it.
 	Report probe.Report `json:"report"`
+	// NotStored says why the run could not be stored (the disk is
+	// full…); absent when it was. Such a run changed no level.
+	NotStored string `json:"not_stored,omitempty"`
 }
 
 // LevelChange is one change of level ("" relay: across relays).
@@ -55,31 +58,68 @@ func (h *Handler) runCheck(ctx context.Context, c *call) (Reply, error) {
 	)
 	if cmd.Relay == message.AllRelays {
 		var err error
-		if all, err = h.svc.CheckAll(ctx, c.check); err != nil {
+		if all, err = h.svc.CheckAll(ctx, c.check); err != nil && !anyNotStored(all) {
 			return Reply{}, err
 		}
-		resp = h.checkAllResponse(c.snap, all, cmd.MX)
+		resp = notStoredResponse(h.checkAllResponse(c.snap, all, cmd.MX), all)
 	} else {
 		res, err := h.svc.CheckRelay(ctx, c.check)
-		if err != nil {
+		if err != nil && res.NotStored == nil {
 			return Reply{}, err
 		}
-		all, resp = []monitor.CheckResult{res}, h.checkResponse(c.snap, res, nil)
+		all, resp = []monitor.CheckResult{res}, notStoredResponse(h.checkResponse(c.snap, res, nil), []monitor.CheckResult{res})
 	}
 	m := CheckModel{At: h.now(), Relays: make([]RelayCheck, 0, len(all)), MX: cmd.MX}
 	failed := false
 	for _, r := range all {
-		failed = failed || !r.OK()
+		failed = failed || !r.OK() || r.NotStored != nil
 		rc := RelayCheck{Relay: r.Relay, Kind: r.Kind, OK: r.OK(), RunID: r.RunID, ResultIDs: r.ResultIDs,
 			Level: escalation.Max(r.State.Level), Scope: r.State.Scope, Advice: r.State.Advice,
 			Changes: []LevelChange{}, Report: r.Report}
 		for _, ch := range r.Changes {
 			rc.Changes = append(rc.Changes, LevelChange{Relay: ch.Relay, From: ch.From, To: ch.To, Scope: ch.Scope, At: ch.At})
 		}
+		if r.NotStored != nil {
+			rc.NotStored = UserText(r.NotStored)
+		}
 		m.Relays = append(m.Relays, rc)
 		m.Global = globalStatus(r.Global)
 	}
 	return Reply{Response: resp, Data: m, Failed: failed}, nil
+}
+
+// anyNotStored reports whether a check ran but could not be stored: its
+// results are still shown.
+func anyNotStored(all []monitor.CheckResult) bool {
+	for _, r := range all {
+		if r.NotStored != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// notStoredResponse adds to resp, the answer to a check, a line per run
+// that could not be stored ("not stored: … the disk is full"): the
+// results shown are what the probe found, not history. Buttons, which
+// name stored runs and results, go.
+func notStoredResponse(resp message.Response, all []monitor.CheckResult) message.Response {
+	var lines []string
+	for _, r := range all {
+		if r.NotStored != nil {
+			lines = append(lines, "not stored: "+UserText(r.NotStored)+"; these results are not in history and changed no level")
+		}
+	}
+	if len(lines) == 0 {
+		return resp
+	}
+	resp.Sections = append([]message.Section{{Heading: "Not stored", Lines: lines}}, resp.Sections...)
+	resp.Summary += " (not stored)"
+	resp.Buttons = nil
+	for i := range resp.Thread {
+		resp.Thread[i].Buttons = nil
+	}
+	return resp
 }
 
 // globalStatus is the level across relays of an assessment.

@@ -59,7 +59,16 @@ type CheckResult struct {
 	Global escalation.RelayState
 	// Changes are the level changes this run caused (stored as events).
 	Changes []escalation.Change
+	// NotStored is why the run could not be stored (the disk is full…),
+	// nil when it was. Such a run is what the probe found, shown to who
+	// asked but not in history and never evaluated.
+	NotStored error
 }
+
+// ErrNotStored wraps a storage failure after the probe ran: the
+// CheckResult returned with it holds the probe's report, with NotStored
+// set.
+var ErrNotStored = errors.New("the results were not stored")
 
 // OK reports whether every result of the run succeeded.
 func (c CheckResult) OK() bool { return c.Report.OK() }
@@ -117,7 +126,8 @@ func (m *Monitor) CheckRelay(ctx context.Context, c Check) (CheckResult, error) 
 	}
 	res, err := m.probeAndRecord(ctx, c, c.Relay)
 	if err != nil {
-		return CheckResult{}, err
+		m.levelsOf(ctx, c.snap, []*CheckResult{&res})
+		return res, err
 	}
 	checks := []CheckResult{res}
 	if _, err := m.evaluate(ctx, c.snap, checks, c.Trigger); err != nil {
@@ -158,6 +168,9 @@ func (m *Monitor) CheckAll(ctx context.Context, c Check) ([]CheckResult, error) 
 			if err != nil {
 				errs[i] = err
 				m.log.Warn("monitor: relay check failed", "relay", name, "err", err)
+				if res.NotStored != nil {
+					results[i] = &res // shown, not evaluated
+				}
 				return nil // one relay never cancels the others
 			}
 			results[i] = &res
@@ -165,18 +178,50 @@ func (m *Monitor) CheckAll(ctx context.Context, c Check) ([]CheckResult, error) 
 		})
 	}
 	_ = g.Wait()
-	var out []CheckResult
+	m.levelsOf(ctx, c.snap, results)
+	var out, stored []CheckResult
 	for _, r := range results {
 		if r != nil {
 			out = append(out, *r)
+			if r.NotStored == nil {
+				stored = append(stored, *r)
+			}
 		}
 	}
-	if len(out) > 0 {
-		if _, err := m.evaluate(ctx, c.snap, out, c.Trigger); err != nil {
+	if len(stored) > 0 {
+		if _, err := m.evaluate(ctx, c.snap, stored, c.Trigger); err != nil {
 			return out, err
+		}
+		// evaluate filled in the stored runs' states and changes.
+		j := 0
+		for i := range out {
+			if out[i].NotStored == nil {
+				out[i] = stored[j]
+				j++
+			}
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// levelsOf fills in the levels of the checks that ran but could not be
+// stored: the levels stored history gives, which such a check leaves as
+// they were.
+func (m *Monitor) levelsOf(ctx context.Context, snap *Snapshot, checks []*CheckResult) {
+	var asmt *escalation.Assessment
+	for _, c := range checks {
+		if c == nil || c.NotStored == nil {
+			continue
+		}
+		if asmt == nil {
+			a, err := m.assess(ctx, m.now(), snap)
+			if err != nil {
+				return
+			}
+			asmt = &a
+		}
+		c.State, c.Global = stateOf(*asmt, c.Relay), asmt.Global
+	}
 }
 
 // Round is the scheduler's probing round: CheckAll of the relays not
@@ -273,7 +318,10 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 	// The run is stored even if the caller goes away now: the probe ran.
 	runID, ids, err := m.store.RecordRun(context.WithoutCancel(ctx), run, rep.Results)
 	if err != nil {
-		return CheckResult{}, fmt.Errorf("check %s: storing the results: %w", relayName, err)
+		// The probe ran: who asked still sees what it found.
+		err = fmt.Errorf("check %s: %w: %w", relayName, ErrNotStored, err)
+		return CheckResult{Relay: relayName, Kind: r.Kind(), Trigger: c.Trigger, RequestedBy: c.RequestedBy,
+			Options: opts, Report: rep, NotStored: err}, err
 	}
 	m.log.Debug("relay checked", "relay", relayName, "run", runID, "results", len(rep.Results), "ok", rep.OK(), "trigger", c.Trigger)
 	return CheckResult{

@@ -63,6 +63,11 @@ type Options struct {
 	Now func() time.Time
 	// MaxReaders bounds the pooled connections (default 4).
 	MaxReaders int
+	// MaxPages caps the database at this many pages (PRAGMA
+	// max_page_count on every connection); 0 keeps SQLite's limit. A
+	// write that would grow the file past it fails as a full disk does
+	// (SQLITE_FULL), which is how tests exercise that path.
+	MaxPages int
 	// Mode says whether the file may be created, migrated or written. The
 	// zero value, [ModeCreate], is serve's: create the file if needed and
 	// migrate it.
@@ -105,7 +110,7 @@ const busyTimeout = 5 * time.Second
 // dsn builds the modernc DSN for path: every pooled connection gets the
 // pragmas, and write transactions begin IMMEDIATE so that they take the
 // write lock up front instead of failing on upgrade.
-func dsn(path string, mode Mode) string {
+func dsn(path string, mode Mode, maxPages int) string {
 	u := url.URL{Path: path}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -120,6 +125,9 @@ func dsn(path string, mode Mode) string {
 		q.Add("_pragma", "journal_mode(WAL)")
 	}
 	q.Add("_pragma", "foreign_keys(1)")
+	if maxPages > 0 {
+		q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", maxPages))
+	}
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
 	return "file:" + u.EscapedPath() + "?" + q.Encode()
@@ -142,7 +150,7 @@ func openAt(ctx context.Context, path string, opts Options, level int) (*Store, 
 			return nil, err
 		}
 	}
-	db, err := sql.Open("sqlite", dsn(path, opts.Mode))
+	db, err := sql.Open("sqlite", dsn(path, opts.Mode, opts.MaxPages))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
