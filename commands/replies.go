@@ -127,6 +127,7 @@ func globalStatus(g escalation.RelayState) GlobalStatus {
 	return GlobalStatus{
 		Level:         escalation.Max(g.Level),
 		Scope:         g.Scope,
+		Cause:         g.Cause,
 		Advice:        g.Advice,
 		FailingRelays: g.FailingRelays,
 	}

@@ -25,8 +25,12 @@ type StatusModel struct {
 
 // GlobalStatus is the level across relays.
 type GlobalStatus struct {
-	Level  escalation.Level `json:"level"`
-	Scope  escalation.Scope `json:"scope,omitempty"`
+	Level escalation.Level `json:"level"`
+	Scope escalation.Scope `json:"scope,omitempty"`
+	// Cause is what the failures behind the level point at (the advice
+	// follows it): dns, connect, smtp_rejected, inspection, session,
+	// handshake, verify, relay_agent, mixed or unknown.
+	Cause  escalation.Cause `json:"cause,omitempty"`
 	Advice string           `json:"advice,omitempty"`
 	// FailingRelays are the relays behind the level.
 	FailingRelays []string `json:"failing_relays,omitempty"`
@@ -40,13 +44,16 @@ type RelayStatus struct {
 	Kind   string           `json:"kind"`
 	Level  escalation.Level `json:"level"`
 	Scope  escalation.Scope `json:"scope,omitempty"`
+	Cause  escalation.Cause `json:"cause,omitempty"`
 	Advice string           `json:"advice,omitempty"`
 	// Since is when the level was reached (the last stored change).
-	Since               *time.Time `json:"since"`
-	LastSuccess         *time.Time `json:"last_success"`
-	LastFailure         *time.Time `json:"last_failure"`
-	LastFailureClass    string     `json:"last_failure_class,omitempty"`
-	ConsecutiveFailures int        `json:"consecutive_failures"`
+	Since       *time.Time `json:"since"`
+	LastSuccess *time.Time `json:"last_success"`
+	LastFailure *time.Time `json:"last_failure"`
+	// LastFailureClass is the most telling failure of the probe run that
+	// failed last (escalation.MostTelling), not merely its newest result.
+	LastFailureClass    string `json:"last_failure_class,omitempty"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
 	// Evidence holds the ids of the failing results behind the level.
 	Evidence    []int64    `json:"evidence,omitempty"`
 	AgentDown   bool       `json:"agent_down,omitempty"`
@@ -139,6 +146,7 @@ func (h *Handler) status(ctx context.Context, snap *monitor.Snapshot) (StatusMod
 			Kind:                snap.Runners[name].Kind(),
 			Level:               escalation.Max(st.Level),
 			Scope:               st.Scope,
+			Cause:               st.Cause,
 			Advice:              st.Advice,
 			LastSuccess:         timePtr(st.LastSuccess),
 			LastFailure:         timePtr(st.LastFailure),
@@ -148,7 +156,9 @@ func (h *Handler) status(ctx context.Context, snap *monitor.Snapshot) (StatusMod
 			AgentDown:           st.AgentDown,
 		}
 		if sum, ok := lasts[name]; ok {
-			// Storage knows the latest outcomes beyond the replayed history.
+			// Storage knows the latest outcomes beyond the replayed history;
+			// a failure of the run escalation already judged (not newer)
+			// keeps escalation's most telling class.
 			if rs.LastSuccess == nil || sum.LastSuccess.After(*rs.LastSuccess) {
 				rs.LastSuccess = timePtr(sum.LastSuccess)
 			}
@@ -253,6 +263,9 @@ func (h *Handler) StatusResponse(m StatusModel) message.Response {
 	if m.Global.Since != nil {
 		g.Fields[0].Value += " since " + h.clock(*m.Global.Since)
 	}
+	if m.Global.Cause != "" && m.Global.Level != escalation.LevelOK {
+		g.Fields = append(g.Fields, message.Field{Label: "Cause", Value: string(m.Global.Cause)})
+	}
 	if len(m.Global.FailingRelays) > 0 {
 		g.Fields = append(g.Fields, message.Field{Label: "Relays", Value: strings.Join(m.Global.FailingRelays, ", ")})
 	}
@@ -298,6 +311,9 @@ func (h *Handler) relayStatusLine(r RelayStatus) string {
 	parts := []string{levelMark(r.Level) + " " + r.Relay, levelText(r.Level, r.Scope)}
 	if r.Since != nil {
 		parts[1] += " since " + h.clock(*r.Since)
+	}
+	if r.Cause != "" && r.Level != escalation.LevelOK {
+		parts = append(parts, "cause "+string(r.Cause))
 	}
 	if r.ConsecutiveFailures > 1 {
 		parts = append(parts, fmt.Sprintf("%d failures in a row", r.ConsecutiveFailures))

@@ -46,9 +46,17 @@ type QueueSample struct {
 // RelayState is the escalation state of one relay, or, with Relay "", the
 // global state across relays.
 type RelayState struct {
-	Relay  string
-	Level  Level
-	Scope  Scope
+	Relay string
+	Level Level
+	Scope Scope
+	// Cause is what the failure classes behind the level point at: the
+	// cause of the majority of the failing attempts among the last K when
+	// the level was set, each attempt under its most telling failure
+	// (MostTelling); CauseMixed without a majority. Across relays at
+	// incident: the relays' shared cause. With the scope relay_agent:
+	// CauseAgent. CauseNone at ok.
+	Cause Cause
+	// Advice is Advice(Level, Scope, Cause).
 	Advice string
 	// Evidence holds the IDs of the failing observations that caused the
 	// level, ascending, at most the 20 highest (storage assigns IDs in
@@ -60,7 +68,9 @@ type RelayState struct {
 	// LastSuccess and LastFailure are the newest successful and failing
 	// observations (LastFailure includes agent failures, which are shown to
 	// people but do not count toward the level); LastFailureClass is the
-	// class of that failure.
+	// most telling failure class (MostTelling) of the probe run that holds
+	// that failure, so that an IPv4 connect_timeout is named rather than
+	// the IPv6 connect_unreachable of the same run.
 	LastSuccess, LastFailure time.Time
 	LastFailureClass         string
 	// What the failing attempts behind the level have in common: the MX
@@ -338,9 +348,7 @@ func (w *relayWalk) prepare(hasPrev bool) {
 	})
 	var step time.Time
 	for _, r := range w.runs {
-		for _, o := range r.obs {
-			w.noteTimes(o)
-		}
+		w.noteTimes(r)
 		// Step times are monotone per relay so that the global order keeps
 		// each relay's own order.
 		if r.step.Before(step) {
@@ -369,22 +377,31 @@ func (w *relayWalk) prepare(hasPrev bool) {
 	}
 }
 
-// noteTimes keeps the newest success and failure.
-func (w *relayWalk) noteTimes(o *Observation) {
-	if o.OK {
-		if o.At.After(w.st.LastSuccess) {
-			w.st.LastSuccess = o.At
+// noteTimes keeps the newest success and failure, and the most telling
+// failure class of the run that holds the newest failure.
+func (w *relayWalk) noteTimes(r *run) {
+	var failAt time.Time
+	failed := false
+	for _, o := range r.obs {
+		if o.OK {
+			if o.At.After(w.st.LastSuccess) {
+				w.st.LastSuccess = o.At
+			}
+			continue
 		}
+		if !failed || o.At.After(failAt) {
+			failAt, failed = o.At, true
+		}
+	}
+	if !failed {
 		return
 	}
-	class := o.Failure
-	if class == "" {
-		class = "unknown"
-	}
-	// Ties go to the greater class name so that the input order never
-	// matters.
-	if c := o.At.Compare(w.st.LastFailure); c > 0 || (c == 0 && class > w.st.LastFailureClass) {
-		w.st.LastFailure, w.st.LastFailureClass = o.At, class
+	class := mostTelling(r.obs)
+	// Runs that end with a failure at the same time are told apart by
+	// their classes, so that the input order never matters.
+	anyFamily := func(string) bool { return true }
+	if c := failAt.Compare(w.st.LastFailure); c > 0 || (c == 0 && moreTelling(class, w.st.LastFailureClass, anyFamily)) {
+		w.st.LastFailure, w.st.LastFailureClass = failAt, class
 	}
 }
 
@@ -432,6 +449,7 @@ func (w *relayWalk) count(r *run, p Policy) {
 		scope = ScopeOneEvent
 	}
 	st.Scope = scope
+	st.Cause = w.dominantCause(j, p.K)
 }
 
 // addEvidence adds the failing Gmail observations of run r.
@@ -446,7 +464,7 @@ func (w *relayWalk) addEvidence(r *run) {
 // reset brings the relay back to ok.
 func (w *relayWalk) reset() {
 	st := &w.st
-	st.Level, st.Scope, st.Evidence = LevelOK, ScopeNone, nil
+	st.Level, st.Scope, st.Cause, st.Evidence = LevelOK, ScopeNone, CauseNone, nil
 	st.FailingMX, st.FailingIPs, st.FailingSources = nil, nil, nil
 }
 
@@ -542,12 +560,12 @@ func (w *relayWalk) finish(now time.Time, p Policy) {
 	}
 	st.QueueRising = w.queueRising(now, p.Window)
 	if st.Level == LevelOK || st.Level == "" {
-		st.Level, st.Scope = LevelOK, ScopeNone
+		st.Level, st.Scope, st.Cause = LevelOK, ScopeNone, CauseNone
 		if st.AgentDown {
-			st.Scope = ScopeRelayAgent
+			st.Scope, st.Cause = ScopeRelayAgent, CauseAgent
 		}
 	}
-	st.Advice = AdviceFor(st.Level, st.Scope)
+	st.Advice = Advice(st.Level, st.Scope, st.Cause)
 	st.FailingRelays = nil
 }
 
@@ -685,6 +703,7 @@ func (g *global) finish(now time.Time, ws []*relayWalk, p Policy) RelayState {
 	if g.level == LevelIncident {
 		st.Level = LevelIncident
 		var mxs, ips, srcs, seenMX, seenIP []string
+		var causes []Cause
 		for _, w := range ws {
 			for _, a := range w.attempts[max(0, len(w.attempts)-p.K):] {
 				for _, o := range a.obs {
@@ -698,6 +717,9 @@ func (g *global) finish(now time.Time, ws []*relayWalk, p Policy) RelayState {
 				continue
 			}
 			st.FailingRelays = append(st.FailingRelays, w.st.Relay)
+			if w.st.Level.Rank() > LevelOK.Rank() {
+				causes = append(causes, w.st.Cause)
+			}
 			mxs = append(mxs, w.st.FailingMX...)
 			ips = append(ips, w.st.FailingIPs...)
 			srcs = append(srcs, w.st.FailingSources...)
@@ -716,7 +738,8 @@ func (g *global) finish(now time.Time, ws []*relayWalk, p Policy) RelayState {
 		if len(st.FailingIPs)+len(st.FailingMX) > 0 && (notCovered(seenIP, st.FailingIPs) || notCovered(seenMX, st.FailingMX)) {
 			st.Scope = ScopeMixedMX
 		}
-		st.Advice = AdviceFor(st.Level, st.Scope)
+		st.Cause = sharedCause(causes)
+		st.Advice = Advice(st.Level, st.Scope, st.Cause)
 		return st
 	}
 	// Below incident the global level mirrors the highest relay (first by
@@ -736,13 +759,13 @@ func (g *global) finish(now time.Time, ws []*relayWalk, p Policy) RelayState {
 		if st.Level == LevelIncident {
 			st.Level = LevelInvestigate
 		}
-		st.Scope = top.Scope
+		st.Scope, st.Cause = top.Scope, top.Cause
 		st.Evidence = slices.Clone(top.Evidence)
 		st.FailingMX = slices.Clone(top.FailingMX)
 		st.FailingIPs = slices.Clone(top.FailingIPs)
 		st.FailingSources = slices.Clone(top.FailingSources)
 	}
-	st.Advice = AdviceFor(st.Level, st.Scope)
+	st.Advice = Advice(st.Level, st.Scope, st.Cause)
 	return st
 }
 

@@ -283,8 +283,19 @@ func TestEvaluateTable(t *testing.T) {
 				if rs.Level != w.level || rs.Scope != w.scope {
 					t.Errorf("%s: level %s scope %q, want %s %q (state %+v)", name, rs.Level, rs.Scope, w.level, w.scope, rs)
 				}
-				if rs.Advice != AdviceFor(rs.Level, rs.Scope) {
-					t.Errorf("%s: advice %q, want AdviceFor's %q", name, rs.Advice, AdviceFor(rs.Level, rs.Scope))
+				if rs.Advice != Advice(rs.Level, rs.Scope, rs.Cause) {
+					t.Errorf("%s: advice %q, want Advice's %q", name, rs.Advice, Advice(rs.Level, rs.Scope, rs.Cause))
+				}
+				// Every failure of these histories is a tls_reset.
+				wantCause := CauseNone
+				switch {
+				case rs.Level != LevelOK:
+					wantCause = CauseHandshake
+				case rs.Scope == ScopeRelayAgent:
+					wantCause = CauseAgent
+				}
+				if rs.Cause != wantCause {
+					t.Errorf("%s: cause %q, want %q", name, rs.Cause, wantCause)
 				}
 				if rs.Level != LevelOK && len(rs.Evidence) == 0 {
 					t.Errorf("%s: level %s without evidence", name, rs.Level)
@@ -297,6 +308,12 @@ func TestEvaluateTable(t *testing.T) {
 			}
 			if tc.global.level != "" && (a.Global.Level != tc.global.level || a.Global.Scope != tc.global.scope) {
 				t.Errorf("global: level %s scope %q, want %s %q (state %+v)", a.Global.Level, a.Global.Scope, tc.global.level, tc.global.scope, a.Global)
+			}
+			if g := a.Global; g.Level != LevelOK && g.Cause != CauseHandshake && (tc.queues == nil || g.Cause != CauseUnknown) {
+				t.Errorf("global: cause %q at %s, want handshake (or unknown for a queue-only incident)", g.Cause, g.Level)
+			}
+			if g := a.Global; g.Advice != Advice(g.Level, g.Scope, g.Cause) {
+				t.Errorf("global: advice %q, want Advice's %q", g.Advice, Advice(g.Level, g.Scope, g.Cause))
 			}
 			if a.Global.Relay != "" {
 				t.Errorf("global relay name %q, want empty", a.Global.Relay)

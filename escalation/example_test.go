@@ -30,7 +30,21 @@ func ExampleEvaluate() {
 	}
 	// Output:
 	// relay-1: ok -> investigate (one_host) evidence [1 3 5]
-	//   local TLS issue: test STARTTLS on that relay; check the MTA and its TLS library
+	//   local TLS issue: test STARTTLS on that relay; check the MTA and its TLS library, a middlebox on the path and the ClientHello size
 	// global: ok -> investigate (one_host) evidence [1 3 5]
-	//   local TLS issue: test STARTTLS on that relay; check the MTA and its TLS library
+	//   local TLS issue: test STARTTLS on that relay; check the MTA and its TLS library, a middlebox on the path and the ClientHello size
+}
+
+// The same level and scope advise differently when the failures behind
+// them point elsewhere: three connect timeouts are a blocked port 25, not a
+// TLS problem.
+func ExampleAdvice() {
+	for _, class := range []string{"tls_reset", "connect_timeout", "smtp_rejected"} {
+		cause := escalation.CauseOf(class)
+		fmt.Printf("%s (%s): %s\n", class, cause, escalation.Advice(escalation.LevelInvestigate, escalation.ScopeOneHost, cause))
+	}
+	// Output:
+	// tls_reset (handshake): local TLS issue: test STARTTLS on that relay; check the MTA and its TLS library, a middlebox on the path and the ClientHello size
+	// connect_timeout (connect): this relay cannot open port 25 to any Gmail MX: egress firewall, a provider port-25 block or routing for that address family; test a plain connection to port 25 from the relay
+	// smtp_rejected (smtp_rejected): Gmail refuses this relay's sessions with an SMTP reply, not a TLS problem: this relay's IP reputation, sending rate or policy (PTR, SPF, DKIM); read Gmail's reply code in the hints and Postmaster Tools
 }

@@ -1,5 +1,5 @@
-// Package escalation turns probe history into an escalation level, a scope
-// and one line of advice, per relay and across relays.
+// Package escalation turns probe history into an escalation level, a scope,
+// a cause and one line of advice, per relay and across relays.
 //
 // Everything here is a pure function: observations (one per probe result),
 // Gmail-bound queue samples reported by relay agents, the previous
@@ -17,7 +17,7 @@
 //     breadth of the failure inside the relay decides the scope:
 //     one_source_ip (one outbound IP fails while the others pass), mixed_mx
 //     (some MX hosts or addresses fail while others pass) or one_host
-//     (everything fails: a local TLS issue).
+//     (everything fails on this relay).
 //   - incident (global only): IncidentRelays or more relays at investigate,
 //     or every relay with recent results failing toward Gmail (at least two
 //     relays; recent means an attempt within Window of the newest attempt of
@@ -38,6 +38,12 @@
 // Gmail: they never count as failures, never break or extend a streak, and
 // a relay whose newest run holds only such observations is reported with
 // AgentDown and, when nothing else is wrong, the scope relay_agent.
+//
+// The advice of a level comes from its scope and its cause: what the
+// failure classes of the attempts that decided it point at (DNS, connect,
+// an SMTP refusal, SMTP inspection, the SMTP session, the TLS handshake,
+// certificate verification, or mixed), from the one table AdviceTable, shown
+// in docs/architecture.md ("Advice by scope and cause").
 //
 // Hysteresis: a level, once reached, falls only after RecoverAfter
 // consecutive successful attempts, and then falls straight to ok. The global
@@ -89,46 +95,20 @@ func Max(levels ...Level) Level {
 	return m
 }
 
-// Scope says how broad a failure is, which decides the advice.
+// Scope says how broad a failure is, which with the Cause decides the
+// advice.
 type Scope string
 
 // The scopes. ScopeNone goes with ok.
 const (
 	ScopeNone        Scope = ""
 	ScopeOneEvent    Scope = "one_event"     // a blip: one failing attempt, or failures followed by a success
-	ScopeOneHost     Scope = "one_host"      // one relay fails toward everything: local TLS issue
+	ScopeOneHost     Scope = "one_host"      // one relay fails toward everything: this relay or its path
 	ScopeOneSourceIP Scope = "one_source_ip" // one outbound IP fails while the relay's others pass: NAT path
 	ScopeMixedMX     Scope = "mixed_mx"      // some MX hosts or addresses fail while others pass: remote path
 	ScopeAllGmail    Scope = "all_gmail"     // relays fail toward all of Gmail: route or policy
 	ScopeRelayAgent  Scope = "relay_agent"   // the relay's agent cannot be reached; Gmail not judged
 )
-
-// AdviceFor returns the one-line advice for a level and scope, as in
-// the escalation table of docs/architecture.md. It is empty for ok without agent trouble.
-func AdviceFor(level Level, scope Scope) string {
-	if scope == ScopeRelayAgent {
-		return "the relay's gmailtls agent did not answer: check the agent (service running, firewall, secret, TLS certificate); Gmail delivery from that relay is not judged meanwhile"
-	}
-	switch level {
-	case LevelWatch:
-		return "network blip: let the retry queue work; confirm later delivery"
-	case LevelInvestigate:
-		switch scope {
-		case ScopeOneSourceIP:
-			return "one source IP fails while the others pass: check the NAT path and routing for that outbound IP"
-		case ScopeMixedMX:
-			return "some MX hosts fail while others pass: remote path or IP routing; compare routes per MX IP"
-		default:
-			return "local TLS issue: test STARTTLS on that relay; check the MTA and its TLS library"
-		}
-	case LevelIncident:
-		if scope == ScopeMixedMX {
-			return "several relays fail toward some Gmail MX hosts while others pass: remote path or IP routing; check firewall egress logs per MX IP; fail over to a healthy relay"
-		}
-		return "route or policy problem toward Gmail: check firewall egress logs; fail over to a healthy relay"
-	}
-	return ""
-}
 
 // Policy holds the thresholds of the escalation rules. Zero fields take
 // the DefaultPolicy value.

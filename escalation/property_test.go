@@ -31,7 +31,8 @@ func genHistory(r *rand.Rand, o genOpts) ([]Observation, []QueueSample) {
 	var obs []Observation
 	var queues []QueueSample
 	var id, runID int64
-	classes := []probe.Failure{probe.FailTLSReset, probe.FailConnectTimeout, probe.FailCertUntrusted, probe.FailStartTLSMasked, ""}
+	classes := []probe.Failure{probe.FailTLSReset, probe.FailConnectTimeout, probe.FailCertUntrusted, probe.FailStartTLSMasked, "",
+		probe.FailConnectUnreachable, probe.FailSMTPRejected, probe.FailDNSError}
 	for ri := range o.relays {
 		relay := fmt.Sprintf("relay-%d", ri+1)
 		sources := []string{""}
@@ -42,7 +43,11 @@ func genHistory(r *rand.Rand, o genOpts) ([]Observation, []QueueSample) {
 		var targets []tgt
 		for m := range 1 + r.IntN(3) {
 			for i := range 1 + r.IntN(2) {
-				targets = append(targets, tgt{fmt.Sprintf("mx%d.example", m), fmt.Sprintf("192.0.2.%d", 10*m+i)})
+				ip := fmt.Sprintf("192.0.2.%d", 10*m+i)
+				if i == 1 && r.IntN(2) == 0 { // the MX's IPv6 address
+					ip = fmt.Sprintf("2001:db8::%d", 10*m+i)
+				}
+				targets = append(targets, tgt{fmt.Sprintf("mx%d.example", m), ip})
 			}
 		}
 		useRunID := r.IntN(2) == 0
@@ -81,14 +86,20 @@ func genHistory(r *rand.Rand, o genOpts) ([]Observation, []QueueSample) {
 			}
 			partial := r.IntN(2) == 0
 			badSource, badTarget := r.IntN(len(sources)), r.IntN(len(targets))
-			class := classes[r.IntN(len(classes))]
+			// IPv6 addresses sometimes fail differently in the same run
+			// (an IPv4 timeout beside an IPv6 without a route).
+			class, class6 := classes[r.IntN(len(classes))], classes[r.IntN(len(classes))]
 			for si, src := range sources {
 				for ti, t := range targets {
 					ok := !fail
 					if fail && partial {
 						ok = si != badSource && ti != badTarget
 					}
-					emit(src, t.mx, t.ip, ok, class)
+					f := class
+					if addrFamily(t.ip) == 6 {
+						f = class6
+					}
+					emit(src, t.mx, t.ip, ok, f)
 				}
 			}
 			if r.IntN(10) == 0 { // an agent hiccup inside a real run
