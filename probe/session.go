@@ -509,10 +509,16 @@ func (a *attempt) quit() {
 	}
 }
 
-// reject records an SMTP refusal of the session.
+// reject records an SMTP refusal of the session; a Google MX's reply is
+// explained from the codes Google documents (ExplainGmailReply).
 func (a *attempt) reject(stage Stage, what string, rep reply) {
 	a.res.SMTPCode, a.res.SMTPText = rep.Code, rep.Text()
 	a.failClass(stage, FailSMTPRejected, fmt.Errorf("the server answered %s with %d", what, rep.Code))
+	if fromGoogle(a.ep.MX, a.res.Transcript) {
+		if h, ok := ExplainGmailReply(rep.Code, rep.Enhanced, a.res.SMTPText); ok {
+			a.hints = append(a.hints, h)
+		}
+	}
 }
 
 func (a *attempt) fail(stage Stage, err error) {

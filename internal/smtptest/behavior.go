@@ -47,6 +47,14 @@ const (
 	// EHLO550 sends a normal greeting and answers EHLO "550 5.7.1 Client
 	// host rejected".
 	EHLO550 Behavior = "ehlo_550"
+	// GmailRateLimited greets the way Gmail turns away an IP it rate-limits
+	// for unsolicited mail: a multi-line "421-4.7.28 ... unusual rate of
+	// unsolicited mail ..." reply ending in "- gsmtp", then closes.
+	GmailRateLimited Behavior = "gmail_rate_limited"
+	// EHLO421 sends Gmail's greeting and answers EHLO as Gmail does when it
+	// limits connections: "421 4.7.0 Try again later, closing connection.
+	// (EHLO) ... - gsmtp", then closes.
+	EHLO421 Behavior = "ehlo_421"
 	// TLS10Only speaks only TLS 1.0, so a client that requires TLS 1.2 or
 	// later finds no common version.
 	TLS10Only Behavior = "tls10_only"
@@ -108,6 +116,8 @@ func behaviorTable() []behaviorDesc {
 		{HangBanner, "accepts, never sends a greeting"},
 		{Greet421, "greeting 421 4.7.0 Try again later, then closes"},
 		{EHLO550, "EHLO -> 550 5.7.1 Client host rejected"},
+		{GmailRateLimited, "greeting 421-4.7.28 unusual rate of unsolicited mail ... - gsmtp (Gmail's rate limit), then closes"},
+		{EHLO421, "Gmail's greeting, EHLO -> 421 4.7.0 Try again later, closing connection. (EHLO) - gsmtp, then closes"},
 		{TLS10Only, "TLS 1.0 only: no common protocol version with a modern client"},
 		{NoSharedCipher, "TLS 1.2 with an RC4 suite only: handshake_failure, no shared cipher"},
 		{ExpiredCert, "certificate from the CA, expired a year ago"},

@@ -194,6 +194,24 @@ func TestPlainBehaviors(t *testing.T) {
 			}
 			c.cmd("QUIT", 221)
 		}},
+		{GmailRateLimited, func(t *testing.T, s *Server, c *client) {
+			code, msg, err := c.tp.ReadResponse(421)
+			if err != nil || code != 421 || !strings.Contains(msg, "unusual rate of\n4.7.28 unsolicited mail") || !strings.HasSuffix(msg, " - gsmtp") {
+				t.Errorf("greeting %d %q, %v; want Gmail's multi-line 421 4.7.28", code, msg, err)
+			}
+			if _, err := c.tp.ReadLine(); !errors.Is(err, io.EOF) {
+				t.Errorf("after 421: %v, want EOF", err)
+			}
+		}},
+		{EHLO421, func(t *testing.T, s *Server, c *client) {
+			c.expect(220)
+			if m := c.cmd("EHLO x", 421); !strings.HasPrefix(m, "4.7.0 Try again later, closing connection. (EHLO) ") || !strings.HasSuffix(m, " - gsmtp") {
+				t.Errorf("EHLO reply = %q", m)
+			}
+			if _, err := c.tp.ReadLine(); !errors.Is(err, io.EOF) {
+				t.Errorf("after 421: %v, want EOF", err)
+			}
+		}},
 		{Greet421, func(t *testing.T, s *Server, c *client) {
 			c.expect(421)
 			if _, err := c.tp.ReadLine(); !errors.Is(err, io.EOF) {
@@ -502,8 +520,8 @@ func TestStartErrors(t *testing.T) {
 
 func TestBehaviors(t *testing.T) {
 	all := Behaviors()
-	if len(all) != 23 {
-		t.Errorf("%d behaviours, want 23", len(all))
+	if len(all) != 25 {
+		t.Errorf("%d behaviours, want 25", len(all))
 	}
 	for _, b := range all {
 		if b.Description() == "" {

@@ -57,6 +57,12 @@ func (ss *session) run() {
 	case Greet421:
 		ss.reply("421 4.7.0 Try again later, closing connection.")
 		return
+	case GmailRateLimited:
+		ss.reply(fmt.Sprintf("421-4.7.28 [%s] Our system has detected an unusual rate of", ss.clientIP()),
+			"421-4.7.28 unsolicited mail originating from your IP address. To protect our",
+			"421-4.7.28 users from spam, mail sent from your IP address has been temporarily",
+			"421 4.7.28 rate limited. "+ss.sessionID()+" - gsmtp")
+		return
 	case Garbage:
 		ss.writeRaw("HTTP/1.1 400 Bad Request\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 		ss.record("S: HTTP/1.1 400 Bad Request")
@@ -70,7 +76,7 @@ func (ss *session) run() {
 	case Masked:
 		ss.reply("220 " + strings.Repeat("*", 28))
 	default:
-		ss.reply(fmt.Sprintf("220 %s ESMTP ffa0c8e4b3d2-%05d.1 - gsmtp", gmailName, ss.id))
+		ss.reply(fmt.Sprintf("220 %s ESMTP %s - gsmtp", gmailName, ss.sessionID()))
 	}
 	for n := 0; n < maxCommands && ss.werr == nil; n++ {
 		line, refused, err := ss.readLine()
@@ -102,6 +108,9 @@ func (ss *session) handle(line string) bool {
 		case !ss.tls && ss.behavior == EHLO550:
 			ss.reply("550 5.7.1 Client host rejected")
 			return true
+		case !ss.tls && ss.behavior == EHLO421:
+			ss.reply("421 4.7.0 Try again later, closing connection. (EHLO) " + ss.sessionID() + " - gsmtp")
+			return false
 		case ss.tls && ss.behavior == PostTLS421:
 			ss.reply("421 4.7.0 closing")
 			return false
@@ -131,14 +140,22 @@ func (ss *session) handle(line string) bool {
 	return ss.werr == nil
 }
 
+// sessionID is the session's identifier in Gmail's style, as Gmail puts
+// one in its greeting and its refusals.
+func (ss *session) sessionID() string { return fmt.Sprintf("ffa0c8e4b3d2-%05d.1", ss.id) }
+
+// clientIP is the peer's address ("unknown" when it cannot be read).
+func (ss *session) clientIP() string {
+	if host, _, err := net.SplitHostPort(ss.raw.RemoteAddr().String()); err == nil {
+		return host
+	}
+	return "unknown"
+}
+
 // ehloReply returns the lines of the EHLO reply, Gmail's extensions as the
 // behaviour and the TLS state allow.
 func (ss *session) ehloReply() []string {
-	ip := "unknown"
-	if host, _, err := net.SplitHostPort(ss.raw.RemoteAddr().String()); err == nil {
-		ip = host
-	}
-	ext := []string{gmailName + " at your service, [" + ip + "]", "SIZE 157286400", "8BITMIME"}
+	ext := []string{gmailName + " at your service, [" + ss.clientIP() + "]", "SIZE 157286400", "8BITMIME"}
 	if !ss.tls {
 		switch ss.behavior {
 		case NoSTARTTLS:
