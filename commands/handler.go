@@ -321,29 +321,33 @@ func (h *Handler) Do(ctx context.Context, req message.Request) message.Response 
 
 // Exec runs a parsed command to the end and returns the whole Reply, the
 // data behind the message included: the CLI twins use it. It takes the
-// configuration snapshot, authorizes, prepares, runs and audits like
-// Acknowledge and Run, but returns errors instead of explaining them:
-// errors.Is tells ErrSyntax, ErrUnknownRelay, ErrTarget and ErrRefused
-// (the requester's mistakes) from the rest.
+// configuration snapshot, authorizes, prepares and runs like Acknowledge
+// and Run, but returns errors instead of explaining them: errors.Is tells
+// ErrSyntax, ErrUnknownRelay, ErrTarget and ErrRefused (the requester's
+// mistakes) from the rest. Commands that write (Verb.Writes) are audited;
+// the others only read, from a database the command line may have opened
+// read-only.
 func (h *Handler) Exec(ctx context.Context, req message.Request, cmd Command) (reply Reply, err error) {
 	if req.Text == "" {
 		req.Text = cmd.String()
+	}
+	spec := lookupVerb(cmd.Verb)
+	if spec == nil {
+		return Reply{}, fmt.Errorf("%w: unknown command %q; the commands are %s", ErrSyntax, cmd.Verb, verbList())
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			h.log.Error("commands: panic while running a command", "text", req.Text, "panic", p, "stack", string(debug.Stack()))
 			reply, err = Reply{}, fmt.Errorf("internal error: %v", p)
 		}
-		outcome := "ok"
-		if err != nil {
-			outcome = "error: " + err.Error()
+		if spec.writes {
+			outcome := "ok"
+			if err != nil {
+				outcome = "error: " + err.Error()
+			}
+			h.audit(ctx, req, outcome)
 		}
-		h.audit(ctx, req, outcome)
 	}()
-	spec := lookupVerb(cmd.Verb)
-	if spec == nil {
-		return Reply{}, fmt.Errorf("%w: unknown command %q; the commands are %s", ErrSyntax, cmd.Verb, verbList())
-	}
 	c := &call{req: req, snap: h.snapshot(), cmd: cmd}
 	if err := Authorize(c.snap.Config.Access, req, cmd.Verb); err != nil {
 		return Reply{}, err

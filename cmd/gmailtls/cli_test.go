@@ -40,8 +40,8 @@ func TestCLITwinsText(t *testing.T) {
 	run := func(wantCode int, args ...string) string {
 		t.Helper()
 		code, out, errs := svcTestRun(t, "", append(args, "--config", cfgPath)...)
-		if code != wantCode {
-			t.Fatalf("%v: exit %d, want %d\n%s\n%s", args, code, wantCode, out, errs)
+		if code != wantCode || errs != "" {
+			t.Fatalf("%v: exit %d, want %d and nothing on stderr\n%s\n%s", args, code, wantCode, out, errs)
 		}
 		fmt.Fprintf(&all, "$ gmailtls %s\n%s\n", strings.Join(args, " "), out)
 		return out
