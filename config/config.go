@@ -111,6 +111,16 @@ type Access struct {
 // Probing is the periodic probing of every relay.
 type Probing struct {
 	Schedule string `toml:"schedule"` // default "@every 5m"; "" or "off" disables
+	// On-demand checks (Slack, buttons, console) are rate limited with
+	// token buckets; scheduled rounds and alert confirmations are not.
+	// Each person may start UserBurst relay probes at once ("check all"
+	// is one per relay), then one more every UserInterval; each relay is
+	// probed on demand RelayBurst times at once, then once every
+	// RelayInterval. A burst of 0 turns that limit off.
+	UserBurst     int      `toml:"user_burst"`     // default 6
+	UserInterval  Duration `toml:"user_interval"`  // default 20s
+	RelayBurst    int      `toml:"relay_burst"`    // default 3
+	RelayInterval Duration `toml:"relay_interval"` // default 10s
 }
 
 // Report is one scheduled health summary.

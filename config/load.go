@@ -63,7 +63,7 @@ func Default() *Config {
 			Command:          "/gmailtls",
 			ResponseURLHosts: []string{"hooks.slack.com"},
 		},
-		Probing: Probing{Schedule: "@every 5m"},
+		Probing: Probing{Schedule: "@every 5m", UserBurst: 6, UserInterval: Duration{20 * time.Second}, RelayBurst: 3, RelayInterval: Duration{10 * time.Second}},
 		Alerts:  Alerts{RemindEvery: Duration{time.Hour}, FlapLimit: 4},
 		Escalation: Escalation{
 			Consecutive:  3,

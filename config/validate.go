@@ -377,6 +377,15 @@ func placeholderChannel(ch string) bool { return strings.Contains(ch, "REPLACE")
 const channelIDHint = "a channel ID is C (or G for an old private channel) followed by upper-case letters and digits, such as \"C0123ABCD\"; in Slack, open the channel's name → About, and copy the Channel ID at the bottom"
 
 func (v *validator) schedules() {
+	p := v.c.Probing
+	v.atLeast("probing.user_burst", p.UserBurst, 0)
+	v.atLeast("probing.relay_burst", p.RelayBurst, 0)
+	if p.UserBurst > 0 {
+		v.positive("probing.user_interval", p.UserInterval)
+	}
+	if p.RelayBurst > 0 {
+		v.positive("probing.relay_interval", p.RelayInterval)
+	}
 	if s := v.c.Probing.Schedule; s != "" && s != "off" {
 		if err := CheckCron(s); err != nil {
 			v.add("probing.schedule", "%v; \"off\" disables periodic probing", err)

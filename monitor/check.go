@@ -124,6 +124,9 @@ func (m *Monitor) CheckRelay(ctx context.Context, c Check) (CheckResult, error) 
 		_, err := c.snap.Runner("")
 		return CheckResult{}, err
 	}
+	if err := m.rateLimit(c, []string{c.Relay}); err != nil {
+		return CheckResult{}, err
+	}
 	res, err := m.probeAndRecord(ctx, c, c.Relay)
 	if err != nil {
 		m.levelsOf(ctx, c.snap, []*CheckResult{&res})
@@ -151,6 +154,9 @@ func (m *Monitor) CheckAll(ctx context.Context, c Check) ([]CheckResult, error) 
 		if names, err = m.activeRelays(ctx, c.snap); err != nil {
 			return nil, err
 		}
+	}
+	if err := m.rateLimit(c, names); err != nil {
+		return nil, err
 	}
 	results := make([]*CheckResult, len(names))
 	errs := make([]error, len(names))
@@ -202,6 +208,19 @@ func (m *Monitor) CheckAll(ctx context.Context, c Check) ([]CheckResult, error) 
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// rateLimit takes the tokens of an on-demand check of relays, or says how
+// long to wait ([ErrRateLimited]). Scheduled rounds and confirmations pass.
+func (m *Monitor) rateLimit(c Check, relays []string) error {
+	if !limited(c.Trigger) || len(relays) == 0 {
+		return nil
+	}
+	if err := m.limits.take(m.now(), c.snap.Config.Probing, c.RequestedBy, relays); err != nil {
+		m.log.Info("monitor: on-demand check rate limited", "user", c.RequestedBy, "relays", relays, "err", err)
+		return err
+	}
+	return nil
 }
 
 // levelsOf fills in the levels of the checks that ran but could not be

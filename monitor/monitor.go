@@ -89,6 +89,8 @@ type Monitor struct {
 	state  *escalation.Assessment
 	recent recentCache
 	seq    uint64
+	// limits rate-limits on-demand checks ([probing] user_burst …).
+	limits limiter
 }
 
 // New returns a Monitor over deps.
