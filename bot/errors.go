@@ -3,6 +3,7 @@ package bot
 import (
 	"cmp"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -175,19 +176,28 @@ const (
 	CodeAuth        = "auth"
 	CodePermanent   = "permanent"
 	CodeServerError = "server_error"
+	// CodeDNSError is Slack's host name not resolving: the bot's DNS, not
+	// Slack.
+	CodeDNSError = "dns_error"
+	// CodeNetworkError is no connection to Slack, or one that broke or
+	// timed out, before Slack answered.
+	CodeNetworkError = "network_error"
 )
 
 // ClassifySlackError sorts the error of a Slack call for the outbox, and
 // names it for the metrics (gmailtls_slack_errors_total): code is Slack's
 // error code when the bot knows it ("channel_not_found", "token_revoked"…),
-// else CodeRateLimited, CodeAuth, CodePermanent or CodeServerError.
+// else CodeRateLimited, CodeAuth, CodePermanent, CodeDNSError,
+// CodeNetworkError or CodeServerError.
 //
 //   - a rate limit (429) is RateLimited, with Slack's Retry-After;
 //   - Slack refusing the bot token or the app's scopes (IsAuth) is
 //     Suspended: the outbox pauses all delivery and keeps every message;
 //     a missing scope is also MissingScope (for an upload: files:write);
 //   - an error no retry will fix (IsPermanent) is Permanent;
-//   - anything else (5xx, network) is transient.
+//   - anything else is transient: a name that did not resolve
+//     (CodeDNSError), a connection that failed (CodeNetworkError), a 5xx
+//     or an answer the bot does not know (CodeServerError).
 func ClassifySlackError(err error) (c outbox.Class, code string) {
 	if ra, ok := IsRateLimited(err); ok {
 		return outbox.Class{RateLimited: true, RetryAfter: ra}, CodeRateLimited
@@ -198,5 +208,24 @@ func ClassifySlackError(err error) (c outbox.Class, code string) {
 	if IsPermanent(err) {
 		return outbox.Class{Permanent: true}, cmp.Or(ErrorCode(err), CodePermanent)
 	}
+	if _, ok := errors.AsType[*net.DNSError](err); ok {
+		return outbox.Class{}, CodeDNSError
+	}
+	if networkError(err) {
+		return outbox.Class{}, CodeNetworkError
+	}
 	return outbox.Class{}, CodeServerError
+}
+
+// networkError reports whether err is the connection to Slack failing
+// before an answer: refused, reset, closed early, or timed out.
+func networkError(err error) bool {
+	if connectionDropped(err) {
+		return true
+	}
+	if _, ok := errors.AsType[*net.OpError](err); ok {
+		return true
+	}
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -160,5 +161,42 @@ func TestClassifySlackError(t *testing.T) {
 	s.Classify(slack.StatusCodeError{Code: http.StatusBadGateway})
 	if len(counted) != 2 || counted[0] != "not_in_channel" || counted[1] != CodeServerError {
 		t.Errorf("Sender counted %v, want [not_in_channel server_error]", counted)
+	}
+}
+
+// TestClassifyNetworkFailures: a Slack call whose host name does not
+// resolve is counted as dns_error, one that finds no connection as
+// network_error; neither is Slack's server_error. Both are real failures
+// of the bot's Web API client, on loopback only.
+func TestClassifyNetworkFailures(t *testing.T) {
+	noDNS := &net.Dialer{Resolver: &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no DNS in tests")
+	}}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	for _, tc := range []struct {
+		name, apiURL, want string
+	}{
+		{"unresolvable", "https://slack.test.invalid/api/", CodeDNSError},
+		{"refused", "http://" + closed + "/api/", CodeNetworkError},
+	} {
+		b, err := New(Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken, APIURL: tc.apiURL, APIRetries: -1,
+			HTTPClient: &http.Client{Transport: &http.Transport{DialContext: noDNS.DialContext}}}, &fakeHandler{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var counted []string
+		s := NewSender(b, func(code string) { counted = append(counted, code) })
+		_, err = s.Post(context.Background(), "C1", "", Message{Text: "x"})
+		if err == nil {
+			t.Fatalf("%s: the post succeeded", tc.name)
+		}
+		if c := s.Classify(err); c != (outbox.Class{}) || len(counted) != 1 || counted[0] != tc.want {
+			t.Errorf("%s: %v classified %+v, counted %v; want transient, %s", tc.name, err, c, counted, tc.want)
+		}
 	}
 }

@@ -169,3 +169,18 @@ func TestHTTPModeCommandMismatch(t *testing.T) {
 		t.Errorf("handler called for another command")
 	}
 }
+
+// TestHTTPModeServerLimits: HTTP mode's server has every timeout and logs
+// net/http's own errors.
+func TestHTTPModeServerLimits(t *testing.T) {
+	b, err := New(Config{Mode: ModeHTTP, BotToken: "xoxb-1", SigningSecret: testSecret, Listen: "127.0.0.1:0"}, &fakeHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := b.httpServer(context.Background())
+	if srv.ReadHeaderTimeout != httpReadHeaderTimeout || srv.ReadTimeout != httpReadTimeout ||
+		srv.WriteTimeout != httpWriteTimeout || srv.IdleTimeout != httpIdleTimeout || srv.ErrorLog == nil {
+		t.Errorf("server limits: read header %s, read %s, write %s, idle %s, error log %v",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.ErrorLog != nil)
+	}
+}

@@ -11,11 +11,14 @@ package metrics
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/internal/httpserver"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,9 +37,12 @@ var knownSlackMethods = map[string]bool{
 	"files.upload": true,
 }
 
-// knownSlackCodes bounds the code label of Slack API errors.
+// knownSlackCodes bounds the code label of Slack API errors. dns_error
+// (Slack's name did not resolve) and network_error (no connection, or it
+// broke) are the bot's own side; server_error is Slack answering 5xx.
 var knownSlackCodes = map[string]bool{
 	"rate_limited": true, "server_error": true, "network": true,
+	"dns_error": true, "network_error": true,
 	"channel_not_found": true, "not_in_channel": true, "invalid_auth": true,
 	"missing_scope": true, "token_revoked": true, "account_inactive": true,
 	"msg_too_long": true, "invalid_blocks": true,
@@ -54,12 +60,15 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	outbox func(context.Context) (pending int, oldest time.Duration, failed int, err error)
+
+	levelMu     sync.Mutex
+	levelRelays map[string]bool // relays with a level gauge
 }
 
 // New registers every collector on a fresh registry, with the Go and
 // process collectors beside them.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), levelRelays: map[string]bool{}}
 	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gmailtls_probes_total",
 		Help: "Probes run, by relay, MX host, result (ok or fail) and failure class.",
@@ -130,7 +139,35 @@ func (m *Metrics) SetLevel(relay string, level escalation.Level) {
 		return
 	}
 	if v, ok := levelValues[level]; ok {
+		m.levelMu.Lock()
+		defer m.levelMu.Unlock()
 		m.level.WithLabelValues(relay).Set(v)
+		m.levelRelays[relay] = true
+	}
+}
+
+// SetLevels sets the level of every relay in levels ("" the global
+// level) and drops the gauge of every other relay (one removed from the
+// configuration). Set every configured relay at start, from the levels
+// stored before, so that /metrics shows each from the first scrape and
+// not only after its first level change.
+func (m *Metrics) SetLevels(levels map[string]escalation.Level) {
+	if m == nil {
+		return
+	}
+	m.levelMu.Lock()
+	defer m.levelMu.Unlock()
+	for relay := range m.levelRelays {
+		if _, ok := levels[relay]; !ok {
+			m.level.DeleteLabelValues(relay)
+			delete(m.levelRelays, relay)
+		}
+	}
+	for relay, level := range levels {
+		if v, ok := levelValues[level]; ok {
+			m.level.WithLabelValues(relay).Set(v)
+			m.levelRelays[relay] = true
+		}
 	}
 }
 
@@ -172,6 +209,32 @@ func (m *Metrics) outboxFigures() (int, time.Duration, int) {
 	}
 	return p, o, failed
 }
+
+// Limits of the /metrics server. A scrape and the health checks answer
+// within seconds (each check has 5 s); Prometheus keeps its connection
+// between scrapes, so an idle one lives two minutes.
+const (
+	serverReadHeaderTimeout = 5 * time.Second
+	serverReadTimeout       = 10 * time.Second
+	serverWriteTimeout      = 30 * time.Second
+	serverIdleTimeout       = 2 * time.Minute
+	serverMaxConns          = 64
+)
+
+// Server returns the server of Handler(c) with timeouts against slow and
+// idle clients and net/http's own errors logged through logger. Serve it
+// on Listener(ln), which caps the connections open at once.
+func (m *Metrics) Server(c Checks, logger *slog.Logger) *http.Server {
+	return httpserver.New(m.Handler(c), logger, httpserver.Options{
+		ReadHeaderTimeout: serverReadHeaderTimeout,
+		ReadTimeout:       serverReadTimeout,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
+	})
+}
+
+// Listener caps the connections open at once on ln for Server.
+func Listener(ln net.Listener) net.Listener { return httpserver.LimitListener(ln, serverMaxConns) }
 
 // Checks are the probes behind /healthz and /readyz. Each returns nil when
 // healthy, or an error worded for an operator.

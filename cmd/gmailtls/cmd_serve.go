@@ -16,6 +16,7 @@ import (
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/metrics"
 	"github.com/gmailtls/gmailtls/monitor"
@@ -122,6 +123,10 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 	d.mon = monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
 	d.alerter = &alerts.Alerter{Store: st, Monitor: d.mon, Logger: log, Notify: func() { d.worker.Notify() }}
 	d.alerter.Reload(cfg.Alerts)
+	if err := d.exportLevels(ctx, cfg); err != nil {
+		st.Close()
+		return nil, err
+	}
 	d.mon.Subscribe(d.observeLevels)
 	d.mon.Subscribe(d.alerter.Observe)
 	d.handler = commands.New(commands.Deps{Service: d.mon, Store: st, Alerts: d.alerter, Logger: log})
@@ -166,6 +171,28 @@ func (d *daemon) runners(cfg *config.Config) (map[string]relay.Runner, error) {
 func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
 	reporter := &schedule.Reporter{Store: d.store, Build: d.handler.Report, Notify: d.worker.Notify, Logger: d.log}
 	return schedule.FromConfig(cfg, schedule.Jobs{Round: d.mon.Round, Reporter: reporter, Store: d.store, Logger: d.log})
+}
+
+// exportLevels sets the /metrics level gauge of every relay of cfg and the
+// global one from the levels stored as escalation events (ok without
+// one), so that each is there from the first scrape rather than after its
+// first evaluation, and drops the gauges of relays cfg no longer has.
+func (d *daemon) exportLevels(ctx context.Context, cfg *config.Config) error {
+	last, err := d.store.LastEvents(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the stored escalation levels for /metrics: %w", err)
+	}
+	levels := map[string]escalation.Level{"": escalation.LevelOK}
+	for _, r := range cfg.Relays {
+		levels[r.Name] = escalation.LevelOK
+	}
+	for name, e := range last {
+		if _, ok := levels[name]; ok {
+			levels[name] = e.To
+		}
+	}
+	d.metrics.SetLevels(levels)
+	return nil
 }
 
 // observeLevels sets the /metrics level gauges after every evaluation.
@@ -244,21 +271,18 @@ func (d *daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (*http.Serve
 			return nil, fmt.Errorf("http.listen %s: %w (is another gmailtls running?)", addr, err)
 		}
 	}
-	srv := &http.Server{
-		Handler: d.metrics.Handler(metrics.Checks{
-			Health: d.store.Ping,
-			Ready: func(context.Context) error {
-				if d.bot.Ready() {
-					return nil
-				}
-				return errors.New("slack is not connected yet")
-			},
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	srv := d.metrics.Server(metrics.Checks{
+		Health: d.store.Ping,
+		Ready: func(context.Context) error {
+			if d.bot.Ready() {
+				return nil
+			}
+			return errors.New("slack is not connected yet")
+		},
+	}, d.log)
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(metrics.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics endpoint stopped", "err", err)
 		}
 	})
@@ -293,6 +317,9 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 	old := d.config()
 	d.mon.Reload(cfg, runners)
 	d.alerter.Reload(cfg.Alerts)
+	if err := d.exportLevels(ctx, cfg); err != nil {
+		d.log.Warn("reload: /metrics keeps the old relays' levels until the next evaluation", "err", err)
+	}
 	stopCtx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
 	d.mu.Lock()

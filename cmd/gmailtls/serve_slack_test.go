@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
+	"github.com/gmailtls/gmailtls/storage"
 )
 
 // restart stops the daemon and starts another on the same configuration
@@ -90,5 +93,40 @@ func TestServeHTTPModeRefusesReplays(t *testing.T) {
 	}
 	if n := len(f.slack.Messages()); n != 2 {
 		t.Errorf("%d messages delivered, want 2", n)
+	}
+}
+
+// TestServeExportsLevelsFromStart: /metrics has the level of every
+// configured relay and the global level from the first scrape, before any
+// probe: ok on a new database, and after a restart the levels stored
+// before (relay-1 at investigate), not nothing until a level changes.
+func TestServeExportsLevelsFromStart(t *testing.T) {
+	f := startServe(t, "socket", "\n[[relay]]\nname = \"relay-2\"\n")
+	levels := func() string {
+		t.Helper()
+		return grepLines(httpGet(t, f.metrics+"/metrics", 200), "gmailtls_relay_level{")
+	}
+	for _, want := range []string{`gmailtls_relay_level{relay=""} 0`, `gmailtls_relay_level{relay="relay-1"} 0`, `gmailtls_relay_level{relay="relay-2"} 0`} {
+		if got := levels(); !strings.Contains(got, want) {
+			t.Errorf("a new database: missing %s in\n%s", want, got)
+		}
+	}
+
+	f.stop(t)
+	st, err := storage.Open(context.Background(), filepath.Join(filepath.Dir(f.cfgPath), "serve.db"), storage.Options{Mode: storage.ModeExisting})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddEvent(context.Background(), storage.Event{Relay: "relay-1", From: escalation.LevelWatch, To: escalation.LevelInvestigate,
+		Scope: escalation.ScopeOneHost, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	f.restart(t)
+	got := levels()
+	for _, want := range []string{`gmailtls_relay_level{relay=""} 0`, `gmailtls_relay_level{relay="relay-1"} 2`, `gmailtls_relay_level{relay="relay-2"} 0`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("after a restart: missing %s in\n%s", want, got)
+		}
 	}
 }
