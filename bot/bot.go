@@ -1,7 +1,9 @@
 // Package bot is the Slack side of gmailtls. Slash commands and button
 // presses come in over Socket Mode (the default: an outbound WebSocket, no
 // public URL) or HTTP (signed requests to /slack/commands and
-// /slack/interactivity); each becomes a message.Request for the Handler.
+// /slack/interactivity, each run only when its signature verifies, is
+// fresh and was never accepted before: see ReplayMemory); each becomes a
+// message.Request for the Handler.
 //
 // The flow of one slash command:
 //
@@ -10,8 +12,10 @@
 //     "probing relay-2 → 5 Gmail MX hosts…".
 //  2. If more work is needed, a bounded worker pool calls Handler.Run.
 //  3. The Response is rendered to Block Kit within Slack's limits (overflow
-//     folds into the thread) and delivered through the command's
-//     response_url — at most five times and within 30 minutes, then through
+//     folds into the thread; all text is escaped, so that only a
+//     message.Phrase's mentions are live) and delivered through the
+//     command's response_url (Slack's hosts only: Config.ResponseURLHosts)
+//     — at most five times and within 30 minutes, then through
 //     chat.postMessage — honouring 429 Retry-After and retrying 5xx.
 //
 // Button presses (Re-run, Transcript, Evidence…) arrive as block_actions,
