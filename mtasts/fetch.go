@@ -332,6 +332,10 @@ func fetchError(ctx context.Context, err error) (Reason, string) {
 		recordErr tls.RecordHeaderError
 	)
 	switch {
+	case ctx.Err() != nil:
+		// The caller's deadline ended the fetch, whatever step it cut
+		// short (a handshake cut mid-way reads as a TLS error otherwise).
+		return ReasonTimeout, fmt.Sprintf("timed out: %v", err)
 	case errors.As(err, &unknownCA):
 		return ReasonCertUntrusted, fmt.Sprintf("the certificate is not signed by a trusted CA: %v", err)
 	case errors.As(err, &hostname):
@@ -342,7 +346,7 @@ func fetchError(ctx context.Context, err error) (Reason, string) {
 		return ReasonCertUntrusted, fmt.Sprintf("the certificate does not verify: %v", err)
 	case errors.As(err, &dnsErr):
 		return ReasonDNS, fmt.Sprintf("the policy host does not resolve: %v", err)
-	case isTimeout(err) || ctx.Err() != nil:
+	case isTimeout(err):
 		return ReasonTimeout, fmt.Sprintf("timed out: %v", err)
 	case errors.Is(err, http.ErrSchemeMismatch):
 		return ReasonTLS, "the TLS handshake failed: the server speaks plain HTTP on port 443"
