@@ -47,11 +47,9 @@ func realHandler(tb testing.TB, srv *smtptest.Server, now func() time.Time) *com
 	runner.Hostname = func() (string, error) { return "relay-1.test.example", nil }
 	runner.InterfaceAddrs = func() ([]net.Addr, error) { return nil, nil }
 	runner.Commands = fakeTools{}
-	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner}, Now: now})
-	return commands.New(commands.Deps{
-		Service: mon, Store: st, Now: now, Location: time.UTC,
-		Hostname: func() (string, error) { return "gmailtls.test.example", nil },
-	})
+	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner}, Now: now,
+		Hostname: func() (string, error) { return "gmailtls.test.example", nil }})
+	return commands.New(commands.Deps{Service: mon, Store: st, Now: now, Location: time.UTC})
 }
 
 // BenchmarkAckLatencyRealHandler is BenchmarkAckLatency with the real

@@ -32,12 +32,6 @@ const (
 	// where the failure is).
 	maxEvidenceTranscripts  = 2
 	evidenceTranscriptLines = 16
-	// queueTrendSamples is how many stored queue samples evidence reads
-	// for the trend, and queueTrendWindow how far back.
-	queueTrendSamples = 12
-	queueTrendWindow  = 24 * time.Hour
-	// infoTimeout bounds the agent info request behind Evidence.
-	infoTimeout = 10 * time.Second
 )
 
 // previousRun is what a Re-run button remembers of the run it was on.

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -44,6 +43,9 @@ type Service interface {
 	CheckAll(ctx context.Context, c monitor.Check) ([]monitor.CheckResult, error)
 	// Assess computes the escalation state without storing anything.
 	Assess(ctx context.Context, snap *monitor.Snapshot) (escalation.Assessment, error)
+	// Evidence gathers a relay's results, their transcripts, its host and
+	// queue, asked now.
+	Evidence(ctx context.Context, snap *monitor.Snapshot, q monitor.EvidenceQuery) (monitor.EvidenceModel, error)
 }
 
 // Store is what commands reads and writes in the database itself
@@ -56,7 +58,6 @@ type Store interface {
 	ResumeRelay(ctx context.Context, name, by string) error
 	Result(ctx context.Context, id int64) (storage.StoredResult, error)
 	History(ctx context.Context, q storage.HistoryQuery) ([]storage.StoredResult, error)
-	QueueSamples(ctx context.Context, relay string, since time.Time, perRelayLimit int) ([]storage.QueueSample, error)
 	Summary(ctx context.Context, since, until time.Time) ([]storage.RelaySummary, error)
 	OpenIncidents(ctx context.Context) ([]storage.Incident, error)
 	LastEvent(ctx context.Context, relay string) (storage.Event, bool, error)
@@ -86,9 +87,6 @@ type Deps struct {
 	Logger *slog.Logger
 	// Location is the time zone times are shown in (default time.Local).
 	Location *time.Location
-	// Hostname names this host in evidence for local relays (default
-	// os.Hostname).
-	Hostname func() (string, error)
 }
 
 // Handler runs /gmailtls commands and buttons: it parses, authorizes,
@@ -96,13 +94,12 @@ type Deps struct {
 // It satisfies the bot's Handler interface and serves the console. It is
 // safe for concurrent use.
 type Handler struct {
-	svc      Service
-	store    Store
-	alerts   Alerts
-	now      func() time.Time
-	log      *slog.Logger
-	loc      *time.Location
-	hostname func() (string, error)
+	svc    Service
+	store  Store
+	alerts Alerts
+	now    func() time.Time
+	log    *slog.Logger
+	loc    *time.Location
 	// bare is the snapshot of a Handler without a service: the defaults.
 	bare *monitor.Snapshot
 	// pending carries what Acknowledge read over to Run.
@@ -118,13 +115,12 @@ var ErrTarget = monitor.ErrTarget
 // New returns a Handler over deps.
 func New(deps Deps) *Handler {
 	h := &Handler{
-		svc:      deps.Service,
-		store:    deps.Store,
-		alerts:   deps.Alerts,
-		now:      deps.Now,
-		log:      deps.Logger,
-		loc:      deps.Location,
-		hostname: deps.Hostname,
+		svc:    deps.Service,
+		store:  deps.Store,
+		alerts: deps.Alerts,
+		now:    deps.Now,
+		log:    deps.Logger,
+		loc:    deps.Location,
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -134,9 +130,6 @@ func New(deps Deps) *Handler {
 	}
 	if h.loc == nil {
 		h.loc = time.Local
-	}
-	if h.hostname == nil {
-		h.hostname = os.Hostname
 	}
 	if h.svc == nil {
 		h.bare = monitor.NewSnapshot(nil, nil, escalation.Policy{})

@@ -82,7 +82,8 @@ func (e *testEnv) open() {
 		e.t.Fatal(err)
 	}
 	e.store = st
-	e.mon = monitor.New(monitor.Deps{Config: e.cfg, Store: st, Runners: e.relayRunners(), Now: e.clock.Now, Concurrency: e.concurrency})
+	e.mon = monitor.New(monitor.Deps{Config: e.cfg, Store: st, Runners: e.relayRunners(), Now: e.clock.Now, Concurrency: e.concurrency,
+		Hostname: func() (string, error) { return "bot.test.example", nil }})
 	e.mon.Subscribe(func(ev monitor.Evaluation) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -90,7 +91,6 @@ func (e *testEnv) open() {
 	})
 	e.h = New(Deps{
 		Service: e.mon, Store: st, Alerts: e.alerts, Now: e.clock.Now, Location: time.UTC,
-		Hostname: func() (string, error) { return "bot.test.example", nil },
 	})
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/message"
-	"github.com/gmailtls/gmailtls/probe"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -16,25 +16,10 @@ import (
 // results of the window, newest first.
 type HistoryModel struct {
 	// Relay is empty for every relay.
-	Relay   string          `json:"relay,omitempty"`
-	Since   time.Time       `json:"since"`
-	Until   time.Time       `json:"until"`
-	Results []HistoryResult `json:"results"`
-}
-
-// HistoryResult is one stored result: the probe result's own fields (as in
-// `gmailtls probe --json`, with the transcript storage keeps: failures, and
-// the newest success per relay and MX host) plus its storage ids and
-// trigger.
-type HistoryResult struct {
-	ID      int64          `json:"id"`
-	RunID   int64          `json:"run_id"`
-	Trigger message.Source `json:"trigger"`
-	probe.WireResult
-}
-
-func historyResult(r storage.StoredResult) HistoryResult {
-	return HistoryResult{ID: r.ID, RunID: r.RunID, Trigger: r.Trigger, WireResult: r.Result.Wire()}
+	Relay   string                  `json:"relay,omitempty"`
+	Since   time.Time               `json:"since"`
+	Until   time.Time               `json:"until"`
+	Results []monitor.HistoryResult `json:"results"`
 }
 
 // chatHistoryLimit bounds the results a chat answer reads; the command
@@ -56,9 +41,9 @@ func (h *Handler) runHistory(ctx context.Context, c *call) (Reply, error) {
 		return Reply{}, err
 	}
 	capped := !cli && len(results) == chatHistoryLimit
-	m := HistoryModel{Relay: cmd.Relay, Since: q.Since, Until: now, Results: make([]HistoryResult, 0, len(results))}
+	m := HistoryModel{Relay: cmd.Relay, Since: q.Since, Until: now, Results: make([]monitor.HistoryResult, 0, len(results))}
 	for _, r := range results {
-		m.Results = append(m.Results, historyResult(r))
+		m.Results = append(m.Results, monitor.NewHistoryResult(r))
 	}
 	name := cmd.Relay
 	if name == "" {

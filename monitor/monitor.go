@@ -28,11 +28,15 @@
 //     own loop.
 //
 // Assess computes the current state without storing anything (status and
-// reports: looking never changes what was announced).
+// reports: looking never changes what was announced). Evidence gathers
+// what an escalation needs (stored results and transcripts, the relay
+// host and queue asked of its agent) as a model that package commands
+// only presents.
 package monitor
 
 import (
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -65,6 +69,9 @@ type Deps struct {
 	// whose servers answer after 100 ms takes about a second
 	// (BenchmarkScheduledRound).
 	Concurrency int
+	// Hostname names this host in the evidence of local relays (default
+	// os.Hostname).
+	Hostname func() (string, error)
 }
 
 // Monitor probes relays, stores the runs, evaluates escalation and tells
@@ -75,6 +82,7 @@ type Monitor struct {
 	log         *slog.Logger
 	concurrency int
 	fixedPolicy escalation.Policy // zero: from the configuration
+	hostname    func() (string, error)
 
 	snap atomic.Pointer[Snapshot]
 
@@ -101,12 +109,16 @@ func New(deps Deps) *Monitor {
 		log:         deps.Logger,
 		concurrency: deps.Concurrency,
 		fixedPolicy: deps.Policy,
+		hostname:    deps.Hostname,
 	}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.hostname == nil {
+		m.hostname = os.Hostname
 	}
 	if m.concurrency <= 0 {
 		m.concurrency = 32

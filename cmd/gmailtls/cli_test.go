@@ -20,6 +20,7 @@ import (
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/monitor"
 )
 
 // runEnv runs a subcommand in-process with an environment and a context.
@@ -135,7 +136,7 @@ func TestCLITwinsJSON(t *testing.T) {
 	if hist.Relay != "relay-2" || len(hist.Results) != 2 || hist.Results[1].OK || hist.Results[1].Transcript == nil {
 		t.Errorf("history relay-2 24h --json: %+v", hist)
 	}
-	var ev commands.EvidenceModel
+	var ev monitor.EvidenceModel
 	run(exitOK, &ev, "evidence", "relay-2")
 	if ev.Relay != "relay-2" || ev.Kind != "local" || ev.RunID != check.Relays[0].RunID || len(ev.Results) != 1 || (ev.Host == nil || ev.Host.Hostname == "") && ev.ThisHost == "" {
 		t.Errorf("evidence relay-2 --json: %+v", ev)
