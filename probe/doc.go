@@ -15,7 +15,11 @@
 //  7. verify: the peer's chain against the system roots (plus extra roots)
 //     and the MX host name, judged apart from the handshake so that the
 //     presented chain is recorded even when it does not verify;
-//  8. post_tls: EHLO again over TLS, then QUIT.
+//  8. post_tls: EHLO again over TLS, then QUIT. On Linux the probe asks
+//     for an immediate ACK of every segment it reads (TCP_QUICKACK, see
+//     quickack_linux.go): otherwise a server's TLS 1.3 session ticket,
+//     left unacknowledged by the delayed ACK, holds its EHLO answer back
+//     by about 40 ms under Nagle (Postfix does this).
 //
 // No mail is ever sent: the probe never issues MAIL FROM. Everything read
 // from the server is bounded in line length and line count, so a broken or

@@ -1,6 +1,7 @@
 package probe_test
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,28 @@ func TestFailureClassesAgainstPostfix(t *testing.T) {
 	if !v6 {
 		t.Log("no ::1 on this machine: the IPv6 row did not run")
 	}
+	t.Run("post_tls without the delayed-ACK stall", func(t *testing.T) {
+		t.Parallel()
+		// Without TCP_QUICKACK (quickack_linux.go), Postfix's EHLO answer
+		// over TLS waited about 42 ms for the ACK of its NewSessionTicket:
+		// every probe's post_tls was over 40 ms (the kernel's minimum
+		// delayed-ACK time). With it, a few ms even under -race.
+		if runtime.GOOS != "linux" {
+			t.Skip("TCP_QUICKACK is Linux's; elsewhere the stall remains")
+		}
+		cfg := pinned(t, ca, lab.Addr(postfixlab.OK))
+		var post []float64
+		for range 7 {
+			r := runOne(t, cfg)
+			if !r.OK {
+				t.Fatalf("probe failed: %s", r.Error)
+			}
+			post = append(post, r.Timings.PostTLS)
+		}
+		if m := medianOf(post); m >= 30 {
+			t.Errorf("median post_tls %.1f ms over %v, want well under the 40 ms delayed-ACK timeout", m, post)
+		}
+	})
 	for _, tc := range rows {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			t.Parallel()

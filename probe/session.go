@@ -207,6 +207,7 @@ func (a *attempt) run(ctx context.Context) {
 		return
 	}
 	defer conn.Close()
+	conn = quickAck(conn)
 	// A canceled ctx ends any read or write at once.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
