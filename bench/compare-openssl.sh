@@ -72,7 +72,11 @@ if [ -n "$rev" ]; then
   built="$(git rev-parse --short "$rev")"
 else
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/gmailtls" ./cmd/gmailtls
-  built="work tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (modified)')"
+  if head=$(git rev-parse --short HEAD 2>/dev/null); then
+    built="work tree at $head$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (modified)')"
+  else
+    built="source tree $(pwd) (not a git work tree)"
+  fi
 fi
 
 if [ "$server" = postfix ]; then

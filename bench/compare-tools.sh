@@ -334,7 +334,16 @@ session
 if [ -n "$openssl_bin" ] && [ -f "$src/bench/compare-openssl.sh" ]; then
   echo "== bench/compare-openssl.sh 50" >&2
   run timing compare-openssl 300 bash "$src/bench/compare-openssl.sh" 50
-  mv "$out/timing/compare-openssl.txt" "$out/compare-openssl.txt" && rmdir "$out/timing"
+  mv "$out/timing/compare-openssl.txt" "$out/compare-openssl.txt"
+  # And against a real Postfix (internal/postfixlab), where the revision can
+  # and this machine has Postfix and root.
+  if grep -q -- '--server postfix' "$src/bench/compare-openssl.sh" && [ "$(id -u)" = 0 ] &&
+    [ -x /usr/lib/postfix/sbin/master ]; then
+    echo "== bench/compare-openssl.sh --server postfix 50" >&2
+    run timing compare-openssl-postfix 300 bash "$src/bench/compare-openssl.sh" --server postfix 50
+    mv "$out/timing/compare-openssl-postfix.txt" "$out/compare-openssl-postfix.txt"
+  fi
+  rmdir "$out/timing"
 fi
 if [ -n "$bb_bin" ]; then sed "s#$work#\$WORK#g" "$work/blackbox.yml" >"$out/blackbox.yml"; fi
 if [ -n "$ptf_bin" ]; then cp "$work/postfix/main.cf" "$out/posttls-finger-main.cf"; fi
