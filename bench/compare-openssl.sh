@@ -79,6 +79,7 @@ else
   fi
 fi
 
+: >"$work/server.out"
 if [ "$server" = postfix ]; then
   go build -o "$work/bin/postfixlabd" ./internal/postfixlab/postfixlabd
   "$work/bin/postfixlabd" -kinds ok -ipv6=false -relay=false -hostname mx.test.example \
