@@ -174,6 +174,11 @@ type Agent struct {
 	MaxProbes          int    `toml:"max_probes"` // default 4
 	MTAStack           bool   `toml:"mta_stack"`  // also run openssl/posttls-finger (default true)
 	Postqueue          string `toml:"postqueue"`  // default "postqueue"
+	// MailLog is the MTA's mail log that GET /v1/log reads: a file
+	// ("/var/log/mail.log", followed across rotation into mail.log.1) or
+	// "journald" (the postfix and exim units through journalctl); empty:
+	// off.
+	MailLog string `toml:"mail_log"`
 	// StateDir is where the agent keeps its replay cache across restarts;
 	// empty: in memory only.
 	StateDir string `toml:"state_dir"`

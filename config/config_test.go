@@ -547,3 +547,26 @@ func TestParseBadWrapsErrInvalid(t *testing.T) {
 		t.Errorf("err = %q\nwant  %q", err, want)
 	}
 }
+
+func TestAgentMailLog(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ value, want, err string }{
+		{`""`, "", ""},
+		{`"journald"`, "journald", ""},
+		{`"/var/log/mail.log"`, "/var/log/mail.log", ""},
+		{`"missing-yet.log"`, "missing-yet.log", ""},
+		{`"."`, "", "agent.toml:2: agent.mail_log: " + dir + " is a folder"},
+		{`" /var/log/mail.log"`, "", `agent.toml:2: agent.mail_log: " /var/log/mail.log" is not a file name`},
+	} {
+		c, err := Parse([]byte("[agent]\nmail_log = "+tc.value+"\n"), "agent.toml", dir, fakeenv(nil))
+		if tc.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("mail_log = %s: err = %v, want %q", tc.value, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || c.Agent.MailLog != tc.want {
+			t.Errorf("mail_log = %s: %v, %q", tc.value, err, c.Agent.MailLog)
+		}
+	}
+}

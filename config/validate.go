@@ -508,6 +508,7 @@ func (v *validator) agent() {
 	if strings.TrimSpace(a.Postqueue) == "" {
 		v.add("agent.postqueue", "is empty; name the postqueue command (default \"postqueue\")")
 	}
+	v.mailLog(a.MailLog)
 	bothSecret := v.c.explicitBoth("agent.secret")
 	if bothSecret {
 		v.add("agent.secret_file", "set secret_env or secret_file, not both")
@@ -707,4 +708,21 @@ func (c *Config) RequireSlack() error {
 		probs = append(probs, c.problem("slack.mode", "%q is not a mode: use \"socket\" or \"http\"", s.Mode))
 	}
 	return errors.Join(probs...)
+}
+
+// mailLog checks [agent] mail_log: empty (off), "journald", or a file that,
+// when it exists already, is not a folder. A file that does not exist yet
+// is accepted: the MTA may create it after the agent starts, and the
+// answer of GET /v1/log says it is missing meanwhile.
+func (v *validator) mailLog(p string) {
+	switch {
+	case p == "" || p == "journald":
+		return
+	case strings.TrimSpace(p) != p || strings.ContainsAny(p, "\x00\n"):
+		v.add("agent.mail_log", "%q is not a file name: name the MTA's log file (\"/var/log/mail.log\") or \"journald\"", p)
+		return
+	}
+	if fi, err := os.Stat(v.c.Resolve(p)); err == nil && fi.IsDir() {
+		v.add("agent.mail_log", "%s is a folder: name the MTA's log file (\"/var/log/mail.log\") or \"journald\"", v.c.Resolve(p))
+	}
 }

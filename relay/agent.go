@@ -25,6 +25,7 @@ const (
 	PathProbe   = "/v1/probe"
 	PathInfo    = "/v1/info"
 	PathQueue   = "/v1/queue"
+	PathLog     = "/v1/log"
 	PathHealthz = "/healthz"
 )
 
@@ -150,11 +151,18 @@ func (a *Agent) do(ctx context.Context, method, path string, body []byte) ([]byt
 // set, and returns the answer's body and HTTP status (0 when none came).
 func (a *Agent) send(ctx context.Context, method, path string, body []byte, nonce bool) ([]byte, int, error) {
 	u := *a.base
+	path, query, _ := strings.Cut(path, "?")
 	u.Path = a.base.Path + path
 	u.RawPath = ""
-	signed := u.Path
+	u.RawQuery = query
 	if nonce {
-		u.RawQuery = "nonce=" + rand.Text()
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
+		}
+		u.RawQuery += "nonce=" + rand.Text()
+	}
+	signed := u.Path
+	if u.RawQuery != "" {
 		signed += "?" + u.RawQuery
 	}
 	var rd io.Reader

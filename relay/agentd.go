@@ -98,6 +98,7 @@ func NewAgentDaemon(cfg *config.Config, logger *slog.Logger, version string) (*A
 		MTAStack:    ac.MTAStack,
 		CAFile:      cfg.Resolve(cfg.Target.CAFile),
 		Postqueue:   ac.Postqueue,
+		MailLog:     mailLogSource(cfg),
 		Replay:      a.replay,
 		NotBefore:   notBefore,
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/maillog"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -99,6 +100,7 @@ func Runners(cfg *config.Config, o RunnerOptions) (map[string]Runner, error) {
 			l.Version = o.Version
 			l.Logger = o.Logger
 			l.Now = o.Now
+			l.MailLog = mailLogSource(cfg)
 			if cfg.Target.CAFile != "" {
 				l.CAFile = cfg.Resolve(cfg.Target.CAFile)
 			}
@@ -161,9 +163,32 @@ func observe(r Runner, fn func([]probe.Result)) Runner {
 	}
 	o := observed{Runner: r, fn: fn}
 	if iq, ok := r.(InfoQueuer); ok {
-		return observedInfo{observed: o, InfoQueuer: iq}
+		oi := observedInfo{observed: o, InfoQueuer: iq}
+		if lr, ok := r.(LogReader); ok {
+			return observedInfoLog{observedInfo: oi, LogReader: lr}
+		}
+		return oi
 	}
 	return o
+}
+
+// observedInfoLog is observedInfo for a relay that also reads its mail
+// log.
+type observedInfoLog struct {
+	observedInfo
+	LogReader
+}
+
+// mailLogSource is [agent] mail_log as a Local reads it: "journald", or
+// the path resolved against the configuration's folder; empty when unset.
+func mailLogSource(cfg *config.Config) string {
+	if cfg.Agent == nil || cfg.Agent.MailLog == "" {
+		return ""
+	}
+	if cfg.Agent.MailLog == maillog.Journald {
+		return maillog.Journald
+	}
+	return cfg.Resolve(cfg.Agent.MailLog)
 }
 
 // observed is a Runner whose probe results are handed to fn.

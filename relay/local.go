@@ -41,6 +41,12 @@ type Local struct {
 	Commands CommandRunner
 	// Postqueue is the postqueue program (default "postqueue").
 	Postqueue string
+	// MailLog is the MTA's mail log Log reads: a file path, or
+	// maillog.Journald; empty: none.
+	MailLog string
+	// LogCommands runs journalctl for Log (default: an ExecRunner of its
+	// own with an output cap for the journal).
+	LogCommands CommandRunner
 	// Version is the gmailtls version reported by Info.
 	Version string
 	// Hostname returns the host name reported by Info (default os.Hostname).
@@ -60,6 +66,9 @@ type Local struct {
 
 	execOnce sync.Once
 	exec     *ExecRunner
+
+	logExecOnce sync.Once
+	logExec     *ExecRunner
 
 	mxMu sync.Mutex
 	mxes map[string]bool // hosts seen in a DNS target's MX set

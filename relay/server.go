@@ -65,6 +65,12 @@ type ServerConfig struct {
 	CAPath string
 	// Postqueue is the postqueue program (default "postqueue").
 	Postqueue string
+	// MailLog is the MTA's mail log GET /v1/log reads: a file path, or
+	// "journald"; empty: none (the answer says so).
+	MailLog string
+	// LogCommands runs journalctl for GET /v1/log (default: an
+	// ExecRunner with an output cap for the journal).
+	LogCommands CommandRunner
 	// Replay is the replay cache (default: a new one, in memory only).
 	// Give one from OpenReplayCache so that a restart does not forget the
 	// requests already accepted.
@@ -103,7 +109,7 @@ type server struct {
 }
 
 // NewServer returns the agent's HTTP handler: POST /v1/probe, GET /v1/info,
-// GET /v1/queue (all signed) and GET /healthz (unsigned). Bodies are capped
+// GET /v1/queue, GET /v1/log (all signed) and GET /healthz (unsigned). Bodies are capped
 // before the signature is checked over their exact bytes; nothing runs
 // before the signature, the clock skew and the replay cache have passed.
 // Panics in a handler are recovered, logged and answered with 500.
@@ -146,6 +152,8 @@ func NewServer(cfg ServerConfig) http.Handler {
 	local.CAPath = cfg.CAPath
 	local.Commands = cfg.Commands
 	local.Postqueue = cfg.Postqueue
+	local.MailLog = cfg.MailLog
+	local.LogCommands = cfg.LogCommands
 	local.Version = cfg.Version
 	local.Now = cfg.Now
 	local.Logger = cfg.Logger
@@ -162,6 +170,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("POST "+PathProbe, s.signed(s.probe))
 	mux.Handle("GET "+PathInfo, s.signed(s.info))
 	mux.Handle("GET "+PathQueue, s.signed(s.queue))
+	mux.Handle("GET "+PathLog, s.signed(s.mailLog))
 	return s.recoverer(s.dated(mux))
 }
 
