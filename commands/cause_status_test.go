@@ -51,7 +51,7 @@ func TestStatusNamesTheTellingFailureAndCause(t *testing.T) {
 		}
 		return res
 	}
-	status := func() (RelayStatus, StatusModel) {
+	status := func() (monitor.RelayStatus, monitor.StatusModel) {
 		t.Helper()
 		m, err := e.h.Status(ctx)
 		if err != nil {

@@ -9,8 +9,8 @@
 // snapshot of the configuration (the relay exists, --mx names the
 // configured target); Run then does the work with what Acknowledge read,
 // through small interfaces: Service (the monitor: checks, evaluations,
-// the escalation state), Store (history, evidence, status, the audit
-// log) and Alerts (the alerter's Acknowledge and Mute). Everything here
+// the models of status, report, relays and evidence), Store (history,
+// transcripts, pauses, the audit log) and Alerts (the alerter's Acknowledge and Mute). Everything here
 // is presentation: what to probe and how levels move is the monitor's.
 package commands
 
@@ -43,14 +43,19 @@ type Service interface {
 	CheckAll(ctx context.Context, c monitor.Check) ([]monitor.CheckResult, error)
 	// Assess computes the escalation state without storing anything.
 	Assess(ctx context.Context, snap *monitor.Snapshot) (escalation.Assessment, error)
+	// Status, Summary and Relays compute the read-only models of status,
+	// report and relays.
+	Status(ctx context.Context, snap *monitor.Snapshot) (monitor.StatusModel, error)
+	Summary(ctx context.Context, snap *monitor.Snapshot, window time.Duration) (monitor.SummaryModel, error)
+	Relays(ctx context.Context, snap *monitor.Snapshot) (monitor.RelaysModel, error)
 	// Evidence gathers a relay's results, their transcripts, its host and
 	// queue, asked now.
 	Evidence(ctx context.Context, snap *monitor.Snapshot, q monitor.EvidenceQuery) (monitor.EvidenceModel, error)
 }
 
 // Store is what commands reads and writes in the database itself
-// (*storage.Store): history, transcripts and evidence, relays and their
-// pauses, incidents and the outbox for status, and the audit log.
+// (*storage.Store): history, transcripts, relays and their pauses, and
+// the audit log.
 type Store interface {
 	Audit(ctx context.Context, a storage.AuditEntry) error
 	Relays(ctx context.Context, includeRetired bool) ([]storage.Relay, error)
@@ -58,11 +63,6 @@ type Store interface {
 	ResumeRelay(ctx context.Context, name, by string) error
 	Result(ctx context.Context, id int64) (storage.StoredResult, error)
 	History(ctx context.Context, q storage.HistoryQuery) ([]storage.StoredResult, error)
-	Summary(ctx context.Context, since, until time.Time) ([]storage.RelaySummary, error)
-	OpenIncidents(ctx context.Context) ([]storage.Incident, error)
-	LastEvent(ctx context.Context, relay string) (storage.Event, bool, error)
-	OutboxStats(ctx context.Context, now time.Time) (pending int, oldest time.Duration, failed int, err error)
-	FailedMessages(ctx context.Context, limit int) ([]storage.OutboxMessage, error)
 }
 
 // Alerts is what the Acknowledge and Mute buttons of alerts need

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/internal/fakerelay"
@@ -331,7 +330,7 @@ func TestEscalationThroughChecks(t *testing.T) {
 	}
 }
 
-func sameStatus(a, b StatusModel) bool {
+func sameStatus(a, b monitor.StatusModel) bool {
 	if a.Global.Level != b.Global.Level || a.Global.Scope != b.Global.Scope || len(a.Relays) != len(b.Relays) {
 		return false
 	}
@@ -566,16 +565,6 @@ func TestPauseResumeHistoryRelaysReport(t *testing.T) {
 	}
 	if r := e.h.Do(ctx, slash("history relay-9")); !strings.Contains(r.Summary, `there is no relay "relay-9"`) {
 		t.Fatalf("unknown relay: %+v", r)
-	}
-}
-
-func TestTrend(t *testing.T) {
-	hours := []chart.HourFigures{{Attempts: 10}, {Attempts: 10}, {Attempts: 10, Failures: 8}, {}, {Attempts: 10, Failures: 1}, {Attempts: 10, Failures: 10}}
-	if got := Trend(hours, 1); got != "▁▁▇·▂█" {
-		t.Errorf("Trend = %q", got)
-	}
-	if got := Trend(hours, 2); got != "▁▇▅" {
-		t.Errorf("Trend step 2 = %q", got)
 	}
 }
 

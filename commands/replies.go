@@ -14,10 +14,10 @@ import (
 // CheckModel is what `gmailtls check --json` prints: each relay probed,
 // stored and evaluated, and the level across relays after the check.
 type CheckModel struct {
-	At     time.Time    `json:"at"`
-	Relays []RelayCheck `json:"relays"`
-	Global GlobalStatus `json:"global"`
-	MX     string       `json:"mx,omitempty"`
+	At     time.Time            `json:"at"`
+	Relays []RelayCheck         `json:"relays"`
+	Global monitor.GlobalStatus `json:"global"`
+	MX     string               `json:"mx,omitempty"`
 }
 
 // RelayCheck is one relay of a check: its stored run and results, its
@@ -83,7 +83,7 @@ func (h *Handler) runCheck(ctx context.Context, c *call) (Reply, error) {
 			rc.NotStored = UserText(r.NotStored)
 		}
 		m.Relays = append(m.Relays, rc)
-		m.Global = globalStatus(r.Global)
+		m.Global = monitor.NewGlobalStatus(r.Global)
 	}
 	return Reply{Response: resp, Data: m, Failed: failed}, nil
 }
@@ -122,19 +122,8 @@ func notStoredResponse(resp message.Response, all []monitor.CheckResult) message
 	return resp
 }
 
-// globalStatus is the level across relays of an assessment.
-func globalStatus(g escalation.RelayState) GlobalStatus {
-	return GlobalStatus{
-		Level:         escalation.Max(g.Level),
-		Scope:         g.Scope,
-		Cause:         g.Cause,
-		Advice:        g.Advice,
-		FailingRelays: g.FailingRelays,
-	}
-}
-
 func (h *Handler) runStatus(ctx context.Context, c *call) (Reply, error) {
-	m, err := h.status(ctx, c.snap)
+	m, err := h.svc.Status(ctx, c.snap)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -159,7 +148,7 @@ type RelayListing struct {
 // RelayEntry is one relay of a RelayListing. Retired relays have no level:
 // escalation no longer evaluates them.
 type RelayEntry struct {
-	RelayInfo
+	monitor.RelayInfo
 	Level            escalation.Level `json:"level,omitempty"`
 	Scope            escalation.Scope `json:"scope,omitempty"`
 	LastSuccess      *time.Time       `json:"last_success"`
@@ -170,15 +159,15 @@ type RelayEntry struct {
 // runRelays lists the relays with their state: the configured ones, then
 // the retired ones, then the state lines of status.
 func (h *Handler) runRelays(ctx context.Context, c *call) (Reply, error) {
-	m, err := h.relays(ctx, c.snap)
+	m, err := h.svc.Relays(ctx, c.snap)
 	if err != nil {
 		return Reply{}, err
 	}
-	st, err := h.status(ctx, c.snap)
+	st, err := h.svc.Status(ctx, c.snap)
 	if err != nil {
 		return Reply{}, err
 	}
-	byName := map[string]RelayStatus{}
+	byName := map[string]monitor.RelayStatus{}
 	for _, r := range st.Relays {
 		byName[r.Relay] = r
 	}

@@ -7,11 +7,12 @@ import (
 
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 )
 
 // ReportMessage turns a summary into the report message and its heatmap
 // (relays × hours, oldest hour first; rows padded to the same length).
-func ReportMessage(m SummaryModel) (message.Response, chart.Heatmap) {
+func ReportMessage(m monitor.SummaryModel) (message.Response, chart.Heatmap) {
 	resp := SummaryResponse(m)
 	hm := chart.Heatmap{Title: fmt.Sprintf("gmailtls: failure share per relay and hour, last %s", m.Window)}
 	width := 0

@@ -3,211 +3,18 @@ package commands
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
-// StatusModel is the escalation state of every relay and across relays, as
-// `gmailtls status --json` prints it and the status command shows it.
-type StatusModel struct {
-	At            time.Time        `json:"at"`
-	Global        GlobalStatus     `json:"global"`
-	Relays        []RelayStatus    `json:"relays"`
-	OpenIncidents []IncidentStatus `json:"open_incidents"`
-	Outbox        OutboxStatus     `json:"outbox"`
-}
-
-// GlobalStatus is the level across relays.
-type GlobalStatus struct {
-	Level escalation.Level `json:"level"`
-	Scope escalation.Scope `json:"scope,omitempty"`
-	// Cause is what the failures behind the level point at (the advice
-	// follows it): dns, connect, smtp_rejected, inspection, session,
-	// handshake, verify, relay_agent, mixed or unknown.
-	Cause  escalation.Cause `json:"cause,omitempty"`
-	Advice string           `json:"advice,omitempty"`
-	// FailingRelays are the relays behind the level.
-	FailingRelays []string `json:"failing_relays,omitempty"`
-	// Since is when the level was reached (the last stored change).
-	Since *time.Time `json:"since"`
-}
-
-// RelayStatus is one relay's escalation state.
-type RelayStatus struct {
-	Relay  string           `json:"relay"`
-	Kind   string           `json:"kind"`
-	Level  escalation.Level `json:"level"`
-	Scope  escalation.Scope `json:"scope,omitempty"`
-	Cause  escalation.Cause `json:"cause,omitempty"`
-	Advice string           `json:"advice,omitempty"`
-	// Since is when the level was reached (the last stored change).
-	Since       *time.Time `json:"since"`
-	LastSuccess *time.Time `json:"last_success"`
-	LastFailure *time.Time `json:"last_failure"`
-	// LastFailureClass is the most telling failure of the probe run that
-	// failed last (escalation.MostTelling), not merely its newest result.
-	LastFailureClass    string `json:"last_failure_class,omitempty"`
-	ConsecutiveFailures int    `json:"consecutive_failures"`
-	// Evidence holds the ids of the failing results behind the level.
-	Evidence    []int64    `json:"evidence,omitempty"`
-	AgentDown   bool       `json:"agent_down,omitempty"`
-	Paused      bool       `json:"paused,omitempty"`
-	PausedUntil *time.Time `json:"paused_until,omitempty"`
-	// NoResults: the relay has never been probed (or its history was
-	// rolled up).
-	NoResults bool `json:"no_results,omitempty"`
-}
-
-// IncidentStatus is an open incident.
-type IncidentStatus struct {
-	ID       int64            `json:"id"`
-	Relay    string           `json:"relay,omitempty"`
-	Level    escalation.Level `json:"level"`
-	Scope    escalation.Scope `json:"scope,omitempty"`
-	OpenedAt time.Time        `json:"opened_at"`
-	AckedBy  string           `json:"acked_by,omitempty"`
-	AckedAt  *time.Time       `json:"acked_at,omitempty"`
-	// MutedBy and MutedUntil: who muted the incident and until when,
-	// while the mute lasts.
-	MutedBy    string     `json:"muted_by,omitempty"`
-	MutedUntil *time.Time `json:"muted_until,omitempty"`
-}
-
-// incidentStatus is the status of an open incident at now.
-func incidentStatus(in storage.Incident, now time.Time) IncidentStatus {
-	st := IncidentStatus{
-		ID: in.ID, Relay: in.Relay, Level: in.Level, Scope: in.Scope,
-		OpenedAt: in.OpenedAt, AckedBy: in.AckedBy, AckedAt: timePtr(in.AckedAt),
-	}
-	if in.MutedUntil.After(now) {
-		st.MutedBy, st.MutedUntil = in.MutedBy, timePtr(in.MutedUntil)
-	}
-	return st
-}
-
-// OutboxStatus is the state of outgoing Slack messages.
-type OutboxStatus struct {
-	Pending int `json:"pending"`
-	// OldestPendingS is the age of the oldest pending message in seconds.
-	OldestPendingS float64 `json:"oldest_pending_s"`
-	Failed         int     `json:"failed"`
-	// FailedErrors are the errors of the newest failed messages.
-	FailedErrors []string `json:"failed_errors,omitempty"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// Status computes the StatusModel from storage under the configuration in
-// force. It only reads: looking at the status never stores or announces a
-// change.
-func (h *Handler) Status(ctx context.Context) (StatusModel, error) {
-	return h.status(ctx, h.snapshot())
-}
-
-// status is Status under the request's snapshot.
-func (h *Handler) status(ctx context.Context, snap *monitor.Snapshot) (StatusModel, error) {
-	a, err := h.svc.Assess(ctx, snap)
-	if err != nil {
-		return StatusModel{}, err
-	}
-	now := h.now()
-	m := StatusModel{At: now}
-	stored, err := h.store.Relays(ctx, false)
-	if err != nil {
-		return m, err
-	}
-	byName := map[string]storage.Relay{}
-	for _, r := range stored {
-		byName[r.Name] = r
-	}
-	sums, err := h.store.Summary(ctx, now.Add(-time.Hour), now)
-	if err != nil {
-		return m, err
-	}
-	lasts := map[string]storage.RelaySummary{}
-	for _, s := range sums {
-		lasts[s.Relay] = s
-	}
-	for _, name := range snap.Names() {
-		st, _ := a.Relay(name)
-		rs := RelayStatus{
-			Relay:               name,
-			Kind:                snap.Runners[name].Kind(),
-			Level:               escalation.Max(st.Level),
-			Scope:               st.Scope,
-			Cause:               st.Cause,
-			Advice:              st.Advice,
-			LastSuccess:         timePtr(st.LastSuccess),
-			LastFailure:         timePtr(st.LastFailure),
-			LastFailureClass:    st.LastFailureClass,
-			ConsecutiveFailures: st.ConsecutiveFailures,
-			Evidence:            st.Evidence,
-			AgentDown:           st.AgentDown,
-		}
-		if sum, ok := lasts[name]; ok {
-			// Storage knows the latest outcomes beyond the replayed history;
-			// a failure of the run escalation already judged (not newer)
-			// keeps escalation's most telling class.
-			if rs.LastSuccess == nil || sum.LastSuccess.After(*rs.LastSuccess) {
-				rs.LastSuccess = timePtr(sum.LastSuccess)
-			}
-			if rs.LastFailure == nil || sum.LastFailure.After(*rs.LastFailure) {
-				rs.LastFailure = timePtr(sum.LastFailure)
-				rs.LastFailureClass = sum.LastFailureClass
-			}
-		}
-		rs.NoResults = rs.LastSuccess == nil && rs.LastFailure == nil
-		if sr, ok := byName[name]; ok && sr.Paused(now) {
-			rs.Paused = true
-			rs.PausedUntil = timePtr(sr.PausedUntil)
-		}
-		if rs.Level != escalation.LevelOK {
-			if e, ok, err := h.store.LastEvent(ctx, name); err == nil && ok && e.To == rs.Level {
-				rs.Since = timePtr(e.At)
-			}
-		}
-		m.Relays = append(m.Relays, rs)
-	}
-	m.Global = globalStatus(a.Global)
-	if m.Global.Level != escalation.LevelOK {
-		if e, ok, err := h.store.LastEvent(ctx, ""); err == nil && ok && e.To == m.Global.Level {
-			m.Global.Since = timePtr(e.At)
-		}
-	}
-	incidents, err := h.store.OpenIncidents(ctx)
-	if err != nil {
-		return m, err
-	}
-	m.OpenIncidents = []IncidentStatus{}
-	for _, in := range incidents {
-		m.OpenIncidents = append(m.OpenIncidents, incidentStatus(in, now))
-	}
-	pending, oldest, failed, err := h.store.OutboxStats(ctx, now)
-	if err != nil {
-		return m, err
-	}
-	m.Outbox = OutboxStatus{Pending: pending, OldestPendingS: oldest.Seconds(), Failed: failed}
-	if failed > 0 {
-		msgs, err := h.store.FailedMessages(ctx, 3)
-		if err != nil {
-			return m, err
-		}
-		for _, msg := range msgs {
-			m.Outbox.FailedErrors = append(m.Outbox.FailedErrors, fmt.Sprintf("%s to %s: %s", msg.Kind, msg.Channel, msg.LastError))
-		}
-	}
-	return m, nil
+// Status computes the StatusModel under the configuration in force. It
+// only reads: looking at the status never stores or announces a change.
+func (h *Handler) Status(ctx context.Context) (monitor.StatusModel, error) {
+	return h.svc.Status(ctx, h.snapshot())
 }
 
 // levelVerdict colours a level.
@@ -235,7 +42,7 @@ func levelMark(level escalation.Level) string {
 // StatusResponse shows a StatusModel: the level across relays, one line per
 // relay, the advice of every relay above ok, open incidents and the outbox
 // when something is stuck in it.
-func (h *Handler) StatusResponse(m StatusModel) message.Response {
+func (h *Handler) StatusResponse(m monitor.StatusModel) message.Response {
 	resp := message.Response{Verdict: levelVerdict(m.Global.Level)}
 	var above []string
 	for _, r := range m.Relays {
@@ -307,7 +114,7 @@ func (h *Handler) StatusResponse(m StatusModel) message.Response {
 }
 
 // relayStatusLine is one relay in the status message.
-func (h *Handler) relayStatusLine(r RelayStatus) string {
+func (h *Handler) relayStatusLine(r monitor.RelayStatus) string {
 	parts := []string{levelMark(r.Level) + " " + r.Relay, levelText(r.Level, r.Scope)}
 	if r.Since != nil {
 		parts[1] += " since " + h.clock(*r.Since)
@@ -343,74 +150,8 @@ func joinLimited(items []string, n int) string {
 	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
 }
 
-// RelaysModel lists the relays, as `gmailtls relays --json` prints it.
-type RelaysModel struct {
-	At     time.Time   `json:"at"`
-	Relays []RelayInfo `json:"relays"`
-}
-
-// RelayInfo is one relay: its configuration and its state.
-type RelayInfo struct {
-	Name      string   `json:"name"`
-	Kind      string   `json:"kind"`
-	URL       string   `json:"url,omitempty"`
-	SourceIPs []string `json:"source_ips"`
-	// Configured is false for relays removed from the configuration
-	// (retired: their history is kept).
-	Configured  bool       `json:"configured"`
-	Retired     bool       `json:"retired"`
-	Paused      bool       `json:"paused"`
-	PausedUntil *time.Time `json:"paused_until,omitempty"`
-	PausedBy    string     `json:"paused_by,omitempty"`
-}
-
-// Relays lists the configured relays, then the retired ones.
-func (h *Handler) Relays(ctx context.Context) (RelaysModel, error) {
-	return h.relays(ctx, h.snapshot())
-}
-
-// relays is Relays under the request's snapshot.
-func (h *Handler) relays(ctx context.Context, snap *monitor.Snapshot) (RelaysModel, error) {
-	now := h.now()
-	m := RelaysModel{At: now, Relays: []RelayInfo{}}
-	stored, err := h.store.Relays(ctx, true)
-	if err != nil {
-		return m, err
-	}
-	byName := map[string]storage.Relay{}
-	for _, r := range stored {
-		byName[r.Name] = r
-	}
-	for _, name := range snap.Names() {
-		ri := RelayInfo{Name: name, Kind: snap.Runners[name].Kind(), Configured: true, SourceIPs: []string{}}
-		if c, ok := snap.Config.RelayByName(name); ok {
-			ri.URL = c.URL
-			if c.SourceIPs != nil {
-				ri.SourceIPs = slices.Clone(c.SourceIPs)
-			}
-		}
-		if sr, ok := byName[name]; ok {
-			if sr.Paused(now) {
-				ri.Paused, ri.PausedUntil, ri.PausedBy = true, timePtr(sr.PausedUntil), sr.PausedBy
-			}
-		}
-		m.Relays = append(m.Relays, ri)
-	}
-	for _, sr := range stored {
-		if _, ok := snap.Runners[sr.Name]; ok {
-			continue
-		}
-		ips := sr.SourceIPs
-		if ips == nil {
-			ips = []string{}
-		}
-		m.Relays = append(m.Relays, RelayInfo{Name: sr.Name, Kind: sr.Kind, URL: sr.URL, SourceIPs: ips, Retired: true})
-	}
-	return m, nil
-}
-
 // RelaysResponse shows a RelaysModel.
-func (h *Handler) RelaysResponse(m RelaysModel) message.Response {
+func (h *Handler) RelaysResponse(m monitor.RelaysModel) message.Response {
 	var lines, retired []string
 	for _, r := range m.Relays {
 		parts := []string{r.Name, r.Kind}
@@ -453,7 +194,7 @@ func (h *Handler) RelaysResponse(m RelaysModel) message.Response {
 
 // incidentSections lists open incidents, one line each, for status and
 // the health summary.
-func incidentSections(incidents []IncidentStatus, clock func(time.Time) string) []message.Section {
+func incidentSections(incidents []monitor.IncidentStatus, clock func(time.Time) string) []message.Section {
 	if len(incidents) == 0 {
 		return nil
 	}

@@ -28,7 +28,8 @@
 //     own loop.
 //
 // Assess computes the current state without storing anything (status and
-// reports: looking never changes what was announced). Evidence gathers
+// reports: looking never changes what was announced); Status, Summary and
+// Relays build on it the models of status, report and relays. Evidence gathers
 // what an escalation needs (stored results and transcripts, the relay
 // host and queue asked of its agent) as a model that package commands
 // only presents.

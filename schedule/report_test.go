@@ -15,6 +15,7 @@ import (
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/golden"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -22,7 +23,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // summary is a fixed 6-hour health summary of three relays.
-func summary(t *testing.T) commands.SummaryModel {
+func summary(t *testing.T) monitor.SummaryModel {
 	t.Helper()
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
@@ -43,7 +44,7 @@ func summary(t *testing.T) commands.SummaryModel {
 	}
 	rate := func(r float64) *float64 { return &r }
 	last := time.Date(2026, 3, 2, 6, 40, 0, 0, time.UTC)
-	relays := []commands.RelayHealth{
+	relays := []monitor.RelayHealth{
 		{Relay: "relay-1", Level: "ok", Attempts: 720, Failures: 0, SuccessRate: rate(1), ByClass: map[string]int{},
 			MedianHandshakeMS: 41.2, Hourly: hours(0, 0, 0, 0, 0, 0)},
 		{Relay: "relay-2", Level: "investigate", Scope: "one_host", Attempts: 720, Failures: 150, SuccessRate: rate(570.0 / 720),
@@ -53,13 +54,13 @@ func summary(t *testing.T) commands.SummaryModel {
 			MedianHandshakeMS: 38, Hourly: hours(0, 0, 0, 0, 0, -1)},
 	}
 	for i := range relays {
-		relays[i].Trend = commands.Trend(relays[i].Hourly, 1)
+		relays[i].Trend = monitor.Trend(relays[i].Hourly, 1)
 	}
-	return commands.SummaryModel{
+	return monitor.SummaryModel{
 		Since: since, Until: until, Window: "6h", TrendStep: time.Hour, TrendStepS: 3600,
-		Global:        commands.GlobalStatus{Level: "investigate", Scope: "one_host", Advice: "test STARTTLS on that relay", FailingRelays: []string{"relay-2"}},
+		Global:        monitor.GlobalStatus{Level: "investigate", Scope: "one_host", Advice: "test STARTTLS on that relay", FailingRelays: []string{"relay-2"}},
 		Relays:        relays,
-		OpenIncidents: []commands.IncidentStatus{{ID: 4, Relay: "relay-2", Level: "investigate", Scope: "one_host", OpenedAt: last}},
+		OpenIncidents: []monitor.IncidentStatus{{ID: 4, Relay: "relay-2", Level: "investigate", Scope: "one_host", OpenedAt: last}},
 		Location:      berlin,
 	}
 }

@@ -126,7 +126,7 @@ func TestCLITwinsJSON(t *testing.T) {
 	if len(checkAll.Relays) != 3 || !checkAll.Relays[2].OK || checkAll.Relays[2].Relay != "relay-3" {
 		t.Errorf("check all --json: %+v", checkAll)
 	}
-	var status commands.StatusModel
+	var status monitor.StatusModel
 	run(exitOK, &status, "status")
 	if len(status.Relays) != 3 || status.Relays[1].Level != "watch" {
 		t.Errorf("status --json: %+v", status)
@@ -146,7 +146,7 @@ func TestCLITwinsJSON(t *testing.T) {
 	if len(relays.Relays) != 3 || relays.Relays[1].Level != "watch" {
 		t.Errorf("relays --json: %+v", relays)
 	}
-	var report commands.SummaryModel
+	var report monitor.SummaryModel
 	run(exitOK, &report, "report", "7d")
 	if report.Window != "7d" || len(report.Relays) != 3 {
 		t.Errorf("report 7d --json: %+v", report)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
+	"github.com/gmailtls/gmailtls/monitor"
 )
 
 // svcTestRun runs a subcommand in-process with stdin and returns its exit
@@ -235,7 +235,7 @@ func TestRelaysCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("relays: %d %s", code, errOut)
 	}
-	var m commands.RelaysModel
+	var m monitor.RelaysModel
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatal(err)
 	}
