@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/postfixlab"
 	"github.com/gmailtls/gmailtls/probe"
 )
@@ -97,5 +98,32 @@ func TestParseLogWindow(t *testing.T) {
 		if _, err := ParseLogWindow(in); !errors.Is(err, ErrOptions) {
 			t.Errorf("ParseLogWindow(%q) = %v, want ErrOptions", in, err)
 		}
+	}
+}
+
+// TestRunnersKeepLogReader: a local relay built from the configuration
+// reads the bot's [agent] mail_log, also behind the results observer.
+func TestRunnersKeepLogReader(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mail.log"), []byte(agentLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("[target]\nmx = [\"127.0.0.1:2525\"]\n\n[agent]\nmail_log = \"mail.log\"\n\n[[relay]]\nname = \"relay-1\"\n"),
+		"config.toml", dir, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	runners, err := Runners(cfg, RunnerOptions{OnResults: func([]probe.Result) {},
+		Now: func() time.Time { return time.Date(2026, 12, 4, 20, 0, 0, 0, time.Local) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, ok := runners["relay-1"].(LogReader)
+	if !ok {
+		t.Fatalf("relay-1 (%T) is not a LogReader", runners["relay-1"])
+	}
+	s, err := lr.Log(context.Background(), time.Hour)
+	if err != nil || !s.Available || s.Source != filepath.Join(dir, "mail.log") || len(s.Queue) != 1 {
+		t.Errorf("Log: %v %+v", err, s)
 	}
 }
