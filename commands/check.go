@@ -70,6 +70,15 @@ func (h *Handler) exact(t time.Time) string {
 // msNum writes milliseconds without the unit.
 func msNum(ms float64) string { return strings.TrimSuffix(message.Ms(ms), " ms") }
 
+// msOrDash is msNum of a stage timing, "—" for a stage not reached or not
+// measured (probe.Result.StageTimings).
+func msOrDash(ms *float64) string {
+	if ms == nil {
+		return "—"
+	}
+	return msNum(*ms)
+}
+
 // showSources reports whether results come from more than one source IP.
 func showSources(results []probe.Result) bool {
 	var first string

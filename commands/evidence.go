@@ -176,8 +176,15 @@ func (h *Handler) resultEvidence(sr storage.StoredResult) message.Section {
 	default:
 		f = append(f, message.Field{Label: "Engine", Value: r.Engine + ": the relay's own TLS stack"})
 	}
-	f = append(f, message.Field{Label: "Timings", Value: fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, total %s (ms)",
-		msNum(r.Timings.Connect), msNum(r.Timings.Banner), msNum(r.Timings.EHLO), msNum(r.Timings.StartTLS), msNum(r.Timings.Handshake), msNum(r.Timings.Total))})
+	// Every stage of a session, "—" when not reached or not measured; dns
+	// only when a lookup was made (a pinned address needs none).
+	tm := r.StageTimings()
+	stages := fmt.Sprintf("connect %s, banner %s, ehlo %s, starttls %s, handshake %s, post_tls %s (ms)",
+		msOrDash(tm.Connect), msOrDash(tm.Banner), msOrDash(tm.EHLO), msOrDash(tm.StartTLS), msOrDash(tm.Handshake), msOrDash(tm.PostTLS))
+	if tm.DNS != nil {
+		stages = "dns " + msOrDash(tm.DNS) + ", " + stages
+	}
+	f = append(f, message.Field{Label: "Timings", Value: stages}, message.Field{Label: "Total", Value: message.Ms(r.Timings.Total)})
 	sec.Fields = f
 	return sec
 }

@@ -54,7 +54,7 @@ func (h *Handler) runHistory(ctx context.Context, c *call) (Reply, error) {
 
 // historyTable is the command line's history: one line per result.
 func (h *Handler) historyTable(results []storage.StoredResult, window time.Duration) *Table {
-	t := &Table{Header: []string{"TIME", "RELAY", "OK", "MX", "IP", "SOURCE", "STAGE", "FAILURE", "TLS", "MS", "RUN", "TRIGGER"}}
+	t := &Table{Header: []string{"TIME", "RELAY", "OK", "MX", "IP", "SOURCE", "ENGINE", "STAGE", "FAILURE", "TLS", "TOTAL MS", "RUN", "TRIGGER"}}
 	if len(results) == 0 {
 		t.Empty = fmt.Sprintf("no probe results in the last %s", FormatWindow(window))
 	}
@@ -74,7 +74,7 @@ func (h *Handler) historyTable(results []storage.StoredResult, window time.Durat
 			ip += ":" + strconv.Itoa(r.Port)
 		}
 		t.Rows = append(t.Rows, []string{r.StartedAt.In(h.loc).Format("2006-01-02 15:04:05 MST"), r.Relay, message.Mark(r.OK),
-			r.MX, ip, src, stage, failure, tlsv, fmt.Sprintf("%.1f", r.Timings.Total), strconv.FormatInt(r.RunID, 10), string(r.Trigger)})
+			r.MX, ip, src, probe.EngineOf(r.Result), stage, failure, tlsv, msOrDash(r.StageTimings().Total), strconv.FormatInt(r.RunID, 10), string(r.Trigger)})
 	}
 	return t
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,7 +319,8 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 	}
 	if err != nil {
 		if errors.Is(err, relay.ErrNotConfigured) {
-			return CheckResult{}, fmt.Errorf("%w: %w", ErrTarget, err)
+			// Said once: ErrTarget's "not a configured target", then why.
+			return CheckResult{}, fmt.Errorf("%w: %s", ErrTarget, strings.TrimPrefix(err.Error(), relay.ErrNotConfigured.Error()+": "))
 		}
 		return CheckResult{}, fmt.Errorf("check %s: %w", relayName, err)
 	}

@@ -150,7 +150,7 @@ type Certificate struct {
 }
 
 // Timings are per-stage durations in milliseconds. A stage that did not run
-// is zero.
+// is zero; in JSON it is null (see Result.StageTimings).
 type Timings struct {
 	DNS       float64 `json:"dns,omitempty"`
 	Connect   float64 `json:"connect"`
@@ -180,13 +180,73 @@ const (
 // A Result decodes from it directly.
 type WireResult struct {
 	wirePlain
-	Stage      *Stage   `json:"stage"`
-	Failure    *Failure `json:"failure"`
-	SMTPCode   *int     `json:"smtp_code"`
-	SMTPText   *string  `json:"smtp_text"`
-	TLS        *TLSInfo `json:"tls"`
-	Hints      []string `json:"hints"`
-	Transcript []string `json:"transcript"`
+	Stage      *Stage      `json:"stage"`
+	Failure    *Failure    `json:"failure"`
+	SMTPCode   *int        `json:"smtp_code"`
+	SMTPText   *string     `json:"smtp_text"`
+	TLS        *TLSInfo    `json:"tls"`
+	Timings    WireTimings `json:"timings_ms"`
+	Hints      []string    `json:"hints"`
+	Transcript []string    `json:"transcript"`
+}
+
+// WireTimings are Timings as written in JSON: every stage key is present in
+// every result, null when the stage was not reached or not measured (a
+// stage after the one that failed; every stage of the openssl and
+// posttls-finger engines, which time only the whole run; dns when no lookup
+// was made). total is always a number.
+type WireTimings struct {
+	DNS       *float64 `json:"dns"`
+	Connect   *float64 `json:"connect"`
+	Banner    *float64 `json:"banner"`
+	EHLO      *float64 `json:"ehlo"`
+	StartTLS  *float64 `json:"starttls"`
+	Handshake *float64 `json:"handshake"`
+	PostTLS   *float64 `json:"post_tls"`
+	Total     *float64 `json:"total"`
+}
+
+// stageOrder is the place of each timed stage in a session; verify is
+// timed within the handshake.
+var stageOrder = map[Stage]int{
+	StageDNS: 0, StageConnect: 1, StageBanner: 2, StageEHLO: 3,
+	StageStartTLS: 4, StageHandshake: 5, StageVerify: 5, StagePostTLS: 6,
+}
+
+// StageTimings returns r's timings with nil for every stage that was not
+// reached or not measured: only the native engine times each stage, and a
+// failed probe reaches the stages up to the one it failed at (an agent
+// failure reaches none). Total is never nil.
+func (r Result) StageTimings() WireTimings {
+	t := r.Timings
+	w := WireTimings{Total: &t.Total}
+	if t.DNS > 0 {
+		w.DNS = &t.DNS
+	}
+	if r.Engine != "" && r.Engine != EngineNative {
+		return w
+	}
+	last := stageOrder[StagePostTLS]
+	if !r.OK {
+		o, ok := stageOrder[r.Stage]
+		if !ok {
+			return w // the agent's failures, or no stage at all
+		}
+		last = o
+	}
+	fields := [...]struct {
+		dst **float64
+		v   *float64
+	}{
+		{&w.Connect, &t.Connect}, {&w.Banner, &t.Banner}, {&w.EHLO, &t.EHLO},
+		{&w.StartTLS, &t.StartTLS}, {&w.Handshake, &t.Handshake}, {&w.PostTLS, &t.PostTLS},
+	}
+	for i, f := range fields {
+		if i+1 <= last { // connect is stage 1
+			*f.dst = f.v
+		}
+	}
+	return w
 }
 
 // wirePlain is Result without methods, whose omitempty fields WireResult
@@ -195,7 +255,7 @@ type wirePlain Result
 
 // Wire returns r in its JSON form.
 func (r Result) Wire() WireResult {
-	w := WireResult{wirePlain: wirePlain(r), TLS: r.TLS, Hints: r.Hints, Transcript: r.Transcript}
+	w := WireResult{wirePlain: wirePlain(r), TLS: r.TLS, Timings: r.StageTimings(), Hints: r.Hints, Transcript: r.Transcript}
 	if r.Stage != "" {
 		w.Stage = &r.Stage
 	}

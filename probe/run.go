@@ -30,10 +30,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.validate(); err != nil {
 		return Report{}, err
 	}
-	rep := Report{
-		Relay:     cfg.Relay,
-		Domain:    strings.TrimSuffix(cfg.Domain, "."),
-		StartedAt: cfg.Now(),
+	rep := Report{Relay: cfg.Relay, StartedAt: cfg.Now()}
+	if len(cfg.MX) == 0 {
+		// The domain names the target only when its MX set was looked up;
+		// pinned MX hosts are not the domain's (docs/architecture.md,
+		// "Wire formats").
+		rep.Domain = strings.TrimSuffix(cfg.Domain, ".")
 	}
 	endpoints, failed := plan(ctx, &cfg)
 	if len(endpoints) == 0 && len(failed) == 0 {

@@ -22,10 +22,11 @@ type TextOptions struct {
 	Pinned []Target
 }
 
-// WriteText writes rep for a person at a terminal: a header, one line per
-// result with ✓ or ✗, MX host, address, source (when there are several),
-// stage and failure class, TLS version and cipher (whenever TLS was
-// negotiated), and total time; then, for every failure, its error, hints
+// WriteText writes rep for a person at a terminal: a header, the engine
+// (a line when one engine produced every result, else a column), one line
+// per result with ✓ or ✗, MX host, address, source (when there are
+// several), stage and failure class, TLS version and cipher (whenever TLS
+// was negotiated), and total time ("—" when not measured); then, for every failure, its error, hints
 // and the tail of its transcript. Every line fits in TextWidth columns.
 func WriteText(w io.Writer, rep Report) error {
 	return WriteTextOptions(w, rep, TextOptions{})
@@ -55,23 +56,41 @@ func WriteTextOptions(w io.Writer, rep Report, opts TextOptions) error {
 	case failed > 0:
 		status = fmt.Sprintf("%d of %d failed", failed, len(rep.Results))
 	}
-	what, list := probedWhat(rep.Domain, opts.Pinned)
-	header := fmt.Sprintf("gmailtls probe of %s from relay %s, %s: %s",
+	what, listLabel, list := probedWhat(rep, opts.Pinned)
+	if what != "" {
+		what = " of " + what
+	}
+	header := fmt.Sprintf("gmailtls probe%s from relay %s, %s: %s",
 		what, rep.Relay, rep.StartedAt.Format(time.RFC3339), status)
 	fmt.Fprintln(bw, clipWidth(header, TextWidth))
 	if len(list) > 0 {
-		writeWrapped(bw, "pinned MX hosts: ", strings.Join(list, ", "))
+		writeWrapped(bw, listLabel, strings.Join(list, ", "))
 	}
 
 	suffix := commonSuffix(rep.Results)
 	if suffix != "" {
 		fmt.Fprintln(bw, clipWidth("MX host names below end in ."+suffix, TextWidth))
 	}
-	srcHead := ""
+	// The engine is a column when the results come from several (the
+	// relay's own TLS tools beside the native probe), else one line.
+	engines := map[string]bool{}
+	for _, r := range rep.Results {
+		engines[EngineOf(r)] = true
+	}
+	showEngine := len(engines) > 1
+	if len(engines) == 1 {
+		for e := range engines {
+			fmt.Fprintln(bw, clipWidth("engine: "+engineText(e), TextWidth))
+		}
+	}
+	srcHead, engineHead := "", ""
 	if showSource {
 		srcHead = "source"
 	}
-	rows := [][]string{{" ", "MX host", "address", srcHead, "result", "ms"}}
+	if showEngine {
+		engineHead = "engine"
+	}
+	rows := [][]string{{" ", "MX host", "address", srcHead, engineHead, "result", "total ms"}}
 	for _, r := range rep.Results {
 		mark := "✓"
 		if !r.OK {
@@ -85,10 +104,14 @@ func WriteTextOptions(w io.Writer, rep Report, opts TextOptions) error {
 		if total == 0 {
 			total = r.Timings.DNS
 		}
-		rows = append(rows, []string{mark, mx, displayAddr(r), orDash(r.SourceIP), outcome(r), fmt.Sprintf("%.1f", total)})
+		ms := "—"
+		if total > 0 {
+			ms = fmt.Sprintf("%.1f", total)
+		}
+		rows = append(rows, []string{mark, mx, displayAddr(r), orDash(r.SourceIP), EngineOf(r), outcome(r), ms})
 	}
 	if len(rep.Results) > 0 {
-		for _, row := range layout(rows, showSource) {
+		for _, row := range layout(rows, showSource, showEngine) {
 			fmt.Fprintln(bw, row)
 		}
 	}
@@ -99,8 +122,14 @@ func WriteTextOptions(w io.Writer, rep Report, opts TextOptions) error {
 		}
 		fmt.Fprintln(bw)
 		title := fmt.Sprintf("%s %s: %s", r.MX, displayAddr(r), outcome(r))
-		if showSource {
+		switch {
+		case r.MX == "" && r.IP == "":
+			title = outcome(r) // the agent's failure: no MX host was reached
+		case showSource:
 			title = fmt.Sprintf("%s %s from %s: %s", r.MX, displayAddr(r), orDash(r.SourceIP), outcome(r))
+		}
+		if showEngine {
+			title += " [" + EngineOf(r) + "]"
 		}
 		if r.Timings.Total > 0 {
 			title += fmt.Sprintf(" after %.1f ms", r.Timings.Total)
@@ -135,21 +164,63 @@ func WriteTextOptions(w io.Writer, rep Report, opts TextOptions) error {
 	return bw.Flush()
 }
 
-// probedWhat names what a run probed: the domain, "the pinned MX
-// 127.0.0.1:2525", or "3 pinned MX hosts" with the list returned apart
-// (the header has no room for it beside the relay and the time).
-func probedWhat(domain string, pinned []Target) (what string, list []string) {
-	switch len(pinned) {
+// probedWhat names what a run probed, for the header's "gmailtls probe of
+// …": the domain whose MX set was looked up; "the pinned MX
+// 127.0.0.1:2525" or "3 pinned MX hosts" (listed apart: the header has no
+// room for them beside the relay and the time); for a report without a
+// domain (an agent's pinned target, an agent that did not answer) the MX
+// hosts its results name, or "" when they name none.
+func probedWhat(rep Report, pinned []Target) (what, listLabel string, list []string) {
+	switch {
+	case len(pinned) == 1:
+		return "the pinned MX " + targetText(pinned[0]), "", nil
+	case len(pinned) > 1:
+		list = make([]string, len(pinned))
+		for i, t := range pinned {
+			list[i] = targetText(t)
+		}
+		return fmt.Sprintf("%d pinned MX hosts", len(pinned)), "pinned MX hosts: ", list
+	case rep.Domain != "":
+		return rep.Domain, "", nil
+	}
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		if r.MX != "" && !seen[r.MX] {
+			seen[r.MX] = true
+			list = append(list, r.MX)
+		}
+	}
+	switch len(list) {
 	case 0:
-		return domain, nil
+		return "", "", nil
 	case 1:
-		return "the pinned MX " + targetText(pinned[0]), nil
+		return "the MX " + list[0], "", nil
 	}
-	list = make([]string, len(pinned))
-	for i, t := range pinned {
-		list[i] = targetText(t)
+	return fmt.Sprintf("%d MX hosts", len(list)), "MX hosts: ", list
+}
+
+// EngineOf is the engine that produced r: "native" when the result does
+// not say (results of probe.Run itself), "-" for the agent's failures, where
+// no engine ran.
+func EngineOf(r Result) string {
+	switch {
+	case r.Engine != "":
+		return r.Engine
+	case r.Stage == StageAgent:
+		return "-"
 	}
-	return fmt.Sprintf("%d pinned MX hosts", len(pinned)), list
+	return EngineNative
+}
+
+// engineText is the engine line of a report from one engine.
+func engineText(e string) string {
+	switch e {
+	case EngineNative:
+		return "native (gmailtls's own Go crypto/tls)"
+	case "-":
+		return "- (the relay's agent did not probe)"
+	}
+	return e + " (the relay's own TLS stack)"
 }
 
 // targetText is a pinned target as displayAddr shows an address: the port
@@ -277,14 +348,15 @@ func orDash(s string) string {
 	return s
 }
 
-// layout aligns the columns of rows (mark, mx, addr, src, outcome, ms)
+// layout aligns the columns of rows (mark, mx, addr, src, engine, outcome, ms)
 // and shrinks the widest ones until every line fits in TextWidth.
-func layout(rows [][]string, showSource bool) []string {
+func layout(rows [][]string, showSource, showEngine bool) []string {
 	const (
 		cMark = iota
 		cMX
 		cAddr
 		cSrc
+		cEngine
 		cOut
 		cMS
 		nCols
@@ -301,8 +373,13 @@ func layout(rows [][]string, showSource bool) []string {
 	} else {
 		width[cSrc] = 0
 	}
+	if showEngine {
+		gaps += 2
+	} else {
+		width[cEngine] = 0
+	}
 	total := func() int {
-		return width[cMark] + 1 + width[cMX] + width[cAddr] + width[cSrc] + width[cOut] + width[cMS] + gaps
+		return width[cMark] + 1 + width[cMX] + width[cAddr] + width[cSrc] + width[cEngine] + width[cOut] + width[cMS] + gaps
 	}
 	// Shrink the outcome to 28, then the MX host to 16, then the source
 	// and address, then the outcome again, one column at a time.
@@ -322,6 +399,10 @@ func layout(rows [][]string, showSource bool) []string {
 		if showSource {
 			b.WriteString("  ")
 			b.WriteString(pad(row[cSrc], width[cSrc]))
+		}
+		if showEngine {
+			b.WriteString("  ")
+			b.WriteString(pad(row[cEngine], width[cEngine]))
 		}
 		b.WriteString("  ")
 		b.WriteString(pad(row[cOut], width[cOut]))

@@ -72,6 +72,19 @@ func resetResult(mx, ip, src string, pref uint16) probe.Result {
 	return r
 }
 
+// engineResult is a result of the relay's own TLS tool toward
+// mx.example.net: only its total time is known.
+func engineResult(engine string, ok bool, total float64) probe.Result {
+	r := probe.Result{Relay: "relay-2", Engine: engine, MX: "mx.example.net", Preference: 10, IP: "192.0.2.25", Port: 25,
+		StartedAt: started, OK: ok, Timings: probe.Timings{Total: total}, Hints: []string{}, Transcript: []string{}}
+	if ok {
+		r.TLS = &probe.TLSInfo{Version: "TLS 1.3", Cipher: "TLS_AES_256_GCM_SHA384", Verified: true}
+	} else {
+		r.Stage, r.Failure, r.Error = probe.StageHandshake, probe.FailTLSReset, "posttls-finger: lost connection"
+	}
+	return r
+}
+
 func TestWriteTextGolden(t *testing.T) {
 	const (
 		mx0 = "gmail-smtp-in.l.google.com"
@@ -133,6 +146,22 @@ func TestWriteTextGolden(t *testing.T) {
 			rejected, dns, masked,
 		}},
 		"text_empty.golden": {Relay: "local", Domain: "gmail.com", StartedAt: started},
+		// An agent that did not answer: no domain, no MX host; the header
+		// still reads as a sentence ("gmailtls probe from relay relay-2").
+		"text_agent_failed.golden": {Relay: "relay-2", StartedAt: started, Results: []probe.Result{{
+			Relay: "relay-2", StartedAt: started, Stage: probe.StageAgent, Failure: probe.FailAgentUnreachable,
+			Error:   "relay: agent unreachable: dial tcp 192.0.2.2:8425: connect: connection refused",
+			Timings: probe.Timings{Total: 5001.2}, Hints: []string{"the relay's agent could not be reached"}, Transcript: []string{},
+		}}},
+		// An agent's pinned target (no domain: the hosts name themselves)
+		// and the relay's own TLS tools beside the native engine: each row
+		// names its engine; openssl and posttls-finger time the whole run
+		// only, and a run without a time shows "—".
+		"text_engines.golden": {Relay: "relay-2", StartedAt: started, Results: []probe.Result{
+			okResult("mx.example.net", "192.0.2.25", "", 10, 88.2),
+			engineResult(probe.EngineOpenSSL, true, 140.6),
+			engineResult(probe.EnginePosttlsFinger, false, 0),
+		}},
 		"text_after_tls.golden": {Relay: "relay-1", Domain: "gmail.com", StartedAt: started, Results: []probe.Result{
 			okResult(mx0, "142.250.102.27", "192.0.2.10", 5, 181.1), postTLS, untrusted,
 		}},
@@ -187,8 +216,9 @@ func TestWriteTextPinnedHeader(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, _, _ := strings.Cut(buf.String(), "  MX host")
-			if got != tc.want {
-				t.Errorf("header\n got %q\nwant %q", got, tc.want)
+			// The engine line closes the header of a one-engine run.
+			if want := tc.want + "engine: native (gmailtls's own Go crypto/tls)\n"; got != want {
+				t.Errorf("header\n got %q\nwant %q", got, want)
 			}
 			for i, line := range strings.Split(got, "\n") {
 				if n := utf8.RuneCountInString(line); n > probe.TextWidth {

@@ -166,6 +166,11 @@ func (l *Local) Probe(ctx context.Context, opts Options) (probe.Report, error) {
 	if rep.Relay == "" {
 		rep.Relay = l.name
 	}
+	if prefs != nil {
+		// Hosts narrowed from the domain's MX set came from DNS: the
+		// report names the domain.
+		rep.Domain = strings.TrimSuffix(cmp.Or(l.base.Domain, probe.DefaultDomain), ".")
+	}
 	for i := range rep.Results {
 		r := &rep.Results[i]
 		if r.Engine == "" {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
@@ -126,6 +127,14 @@ func TestFullProbeTeachesTheMXSet(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("%+v %v", rep.Results, err)
 	}
+	if rep.Domain != "test.example" {
+		t.Errorf("a probe of the DNS target: domain %q, want test.example", rep.Domain)
+	}
+	// Hosts narrowed from the MX set came from DNS: the domain is named.
+	rep, err = l.Probe(t.Context(), Options{MX: []string{"mx.test.example"}})
+	if err != nil || !rep.OK() || rep.Domain != "test.example" {
+		t.Fatalf("narrowed: domain %q, %+v %v", rep.Domain, rep.Results, err)
+	}
 	res.set(fakeResolver{err: errors.New("SERVFAIL")})
 	rep, err = l.Probe(t.Context(), Options{MX: []string{"mx.test.example"}})
 	if err != nil || len(rep.Results) != 1 || rep.Results[0].Failure != probe.FailDNSError {
@@ -228,5 +237,23 @@ func TestInfoFindsExim(t *testing.T) {
 	l.Hostname = func() (string, error) { return "", errors.New("uts") }
 	if _, err := l.Info(t.Context()); err == nil {
 		t.Error("no error without a host name")
+	}
+}
+
+// TestPinnedReportNamesNoDomain: a report of pinned MX hosts does not name
+// the configured domain (gmail.com by default): those hosts are not its MX
+// set. The JSON keeps the key, empty.
+func TestPinnedReportNamesNoDomain(t *testing.T) {
+	_, cfg := target(t, smtptest.Gmail, newCA(t))
+	rep, err := NewLocal("relay-1", cfg, nil).Probe(t.Context(), Options{})
+	if err != nil || !rep.OK() {
+		t.Fatalf("%+v %v", rep.Results, err)
+	}
+	if rep.Domain != "" {
+		t.Errorf("domain %q, want empty: the MX was pinned", rep.Domain)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil || !strings.Contains(string(b), `"domain":"",`) {
+		t.Errorf("JSON lacks an empty domain key: %s %v", b, err)
 	}
 }

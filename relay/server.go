@@ -341,7 +341,9 @@ func (s *server) probe(w http.ResponseWriter, r *http.Request, body []byte) {
 	switch {
 	case errors.Is(err, ErrNotConfigured):
 		s.log.Warn("agent: refused a probe outside the configured target", "remote", r.RemoteAddr, "reason", err.Error())
-		httpError(w, http.StatusForbidden, "not a configured target: "+err.Error())
+		// err reads "relay: not a configured target: <why>": the answer
+		// says it once, without the package's prefix.
+		httpError(w, http.StatusForbidden, "not a configured target: "+strings.TrimPrefix(err.Error(), ErrNotConfigured.Error()+": "))
 		return
 	case errors.Is(err, ErrOptions):
 		httpError(w, http.StatusBadRequest, err.Error())

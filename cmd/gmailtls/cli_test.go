@@ -77,13 +77,13 @@ func maskTable(s string) string {
 	gap := regexp.MustCompile(` {2,}`)
 	for i, l := range lines {
 		f := gap.Split(strings.TrimSpace(l), -1)
-		if len(f) != 12 || (f[0] != "TIME" && f[0] != "<TIME>") {
+		if len(f) != 13 || (f[0] != "TIME" && f[0] != "<TIME>") {
 			continue
 		}
 		if f[0] != "TIME" {
-			f[9] = "<MS>"
+			f[10] = "<MS>"
 			if f[2] == "✓" {
-				f[10] = "<RUN>" // check all's runs are numbered as the relays finish
+				f[11] = "<RUN>" // check all's runs are numbered as the relays finish
 			}
 		}
 		lines[i] = strings.Join(f, " | ")

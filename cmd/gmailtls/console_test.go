@@ -26,7 +26,7 @@ var consoleMasks = []struct {
 	{regexp.MustCompile(`\b([A-Z][a-z]{2} \d{1,2} )?\d{2}:\d{2}\b`), "<HH:MM>"},
 	{regexp.MustCompile(`[·▁▂▃▄▅▆▇█]{8,}`), "<TREND>"},
 	{regexp.MustCompile(`\d+(\.\d+)? ms\b`), "<N> ms"},
-	{regexp.MustCompile(`(connect|banner|ehlo|starttls|handshake|total) \d+(\.\d+)?`), "$1 <N>"},
+	{regexp.MustCompile(`(dns|connect|banner|ehlo|starttls|handshake|post_tls|total) \d+(\.\d+)?`), "$1 <N>"},
 	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:<PORT>"},
 	{regexp.MustCompile(`TLS_[A-Z0-9_]+`), "<CIPHER>"},
 	// The relay's host facts (name, addresses, MTA, TLS library) belong to

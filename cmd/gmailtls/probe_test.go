@@ -134,8 +134,9 @@ func TestProbeCLIJSON(t *testing.T) {
 	if got := strings.Join(keys(rep), " "); got != "domain relay results started_at" {
 		t.Errorf("report keys = %s", got)
 	}
-	if rep["relay"] != "local" || rep["domain"] != "gmail.com" {
-		t.Errorf("relay %v domain %v", rep["relay"], rep["domain"])
+	// Pinned MX hosts are not gmail.com's MX set: the key stays, empty.
+	if d, present := rep["domain"]; rep["relay"] != "local" || !present || d != "" {
+		t.Errorf("relay %v domain %v (present %v), want local and \"\"", rep["relay"], d, present)
 	}
 	results := rep["results"].([]any)
 	if len(results) != 2 {
@@ -152,9 +153,20 @@ func TestProbeCLIJSON(t *testing.T) {
 		t.Errorf("tls keys = %s", got)
 	}
 	timings := ok["timings_ms"].(map[string]any)
-	for _, k := range []string{"connect", "banner", "ehlo", "starttls", "handshake", "total"} {
+	for _, k := range []string{"connect", "banner", "ehlo", "starttls", "handshake", "post_tls", "total"} {
 		if v, _ := timings[k].(float64); v <= 0 {
 			t.Errorf("timings_ms.%s = %v", k, timings[k])
+		}
+	}
+	// Every result has every stage key; a stage not reached is null, not
+	// 0 (a pinned address needs no lookup: dns is null too).
+	ft := failed["timings_ms"].(map[string]any)
+	if got := strings.Join(keys(ft), " "); got != strings.Join(keys(timings), " ") || len(ft) != 8 {
+		t.Errorf("timings_ms keys of a failure = %s, of a success = %s; want the same 8", got, strings.Join(keys(timings), " "))
+	}
+	for k, want := range map[string]bool{"dns": false, "connect": true, "banner": true, "ehlo": false, "starttls": false, "handshake": false, "post_tls": false, "total": true} {
+		if v, isNum := ft[k].(float64); isNum != want || isNum && v <= 0 || !isNum && ft[k] != nil {
+			t.Errorf("failed at the banner: timings_ms.%s = %v, want a number %v", k, ft[k], want)
 		}
 	}
 	if failed["ok"] != false || failed["stage"] != "banner" || failed["failure"] != "smtp_rejected" ||
