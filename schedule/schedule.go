@@ -13,9 +13,11 @@
 //  3. a probing job calls Config.ProbeRound (monitor.Monitor.Round: every
 //     relay not paused is checked and the round evaluated once; the
 //     alerter, subscribed to the monitor, reconciles with that
-//     evaluation), a report job Config.Report (a Reporter enqueues the
-//     summary in the outbox), the retention job Config.Retention (a
-//     Retainer), which also runs once at Start;
+//     evaluation), which also runs once at Start (a freshly started or
+//     reloaded daemon knows its relays' state at once, not one interval
+//     later), a report job Config.Report (a Reporter enqueues the summary
+//     in the outbox), the retention job Config.Retention (a Retainer),
+//     which also runs once at Start;
 //  4. Stop stops scheduling and waits, within its context's bound, for the
 //     jobs that are running; past the bound their context is cancelled.
 //
@@ -27,6 +29,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +75,9 @@ type Config struct {
 	Logger *slog.Logger
 
 	// The jobs. A nil job is not scheduled.
+	//
+	// ProbeRound also runs once at Start: after a start or a reload the
+	// relays' state should not wait for the next interval.
 	ProbeRound func(ctx context.Context) error
 	Report     func(ctx context.Context, channel string, window time.Duration) error
 	// Retention also runs once at Start (after a stop, the rollup that
@@ -93,6 +100,8 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	started bool
+	// running counts the runs under way per job name (for Running).
+	running map[string]int
 }
 
 // Job describes one scheduled job, for status output.
@@ -139,7 +148,9 @@ func New(cfg Config) (*Scheduler, error) {
 		return id
 	}
 	if p := strings.TrimSpace(cfg.Probing); p != "" && p != "off" && cfg.ProbeRound != nil {
-		add("probing", p, cfg.ProbeRound)
+		if id := add("probing", p, cfg.ProbeRound); id != 0 {
+			s.atStart = append(s.atStart, id)
+		}
 	}
 	if cfg.Report != nil {
 		for i, r := range cfg.Reports {
@@ -182,6 +193,19 @@ func ValidSpec(spec string) error {
 // wrap turns a job function into a cron job that logs its outcome.
 func (s *Scheduler) wrap(name string, run func(ctx context.Context) error) func() {
 	return func() {
+		s.mu.Lock()
+		if s.running == nil {
+			s.running = map[string]int{}
+		}
+		s.running[name]++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.running[name]--; s.running[name] <= 0 {
+				delete(s.running, name)
+			}
+			s.mu.Unlock()
+		}()
 		start := s.now()
 		err := run(s.ctx)
 		took := s.now().Sub(start)
@@ -201,6 +225,14 @@ func (s *Scheduler) Jobs() []JobStatus {
 		out = append(out, JobStatus{Name: j.Name, Spec: j.Spec, Next: e.Next, Prev: e.Prev})
 	}
 	return out
+}
+
+// Running names the jobs running now, sorted (for shutdown logs: what a
+// stop waits for).
+func (s *Scheduler) Running() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.running))
 }
 
 // JobStatus is a job with its previous and next run.
@@ -284,8 +316,8 @@ type Jobs struct {
 }
 
 // FromConfig prepares the jobs of cfg: the probing round on [probing]
-// schedule, each [[report]] on its cron, and retention ([retention] raw
-// and rollup) hourly and at Start. It starts nothing.
+// schedule and at Start, each [[report]] on its cron, and retention
+// ([retention] raw and rollup) hourly and at Start. It starts nothing.
 func FromConfig(cfg *config.Config, j Jobs) (*Scheduler, error) {
 	sc := Config{
 		Probing:    cfg.Probing.Schedule,

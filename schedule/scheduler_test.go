@@ -50,8 +50,8 @@ func (r *recorder) get(name string) []time.Time {
 	return append([]time.Time(nil), r.times[name]...)
 }
 
-// TestSchedulerDay runs one fake day in a synctest bubble: probing every
-// 5 minutes, retention at the start and every hour, a report at 09:00
+// TestSchedulerDay runs one fake day in a synctest bubble: probing at the
+// start and every 5 minutes, retention at the start and every hour, a report at 09:00
 // Berlin with its channel and window.
 func TestSchedulerDay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -85,15 +85,15 @@ func TestSchedulerDay(t *testing.T) {
 		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(rec.get("probe")); n != 288 {
-			t.Errorf("%d probing rounds in a day, want 288", n)
+		if n := len(rec.get("probe")); n != 289 {
+			t.Errorf("%d probing rounds in a day, want 289 (at the start and every 5 minutes)", n)
 		}
 		if ret := rec.get("retention"); len(ret) != 25 || !ret[0].Equal(start) || !ret[1].Equal(start.Add(time.Hour)) {
 			t.Errorf("retention ran at %v, want at the start and every hour after (25 times)", ret)
 		}
 		for i, at := range rec.get("probe")[:3] {
-			if want := start.Add(time.Duration(i+1) * 5 * time.Minute); !at.Equal(want) {
-				t.Errorf("round %d at %s, want %s", i+1, at, want)
+			if want := start.Add(time.Duration(i) * 5 * time.Minute); !at.Equal(want) {
+				t.Errorf("round %d at %s, want %s", i, at, want)
 			}
 		}
 		daily := rec.get("report:CREP")
@@ -147,12 +147,71 @@ func TestSlowRoundNeverOverlaps(t *testing.T) {
 		if maxRunning.Load() != 1 {
 			t.Errorf("%d rounds ran at once", maxRunning.Load())
 		}
-		// Runs start at 5, 20, 35, 50 (each 12 min; 10, 15 … skipped).
-		if n := rounds.Load(); n != 4 {
-			t.Errorf("%d rounds in an hour, want 4", n)
+		// Runs start at 0 (the round at Start, through the same chain),
+		// 15, 30, 45 and 60 (each 12 min; 5, 10, 20, 25 … skipped).
+		if n := rounds.Load(); n != 5 {
+			t.Errorf("%d rounds in an hour, want 5", n)
 		}
 		if !strings.Contains(logs.String(), "still running") {
 			t.Errorf("skipped runs not logged:\n%s", logs.String())
+		}
+	})
+}
+
+// TestFirstRoundAtStart: the probing round runs once at Start, before any
+// fake time passes, not one interval later; while it runs Running names
+// it, and a slow first round skips the scheduled run it overlaps instead
+// of running twice at once.
+func TestFirstRoundAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started := make(chan time.Time, 10)
+		release := make(chan struct{})
+		var rounds atomic.Int32
+		s, err := New(Config{
+			Probing: "@every 5m",
+			ProbeRound: func(ctx context.Context) error {
+				if rounds.Add(1) == 1 {
+					started <- time.Now()
+					<-release
+				}
+				return nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Running(); len(got) != 0 {
+			t.Fatalf("running before Start: %v", got)
+		}
+		start := time.Now()
+		s.Start()
+		synctest.Wait()
+		select {
+		case at := <-started:
+			if !at.Equal(start) {
+				t.Errorf("first round at %s, want at Start (%s)", at, start)
+			}
+		default:
+			t.Fatal("no probing round at Start")
+		}
+		if got := s.Running(); len(got) != 1 || got[0] != "probing" {
+			t.Errorf("Running() = %v during the first round, want [probing]", got)
+		}
+		time.Sleep(5*time.Minute + time.Second) // the first scheduled run falls inside the first round
+		if n := rounds.Load(); n != 1 {
+			t.Errorf("%d rounds while the first one still runs, want 1", n)
+		}
+		close(release)
+		synctest.Wait()
+		if got := s.Running(); len(got) != 0 {
+			t.Errorf("Running() = %v after the round ended, want none", got)
+		}
+		time.Sleep(5 * time.Minute)
+		if n := rounds.Load(); n != 2 {
+			t.Errorf("%d rounds after 10 minutes, want 2 (at Start, at 10 min)", n)
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
@@ -181,8 +240,8 @@ func TestPanickingJobIsRecovered(t *testing.T) {
 		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if runs.Load() != 3 {
-			t.Errorf("%d runs, want 3", runs.Load())
+		if runs.Load() != 4 { // at Start, then 1, 2 and 3 minutes
+			t.Errorf("%d runs, want 4", runs.Load())
 		}
 		for _, want := range []string{"relay table corrupted", "job failed", "could not record the run", "job=probing"} {
 			if !strings.Contains(logs.String(), want) {

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gmailtls/gmailtls/alerts"
@@ -35,7 +38,9 @@ alerts and their reminders, the outbox and /metrics, /healthz, /readyz on
 
 SIGHUP reloads the configuration (relays, schedules, allowlists) without
 dropping the Slack connection; an invalid file is rejected and the old one
-kept. SIGTERM or SIGINT stops it cleanly.
+kept. SIGTERM or SIGINT stops it cleanly: the running jobs (up to 30 s),
+the outbox and the HTTP endpoint are waited for, and the log says which; a
+second SIGTERM or SIGINT forces the exit at once (exit status 143 or 130).
 
 `
 
@@ -66,12 +71,49 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		return exitFailed
 	}
 	onSIGHUP(ctx, func() { d.reload(ctx, path, e.getenv) })
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go watchShutdown(done, sigs, log, cancel, os.Exit)
 
 	if err := d.run(ctx); err != nil {
 		log.Error("gmailtls serve stopped", "err", err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// watchShutdown handles serve's SIGINT and SIGTERM until done closes: the
+// first is logged and calls stop (a clean shutdown, which logs what it
+// waits for); the second is logged and forces the exit through exit, with
+// 128 + the signal's number (130 for SIGINT, 143 for SIGTERM; 1 for a
+// signal without a number).
+func watchShutdown(done <-chan struct{}, sigs <-chan os.Signal, log *slog.Logger, stop func(), exit func(int)) {
+	first := true
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			if first {
+				first = false
+				log.Info("shutdown signal received; stopping (a second signal forces the exit)", "signal", sig.String())
+				stop()
+				continue
+			}
+			code := exitFailed
+			if n, ok := sig.(syscall.Signal); ok {
+				code = 128 + int(n)
+			}
+			log.Warn("second shutdown signal received; exiting at once without waiting", "signal", sig.String(), "exit", code)
+			exit(code)
+			return
+		}
+	}
 }
 
 // daemonOptions are the seams tests use.
@@ -234,6 +276,12 @@ func (d *daemon) run(ctx context.Context) error {
 	botErr := d.bot.Run(ctx)
 	cancel()
 	d.mu.Lock()
+	waitFor := []string{"outbox", "alerts"}
+	if srv != nil {
+		waitFor = append(waitFor, "http")
+	}
+	d.log.Info("shutting down: waiting for the running jobs, the outbox, the alerts and the HTTP endpoint",
+		"jobs", d.sched.Running(), "waiting_for", waitFor, "grace", shutdownGrace.String())
 	if err := d.sched.Stop(stopCtx); err != nil {
 		d.log.Warn("scheduled jobs did not finish in time", "err", err)
 	}
