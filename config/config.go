@@ -179,6 +179,11 @@ type Agent struct {
 	// "journald" (the postfix and exim units through journalctl); empty:
 	// off.
 	MailLog string `toml:"mail_log"`
+	// GmailDomains are recipient domains counted as Gmail-bound in the
+	// queue besides gmail.com, googlemail.com and the domains whose MX
+	// hosts are Google's (looked up): Google-hosted domains whose MX the
+	// relay cannot see, for instance.
+	GmailDomains []string `toml:"gmail_domains"`
 	// StateDir is where the agent keeps its replay cache across restarts;
 	// empty: in memory only.
 	StateDir string `toml:"state_dir"`

@@ -345,11 +345,13 @@ tls_key = "agent.key"
 secret_file = "agent.secret"
 previous_secret_env = "OLD"
 max_probes = 2
+gmail_domains = ["workspace-customer.test", "Example.COM."]
 `,
-		"agent.crt":    cert,
-		"agent.key":    key,
-		"agent.secret": "new-secret-0123456789abcdef0123456789abcdef\n",
-		"plain.toml":   "[agent]\n",
+		"bad-domains.toml": "[agent]\ngmail_domains = [\"user@gmail.com\", \"localhost\"]\n",
+		"agent.crt":        cert,
+		"agent.key":        key,
+		"agent.secret":     "new-secret-0123456789abcdef0123456789abcdef\n",
+		"plain.toml":       "[agent]\n",
 	})
 	c, err := LoadAgent(filepath.Join(dir, "agent.toml"), fakeenv(map[string]string{"OLD": "old-secret-0123456789abcdef0123456789abcdef"}))
 	if err != nil {
@@ -358,6 +360,15 @@ max_probes = 2
 	a := c.Agent
 	if a.Secret.Value() != "new-secret-0123456789abcdef0123456789abcdef" || a.PreviousSecret.Value() != "old-secret-0123456789abcdef0123456789abcdef" || a.SecretEnv != "" || a.MaxProbes != 2 || a.Postqueue != "postqueue" {
 		t.Errorf("agent = %+v", a)
+	}
+
+	if len(a.GmailDomains) != 2 || a.GmailDomains[0] != "workspace-customer.test" {
+		t.Errorf("gmail_domains = %q", a.GmailDomains)
+	}
+	// An address or a bare host name is not a domain: both are reported.
+	_, err = LoadAgent(filepath.Join(dir, "bad-domains.toml"), fakeenv(map[string]string{"GMAILTLS_AGENT_SECRET": "s-0123456789abcdef0123456789abcdef"}))
+	if err == nil || !strings.Contains(err.Error(), "agent.gmail_domains[0]") || !strings.Contains(err.Error(), "agent.gmail_domains[1]") {
+		t.Errorf("bad gmail_domains: %v", err)
 	}
 
 	// [agent] alone: the defaults (loopback, GMAILTLS_AGENT_SECRET).

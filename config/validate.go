@@ -509,6 +509,11 @@ func (v *validator) agent() {
 		v.add("agent.postqueue", "is empty; name the postqueue command (default \"postqueue\")")
 	}
 	v.mailLog(a.MailLog)
+	for i, d := range a.GmailDomains {
+		if !plainDomain(d) {
+			v.add(fmt.Sprintf("agent.gmail_domains[%d]", i), "%q is not a domain name such as \"example.com\"", d)
+		}
+	}
 	bothSecret := v.c.explicitBoth("agent.secret")
 	if bothSecret {
 		v.add("agent.secret_file", "set secret_env or secret_file, not both")
@@ -725,4 +730,26 @@ func (v *validator) mailLog(p string) {
 	if fi, err := os.Stat(v.c.Resolve(p)); err == nil && fi.IsDir() {
 		v.add("agent.mail_log", "%s is a folder: name the MTA's log file (\"/var/log/mail.log\") or \"journald\"", v.c.Resolve(p))
 	}
+}
+
+// plainDomain reports whether d looks like a mail domain: dot-separated
+// labels of letters, digits and hyphens, at least two of them, with an
+// optional trailing dot.
+func plainDomain(d string) bool {
+	d = strings.TrimSuffix(d, ".")
+	labels := strings.Split(d, ".")
+	if len(d) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

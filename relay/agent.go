@@ -26,6 +26,7 @@ const (
 	PathInfo    = "/v1/info"
 	PathQueue   = "/v1/queue"
 	PathLog     = "/v1/log"
+	PathPolicy  = "/v1/policy"
 	PathHealthz = "/healthz"
 )
 

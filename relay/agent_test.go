@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -512,8 +513,16 @@ func TestInfoQueueThroughAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Queue{Deferred: 2, Recipients: 2, OldestAge: 2 * time.Hour, Malformed: 1, Available: true,
-		TopReason: "SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection"}
-	if q != want {
+		TopReason:     "SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection",
+		OldestArrival: agentNow.Add(-2 * time.Hour),
+		Reasons: []QueueReason{{Reason: "SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection", Recipients: 2, Messages: 2,
+			QueueIDs: []QueuedMessage{
+				{ID: "4C1F81F4D1", Arrival: agentNow.Add(-2 * time.Hour), Domains: []string{"gmail.com"}},
+				{ID: "5D2A91F4E2", Arrival: agentNow.Add(-time.Hour), Domains: []string{"googlemail.com"}},
+			}}},
+		Domains: []QueueDomain{{Domain: "gmail.com", Why: "gmail_domain", Recipients: 1}, {Domain: "googlemail.com", Why: "gmail_domain", Recipients: 1}},
+	}
+	if !reflect.DeepEqual(q, want) {
 		t.Errorf("queue\n got %+v\nwant %+v", q, want)
 	}
 }
@@ -565,7 +574,25 @@ func TestQueueJSON(t *testing.T) {
 		t.Errorf("%s", b)
 	}
 	var back Queue
-	if err := json.Unmarshal(b, &back); err != nil || back != q {
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, q) {
+		t.Errorf("round trip %+v %v", back, err)
+	}
+	// The fields added for issue 14 come after the old ones, which keep
+	// their names and meaning.
+	arrival := time.Date(2026, 3, 2, 9, 58, 30, 0, time.UTC)
+	q.OldestArrival = arrival
+	q.Reasons = []QueueReason{{Reason: "x", Recipients: 4, Messages: 3, MoreIDs: 2,
+		QueueIDs: []QueuedMessage{{ID: "4D8E45103FE", Arrival: arrival, Domains: []string{"workspace-customer.test"}}}}}
+	q.Domains = []QueueDomain{{Domain: "workspace-customer.test", Why: "google_mx", MX: "aspmx.l.google.com", Recipients: 1}}
+	b, _ = json.Marshal(q)
+	const wantJSON = `{"deferred":3,"oldest_age_s":90,"top_reason":"x","recipients":4,"available":true,` +
+		`"oldest_arrival":"2026-03-02T09:58:30Z","reasons":[{"reason":"x","recipients":4,"messages":3,"queue_ids":[{"id":"4D8E45103FE","arrival":"2026-03-02T09:58:30Z","domains":["workspace-customer.test"]}],"more_queue_ids":2}],` +
+		`"domains":[{"domain":"workspace-customer.test","why":"google_mx","mx":"aspmx.l.google.com","recipients":1}]}`
+	if string(b) != wantJSON {
+		t.Errorf("json\n got %s\nwant %s", b, wantJSON)
+	}
+	back = Queue{}
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, q) {
 		t.Errorf("round trip %+v %v", back, err)
 	}
 	if err := json.Unmarshal([]byte(`{"oldest_age_s":-1}`), &back); err == nil {

@@ -101,6 +101,10 @@ func NewAgentDaemon(cfg *config.Config, logger *slog.Logger, version string) (*A
 		MailLog:     mailLogSource(cfg),
 		Replay:      a.replay,
 		NotBefore:   notBefore,
+		// Recipient domains whose MX hosts are Google's count as
+		// Gmail-bound: the relay's own resolver says where its mail goes.
+		Resolver:     net.DefaultResolver,
+		GmailDomains: ac.GmailDomains,
 	})
 	return a, nil
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // CommandRunner runs the relay's own tools (openssl, posttls-finger,
-// postqueue, postconf, exim). It exists so that tests can inject recorded
+// postqueue, postconf, postmap, exim). It exists so that tests can inject recorded
 // outputs and so that the agent never builds a shell command line.
 type CommandRunner interface {
 	// Run runs name with args and stdin closed, and returns what it wrote
@@ -27,9 +27,9 @@ type CommandRunner interface {
 const DefaultMaxOutput = 1 << 20
 
 // tools lists the programs the relay may run, for logging at start: the
-// MTA-stack tools and the ones Info and Queue ask. Nothing else is ever
+// MTA-stack tools and the ones Info, Queue and Policy ask. Nothing else is ever
 // started.
-var tools = []string{"openssl", "posttls-finger", "postconf", "postqueue", "exim"}
+var tools = []string{"openssl", "posttls-finger", "postconf", "postmap", "postqueue", "exim"}
 
 // childEnvKeys are the only variables a tool inherits from the process
 // environment: what the tools need to find their programs, speak the

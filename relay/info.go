@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,7 +110,9 @@ func outboundIPs(addrs []net.Addr) []string {
 	return out
 }
 
-// Queue reads Gmail-bound deferred mail from `postqueue -j`. A host without
+// Queue reads Gmail-bound deferred mail from `postqueue -j`: recipients at
+// gmail.com and googlemail.com and, through GmailBound, at domains whose
+// MX hosts are Google's or that are configured by hand. A host without
 // postqueue, or where it fails, answers Available false with the reason;
 // the error return is unused today and kept for callers' sake.
 func (l *Local) Queue(ctx context.Context) (Queue, error) {
@@ -130,23 +133,50 @@ func (l *Local) Queue(ctx context.Context) (Queue, error) {
 		}
 		return Queue{Available: false, Error: reason}, nil
 	}
-	s, err := mta.ParsePostqueue(bytes.NewReader(out), l.now())
+	listing, err := mta.ReadPostqueue(bytes.NewReader(out))
 	if err != nil {
 		return Queue{Available: false, Error: fmt.Sprintf("reading %s -j output: %v", prog, err)}, nil
 	}
+	l.GmailBound.Prepare(ctx, listing.Domains())
+	// The age is the relay's own clock minus the arrival times Postfix
+	// wrote with that same clock (Unix seconds): no skew toward the bot.
+	s := mta.SummarizeQueue(listing, l.now(), l.GmailBound.Func())
 	var warning string
 	if len(s.Warnings) > 0 {
 		warning = s.Warnings[0]
 	}
-	return Queue{
-		Warning:    warning,
-		Deferred:   s.Deferred,
-		OldestAge:  s.OldestAge,
-		TopReason:  s.TopReason,
-		Recipients: s.Recipients,
-		Malformed:  s.Malformed,
-		Available:  true,
-	}, nil
+	q := Queue{
+		Warning:       warning,
+		Deferred:      s.Deferred,
+		OldestAge:     s.OldestAge,
+		OldestArrival: s.OldestArrival,
+		TopReason:     s.TopReason,
+		Recipients:    s.Recipients,
+		Malformed:     s.Malformed,
+		Dropped:       s.Dropped,
+		Available:     true,
+	}
+	for _, g := range s.Groups {
+		r := QueueReason{Reason: g.Reason, Recipients: g.Recipients, Messages: g.Messages, MoreIDs: g.MoreIDs, QueueIDs: []QueuedMessage{}}
+		for _, m := range g.IDs {
+			r.QueueIDs = append(r.QueueIDs, QueuedMessage{ID: m.ID, Arrival: m.Arrival.UTC(), Domains: m.Domains})
+		}
+		q.Reasons = append(q.Reasons, r)
+	}
+	for d, b := range s.Domains {
+		qd := QueueDomain{Domain: d, Why: b.Why, Recipients: b.Recipients}
+		if b.Why == mta.BoundGoogleMX {
+			qd.MX = l.GmailBound.GoogleMX(d)
+		}
+		q.Domains = append(q.Domains, qd)
+	}
+	slices.SortFunc(q.Domains, func(a, b QueueDomain) int {
+		if a.Recipients != b.Recipients {
+			return b.Recipients - a.Recipients
+		}
+		return strings.Compare(a.Domain, b.Domain)
+	})
+	return q, nil
 }
 
 func firstLine(s string) string {

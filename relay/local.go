@@ -47,6 +47,12 @@ type Local struct {
 	// LogCommands runs journalctl for Log (default: an ExecRunner of its
 	// own with an output cap for the journal).
 	LogCommands CommandRunner
+	// GmailBound decides which queue recipients are Gmail-bound beyond
+	// gmail.com and googlemail.com (nil: those two only).
+	GmailBound *GmailBound
+	// MailConfig is the Postfix configuration directory Policy reads
+	// (postconf -c; default: $MAIL_CONFIG, else Postfix's own default).
+	MailConfig string
 	// Version is the gmailtls version reported by Info.
 	Version string
 	// Hostname returns the host name reported by Info (default os.Hostname).

@@ -120,15 +120,16 @@ type Info struct {
 
 // Queue summarises Gmail-bound mail waiting in the relay's queue.
 type Queue struct {
-	// Deferred counts deferred messages with at least one recipient at
-	// gmail.com or googlemail.com.
+	// Deferred counts deferred messages with at least one Gmail-bound
+	// recipient: at gmail.com or googlemail.com, or at a domain whose MX
+	// hosts are Google's, or configured by hand (Domains says which).
 	Deferred int
 	// OldestAge is the age of the oldest of them.
 	OldestAge time.Duration
 	// TopReason is the most common deferral reason, normalised so that the
 	// same cause groups (IP addresses and queue ids replaced).
 	TopReason string
-	// Recipients counts the Gmail recipients of those messages.
+	// Recipients counts the Gmail-bound recipients of those messages.
 	Recipients int
 	// Malformed counts lines of `postqueue -j` output that could not be
 	// parsed and were skipped.
@@ -140,18 +141,70 @@ type Queue struct {
 	// postqueue failed); Error then says why.
 	Available bool
 	Error     string
+	// OldestArrival is the oldest message's arrival time on the relay's
+	// clock (zero when unknown): OldestAge is the agent's clock minus it.
+	OldestArrival time.Time
+	// Reasons are the deferral reasons, the most common first (at most
+	// mta.MaxReasonGroups), each with its queue ids.
+	Reasons []QueueReason
+	// Domains are the Gmail-bound recipient domains and why each counts.
+	Domains []QueueDomain
+	// Dropped counts deferred messages left out of a very large queue.
+	Dropped int
+}
+
+// QueueReason is one normalised deferral reason of Gmail-bound mail.
+type QueueReason struct {
+	Reason     string `json:"reason"`
+	Recipients int    `json:"recipients"`
+	Messages   int    `json:"messages"`
+	// QueueIDs are its messages, oldest first, at most
+	// mta.MaxIDsPerReason; MoreIDs counts the others.
+	QueueIDs []QueuedMessage `json:"queue_ids"`
+	MoreIDs  int             `json:"more_queue_ids,omitempty"`
+}
+
+// QueuedMessage is one deferred message: its Postfix queue id, its
+// arrival time, and the domains (never the addresses) of its Gmail-bound
+// recipients deferred for the reason it is listed under.
+type QueuedMessage struct {
+	ID      string    `json:"id"`
+	Arrival time.Time `json:"arrival,omitzero"`
+	Domains []string  `json:"domains"`
+}
+
+// QueueDomain is one Gmail-bound recipient domain of the queue.
+type QueueDomain struct {
+	Domain string `json:"domain"`
+	// Why is "gmail_domain", "google_mx" (its MX hosts are Google's; MX
+	// names one), "configured" ([agent] gmail_domains) or "mail_log" (its
+	// delivery attempts went to the target's MX hosts).
+	Why        string `json:"why"`
+	MX         string `json:"mx,omitempty"`
+	Recipients int    `json:"recipients"`
 }
 
 type queueJSON struct {
-	Deferred   int     `json:"deferred"`
-	OldestAgeS float64 `json:"oldest_age_s"`
-	TopReason  string  `json:"top_reason,omitempty"`
-	Recipients int     `json:"recipients"`
-	Malformed  int     `json:"malformed_lines,omitempty"`
-	Warning    string  `json:"warning,omitempty"`
-	Available  bool    `json:"available"`
-	Error      string  `json:"error,omitempty"`
+	Deferred      int           `json:"deferred"`
+	OldestAgeS    float64       `json:"oldest_age_s"`
+	TopReason     string        `json:"top_reason,omitempty"`
+	Recipients    int           `json:"recipients"`
+	Malformed     int           `json:"malformed_lines,omitempty"`
+	Warning       string        `json:"warning,omitempty"`
+	Available     bool          `json:"available"`
+	Error         string        `json:"error,omitempty"`
+	OldestArrival time.Time     `json:"oldest_arrival,omitzero"`
+	Reasons       []QueueReason `json:"reasons,omitempty"`
+	Domains       []QueueDomain `json:"domains,omitempty"`
+	Dropped       int           `json:"dropped,omitempty"`
 }
+
+// Bounds on what the bot keeps of an agent's queue answer.
+const (
+	maxQueueReasons = 50
+	maxQueueIDs     = 100
+	maxQueueDomains = 200
+)
 
 // MarshalJSON writes the queue in snake_case with the oldest age in seconds
 // ("oldest_age_s").
@@ -165,6 +218,11 @@ func (q Queue) MarshalJSON() ([]byte, error) {
 		Warning:    q.Warning,
 		Available:  q.Available,
 		Error:      q.Error,
+
+		OldestArrival: q.OldestArrival,
+		Reasons:       q.Reasons,
+		Domains:       q.Domains,
+		Dropped:       q.Dropped,
 	})
 }
 
@@ -186,6 +244,18 @@ func (q *Queue) UnmarshalJSON(b []byte) error {
 		Warning:    j.Warning,
 		Available:  j.Available,
 		Error:      j.Error,
+
+		OldestArrival: j.OldestArrival,
+		Reasons:       j.Reasons[:min(len(j.Reasons), maxQueueReasons)],
+		Domains:       j.Domains[:min(len(j.Domains), maxQueueDomains)],
+		Dropped:       j.Dropped,
+	}
+	for i := range q.Reasons {
+		r := &q.Reasons[i]
+		if len(r.QueueIDs) > maxQueueIDs {
+			r.MoreIDs += len(r.QueueIDs) - maxQueueIDs
+			r.QueueIDs = r.QueueIDs[:maxQueueIDs]
+		}
 	}
 	return nil
 }

@@ -52,8 +52,8 @@ type ServerConfig struct {
 	Logger *slog.Logger
 	// Version is the gmailtls version reported by /v1/info.
 	Version string
-	// Commands runs openssl, posttls-finger, postqueue, postconf and exim
-	// (default ExecRunner).
+	// Commands runs openssl, posttls-finger, postqueue, postconf, postmap
+	// and exim (default ExecRunner).
 	Commands CommandRunner
 	// MTAStack allows requests to run the relay's own TLS tools.
 	MTAStack bool
@@ -71,6 +71,19 @@ type ServerConfig struct {
 	// LogCommands runs journalctl for GET /v1/log (default: an
 	// ExecRunner with an output cap for the journal).
 	LogCommands CommandRunner
+	// GmailDomains are recipient domains counted as Gmail-bound in the
+	// queue by hand ([agent] gmail_domains).
+	GmailDomains []string
+	// Resolver looks up recipient domains' MX records, to count those
+	// whose MX hosts are Google's as Gmail-bound (nil: no lookups).
+	Resolver MXResolver
+	// MailLogBound, when set, reports whether the mail log shows queue
+	// id's delivery attempts to domain going to the target's MX hosts,
+	// which makes the recipient Gmail-bound too.
+	MailLogBound func(queueID, domain string) bool
+	// MailConfig is the Postfix configuration directory GET /v1/policy
+	// reads (default: $MAIL_CONFIG).
+	MailConfig string
 	// Replay is the replay cache (default: a new one, in memory only).
 	// Give one from OpenReplayCache so that a restart does not forget the
 	// requests already accepted.
@@ -109,7 +122,8 @@ type server struct {
 }
 
 // NewServer returns the agent's HTTP handler: POST /v1/probe, GET /v1/info,
-// GET /v1/queue, GET /v1/log (all signed) and GET /healthz (unsigned). Bodies are capped
+// GET /v1/queue, GET /v1/log, GET /v1/policy (all signed) and GET /healthz
+// (unsigned). Bodies are capped
 // before the signature is checked over their exact bytes; nothing runs
 // before the signature, the clock skew and the replay cache have passed.
 // Panics in a handler are recovered, logged and answered with 500.
@@ -154,6 +168,8 @@ func NewServer(cfg ServerConfig) http.Handler {
 	local.Postqueue = cfg.Postqueue
 	local.MailLog = cfg.MailLog
 	local.LogCommands = cfg.LogCommands
+	local.MailConfig = cfg.MailConfig
+	local.GmailBound = &GmailBound{Resolver: cfg.Resolver, Domains: cfg.GmailDomains, MailLog: cfg.MailLogBound, Now: cfg.Now}
 	local.Version = cfg.Version
 	local.Now = cfg.Now
 	local.Logger = cfg.Logger
@@ -171,6 +187,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("GET "+PathInfo, s.signed(s.info))
 	mux.Handle("GET "+PathQueue, s.signed(s.queue))
 	mux.Handle("GET "+PathLog, s.signed(s.mailLog))
+	mux.Handle("GET "+PathPolicy, s.signed(s.policy))
 	return s.recoverer(s.dated(mux))
 }
 
@@ -382,6 +399,16 @@ func (s *server) queue(w http.ResponseWriter, r *http.Request, _ []byte) {
 		return
 	}
 	writeJSON(w, q)
+}
+
+func (s *server) policy(w http.ResponseWriter, r *http.Request, _ []byte) {
+	p, err := s.local.Policy(r.Context())
+	if err != nil {
+		s.log.Error("agent: policy failed", "error", err.Error())
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, p)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -81,7 +81,40 @@ func FuzzParsePostqueue(f *testing.F) {
 		if (s.TopReason == "") != (len(s.Reasons) == 0) {
 			t.Fatalf("top reason %q with %d reasons", s.TopReason, len(s.Reasons))
 		}
+		checkGroups(t, s)
 	})
+}
+
+// checkGroups checks the reason groups and domains of a summary against
+// its counts.
+func checkGroups(t *testing.T, s QueueSummary) {
+	t.Helper()
+	if len(s.Groups) > MaxReasonGroups || len(s.Groups) > len(s.Reasons) {
+		t.Fatalf("%d groups for %d reasons", len(s.Groups), len(s.Reasons))
+	}
+	for _, g := range s.Groups {
+		if g.Recipients != s.Reasons[g.Reason] || g.Messages > s.Deferred || g.Messages > g.Recipients ||
+			len(g.IDs) > MaxIDsPerReason || len(g.IDs)+g.MoreIDs != g.Messages {
+			t.Fatalf("inconsistent group %+v of %+v", g, s)
+		}
+		for _, id := range g.IDs {
+			if !id.Arrival.IsZero() && id.Arrival.Before(s.OldestArrival) {
+				t.Fatalf("message %+v older than the oldest %s", id, s.OldestArrival)
+			}
+			for _, d := range id.Domains {
+				if strings.Contains(d, "@") || s.Domains[d].Recipients == 0 && len(s.Domains) < maxBoundDomains {
+					t.Fatalf("domain %q of %+v not among %v", d, id, s.Domains)
+				}
+			}
+		}
+	}
+	n := 0
+	for _, d := range s.Domains {
+		n += d.Recipients
+	}
+	if n > s.Recipients {
+		t.Fatalf("domains count %d recipients of %d", n, s.Recipients)
+	}
 }
 
 func FuzzNormalizeReason(f *testing.F) {
@@ -98,6 +131,39 @@ func FuzzNormalizeReason(f *testing.F) {
 		}
 		if strings.Contains(n, "  ") {
 			t.Fatalf("double space in %q", n)
+		}
+	})
+}
+
+func FuzzParseSettings(f *testing.F) {
+	f.Add([]byte("smtp_tls_security_level = encrypt\nsmtp_tls_policy_maps = texthash:/etc/postfix/tls_policy, socketmap:inet:127.0.0.1:8461:postfix\npostconf: warning: unknown parameter\n"))
+	f.Add([]byte("tls_require_ciphers = SECURE192\nno_tls_tempfail_tryclear\n= x\n a b = c\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m := ParseSettings(in)
+		for k, v := range m {
+			if k == "" || strings.ContainsAny(k, " \t:") || len(v) > 1000+len("…") {
+				t.Fatalf("setting %q = %q", k, v)
+			}
+		}
+		for _, table := range SplitMaps(string(in)) {
+			if table == "" || strings.ContainsAny(table, ", \t\n") {
+				t.Fatalf("table %q", table)
+			}
+		}
+		eff := InterpretTLSPolicy(TLSPolicy{MTA: "postfix", Level: PolicyLevel(string(in))})
+		if eff.Text == "" || eff.OnTLSFailure == "" {
+			t.Fatalf("no interpretation of %q", in)
+		}
+	})
+}
+
+func FuzzParseCABundle(f *testing.F) {
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		b := ParseCABundle(in)
+		if b.Certificates < 0 || b.Certificates == 0 && !b.NewestNotBefore.IsZero() {
+			t.Fatalf("%+v", b)
 		}
 	})
 }

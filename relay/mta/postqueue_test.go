@@ -2,6 +2,7 @@ package mta
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -85,7 +86,11 @@ func TestNormalizeReason(t *testing.T) {
 		"host relay.example[192.0.2.1] said: 250 2.0.0 Ok: queued as 3F1A2B4C5D (in reply to end of DATA command)":  "host relay.example[IP] said: 250 2.0.0 Ok: queued as QUEUEID (in reply to end of DATA command)",
 		"host x[IPv6:2001:db8::1] said: 452 4.3.1 Insufficient system storage SIZE 157286400":                       "host x[IP] said: 452 4.3.1 Insufficient system storage SIZE 157286400",
 		"  lost   connection \t with x  ": "lost connection with x",
-		"delivery temporarily suspended: SSL_connect error to gmail-smtp-in.l.google.com[142.250.102.26]:25: lost connection": "delivery temporarily suspended: SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection",
+		"delivery temporarily suspended: SSL_connect error to gmail-smtp-in.l.google.com[142.250.102.26]:25: lost connection": "SSL_connect error to gmail-smtp-in.l.google.com[IP]:25: lost connection",
+		// The prefix Postfix adds once it suspends a destination goes, so
+		// that the suspended recipients group with the failure itself.
+		"delivery temporarily suspended: Cannot start TLS: handshake failure":   "Cannot start TLS: handshake failure",
+		"Delivery temporarily suspended:   Cannot start TLS: handshake failure": "Cannot start TLS: handshake failure",
 	}
 	for in, want := range tests {
 		if got := NormalizeReason(in); got != want {
@@ -133,5 +138,93 @@ func TestParsePostqueueRealPostfix(t *testing.T) {
 	s, _ = ParsePostqueue(strings.NewReader(down), now)
 	if s.Deferred != 3 || s.Malformed != 0 || len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "Mail system is down") {
 		t.Errorf("mail system down: %+v", s)
+	}
+}
+
+// The issue's relay: deferred mail to gmail.com, googlemail.com and a
+// Google-hosted customer domain, some of it "delivery temporarily
+// suspended". With a rule that counts the customer domain, all of it is
+// Gmail-bound, in one reason group, with its queue ids, oldest first.
+func TestSummarizeQueueWorkspaceAndSuspended(t *testing.T) {
+	in := strings.Join([]string{
+		`{"queue_name":"deferred","queue_id":"4D8E45103FE","arrival_time":1772445573,"recipients":[{"address":"user3@gmail.com","delay_reason":"Cannot start TLS: handshake failure"}]}`,
+		`{"queue_name":"deferred","queue_id":"467615103FA","arrival_time":1772445580,"recipients":[{"address":"user2@GoogleMail.com.","delay_reason":"delivery temporarily suspended: Cannot start TLS: handshake failure"}]}`,
+		`{"queue_name":"deferred","queue_id":"5A1B2C3D4E5","arrival_time":1772445590,"recipients":[{"address":"ceo@workspace-customer.test","delay_reason":"delivery temporarily suspended: Cannot start TLS: handshake failure"},{"address":"cfo@workspace-customer.test","delay_reason":"Cannot start TLS: handshake failure"},{"address":"x@elsewhere.test","delay_reason":"connect to mx.elsewhere.test[192.0.2.1]:25: Connection refused"}]}`,
+		`{"queue_name":"deferred","queue_id":"6B2C3D4E5F6","arrival_time":1772445000,"recipients":[{"address":"x@elsewhere.test","delay_reason":"connect to mx.elsewhere.test[192.0.2.1]:25: Connection refused"}]}`,
+		`{"queue_name":"active","queue_id":"7C3D4E5F607","arrival_time":1772440000,"recipients":[{"address":"user9@gmail.com"}]}`,
+	}, "\n")
+	l, err := ReadPostqueue(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(l.Domains(), " "); got != "elsewhere.test gmail.com googlemail.com workspace-customer.test" {
+		t.Errorf("domains %q", got)
+	}
+	// By name alone, the customer domain's mail is not counted.
+	s := SummarizeQueue(l, queueNow, nil)
+	if s.Deferred != 2 || s.Recipients != 2 {
+		t.Errorf("by name: deferred %d recipients %d", s.Deferred, s.Recipients)
+	}
+	bound := func(id, domain string) string {
+		switch {
+		case IsGmailDomain(domain):
+			return BoundGmail
+		case domain == "workspace-customer.test":
+			return BoundGoogleMX
+		}
+		return ""
+	}
+	s = SummarizeQueue(l, queueNow, bound)
+	checkGroups(t, s)
+	if s.Deferred != 3 || s.Recipients != 4 {
+		t.Errorf("deferred %d recipients %d", s.Deferred, s.Recipients)
+	}
+	// The oldest Gmail-bound message arrived 27 s before now; the older
+	// message to elsewhere.test does not count.
+	if s.OldestAge != 27*time.Second || !s.OldestArrival.Equal(time.Unix(1772445573, 0)) {
+		t.Errorf("oldest %s (arrival %s)", s.OldestAge, s.OldestArrival)
+	}
+	const reason = "Cannot start TLS: handshake failure"
+	if s.TopReason != reason || len(s.Reasons) != 1 || len(s.Groups) != 1 {
+		t.Fatalf("reasons %v groups %+v", s.Reasons, s.Groups)
+	}
+	g := s.Groups[0]
+	if g.Reason != reason || g.Recipients != 4 || g.Messages != 3 || g.MoreIDs != 0 || len(g.IDs) != 3 {
+		t.Fatalf("group %+v", g)
+	}
+	wantIDs := []string{"4D8E45103FE", "467615103FA", "5A1B2C3D4E5"}
+	wantDomains := []string{"gmail.com", "googlemail.com", "workspace-customer.test"}
+	for i, m := range g.IDs {
+		if m.ID != wantIDs[i] || len(m.Domains) != 1 || m.Domains[0] != wantDomains[i] {
+			t.Errorf("message %d: %+v", i, m)
+		}
+	}
+	if d := s.Domains["workspace-customer.test"]; d.Why != BoundGoogleMX || d.Recipients != 2 {
+		t.Errorf("domains %+v", s.Domains)
+	}
+	if _, ok := s.Domains["elsewhere.test"]; ok {
+		t.Errorf("domains %+v", s.Domains)
+	}
+}
+
+// A reason group keeps at most MaxIDsPerReason ids, the oldest, and counts
+// the rest.
+func TestSummarizeQueueBoundedIDs(t *testing.T) {
+	var b strings.Builder
+	for i := range MaxIDsPerReason + 5 {
+		fmt.Fprintf(&b, `{"queue_name":"deferred","queue_id":"ABCDEF%04X","arrival_time":%d,"recipients":[{"address":"u@gmail.com","delay_reason":"r"}]}`+"\n",
+			i, 1772445000-i)
+	}
+	s, err := ParsePostqueue(strings.NewReader(b.String()), queueNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGroups(t, s)
+	g := s.Groups[0]
+	if len(g.IDs) != MaxIDsPerReason || g.MoreIDs != 5 || g.IDs[0].ID != fmt.Sprintf("ABCDEF%04X", MaxIDsPerReason+4) {
+		t.Errorf("group %d ids, %d more, first %+v", len(g.IDs), g.MoreIDs, g.IDs[0])
+	}
+	if s.OldestAge != time.Duration(600+MaxIDsPerReason+4)*time.Second {
+		t.Errorf("oldest %s", s.OldestAge)
 	}
 }
