@@ -51,6 +51,12 @@ type Target struct {
 	// Concurrency bounds the probes of one run (default 64, as
 	// probe.DefaultConcurrency).
 	Concurrency int `toml:"concurrency"`
+	// ControlMX is a non-Gmail MX set (host[:port]) the operator trusts,
+	// probed from the same relay beside every check and round: when it
+	// fails like Gmail does, the relay's own network is at fault (scope
+	// local_infrastructure), not Gmail. Empty: no control. An agent
+	// probes only the control hosts of its own configuration.
+	ControlMX []string `toml:"control_mx"`
 }
 
 // Storage says where the SQLite database lives.

@@ -581,3 +581,31 @@ func TestAgentMailLog(t *testing.T) {
 		}
 	}
 }
+
+// TestControlMX: [target] control_mx decodes (empty by default), takes
+// host[:port] entries, and refuses a malformed entry and any of Gmail's MX
+// hosts, naming the entry's key and line.
+func TestControlMX(t *testing.T) {
+	cfg, err := Parse([]byte("[target]\ncontrol_mx = [\"mx.example.net\", \"[2001:db8::25]:2525\", \"192.0.2.25\"]\n"), "config.toml", "", fakeenv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Target.ControlMX, " "); got != "mx.example.net [2001:db8::25]:2525 192.0.2.25" {
+		t.Errorf("control_mx = %s", got)
+	}
+	if cfg, err := Parse(nil, "config.toml", "", fakeenv(nil)); err != nil || len(cfg.Target.ControlMX) != 0 {
+		t.Errorf("default control_mx = %v (%v), want empty", cfg.Target.ControlMX, err)
+	}
+	for entry, want := range map[string]string{
+		"mx.example.net:99999":             `config.toml:4: target.control_mx[1]: "mx.example.net:99999": port must be a number from 1 to 65535`,
+		"ALT1.gmail-smtp-in.l.google.com.": `config.toml:4: target.control_mx[1]: "ALT1.gmail-smtp-in.l.google.com." is one of Gmail's MX hosts`,
+		"gmail-smtp-in.l.google.com:25":    `config.toml:4: target.control_mx[1]: "gmail-smtp-in.l.google.com:25" is one of Gmail's MX hosts`,
+		"gmr-smtp-in.l.googlemail.com":     `config.toml:4: target.control_mx[1]: "gmr-smtp-in.l.googlemail.com" is one of Gmail's MX hosts`,
+		"not a host":                       `config.toml:4: target.control_mx[1]: "not a host": not a host name or IP address`,
+	} {
+		_, err := Parse([]byte("[target]\ncontrol_mx = [\n  \"mx.example.net\",\n  \""+entry+"\",\n]\n"), "config.toml", "", fakeenv(nil))
+		if !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: err = %v\nwant prefix %s", entry, err, want)
+		}
+	}
+}

@@ -115,6 +115,16 @@ func (v *validator) target() {
 			v.add(fmt.Sprintf("target.mx[%d]", i), "%q: %v", mx, err)
 		}
 	}
+	for i, mx := range t.ControlMX {
+		key := fmt.Sprintf("target.control_mx[%d]", i)
+		if err := checkHostPort(mx); err != nil {
+			v.add(key, "%q: %v", mx, err)
+			continue
+		}
+		if gmailMX(mx) {
+			v.add(key, "%q is one of Gmail's MX hosts: the control must be a destination other than Gmail (an MX you trust, such as your own domain's)", mx)
+		}
+	}
 	if t.ServerName != "" && !validDomain(t.ServerName) {
 		v.add("target.servername", "%q is not a host name (the name the MX certificate must carry)", t.ServerName)
 	}
@@ -624,6 +634,23 @@ func addressLiteral(s string) bool {
 
 // checkHostPort checks a pinned MX entry: host, host:port, an IP address,
 // or [IPv6]:port. The default port is 25.
+// gmailMX reports whether a host[:port] entry names one of Gmail's MX
+// hosts (any host under google.com or googlemail.com, where Gmail's MX
+// set lives).
+func gmailMX(s string) bool {
+	host := s
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, d := range []string{"google.com", "googlemail.com"} {
+		if host == d || strings.HasSuffix(host, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
 func checkHostPort(s string) error {
 	if s == "" {
 		return errors.New("empty entry")

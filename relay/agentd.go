@@ -89,8 +89,13 @@ func NewAgentDaemon(cfg *config.Config, logger *slog.Logger, version string) (*A
 		notBefore = time.Now()
 		logger.Warn("agent: no state_dir: requests signed before this start are refused, and the replay cache is kept in memory only; set [agent] state_dir to keep it across restarts")
 	}
+	control, err := ControlTargets(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a.handler = NewServer(ServerConfig{
 		Base:        base,
+		ControlMX:   control,
 		SecretsFunc: func() [][]byte { return *a.secrets.Load() },
 		MaxProbes:   ac.MaxProbes,
 		Logger:      logger,

@@ -97,6 +97,9 @@ func Runners(cfg *config.Config, o RunnerOptions) (map[string]Runner, error) {
 				continue
 			}
 			l := NewLocal(rc.Name, base, srcs)
+			if l.Control, err = ControlTargets(cfg); err != nil {
+				return nil, err
+			}
 			l.Version = o.Version
 			l.Logger = o.Logger
 			l.Now = o.Now
@@ -209,4 +212,17 @@ func (o observed) Probe(ctx context.Context, opts Options) (probe.Report, error)
 type observedInfo struct {
 	observed
 	InfoQueuer
+}
+
+// ControlTargets are the configuration's control MX hosts ([target]
+// control_mx), parsed; none when there are none.
+func ControlTargets(cfg *config.Config) ([]probe.Target, error) {
+	if cfg == nil || len(cfg.Target.ControlMX) == 0 {
+		return nil, nil
+	}
+	t, err := probe.ParseTargets(cfg.Target.ControlMX)
+	if err != nil {
+		return nil, fmt.Errorf("target.control_mx: %w", err)
+	}
+	return t, nil
 }

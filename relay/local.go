@@ -27,6 +27,11 @@ type Local struct {
 	base    probe.Config
 	sources []netip.Addr
 
+	// Control are the control MX hosts of this host's own configuration
+	// ([target] control_mx): a request may name them instead of the
+	// target's MX hosts, and they are then probed as pinned hosts, each
+	// verified under its own name. No other host is ever probed.
+	Control []probe.Target
 	// MTAStack allows Options.MTAStack: run the host's own openssl and
 	// posttls-finger toward the IPs the native probe reached.
 	MTAStack bool
@@ -245,6 +250,12 @@ func (l *Local) plan(ctx context.Context, opts Options) (cfg probe.Config, prefs
 	if len(opts.MX) == 0 {
 		return cfg, nil, nil, nil
 	}
+	if control, ok, err := l.planControl(opts.MX); err != nil {
+		return cfg, nil, nil, err
+	} else if ok {
+		cfg.MX, cfg.ServerName, cfg.Domain = control, "", ""
+		return cfg, nil, nil, nil
+	}
 	if len(l.base.MX) > 0 {
 		var narrowed []probe.Target
 		for _, want := range opts.MX {
@@ -327,6 +338,31 @@ func dnsTimeout(cfg probe.Config) time.Duration {
 }
 
 // matchPinned finds want ("host" or "host:port") among pinned targets.
+// planControl reports whether the requested hosts are control hosts of
+// this host's own configuration (Local.Control), and which. A request that
+// mixes control hosts with others is refused: a control run is apart.
+func (l *Local) planControl(want []string) ([]probe.Target, bool, error) {
+	var out []probe.Target
+	matched := 0
+	for _, w := range want {
+		t, ok := matchPinned(l.Control, w)
+		if !ok {
+			continue
+		}
+		matched++
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	switch matched {
+	case 0:
+		return nil, false, nil
+	case len(want):
+		return out, true, nil
+	}
+	return nil, false, fmt.Errorf("%w: %s mixes control MX hosts with others; a control run names control hosts only", ErrNotConfigured, strings.Join(want, ", "))
+}
+
 func matchPinned(pinned []probe.Target, want string) (probe.Target, bool) {
 	w := normHost(want)
 	for _, t := range pinned {

@@ -33,6 +33,10 @@ const (
 type ServerConfig struct {
 	// Base is the agent's configured target; requests can only narrow it.
 	Base probe.Config
+	// ControlMX are the control MX hosts of the agent's own configuration
+	// ([target] control_mx): the only hosts besides the target's that a
+	// request may name. A bot cannot widen them.
+	ControlMX []probe.Target
 	// Secrets are the accepted shared secrets: the current one and, during
 	// a rotation, the previous one. Empty secrets are ignored; with none,
 	// every signed request is refused.
@@ -161,6 +165,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 		base.Logger = cfg.Logger
 	}
 	local := NewLocal(base.Relay, base, nil)
+	local.Control = cfg.ControlMX
 	local.MTAStack = cfg.MTAStack
 	local.CAFile = cfg.CAFile
 	local.CAPath = cfg.CAPath

@@ -110,3 +110,48 @@ func TestProbeDeadline(t *testing.T) {
 		t.Errorf("the answer took %s", took)
 	}
 }
+
+// TestAgentProbesOnlyItsOwnControlMX: an agent probes a control host only
+// when its own configuration names it ([target] control_mx): the same
+// request to an agent without it, a control host mixed with another, and a
+// host that is neither are refused with one "not a configured target" (the
+// package's prefix is not repeated) and never dialled.
+func TestAgentProbesOnlyItsOwnControlMX(t *testing.T) {
+	ca := newCA(t)
+	ctl, base := target(t, smtptest.Gmail, ca) // the control MX: any scripted server on loopback
+	base.MX = []probe.Target{{Host: "gmail-smtp-in.l.google.com", Port: 25}}
+	// mx.test.example resolves to loopback and is dialled at ctl's port;
+	// the control is verified under its own name, not [target] servername.
+	base.ServerName = "gmail-smtp-in.l.google.com"
+	base.Resolver, base.Dialer = fakeResolver{}, &portDialer{port: ctl.Port()}
+	control := []probe.Target{{Host: "mx.test.example", Port: 25}}
+	ctlHost := "mx.test.example"
+
+	with := plainAgent(t, ServerConfig{Base: base, ControlMX: control})
+	a := NewAgent("relay-2", with.URL, testSecret, with.Client(), 10*time.Second, nil)
+	rep, err := a.Probe(t.Context(), Options{MX: []string{ctlHost}})
+	if err != nil || !rep.OK() || len(rep.Results) != 1 || rep.Results[0].MX != "mx.test.example" {
+		t.Fatalf("control probe: %+v %v", rep.Results, err)
+	}
+	if ctl.Connections() != 1 {
+		t.Errorf("%d connections to the control MX, want 1", ctl.Connections())
+	}
+
+	without := plainAgent(t, ServerConfig{Base: base})
+	now := time.Now()
+	for i, c := range []struct {
+		url, body string
+	}{
+		{without.URL, `{"mx":["` + ctlHost + `"]}`},
+		{with.URL, `{"mx":["` + ctlHost + `","gmail-smtp-in.l.google.com"]}`},
+		{with.URL, `{"mx":["mx.elsewhere.example"]}`},
+	} {
+		code, msg := send(t, signedRequest(t, testSecret, now.Add(time.Duration(-i)*time.Second), "POST", c.url, PathProbe, []byte(c.body)))
+		if code != http.StatusForbidden || strings.Count(msg, "not a configured target") != 1 || strings.Contains(msg, "relay:") {
+			t.Errorf("%s: %d %q, want 403 saying \"not a configured target\" once", c.body, code, msg)
+		}
+	}
+	if ctl.Connections() != 1 {
+		t.Errorf("a refused request reached the control MX (%d connections)", ctl.Connections())
+	}
+}
