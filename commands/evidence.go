@@ -229,7 +229,7 @@ func (h *Handler) queueSection(q monitor.QueueEvidence) message.Section {
 	} else {
 		v := fmt.Sprintf("%d deferred (%d Gmail recipients)", q.Deferred, q.Recipients)
 		if q.Deferred > 0 {
-			v += ", oldest " + shortDuration(seconds(q.OldestAgeS).Round(time.Minute))
+			v += ", oldest " + ageText(seconds(q.OldestAgeS))
 		}
 		sec.Fields = append(sec.Fields, message.Field{Label: "Now", Value: v})
 		if q.TopReason != "" {
@@ -257,3 +257,13 @@ func (h *Handler) queueSection(q monitor.QueueEvidence) message.Section {
 
 // seconds turns a JSON duration in seconds back into a time.Duration.
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// ageText writes the age of queued mail as measured: seconds under a
+// minute ("27s"), whole minutes from there ("12m", "1h5m"), so young mail
+// never reads as "0s".
+func ageText(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return shortDuration(d.Round(time.Minute))
+}
