@@ -306,7 +306,25 @@ func AdviceTable() []AdviceEntry {
 			out = append(out, AdviceEntry{Level: r.level, Scope: r.scope, Cause: c, Advice: r.cells[i]})
 		}
 	}
+	for i, c := range causes {
+		out = append(out, AdviceEntry{Scope: ScopeLocalInfra, Cause: c, Advice: localInfraAdvice[i]})
+	}
 	return append(out, AdviceEntry{Scope: ScopeRelayAgent, Cause: CauseAgent, Advice: agentAdvice})
+}
+
+// localInfraAdvice is the advice of scope local_infrastructure, at any
+// level, by cause in Causes() order: the control destination failed in the
+// same runs, so this relay's own network is at fault, not Gmail.
+var localInfraAdvice = [...]string{
+	"every destination fails to resolve, the control MX too: this relay's resolver or DNS egress, not Gmail; do not escalate to Google",
+	"every destination fails at port 25, the control MX too: this relay's egress firewall, a provider port-25 block or its routing for that address family, not Gmail; do not escalate to Google",
+	"the control MX refuses this relay too with an SMTP reply, not a TLS problem: this relay's IP reputation, sending rate or policy, not Gmail; check blocklists; do not escalate to Google",
+	"SMTP inspection hides STARTTLS toward every destination, the control MX too: this relay's firewall, not Gmail; disable ESMTP inspection; do not escalate to Google",
+	"SMTP sessions break off toward every destination, the control MX too: a middlebox or proxy on this relay's path, not Gmail; do not escalate to Google",
+	"TLS handshakes fail toward every destination, the control MX too: this relay's TLS stack or a middlebox on its path, not Gmail; do not escalate to Google",
+	"certificates fail to verify for every destination, the control MX too: this relay's CA bundle or clock, or TLS interception on its path, not Gmail; do not escalate to Google",
+	"every destination fails, the control MX too, in several ways: this relay's network, not Gmail; do not escalate to Google",
+	"every destination fails, the control MX too: this relay's network, not Gmail; do not escalate to Google",
 }
 
 // adviceKey indexes the advice table.
@@ -334,6 +352,13 @@ var adviceIndex = sync.OnceValue(func() map[adviceKey]string {
 func Advice(level Level, scope Scope, cause Cause) string {
 	if scope == ScopeRelayAgent {
 		return agentAdvice
+	}
+	if scope == ScopeLocalInfra && level != LevelOK && level != "" {
+		idx := adviceIndex()
+		if a, ok := idx[adviceKey{"", scope, cause}]; ok {
+			return a
+		}
+		return idx[adviceKey{"", scope, CauseUnknown}]
 	}
 	switch level {
 	case LevelWatch:

@@ -36,8 +36,8 @@ var tlsWords = []string{"TLS", "SSL", "STARTTLS", "handshake", "certificate", "C
 // verification), with no TLS word for the causes that come before TLS.
 func TestAdviceTableEveryCell(t *testing.T) {
 	table := AdviceTable()
-	if want := len(situations)*len(Causes()) + 1; len(table) != want {
-		t.Fatalf("the advice table has %d entries, want %d (every situation × cause, and relay_agent)", len(table), want)
+	if want := len(situations)*len(Causes()) + len(Causes()) + 1; len(table) != want {
+		t.Fatalf("the advice table has %d entries, want %d (every situation × cause, local_infrastructure × cause, and relay_agent)", len(table), want)
 	}
 	seen := map[adviceKey]bool{}
 	for _, e := range table {
@@ -66,6 +66,31 @@ func TestAdviceTableEveryCell(t *testing.T) {
 			row[a] = c
 			checkWords(t, name, sit.level, c, a)
 		}
+	}
+	// local_infrastructure: one row per cause at any level but ok, each
+	// saying the relay's network and not Gmail is at fault.
+	for _, c := range Causes() {
+		if !seen[adviceKey{"", ScopeLocalInfra, c}] {
+			t.Errorf("no local_infrastructure entry for %s", c)
+		}
+	}
+	for _, level := range []Level{LevelWatch, LevelInvestigate, LevelIncident} {
+		row := map[string]Cause{}
+		for _, c := range Causes() {
+			a := Advice(level, ScopeLocalInfra, c)
+			name := string(level) + "/local_infrastructure/" + string(c)
+			if !strings.Contains(a, "control MX") || !strings.Contains(a, "not Gmail") || strings.ContainsAny(a, "|\n") {
+				t.Errorf("%s: advice %q does not say the control failed too and Gmail is not at fault", name, a)
+			}
+			if other, dup := row[a]; dup {
+				t.Errorf("%s: the same advice as cause %s", name, other)
+			}
+			row[a] = c
+			checkWords(t, name, level, c, a)
+		}
+	}
+	if a := Advice(LevelOK, ScopeLocalInfra, CauseConnect); a != "" {
+		t.Errorf("ok/local_infrastructure has advice %q, want none", a)
 	}
 	agent := Advice(LevelOK, ScopeRelayAgent, CauseAgent)
 	if !seen[adviceKey{"", ScopeRelayAgent, CauseAgent}] || !strings.Contains(agent, "check the agent") {

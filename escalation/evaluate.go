@@ -26,6 +26,10 @@ type Observation struct {
 	OK       bool
 	Failure  string // probe failure class; "" when OK
 	RunID    int64  // the probe run it belongs to; 0 groups by Relay and At
+	// ControlFailed says that the control destination ([target]
+	// control_mx), probed from the same relay in the same run, failed
+	// too. A control result is never an Observation itself.
+	ControlFailed bool
 }
 
 // agentFailure reports whether o is a failure of the relay's agent, which
@@ -448,6 +452,9 @@ func (w *relayWalk) count(r *run, p Policy) {
 	if st.Level == LevelWatch {
 		scope = ScopeOneEvent
 	}
+	if w.controlFailedToo(j, p.K) {
+		scope = ScopeLocalInfra
+	}
 	st.Scope = scope
 	st.Cause = w.dominantCause(j, p.K)
 }
@@ -844,4 +851,26 @@ func cloneState(s RelayState) RelayState {
 	s.FailingSources = slices.Clone(s.FailingSources)
 	s.FailingRelays = slices.Clone(s.FailingRelays)
 	return s
+}
+
+// controlFailedToo reports whether, in every failing run among the last k
+// up to j, the control destination failed too (a failing observation of
+// the run says ControlFailed): every destination fails, not only Gmail.
+func (w *relayWalk) controlFailedToo(j, k int) bool {
+	found := false
+	for i := j; i >= 0 && i > j-k; i-- {
+		a := w.attempts[i]
+		if !a.failed {
+			continue
+		}
+		control := false
+		for _, o := range a.obs {
+			control = control || (!o.OK && o.ControlFailed)
+		}
+		if !control {
+			return false
+		}
+		found = true
+	}
+	return found
 }

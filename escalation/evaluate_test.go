@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gmailtls/gmailtls/probe"
 )
 
 // want is the expected state of one relay.
@@ -322,5 +324,39 @@ func TestEvaluateTable(t *testing.T) {
 				t.Errorf("relays not sorted by name")
 			}
 		})
+	}
+}
+
+// TestControlFailedTooIsLocalInfrastructure: three failing runs toward
+// Gmail are investigate (one_host) on their own; when the control MX
+// failed in each of those runs the scope is local_infrastructure, whose
+// advice says not to escalate to Google; when it failed in some runs only,
+// the scope stays one_host.
+func TestControlFailedTooIsLocalInfrastructure(t *testing.T) {
+	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	runs := func(control ...bool) []Observation {
+		var obs []Observation
+		for i, c := range control {
+			obs = append(obs, Observation{ID: int64(i + 1), RunID: int64(i + 1), Relay: "relay-1", MX: "gmail-smtp-in.l.google.com", IP: "192.0.2.1",
+				At: now.Add(time.Duration(i-len(control)) * 5 * time.Minute), Failure: string(probe.FailConnectTimeout), ControlFailed: c})
+		}
+		return obs
+	}
+	for _, tc := range []struct {
+		control []bool
+		want    Scope
+	}{
+		{[]bool{false, false, false}, ScopeOneHost},
+		{[]bool{true, true, true}, ScopeLocalInfra},
+		{[]bool{true, false, true}, ScopeOneHost},
+	} {
+		a := Evaluate(now, runs(tc.control...), nil, nil, DefaultPolicy())
+		st := mustRelay(t, a, "relay-1")
+		if st.Level != LevelInvestigate || st.Scope != tc.want {
+			t.Errorf("control failed %v: %s (%s), want investigate (%s)", tc.control, st.Level, st.Scope, tc.want)
+		}
+		if tc.want == ScopeLocalInfra && !strings.Contains(Advice(st.Level, st.Scope, st.Cause), "do not escalate to Google") {
+			t.Errorf("local_infrastructure advice: %q", Advice(st.Level, st.Scope, st.Cause))
+		}
 	}
 }

@@ -108,6 +108,11 @@ const (
 	ScopeMixedMX     Scope = "mixed_mx"      // some MX hosts or addresses fail while others pass: remote path
 	ScopeAllGmail    Scope = "all_gmail"     // relays fail toward all of Gmail: route or policy
 	ScopeRelayAgent  Scope = "relay_agent"   // the relay's agent cannot be reached; Gmail not judged
+	// ScopeLocalInfra: the relay's control destination ([target]
+	// control_mx) failed in the same runs as Gmail: every destination
+	// fails, so this relay's network is at fault, not Gmail; never one
+	// to escalate to Google.
+	ScopeLocalInfra Scope = "local_infrastructure"
 )
 
 // Policy holds the thresholds of the escalation rules. Zero fields take
