@@ -32,6 +32,9 @@ type testEnv struct {
 	store   *storage.Store
 	path    string
 	runners map[string]*fakerelay.Runner
+	// relays, when set for a name, is the runner the monitor gets instead
+	// of the fake (a real agent, or a fake with a real mail log reader).
+	relays map[string]relay.Runner
 	mon     *monitor.Monitor
 	h       *Handler
 	// maxPages caps the database file (0: no cap): a full disk.
@@ -98,6 +101,9 @@ func (e *testEnv) relayRunners() map[string]relay.Runner {
 	runners := map[string]relay.Runner{}
 	for n, r := range e.runners {
 		runners[n] = r
+		if o, ok := e.relays[n]; ok {
+			runners[n] = o
+		}
 	}
 	return runners
 }

@@ -57,6 +57,9 @@ type EvidenceModel struct {
 	ThisHost string `json:"this_host,omitempty"`
 	// Queue is the agent's Gmail-bound queue (agent relays only).
 	Queue   *QueueEvidence  `json:"queue,omitempty"`
+	// Log is the relay MTA's own mail log around the failing run (relays
+	// that read one: agents, and local relays with [agent] mail_log).
+	Log     *LogEvidence    `json:"log,omitempty"`
 	RunID   int64           `json:"run_id,omitempty"`
 	Results []HistoryResult `json:"results"`
 
@@ -238,6 +241,13 @@ func (m *Monitor) evidenceModel(ctx context.Context, snap *Snapshot, relayName s
 	if isIQ && r.Kind() == relay.KindAgent {
 		q := m.queueEvidence(ctx, relayName, iq)
 		ev.Queue = &q
+	}
+	if lr, ok := r.(relay.LogReader); ok {
+		le := m.logEvidence(ctx, relayName, lr, results)
+		if le.Firewall != nil && le.Firewall.SourceIPs == nil && ev.Host != nil && len(ev.Host.OutboundIPs) > 0 {
+			le.Firewall.SourceIPs = append([]string(nil), ev.Host.OutboundIPs...)
+		}
+		ev.Log = &le
 	}
 	return ev
 }
