@@ -97,6 +97,9 @@ func (h *Handler) evidenceMessage(m monitor.EvidenceModel) message.Response {
 	if m.Queue != nil {
 		resp.Sections = append(resp.Sections, h.queueSection(*m.Queue))
 	}
+	if m.Policy != nil || m.PolicyError != "" {
+		resp.Sections = append(resp.Sections, policySection(m.Policy, m.PolicyError))
+	}
 	if m.Log != nil {
 		resp.Sections = append(resp.Sections, h.logSections(*m.Log)...)
 	}

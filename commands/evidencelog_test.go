@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,7 +219,7 @@ func TestEvidenceRealPostfixRelay(t *testing.T) {
 	e.cfg.Target.MX = []string{r.MX.Addr()}
 	srv := httptest.NewServer(relay.NewServer(relay.ServerConfig{
 		Base:    probe.Config{Relay: "relay-2", MX: []probe.Target{target}, Timeout: 5 * time.Second},
-		Secrets: [][]byte{[]byte(agentSecret)}, MailLog: r.LogPath(),
+		Secrets: [][]byte{[]byte(agentSecret)}, MailLog: r.LogPath(), MailConfig: r.ConfigDir(),
 		Commands: &relay.ExecRunner{Getenv: func(k string) string {
 			if k == "MAIL_CONFIG" {
 				return r.ConfigDir()
@@ -237,7 +238,10 @@ func TestEvidenceRealPostfixRelay(t *testing.T) {
 	text := flatten(resp)
 	for _, want := range []string{postfixlab.LogSSLConnectReset, postfixlab.LogDeferredTLS, "Queue IDs and their retries",
 		"(workspace-customer.test): 1 failed attempt; not delivered in the window", "(gmail.com): 1 failed attempt; not delivered",
-		"Firewall and proxy logs", "TCP port 25"} {
+		"Firewall and proxy logs", "TCP port 25",
+		"Relay's TLS policy toward gmail.com", "Security level: encrypt (smtp_tls_security_level)",
+		"Transport: smtp:[127.0.0.1]:" + strconv.Itoa(r.MX.Port()) + " (transport_maps)",
+		"On a TLS failure: TLS is mandatory toward Gmail (security level encrypt): Postfix never sends this mail without TLS"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("evidence lacks %q:\n%s", want, renderString(t, resp))
 		}

@@ -35,8 +35,8 @@ type testEnv struct {
 	// relays, when set for a name, is the runner the monitor gets instead
 	// of the fake (a real agent, or a fake with a real mail log reader).
 	relays map[string]relay.Runner
-	mon     *monitor.Monitor
-	h       *Handler
+	mon    *monitor.Monitor
+	h      *Handler
 	// maxPages caps the database file (0: no cap): a full disk.
 	maxPages int
 	// alerts runs the alert buttons (nil: none).

@@ -56,10 +56,14 @@ type EvidenceModel struct {
 	// ThisHost names this host, for a local relay.
 	ThisHost string `json:"this_host,omitempty"`
 	// Queue is the agent's Gmail-bound queue (agent relays only).
-	Queue   *QueueEvidence  `json:"queue,omitempty"`
+	Queue *QueueEvidence `json:"queue,omitempty"`
 	// Log is the relay MTA's own mail log around the failing run (relays
 	// that read one: agents, and local relays with [agent] mail_log).
-	Log     *LogEvidence    `json:"log,omitempty"`
+	Log *LogEvidence `json:"log,omitempty"`
+	// Policy is the relay MTA's TLS policy toward Gmail (GET /v1/policy);
+	// PolicyError says why there is none when the relay was asked.
+	Policy      *relay.Policy `json:"policy,omitempty"`
+	PolicyError string        `json:"policy_error,omitempty"`
 	RunID   int64           `json:"run_id,omitempty"`
 	Results []HistoryResult `json:"results"`
 
@@ -249,7 +253,28 @@ func (m *Monitor) evidenceModel(ctx context.Context, snap *Snapshot, relayName s
 		}
 		ev.Log = &le
 	}
+	if pr, ok := r.(relay.PolicyReader); ok {
+		ev.Policy, ev.PolicyError = m.policyEvidence(ctx, relayName, pr)
+	}
 	return ev
+}
+
+// policyEvidence asks the relay for its MTA's TLS policy toward Gmail. No
+// policy is never an error: the second result says why in a sentence.
+func (m *Monitor) policyEvidence(ctx context.Context, relayName string, pr relay.PolicyReader) (*relay.Policy, string) {
+	pctx, cancel := context.WithTimeout(ctx, infoTimeout)
+	p, err := pr.Policy(pctx)
+	cancel()
+	switch {
+	case err != nil && agentNotFound(err):
+		return nil, fmt.Sprintf("the agent of %s predates the TLS policy view (GET /v1/policy answered 404): upgrade it", relayName)
+	case err != nil:
+		m.log.Warn("could not read the relay's TLS policy", "relay", relayName, "error", err)
+		return nil, "not available: " + err.Error()
+	case !p.Available:
+		return &p, cmp.Or(p.Error, "the relay's MTA configuration could not be read")
+	}
+	return &p, ""
 }
 
 // queueEvidence reads the relay's Gmail-bound queue from its agent, beside
