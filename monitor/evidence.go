@@ -62,10 +62,10 @@ type EvidenceModel struct {
 	Log *LogEvidence `json:"log,omitempty"`
 	// Policy is the relay MTA's TLS policy toward Gmail (GET /v1/policy);
 	// PolicyError says why there is none when the relay was asked.
-	Policy      *relay.Policy `json:"policy,omitempty"`
-	PolicyError string        `json:"policy_error,omitempty"`
-	RunID   int64           `json:"run_id,omitempty"`
-	Results []HistoryResult `json:"results"`
+	Policy      *relay.Policy   `json:"policy,omitempty"`
+	PolicyError string          `json:"policy_error,omitempty"`
+	RunID       int64           `json:"run_id,omitempty"`
+	Results     []HistoryResult `json:"results"`
 
 	// Skew is the agent's clock skew when significant (ClockSkewS).
 	Skew time.Duration `json:"-"`
@@ -253,7 +253,9 @@ func (m *Monitor) evidenceModel(ctx context.Context, snap *Snapshot, relayName s
 		}
 		ev.Log = &le
 	}
-	if pr, ok := r.(relay.PolicyReader); ok {
+	// The TLS policy is the relay MTA's, asked of agents as the queue is:
+	// a local relay's host is the bot's, seldom the relay MTA.
+	if pr, ok := r.(relay.PolicyReader); ok && r.Kind() == relay.KindAgent {
 		ev.Policy, ev.PolicyError = m.policyEvidence(ctx, relayName, pr)
 	}
 	return ev
