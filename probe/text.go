@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -20,6 +21,14 @@ type TextOptions struct {
 	// Pinned are the mail exchangers the run was aimed at instead of the
 	// domain's MX set (Config.MX); the header names them, not the domain.
 	Pinned []Target
+}
+
+// WriteJSON writes rep as one indented JSON object, as `gmailtls probe
+// --json` prints it.
+func WriteJSON(w io.Writer, rep Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
 }
 
 // WriteText writes rep for a person at a terminal: a header, the engine
