@@ -87,6 +87,18 @@ type Config struct {
 	// tls_timeout.
 	NoRetry bool
 
+	// OnEndpoints, when set, is called once per Run with the endpoints
+	// about to be probed (MX × IP × source), as soon as the lookups are
+	// done and before any probe starts: work that goes to the same
+	// addresses (the relay's own TLS tools) can start beside the probes.
+	OnEndpoints func([]Endpoint)
+	// OnResult, when set, is called with each result as it completes
+	// (one per MX × IP × source, failed lookups included), from the
+	// probe's own goroutine, so possibly from several at once and in no
+	// particular order; Run's report still has them all, sorted. It must
+	// not block for long: the probe's slot waits for it.
+	OnResult func(Result)
+
 	Resolver Resolver
 	Dialer   Dialer
 	Now      func() time.Time

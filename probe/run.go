@@ -24,7 +24,8 @@ var ErrConfig = errors.New("probe: invalid configuration")
 // preference, or from cfg.MX. Every probe runs concurrently under
 // cfg.Concurrency; one failing target never cancels the others. Results
 // are sorted by preference, MX host, IP, port and source address. Probes
-// go only to the targets cfg names.
+// go only to the targets cfg names. cfg.OnEndpoints learns the endpoints
+// before the probes start, cfg.OnResult each result as it completes.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -41,6 +42,14 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if len(endpoints) == 0 && len(failed) == 0 {
 		return Report{}, fmt.Errorf("%w: no source address has the family of any MX address", ErrConfig)
 	}
+	if cfg.OnEndpoints != nil {
+		cfg.OnEndpoints(slices.Clone(endpoints))
+	}
+	if cfg.OnResult != nil {
+		for _, r := range failed {
+			cfg.OnResult(r)
+		}
+	}
 	results := make([]Result, len(endpoints))
 	sem := make(chan struct{}, cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -49,6 +58,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			results[i] = safeProbe(ctx, &cfg, ep)
+			if cfg.OnResult != nil {
+				cfg.OnResult(results[i])
+			}
 		})
 	}
 	wg.Wait()

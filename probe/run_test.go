@@ -284,3 +284,67 @@ func TestRunRecoversPanics(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStreamsResults: OnEndpoints learns every endpoint before a probe
+// starts, and OnResult hands over each result as it completes: the MX
+// that answers at once is reported while the other one still hangs
+// before its greeting (that probe ends only when the test, having seen
+// the first result, cancels the run), and Run's report still holds both.
+func TestRunStreamsResults(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	d := &portDialer{}
+	fast := smtptest.StartT(t, smtptest.Options{CA: ca, Hostname: testHost, Addr: "127.0.0.41:0"})
+	slow := smtptest.StartT(t, smtptest.Options{Behavior: smtptest.HangBanner, CA: ca, Hostname: testHost, Addr: "127.0.0.42:0"})
+	d.add(fast)
+	d.add(slow)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var endpoints []probe.Endpoint
+	results := make(chan probe.Result, 2)
+	done := make(chan probe.Report, 1)
+	go func() {
+		rep, err := probe.Run(ctx, probe.Config{
+			MX:         []probe.Target{{Host: fast.Host(), Port: 25}, {Host: slow.Host(), Port: 25}},
+			ServerName: testHost, RootCAs: ca.Pool, HelloName: "probe.test.example", Dialer: d, NoRetry: true,
+			Timeout: time.Minute, // the hanging probe ends only by cancellation
+			OnEndpoints: func(eps []probe.Endpoint) {
+				mu.Lock()
+				defer mu.Unlock()
+				endpoints = append(endpoints, eps...)
+			},
+			OnResult: func(r probe.Result) {
+				mu.Lock()
+				n := len(endpoints)
+				mu.Unlock()
+				if n != 2 {
+					t.Errorf("a result came before OnEndpoints named both endpoints (%d)", n)
+				}
+				results <- r
+			},
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	first := <-results
+	if first.IP != fast.Host() || !first.OK {
+		t.Fatalf("first streamed result %s ok=%v %s, want %s ok", first.IP, first.OK, first.Failure, fast.Host())
+	}
+	select {
+	case <-done:
+		t.Fatal("Run returned before the hanging probe ended: the result was not streamed")
+	default:
+	}
+	cancel()
+	rep := <-done
+	second := <-results
+	if second.IP != slow.Host() || second.OK {
+		t.Errorf("second streamed result %s ok=%v, want %s failed", second.IP, second.OK, slow.Host())
+	}
+	if len(rep.Results) != 2 {
+		t.Errorf("report has %d results, want 2", len(rep.Results))
+	}
+}

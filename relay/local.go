@@ -170,8 +170,24 @@ func (l *Local) Probe(ctx context.Context, opts Options) (probe.Report, error) {
 	if failed != nil {
 		return *failed, nil
 	}
+	var stack *mtaStack
+	if opts.MTAStack && l.MTAStack {
+		// The relay's own tools run beside the native probe, not after it.
+		stack = l.newMTAStack(ctx, cfg)
+		cfg.OnEndpoints = stack.start
+		onResult := cfg.OnResult
+		cfg.OnResult = func(r probe.Result) {
+			stack.native(r)
+			if onResult != nil {
+				onResult(r)
+			}
+		}
+	}
 	rep, err := probe.Run(ctx, cfg)
 	if err != nil {
+		if stack != nil {
+			stack.finish(nil)
+		}
 		return rep, fmt.Errorf("relay %s: %w", l.name, err)
 	}
 	if rep.Relay == "" {
@@ -201,8 +217,8 @@ func (l *Local) Probe(ctx context.Context, opts Options) (probe.Report, error) {
 			}
 		}
 	}
-	if opts.MTAStack && l.MTAStack {
-		rep.Results = append(rep.Results, l.runMTAStack(ctx, cfg, rep.Results)...)
+	if stack != nil {
+		rep.Results = append(rep.Results, stack.finish(rep.Results)...)
 	}
 	return rep, nil
 }

@@ -3,11 +3,14 @@ package relay
 import (
 	"context"
 	"errors"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,16 +174,53 @@ func TestMTAStackRecordedOutputs(t *testing.T) {
 	}
 }
 
+// TestMTAStackSkippedWhereNativeCouldNotConnect: the tools start beside
+// the native probe, so they are started toward the address too; when the
+// native probe finds nothing listening they are ended at once (cancelled,
+// not at their own time limit) and report nothing.
 func TestMTAStackSkippedWhereNativeCouldNotConnect(t *testing.T) {
-	cmds := &recordedTools{out: map[string][]byte{"openssl": []byte("CONNECTION ESTABLISHED\n")}}
+	cmds := &blockingTools{}
 	l, mx := mtaLocal(t, smtptest.Gmail, true, cmds)
 	mx.Close() // nothing listens any more: connect_refused
 	rep, err := l.Probe(t.Context(), Options{MTAStack: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 1 || rep.Results[0].Stage != probe.StageConnect || len(cmds.calls) != 0 {
-		t.Errorf("results %+v, tool calls %v", rep.Results, cmds.calls)
+	if len(rep.Results) != 1 || rep.Results[0].Stage != probe.StageConnect {
+		t.Errorf("results %+v, want the native connect failure alone", rep.Results)
+	}
+	cmds.wantEndedByNative(t, 2)
+}
+
+// blockingTools are tools that run until their context ends, and note how
+// it ended.
+type blockingTools struct {
+	mu    sync.Mutex
+	ended []error
+}
+
+func (b *blockingTools) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	<-ctx.Done()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ended = append(b.ended, context.Cause(ctx))
+	return []byte("CONNECTION ESTABLISHED\n"), ctx.Err()
+}
+
+// wantEndedByNative checks that at most n tools ran (one the verdict
+// came before did not start at all) and that every one that ran was
+// cancelled, none ended by its own time limit.
+func (b *blockingTools) wantEndedByNative(t *testing.T, n int) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.ended) > n {
+		t.Fatalf("%d tools ran, want at most %d", len(b.ended), n)
+	}
+	for _, err := range b.ended {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("a tool ended by %v, want cancelled by the native verdict", err)
+		}
 	}
 }
 
@@ -202,8 +242,11 @@ func (r *recordedTools) Run(_ context.Context, name string, args ...string) ([]b
 	return nil, errors.Join(errors.New(name+" is not installed"), exec.ErrNotFound)
 }
 
+// TestMTAStackSkippedWhereNativeGotNoGreeting: the same for a server
+// that never greets: the tools toward it end with the native probe's
+// banner_timeout and report nothing.
 func TestMTAStackSkippedWhereNativeGotNoGreeting(t *testing.T) {
-	cmds := &recordedTools{out: map[string][]byte{"openssl": []byte("CONNECTION ESTABLISHED\n")}}
+	cmds := &blockingTools{}
 	ca := newCA(t)
 	_, base := target(t, smtptest.HangBanner, ca)
 	base.Timeout = 200 * time.Millisecond
@@ -213,9 +256,10 @@ func TestMTAStackSkippedWhereNativeGotNoGreeting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 1 || rep.Results[0].Failure != probe.FailBannerTimeout || len(cmds.calls) != 0 {
-		t.Errorf("results %+v, tool calls %v", rep.Results, cmds.calls)
+	if len(rep.Results) != 1 || rep.Results[0].Failure != probe.FailBannerTimeout {
+		t.Errorf("results %+v, want the native banner_timeout alone", rep.Results)
 	}
+	cmds.wantEndedByNative(t, 2)
 }
 
 func TestMTAStackThroughTheAgent(t *testing.T) {
@@ -244,4 +288,75 @@ func TestMTAStackThroughTheAgent(t *testing.T) {
 	if r.Failure != probe.FailCertUntrusted || r.Relay != "relay-2" || !strings.Contains(strings.Join(r.Hints, "|"), MTAStackHint) {
 		t.Errorf("posttls-finger %+v", r)
 	}
+}
+
+// TestMTAStackRunsBesideTheNativeProbe: the relay's own tools start as
+// soon as the native probe has its targets, not after it: the native
+// probe cannot even connect before a (fake, slow) openssl from a
+// temporary PATH has started, so run one after the other the probe would
+// wait out the dialer's bail-out and the test fail. Both results arrive.
+func TestMTAStackRunsBesideTheNativeProbe(t *testing.T) {
+	recorded, err := filepath.Abs("testdata/openssl/gmail.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	script := "#!/bin/sh\n/bin/sleep 0.2\n/bin/cat '" + recorded + "'\n"
+	if err := os.WriteFile(filepath.Join(bin, "openssl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin) // posttls-finger is not there: skipped
+
+	tools := &signallingTools{started: make(chan struct{}), next: &ExecRunner{}}
+	ca := newCA(t)
+	_, base := target(t, smtptest.Gmail, ca)
+	dialer := &gatedDialer{gate: tools.started}
+	base.Dialer = dialer
+	l := NewLocal("relay-1", base, nil)
+	l.MTAStack, l.Commands = true, tools
+	l.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := ca.WritePEM(l.CAFile); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Probe(t.Context(), Options{MTAStack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dialer.before.Load() {
+		t.Error("the native probe connected before the tool started: the MTA stack ran after it")
+	}
+	got := byEngine(rep)
+	if len(rep.Results) != 2 || !got[probe.EngineNative].OK || !got[probe.EngineOpenSSL].OK {
+		t.Errorf("results %+v, want the native probe and openssl, both passing", rep.Results)
+	}
+}
+
+// signallingTools closes started when the first tool starts, then runs it.
+type signallingTools struct {
+	once    sync.Once
+	started chan struct{}
+	next    CommandRunner
+}
+
+func (s *signallingTools) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	s.once.Do(func() { close(s.started) })
+	return s.next.Run(ctx, name, args...)
+}
+
+// gatedDialer dials only once gate is closed, or after a 10 s bail-out
+// (noted in before) so that a failing test still ends.
+type gatedDialer struct {
+	gate   <-chan struct{}
+	before atomic.Bool
+}
+
+func (g *gatedDialer) DialContext(ctx context.Context, network, address string, source netip.Addr) (net.Conn, error) {
+	select {
+	case <-g.gate:
+	case <-time.After(10 * time.Second):
+		g.before.Store(true)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return probe.NetDialer{}.DialContext(ctx, network, address, source)
 }
