@@ -153,6 +153,9 @@ type Escalation struct {
 	Window       Duration `toml:"window"`        // x failures in y: y, default 15m
 	WindowCount  int      `toml:"window_count"`  // x failures in y: x, default 3
 	RecoverAfter int      `toml:"recover_after"` // default 2
+	// LogFailures TLS or connection failures toward Gmail in a relay's mail
+	// log over the last hour make a relay whose probes pass watch.
+	LogFailures int `toml:"log_failures"` // default 10
 }
 
 // HTTP serves /metrics, /healthz and /readyz.

@@ -71,6 +71,7 @@ func Default() *Config {
 			Window:       Duration{15 * time.Minute},
 			WindowCount:  3,
 			RecoverAfter: 2,
+			LogFailures:  10,
 		},
 		HTTP:  HTTP{Listen: "127.0.0.1:9425"},
 		Log:   Log{Format: "text", Level: "info"},

@@ -480,6 +480,7 @@ func (v *validator) escalation() {
 	v.positive("escalation.window", e.Window)
 	v.atLeast("escalation.window_count", e.WindowCount, 1)
 	v.atLeast("escalation.recover_after", e.RecoverAfter, 1)
+	v.atLeast("escalation.log_failures", e.LogFailures, 1)
 }
 
 func (v *validator) log() {

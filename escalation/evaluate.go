@@ -91,6 +91,16 @@ type RelayState struct {
 	// rule of an incident holds.
 	QueueDeferred int
 	QueueRising   bool
+	// What the relay's own mail log said in its newest LogSample whose
+	// window covers now (zero without one): TLS and connection failures
+	// toward the target's MX addresses, Gmail-bound queue IDs deferred and
+	// not delivered, and those delivered after a failure.
+	LogFailures, LogStuck, LogDeliveredLater int
+	// LogRule is set when the level, scope and cause are the mail log
+	// rule's (the probes alone say ok; docs/architecture.md, "Mail log
+	// rules"). DeliveredLater is set on a watch (one_event) whose failing
+	// mail the log shows delivered later: a transient transport event.
+	LogRule, DeliveredLater bool
 	// FailingRelays, in the global state, names the relays behind the
 	// global level: those that took part in the incident, or those above
 	// ok. Empty for a relay.
@@ -146,6 +156,7 @@ type relayWalk struct {
 	attempts []*run // the runs judged toward Gmail, by key
 	first    int    // index in runs of the first run not yet counted
 	queue    []QueueSample
+	logs     []LogSample
 	// lastAttemptAt is the step time of the newest counted attempt.
 	lastAttemptAt time.Time
 }
@@ -179,6 +190,16 @@ type relayWalk struct {
 // evaluations; in particular, evaluating a round before all of its runs
 // are stored judges it early.
 func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Assessment, p Policy) Assessment {
+	return EvaluateInput(now, Input{Observations: obs, Queues: queues}, prev, p)
+}
+
+// EvaluateInput is Evaluate with the relays' mail log samples too: log
+// samples after now are ignored; the mail log rules (docs/architecture.md,
+// "Mail log rules") judge each relay's newest sample at now, and a
+// relay's rising count of stuck Gmail-bound queue IDs counts for the
+// incident queue rule like a rising queue.
+func EvaluateInput(now time.Time, in Input, prev *Assessment, p Policy) Assessment {
+	obs, queues := in.Observations, in.Queues
 	p = p.withDefaults()
 	walks := map[string]*relayWalk{}
 	get := func(name string) *relayWalk {
@@ -193,6 +214,7 @@ func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Asse
 		for _, rs := range prev.Relays {
 			w := get(rs.Relay)
 			w.st = cloneState(rs)
+			undoLogRule(&w.st)
 			if w.st.Level == "" {
 				w.st.Level = LevelOK
 			}
@@ -208,6 +230,13 @@ func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Asse
 		}
 		w := get(q.Relay)
 		w.queue = append(w.queue, q)
+	}
+	for _, s := range in.Logs {
+		if s.At.After(now) {
+			continue
+		}
+		w := get(s.Relay)
+		w.logs = append(w.logs, s)
 	}
 
 	names := make([]string, 0, len(walks))
@@ -227,6 +256,7 @@ func Evaluate(now time.Time, obs []Observation, queues []QueueSample, prev *Asse
 	var todo []pending
 	for _, w := range ws {
 		slices.SortStableFunc(w.queue, func(a, b QueueSample) int { return a.At.Compare(b.At) })
+		slices.SortStableFunc(w.logs, func(a, b LogSample) int { return a.At.Compare(b.At) })
 		w.prepare(prev != nil)
 		for _, r := range w.runs[w.first:] {
 			todo = append(todo, pending{w, r})
@@ -565,7 +595,7 @@ func (w *relayWalk) finish(now time.Time, p Policy) {
 	if n := len(w.queue); n > 0 {
 		st.QueueDeferred = w.queue[n-1].Deferred
 	}
-	st.QueueRising = w.queueRising(now, p.Window)
+	st.QueueRising = w.rising(now, p.Window)
 	if st.Level == LevelOK || st.Level == "" {
 		st.Level, st.Scope, st.Cause = LevelOK, ScopeNone, CauseNone
 		if st.AgentDown {
@@ -574,6 +604,16 @@ func (w *relayWalk) finish(now time.Time, p Policy) {
 	}
 	st.Advice = Advice(st.Level, st.Scope, st.Cause)
 	st.FailingRelays = nil
+	if !st.AgentDown {
+		w.applyLog(now, p)
+	}
+}
+
+// rising reports whether the relay's Gmail-bound mail is piling up within
+// (t-window, t]: its agent's queue samples rise, or its mail log counts
+// more stuck Gmail-bound queue IDs (which include Google-hosted domains).
+func (w *relayWalk) rising(t time.Time, window time.Duration) bool {
+	return w.queueRising(t, window) || w.logRising(t, window)
 }
 
 // queueRising reports whether the relay's Gmail-bound queue rose within
@@ -639,7 +679,7 @@ func (g *global) rule(t time.Time, ws []*relayWalk, p Policy) map[string]bool {
 				allFailing = false
 			}
 		}
-		if w.queueRising(t, p.Window) {
+		if w.rising(t, p.Window) {
 			rising = append(rising, w.st.Relay)
 		}
 	}
@@ -733,7 +773,7 @@ func (g *global) finish(now time.Time, ws []*relayWalk, p Policy) RelayState {
 			for _, id := range w.st.Evidence {
 				st.Evidence = addEvidence(st.Evidence, id)
 			}
-			if w.queueRising(now, p.Window) {
+			if w.rising(now, p.Window) {
 				st.QueueRising = true
 			}
 		}
@@ -773,6 +813,10 @@ func (g *global) finish(now time.Time, ws []*relayWalk, p Policy) RelayState {
 		st.FailingSources = slices.Clone(top.FailingSources)
 	}
 	st.Advice = Advice(st.Level, st.Scope, st.Cause)
+	if top != nil && top.Level.Rank() > LevelOK.Rank() && top.Level == st.Level && top.Advice != "" {
+		// The relay's advice, which the mail log rules may have set.
+		st.Advice = top.Advice
+	}
 	return st
 }
 
@@ -782,7 +826,19 @@ func (g *global) finish(now time.Time, ws []*relayWalk, p Policy) RelayState {
 // to recover its state: the result equals the incrementally maintained one.
 // now is the newest observation or queue sample.
 func Replay(obs []Observation, queues []QueueSample, p Policy) Assessment {
+	return ReplayInput(Input{Observations: obs, Queues: queues}, p)
+}
+
+// ReplayInput is Replay with the relays' mail log samples too; now is the
+// newest observation, queue sample or log sample.
+func ReplayInput(in Input, p Policy) Assessment {
+	obs, queues := in.Observations, in.Queues
 	var now time.Time
+	for i := range in.Logs {
+		if in.Logs[i].At.After(now) {
+			now = in.Logs[i].At
+		}
+	}
 	for i := range obs {
 		if obs[i].At.After(now) {
 			now = obs[i].At
@@ -796,7 +852,7 @@ func Replay(obs []Observation, queues []QueueSample, p Policy) Assessment {
 	// Evaluate with no previous state counts every run in order, stepping
 	// the global rules after each: the same state machine as run-by-run
 	// evaluation, in one pass.
-	return Evaluate(now, obs, queues, nil, p)
+	return EvaluateInput(now, in, nil, p)
 }
 
 // addEvidence inserts id into the ascending list ev, keeping the newest

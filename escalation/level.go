@@ -132,6 +132,10 @@ type Policy struct {
 	// QueueRisingRelays relays with rising Gmail-bound queues make a global
 	// incident (2).
 	QueueRisingRelays int
+	// LogFailures TLS and connection failures toward the target in a
+	// relay's mail log sample (an hour) make a relay whose probes pass
+	// watch (10).
+	LogFailures int
 }
 
 // DefaultPolicy returns the documented defaults (docs/architecture.md): 3 in a row, 3 of the last
@@ -146,6 +150,7 @@ func DefaultPolicy() Policy {
 		RecoverAfter:      2,
 		IncidentRelays:    2,
 		QueueRisingRelays: 2,
+		LogFailures:       10,
 	}
 }
 
@@ -164,6 +169,7 @@ func (p Policy) withDefaults() Policy {
 	fill(&p.RecoverAfter, d.RecoverAfter)
 	fill(&p.IncidentRelays, d.IncidentRelays)
 	fill(&p.QueueRisingRelays, d.QueueRisingRelays)
+	fill(&p.LogFailures, d.LogFailures)
 	if p.Window <= 0 {
 		p.Window = d.Window
 	}

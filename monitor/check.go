@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/maillog"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
@@ -310,6 +311,10 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 	if iq, ok := r.(relay.InfoQueuer); ok && r.Kind() == relay.KindAgent {
 		wg.Go(func() { m.sampleQueue(ctx, relayName, iq) })
 	}
+	var mailLog maillog.Summary
+	if lr, ok := r.(relay.LogReader); ok {
+		wg.Go(func() { mailLog = m.readLog(ctx, relayName, lr) })
+	}
 	rep, err := r.Probe(ctx, opts)
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -334,6 +339,9 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 		if rep.Results[i].Relay == "" {
 			rep.Results[i].Relay = relayName
 		}
+	}
+	if mailLog.Available {
+		m.recordLogSample(ctx, relayName, LogSampleOf(mailLog, rep.Results))
 	}
 	run := storage.Run{Relay: relayName, Trigger: c.Trigger, RequestedBy: c.RequestedBy, StartedAt: rep.StartedAt}
 	// The run is stored even if the caller goes away now: the probe ran.
@@ -377,3 +385,86 @@ func (m *Monitor) sampleQueue(ctx context.Context, relayName string, iq relay.In
 		m.log.Warn("could not store a queue sample", "relay", relayName, "error", err)
 	}
 }
+
+// logSampleTimeout bounds the mail log read made beside a probe.
+const logSampleTimeout = 30 * time.Second
+
+// sampleLogWindow is the window of the mail log read beside a probe: the
+// last hour (docs/architecture.md, "Mail log rules").
+const sampleLogWindow = time.Hour
+
+// readLog reads the relay's mail log over the last hour beside its probe.
+// A relay without a mail log, or one that cannot be read, gives a Summary
+// that is not Available; failures are logged only.
+func (m *Monitor) readLog(ctx context.Context, relayName string, lr relay.LogReader) maillog.Summary {
+	ctx, cancel := context.WithTimeout(ctx, logSampleTimeout)
+	defer cancel()
+	s, err := lr.Log(ctx, sampleLogWindow)
+	if err != nil || !s.Available {
+		m.log.Debug("no mail log sample from relay", "relay", relayName, "err", err, "reason", s.Error)
+		return maillog.Summary{}
+	}
+	return s
+}
+
+// recordLogSample stores a mail log sample; failures are logged only.
+func (m *Monitor) recordLogSample(ctx context.Context, relayName string, s storage.LogSample) {
+	s.Relay, s.At = relayName, m.now()
+	if err := m.store.RecordLogSample(context.WithoutCancel(ctx), s); err != nil {
+		m.log.Warn("could not store a mail log sample", "relay", relayName, "error", err)
+	}
+}
+
+// gmailDomains are the recipient domains that are Gmail-bound by name;
+// other domains count when the log shows them tried on the target's MX.
+var gmailDomains = map[string]bool{"gmail.com": true, "googlemail.com": true}
+
+// LogSampleOf sums what a mail log says toward the target of a probe run:
+// the MTA's TLS and connection failures and its deliveries toward the MX
+// addresses (or host names) the run probed, and the Gmail-bound queue IDs
+// (a recipient at gmail.com or googlemail.com, or an attempt on one of
+// those MX, so that Google-hosted Workspace domains count) still deferred
+// or delivered after a failure. Relay and At are left to the caller.
+func LogSampleOf(s maillog.Summary, results []probe.Result) storage.LogSample {
+	ips, hosts := map[string]bool{}, map[string]bool{}
+	for _, r := range results {
+		if r.IP != "" {
+			ips[r.IP] = true
+		}
+		if h := normHost(r.MX); h != "" {
+			hosts[h] = true
+		}
+	}
+	target := func(ip, host string) bool {
+		return (ip != "" && ips[ip]) || (host != "" && hosts[normHost(host)])
+	}
+	out := storage.LogSample{Window: s.Until.Sub(s.Since)}
+	for _, mx := range s.MX {
+		if !target(mx.IP, mx.Host) {
+			continue
+		}
+		out.TLSFailures += mx.TLSFailures
+		out.ConnectFailures += mx.ConnectFailures
+		out.Delivered += mx.Delivered
+	}
+	for _, q := range s.Queue {
+		bound := false
+		for _, d := range q.Domains {
+			bound = bound || gmailDomains[strings.ToLower(d)]
+		}
+		for _, a := range q.Attempts {
+			bound = bound || target(a.MXIP, a.MXHost)
+		}
+		if !bound {
+			continue
+		}
+		if q.Delivered {
+			out.DeliveredLater++
+		} else {
+			out.Stuck++
+		}
+	}
+	return out
+}
+
+func normHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }

@@ -132,6 +132,7 @@ func (m *Monitor) Assess(ctx context.Context, snap *Snapshot) (escalation.Assess
 func (m *Monitor) assess(ctx context.Context, now time.Time, snap *Snapshot) (escalation.Assessment, error) {
 	runners, p := snap.Runners, snap.Policy
 	queues := m.queueSamples(ctx, now, runners)
+	logs := m.logSamples(ctx, now, runners)
 	if m.state == nil {
 		// The last replayRuns runs of each relay, none older than the
 		// replay window: bounded however many results a run has.
@@ -141,7 +142,7 @@ func (m *Monitor) assess(ctx context.Context, now time.Time, snap *Snapshot) (es
 		}
 		from := now.Add(-replayWindow)
 		stored = slices.DeleteFunc(stored, func(r storage.StoredResult) bool { return r.StartedAt.Before(from) })
-		st := escalation.Replay(observations(stored, runners), queues, p)
+		st := escalation.ReplayInput(escalation.Input{Observations: observations(stored, runners), Queues: queues, Logs: logs}, p)
 		m.state = &st
 	}
 	runs, window := p.Lookback()
@@ -156,7 +157,7 @@ func (m *Monitor) assess(ctx context.Context, now time.Time, snap *Snapshot) (es
 		_, ok := runners[r.Relay]
 		return !ok
 	})
-	next := escalation.Evaluate(now, observations(stored, runners), queues, &prev, p)
+	next := escalation.EvaluateInput(now, escalation.Input{Observations: observations(stored, runners), Queues: queues, Logs: logs}, &prev, p)
 	m.state = &next
 	return next, nil
 }
@@ -177,6 +178,27 @@ func (m *Monitor) queueSamples(ctx context.Context, now time.Time, runners map[s
 			continue
 		}
 		out = append(out, escalation.QueueSample{Relay: q.Relay, At: q.At, Deferred: q.Deferred, OldestAge: q.OldestAge})
+	}
+	return out
+}
+
+// logSamples are the stored mail log samples escalation reads: the newest
+// maxQueueSamples per configured relay within the replay window before
+// now. A read failure is logged and leaves the mail log rules without
+// samples.
+func (m *Monitor) logSamples(ctx context.Context, now time.Time, runners map[string]relay.Runner) []escalation.LogSample {
+	stored, err := m.store.LogSamples(ctx, "", now.Add(-replayWindow), maxQueueSamples)
+	if err != nil {
+		m.log.Warn("could not read mail log samples", "error", err)
+		return nil
+	}
+	out := make([]escalation.LogSample, 0, len(stored))
+	for _, l := range stored {
+		if _, ok := runners[l.Relay]; !ok {
+			continue
+		}
+		out = append(out, escalation.LogSample{Relay: l.Relay, At: l.At, Window: l.Window, TLSFailures: l.TLSFailures,
+			ConnectFailures: l.ConnectFailures, Delivered: l.Delivered, Stuck: l.Stuck, DeliveredLater: l.DeliveredLater})
 	}
 	return out
 }

@@ -180,5 +180,8 @@ func PolicyFromConfig(e config.Escalation) escalation.Policy {
 	if e.RecoverAfter > 0 {
 		p.RecoverAfter = e.RecoverAfter
 	}
+	if e.LogFailures > 0 {
+		p.LogFailures = e.LogFailures
+	}
 	return p
 }

@@ -34,6 +34,8 @@ type RollupStats struct {
 	// QueueSamplesDeleted counts agents' queue samples past the raw
 	// retention.
 	QueueSamplesDeleted int
+	// LogSamplesDeleted counts mail log samples past the raw retention.
+	LogSamplesDeleted int
 	// Watermark: raw results before it are now all rolled up.
 	Watermark time.Time
 }
@@ -112,6 +114,7 @@ func (s *Store) Rollup(ctx context.Context, rawBefore, rollupBefore time.Time) (
 		{&st.HourlyDeleted, `DELETE FROM hourly WHERE (relay_id, hour, ok, failure) IN (SELECT relay_id, hour, ok, failure
 			FROM hourly WHERE hour < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, oldRollups},
 		{&st.QueueSamplesDeleted, `DELETE FROM queue_samples WHERE id IN (SELECT id FROM queue_samples WHERE at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, cutoff},
+		{&st.LogSamplesDeleted, `DELETE FROM log_samples WHERE id IN (SELECT id FROM log_samples WHERE at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, cutoff},
 		{&st.AuditDeleted, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},
 		{&st.MessagesDeleted, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state <> 'pending' AND created_at < ?
 			LIMIT ` + strconv.Itoa(batchRows) + `)`, ms(rollupBefore)},
