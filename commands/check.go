@@ -411,6 +411,9 @@ func (h *Handler) checkAllResponse(snap *monitor.Snapshot, all []monitor.CheckRe
 		last.Fields = append(last.Fields, message.Field{Label: "Advice", Value: global.Advice})
 	}
 	resp.Buttons = []message.Button{{Label: "Re-run all", Action: message.ActionRerun, Value: rerunValue(message.AllRelays, 0, time.Time{}, false, mx), Style: "primary"}}
+	if b, ok := checkAllCompare(all); ok {
+		resp.Buttons = append(resp.Buttons, b)
+	}
 	resp.Context = h.stamp(started)
 	if passed < len(all) {
 		resp.Context += fmt.Sprintf(" · details of the %d relays that did not pass in the thread", len(all)-passed)

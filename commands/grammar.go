@@ -25,6 +25,7 @@ const (
 	VerbHistory  Verb = "history"
 	VerbRelays   Verb = "relays"
 	VerbEvidence Verb = "evidence"
+	VerbCompare  Verb = "compare"
 	VerbReport   Verb = "report"
 	VerbHelp     Verb = "help"
 	VerbPause    Verb = "pause"
@@ -71,6 +72,8 @@ type Command struct {
 	// Relay is the relay argument ("" when the verb takes none). For check
 	// it may be AllRelays.
 	Relay string
+	// Other is compare's second relay.
+	Other string
 	// MX is check's --mx host, as typed (lower-cased).
 	MX string
 	// Window is the history or report window.
@@ -100,6 +103,8 @@ func (c Command) String() string {
 			if c.Relay != "" {
 				parts = append(parts, c.Relay)
 			}
+		case argOtherRelay:
+			parts = append(parts, c.Other)
 		case argWindow:
 			parts = append(parts, FormatWindow(c.Window))
 		case argDuration:
@@ -196,6 +201,13 @@ func (s *verbSpec) parse(rest []string) (Command, error) {
 				return Command{}, err
 			}
 			c.Relay = r
+			i++
+		case argOtherRelay:
+			r, err := relayArg(s.verb, rest[i:], false)
+			if err != nil {
+				return Command{}, err
+			}
+			c.Other = r
 			i++
 		case argWindow, argDuration:
 			d := a.def

@@ -61,7 +61,7 @@ func TestParseErrors(t *testing.T) {
 		want []string // substrings of the message
 	}{
 		{"chek relay-1", "", []string{`unknown command "chek"`, `did you mean "check"`, "check, status, history"}},
-		{"frobnicate", "", []string{`unknown command "frobnicate"`, "the commands are check, status, history, relays, evidence, report, help, pause, resume"}},
+		{"frobnicate", "", []string{`unknown command "frobnicate"`, "the commands are check, status, history, relays, evidence, compare, report, help, pause, resume"}},
 		{"check", VerbCheck, []string{`check needs a relay name or "all"`, "check <relay|all> [--mx host]", "relays command lists them"}},
 		{"check relay-1 relay-2", VerbCheck, []string{`check does not take "relay-2"`, "usage: check <relay|all>"}},
 		{"check Relay_1", VerbCheck, []string{`"Relay_1" is not a relay name`, "lower-case letters, digits and dashes"}},

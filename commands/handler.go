@@ -51,6 +51,8 @@ type Service interface {
 	// Evidence gathers a relay's results, their transcripts, its host and
 	// queue, asked now.
 	Evidence(ctx context.Context, snap *monitor.Snapshot, q monitor.EvidenceQuery) (monitor.EvidenceModel, error)
+	// Compare gathers two relays' evidence and compares them.
+	Compare(ctx context.Context, snap *monitor.Snapshot, a, b string) (monitor.CompareModel, error)
 }
 
 // Store is what commands reads and writes in the database itself
@@ -589,6 +591,8 @@ type buttonValue struct {
 	HasRun bool
 	MX     string
 	IDs    []int64
+	// Other is a Compare button's healthy relay.
+	Other string
 }
 
 // ErrButton marks a button value that cannot be read.
@@ -606,6 +610,12 @@ func parseButtonValue(s string) (buttonValue, error) {
 	b.Relay = v.Get("relay")
 	if b.Relay != message.AllRelays && !ValidRelayName(b.Relay) {
 		return b, fmt.Errorf("%w: bad relay name", ErrButton)
+	}
+	if o := v.Get("other"); o != "" {
+		if !ValidRelayName(o) {
+			return b, fmt.Errorf("%w: bad relay name", ErrButton)
+		}
+		b.Other = o
 	}
 	if r := v.Get("run"); r != "" {
 		id, err := strconv.ParseInt(r, 10, 64)
@@ -652,6 +662,8 @@ func buttonAccess(action string) (v Verb, adminOnly, ok bool) {
 		return VerbCheck, false, true
 	case message.ActionTranscript, message.ActionEvidence:
 		return VerbEvidence, false, true
+	case message.ActionCompare:
+		return VerbCompare, false, true
 	case message.ActionAcknowledge, message.ActionMute:
 		return VerbStatus, true, true
 	}
@@ -730,6 +742,8 @@ func (h *Handler) runButton(ctx context.Context, c *call) message.Response {
 		resp, err = h.transcriptResponse(ctx, c.button)
 	case message.ActionEvidence:
 		resp, err = h.evidenceResponse(ctx, c.snap, c.button)
+	case message.ActionCompare:
+		resp, err = h.compareResponse(ctx, c.snap, c.button)
 	}
 	if err != nil {
 		h.log.Warn("commands: button failed", "action", req.Action, "user", req.Requester(), "err", err)
@@ -795,6 +809,7 @@ func (h *Handler) rerun(ctx context.Context, c *call) (message.Response, error) 
 		return message.Response{}, err
 	}
 	r := notStoredResponse(h.checkResponse(c.snap, res, prev), []monitor.CheckResult{res})
+	h.withCompare(ctx, c.snap, &r, res)
 	// A Re-run on a check result replaces it ("failed 12:03 → passed
 	// 12:05"); one on an alert (no previous run in the value) leaves the
 	// alert standing and answers beside it.

@@ -68,6 +68,7 @@ func (h *Handler) runCheck(ctx context.Context, c *call) (Reply, error) {
 			return Reply{}, err
 		}
 		all, resp = []monitor.CheckResult{res}, notStoredResponse(h.checkResponse(c.snap, res, nil), []monitor.CheckResult{res})
+		h.withCompare(ctx, c.snap, &resp, res)
 	}
 	m := CheckModel{At: h.now(), Relays: make([]RelayCheck, 0, len(all)), MX: cmd.MX}
 	failed := false

@@ -69,6 +69,8 @@ const (
 	argDuration
 	// argTopic is an optional verb, Command.Topic.
 	argTopic
+	// argOtherRelay is a second relay name, required, Command.Other.
+	argOtherRelay
 )
 
 // argSpec is one positional argument.
@@ -145,6 +147,20 @@ func init() {
 			explain: "full evidence of a relay's latest failing probe",
 			prepare: (*Handler).prepareLookup,
 			run:     (*Handler).runEvidence,
+			cli:     true, asksRelays: true,
+		},
+		{
+			verb: VerbCompare, usage: "compare <relay> <relay>",
+			args:    []argSpec{{kind: argRelay}, {kind: argOtherRelay}},
+			explain: "a failing relay beside a working one, differences first",
+			detail: []string{
+				"Outbound IPs, MTA and TLS library versions, CA bundle, TLS policy and transport toward",
+				"Gmail, the latest result per MX address, the mail log's failure counts and the queue,",
+				"asked of both relays now: the fields that differ, then those that are the same.",
+				"Example: `compare relay-2 relay-1`",
+			},
+			prepare: (*Handler).prepareCompare,
+			run:     (*Handler).runCompare,
 			cli:     true, asksRelays: true,
 		},
 		{

@@ -81,6 +81,7 @@ const (
 	ActionRerun       = "gmailtls_rerun"
 	ActionTranscript  = "gmailtls_transcript"
 	ActionEvidence    = "gmailtls_evidence"
+	ActionCompare     = "gmailtls_compare"
 	ActionAcknowledge = "gmailtls_ack"
 	ActionMute        = "gmailtls_mute"
 )
