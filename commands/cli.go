@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -167,6 +168,44 @@ func (c *CLI) command(words []string) (Command, error) {
 	}
 	cmd.Limit, cmd.FailuresOnly = c.cmd.Limit, c.cmd.FailuresOnly
 	return cmd, nil
+}
+
+// The command line's exit statuses.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+	// ExitInterrupted is Ctrl-C's (128 + SIGINT).
+	ExitInterrupted = 130
+)
+
+// Run executes cmd, as Parse returned it, through h for req and prints the
+// reply on stdout (WriteReply; JSON with --json) or why it failed on
+// stderr. It returns the exit status: ExitInterrupted when ctx ends first,
+// ExitUsage for the requester's mistake (UsageError), ExitFailed when the
+// command fails or its reply says so, else ExitOK.
+func (c *CLI) Run(ctx context.Context, h *Handler, req message.Request, cmd Command, stdout, stderr io.Writer) int {
+	v := c.spec.verb
+	reply, err := h.Exec(ctx, req, cmd)
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintln(stderr, "interrupted")
+		return ExitInterrupted
+	case err != nil:
+		fmt.Fprintf(stderr, "gmailtls %s: %s\n", v, UserText(err))
+		if UsageError(err) {
+			return ExitUsage
+		}
+		return ExitFailed
+	}
+	if err := WriteReply(stdout, reply, c.JSON); err != nil {
+		fmt.Fprintf(stderr, "gmailtls %s: %v\n", v, err)
+		return ExitFailed
+	}
+	if reply.Failed {
+		return ExitFailed
+	}
+	return ExitOK
 }
 
 // UsageError reports whether err is the requester's mistake (a syntax

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 // DefaultFile is the configuration every subcommand reads, from the
@@ -49,4 +51,29 @@ func (h HTTP) LoopbackAddr() (string, error) {
 		}
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// PrepareDemo reports whether path is the demo configuration (a file named
+// *.example, such as config.toml.example): only on it may the console
+// create its database (the example keeps it under demo/, apart from a
+// deployment's). On any other configuration the database must exist:
+// gmailtls serve or "gmailtls storage init" creates it. For the demo it
+// creates the database's folder. A demo file that does not load is still
+// the demo; loading it again reports its problems.
+func PrepareDemo(path string, getenv func(string) string) (bool, error) {
+	if !strings.HasSuffix(path, ".example") {
+		return false, nil
+	}
+	cfg, err := LoadWithoutSecrets(path, getenv)
+	if err != nil {
+		return true, nil
+	}
+	db := cfg.StoragePath()
+	if db == ":memory:" || strings.HasPrefix(db, "file:") {
+		return true, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(db), 0o750); err != nil {
+		return true, fmt.Errorf("creating the demo database's folder: %w", err)
+	}
+	return true, nil
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -87,4 +89,11 @@ func oneLine(s string) string {
 		return s
 	}
 	return strings.Join(strings.Fields(strings.NewReplacer("\r", " ", "\n", " ").Replace(s)), " ")
+}
+
+// WriteProblems prints every problem of err (Problems) on its own line.
+func WriteProblems(w io.Writer, err error) {
+	for _, p := range Problems(err) {
+		fmt.Fprintln(w, p)
+	}
 }

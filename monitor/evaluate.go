@@ -266,3 +266,34 @@ func relayOrGlobal(name string) string {
 	}
 	return name
 }
+
+// Levels returns the level of every relay the evaluation assessed, and the
+// global level under "": what /metrics shows after it.
+func (ev Evaluation) Levels() map[string]escalation.Level {
+	levels := map[string]escalation.Level{"": ev.Assessment.Global.Level}
+	for _, r := range ev.Assessment.Relays {
+		levels[r.Relay] = r.Level
+	}
+	return levels
+}
+
+// StoredLevels returns the level of every configured relay, and the global
+// level under "", as the stored escalation events left them (ok without
+// one): what /metrics shows from the first scrape, before the first
+// evaluation. Relays no longer configured are left out.
+func (m *Monitor) StoredLevels(ctx context.Context) (map[string]escalation.Level, error) {
+	last, err := m.store.LastEvents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stored escalation levels for /metrics: %w", err)
+	}
+	levels := map[string]escalation.Level{"": escalation.LevelOK}
+	for _, r := range m.Snapshot().Config.Relays {
+		levels[r.Name] = escalation.LevelOK
+	}
+	for name, e := range last {
+		if _, ok := levels[name]; ok {
+			levels[name] = e.To
+		}
+	}
+	return levels, nil
+}

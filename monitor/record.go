@@ -1,9 +1,12 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/storage"
@@ -31,4 +34,18 @@ func (m *Monitor) Record(ctx context.Context, rep probe.Report, requestedBy stri
 		return Recorded{RunID: runID, ResultIDs: ids}, fmt.Errorf("re-evaluating escalation: %w", err)
 	}
 	return Recorded{RunID: runID, ResultIDs: ids, Evaluation: ev}, nil
+}
+
+// Summary is the one line `gmailtls probe --record` prints after recording
+// a report of relayName in the database at path: the run, the relay's
+// level and every level change, newline-terminated.
+func (r Recorded) Summary(relayName, path string) string {
+	var b strings.Builder
+	st, _ := r.Evaluation.Assessment.Relay(relayName)
+	fmt.Fprintf(&b, "recorded run %d (%d results) in %s; %s is at level %s", r.RunID, len(r.ResultIDs), path, relayName, escalation.Max(st.Level))
+	for _, c := range r.Evaluation.Changes {
+		fmt.Fprintf(&b, "; %s: %s → %s", cmp.Or(c.Relay, "all relays"), c.From, c.To)
+	}
+	b.WriteString("\n")
+	return b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
-	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -95,18 +94,13 @@ func svcOpen(ctx context.Context, e *env, cf *configFlag, o svcOptions) (*svc, i
 		err = cfg.RequireRelaySecrets()
 	}
 	if err != nil {
-		for _, p := range config.Problems(err) {
-			fmt.Fprintln(e.stderr, p)
-		}
+		config.WriteProblems(e.stderr, err)
 		return nil, exitUsage
 	}
 	log := svcLogger(e)
 	// A command that does not talk to relays knows them by name and kind
 	// only: no runner, so no agent secret and no connection.
-	runners := map[string]relay.Runner{}
-	for _, r := range cfg.Relays {
-		runners[r.Name] = readOnlyRelay{name: r.Name, kind: cmp.Or(r.Kind, relay.KindLocal)}
-	}
+	runners := relay.NamesOnly(cfg)
 	if o.agents {
 		if runners, err = relay.Runners(cfg, relay.RunnerOptions{Logger: log, Version: version}); err != nil {
 			fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
@@ -129,16 +123,6 @@ func svcOpen(ctx context.Context, e *env, cf *configFlag, o svcOptions) (*svc, i
 	h := commands.New(commands.Deps{Service: mon, Store: st, Logger: log})
 	return &svc{store: st, mon: mon, h: h}, exitOK
 }
-
-// readOnlyRelay stands for a configured relay in a command that does not
-// probe: it has a name and a kind, and refuses to probe.
-type readOnlyRelay struct{ name, kind string }
-
-func (r readOnlyRelay) Probe(context.Context, relay.Options) (probe.Report, error) {
-	return probe.Report{}, fmt.Errorf("relay %s: this command does not probe", r.name)
-}
-func (r readOnlyRelay) Name() string { return r.name }
-func (r readOnlyRelay) Kind() string { return r.kind }
 
 // storeExit is the exit code for a failed storage.Open: 2 when there is
 // no usable database at the configured path (a typo, an empty or foreign
@@ -179,7 +163,7 @@ func flagExit(err error) int {
 
 // runVerb is the CLI twin of a chat command: the same arguments, the same
 // handler (a request from the command line), its answer as plain text or,
-// with --json, as the data behind it.
+// with --json, as the data behind it (commands.CLI.Run).
 func runVerb(v commands.Verb) func(context.Context, *env, []string) int {
 	return func(ctx context.Context, e *env, args []string) int {
 		cli, _ := commands.NewCLI(v, e.stderr)
@@ -194,25 +178,6 @@ func runVerb(v commands.Verb) func(context.Context, *env, []string) int {
 		}
 		defer s.store.Close()
 		req := message.Request{UserName: cmp.Or(e.getenv("USER"), "cli"), Source: message.SourceCLI}
-		reply, err := s.h.Exec(ctx, req, cmd)
-		switch {
-		case ctx.Err() != nil:
-			fmt.Fprintln(e.stderr, "interrupted")
-			return exitInterrupted
-		case err != nil:
-			fmt.Fprintf(e.stderr, "gmailtls %s: %s\n", v, commands.UserText(err))
-			if commands.UsageError(err) {
-				return exitUsage
-			}
-			return exitFailed
-		}
-		if err := commands.WriteReply(e.stdout, reply, cli.JSON); err != nil {
-			fmt.Fprintf(e.stderr, "gmailtls %s: %v\n", v, err)
-			return exitFailed
-		}
-		if reply.Failed {
-			return exitFailed
-		}
-		return exitOK
+		return cli.Run(ctx, s.h, req, cmd, e.stdout, e.stderr)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -24,10 +23,7 @@ func runAgent(ctx context.Context, e *env, args []string) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "gmailtls agent: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))

@@ -52,9 +52,7 @@ func runConfig(_ context.Context, e *env, args []string) int {
 	path, _ := cf.resolve(e)
 	cfg, err := load(path, e.getenv)
 	if err != nil {
-		for _, p := range config.Problems(err) {
-			fmt.Fprintln(e.stderr, p)
-		}
+		config.WriteProblems(e.stderr, err)
 		return exitUsage
 	}
 	write(e.stdout, cfg)

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/storage"
@@ -28,30 +25,6 @@ quit, exit or end of input leaves; Ctrl-C interrupts a running command
 
 `
 
-// consoleDemo reports whether the console runs on the demo configuration
-// (a file named *.example, such as config.toml.example): only then may it
-// create its database (the example keeps it under demo/, apart from a
-// deployment's). On any other configuration the database must exist:
-// gmailtls serve or "gmailtls storage init" creates it. For the demo it
-// creates the database's folder.
-func consoleDemo(path string, getenv func(string) string) (bool, error) {
-	if !strings.HasSuffix(path, ".example") {
-		return false, nil
-	}
-	cfg, err := config.LoadWithoutSecrets(path, getenv)
-	if err != nil {
-		return true, nil // svcOpen reports the problems
-	}
-	db := cfg.StoragePath()
-	if db == ":memory:" || strings.HasPrefix(db, "file:") {
-		return true, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(db), 0o750); err != nil {
-		return true, fmt.Errorf("creating the demo database's folder: %w", err)
-	}
-	return true, nil
-}
-
 // consolePrompt is shown before each command typed at a terminal.
 const consolePrompt = "gmailtls> "
 
@@ -63,7 +36,7 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 	}
 	o := svcOptions{mode: storage.ModeExisting, agents: true}
 	if path, found := cf.resolve(e); found {
-		demo, err := consoleDemo(path, e.getenv)
+		demo, err := config.PrepareDemo(path, e.getenv)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "gmailtls console: %v\n", err)
 			return exitFailed

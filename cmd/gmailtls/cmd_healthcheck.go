@@ -5,11 +5,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/metrics"
 )
 
 const healthcheckUsage = `usage: gmailtls healthcheck [--config FILE] [--url URL] [--timeout 5s]
@@ -46,15 +46,9 @@ func runHealthcheck(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "healthcheck: %v\n", err)
 		return exitUsage
 	}
-	resp, err := http.DefaultClient.Do(req)
+	body, err := metrics.AskHealth(http.DefaultClient, req)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "healthcheck: %s did not answer: %v\n", *url, err)
-		return exitFailed
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(e.stderr, "healthcheck: %s answered %s: %s", *url, resp.Status, body)
+		fmt.Fprintf(e.stderr, "healthcheck: %v\n", err)
 		return exitFailed
 	}
 	fmt.Fprintf(e.stdout, "%s", body)

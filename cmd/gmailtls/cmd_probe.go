@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/gmailtls/gmailtls/config"
-	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -116,12 +115,7 @@ func runProbe(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "gmailtls probe: %v\n", err)
 			return exitFailed
 		}
-		st, _ := r.Evaluation.Assessment.Relay(rep.Relay)
-		fmt.Fprintf(e.stderr, "recorded run %d (%d results) in %s; %s is at level %s", r.RunID, len(r.ResultIDs), rec.store.Path(), rep.Relay, escalation.Max(st.Level))
-		for _, c := range r.Evaluation.Changes {
-			fmt.Fprintf(e.stderr, "; %s: %s → %s", cmp.Or(c.Relay, "all relays"), c.From, c.To)
-		}
-		fmt.Fprintln(e.stderr)
+		fmt.Fprint(e.stderr, r.Summary(rep.Relay, rec.store.Path()))
 	}
 	if !rep.OK() {
 		return exitFailed

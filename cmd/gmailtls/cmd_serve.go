@@ -19,7 +19,6 @@ import (
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
-	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/metrics"
 	"github.com/gmailtls/gmailtls/monitor"
@@ -165,25 +164,18 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 	d.mon = monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
 	d.alerter = &alerts.Alerter{Store: st, Monitor: d.mon, Logger: log, Notify: func() { d.worker.Notify() }}
 	d.alerter.Reload(cfg.Alerts)
-	if err := d.exportLevels(ctx, cfg); err != nil {
+	if err := d.exportLevels(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
-	d.mon.Subscribe(d.observeLevels)
+	d.mon.Subscribe(func(ev monitor.Evaluation) {
+		for name, level := range ev.Levels() {
+			d.metrics.SetLevel(name, level)
+		}
+	})
 	d.mon.Subscribe(d.alerter.Observe)
 	d.handler = commands.New(commands.Deps{Service: d.mon, Store: st, Alerts: d.alerter, Logger: log})
-	b, err := bot.New(bot.Config{
-		Mode:             cfg.Slack.Mode,
-		BotToken:         cfg.Slack.BotToken.Value(),
-		AppToken:         cfg.Slack.AppToken.Value(),
-		SigningSecret:    cfg.Slack.SigningSecret.Value(),
-		Replay:           st,
-		APIURL:           cfg.Slack.APIURL,
-		Listen:           cfg.Slack.Listen,
-		Command:          cfg.Slack.Command,
-		ResponseURLHosts: cfg.Slack.ResponseURLHosts,
-		Logger:           log,
-	}, d.handler)
+	b, err := bot.New(bot.FromConfig(cfg.Slack, st, log), d.handler)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -215,34 +207,14 @@ func (d *daemon) scheduler(cfg *config.Config) (*schedule.Scheduler, error) {
 	return schedule.FromConfig(cfg, schedule.Jobs{Round: d.mon.Round, Reporter: reporter, Store: d.store, Logger: d.log})
 }
 
-// exportLevels sets the /metrics level gauge of every relay of cfg and the
-// global one from the levels stored as escalation events (ok without
-// one), so that each is there from the first scrape rather than after its
-// first evaluation, and drops the gauges of relays cfg no longer has.
-func (d *daemon) exportLevels(ctx context.Context, cfg *config.Config) error {
-	last, err := d.store.LastEvents(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the stored escalation levels for /metrics: %w", err)
+// exportLevels sets the /metrics level gauges from the stored levels
+// (monitor.StoredLevels) and drops those of relays no longer configured.
+func (d *daemon) exportLevels(ctx context.Context) error {
+	levels, err := d.mon.StoredLevels(ctx)
+	if err == nil {
+		d.metrics.SetLevels(levels)
 	}
-	levels := map[string]escalation.Level{"": escalation.LevelOK}
-	for _, r := range cfg.Relays {
-		levels[r.Name] = escalation.LevelOK
-	}
-	for name, e := range last {
-		if _, ok := levels[name]; ok {
-			levels[name] = e.To
-		}
-	}
-	d.metrics.SetLevels(levels)
-	return nil
-}
-
-// observeLevels sets the /metrics level gauges after every evaluation.
-func (d *daemon) observeLevels(ev monitor.Evaluation) {
-	for _, r := range ev.Assessment.Relays {
-		d.metrics.SetLevel(r.Relay, r.Level)
-	}
-	d.metrics.SetLevel("", ev.Assessment.Global.Level)
+	return err
 }
 
 // run serves until ctx ends.
@@ -310,32 +282,12 @@ func (d *daemon) run(ctx context.Context) error {
 func (d *daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (*http.Server, error) {
 	ln := d.opts.MetricsListener
 	if ln == nil {
-		addr := d.config().HTTP.Listen
-		if addr == "" || addr == "off" {
-			return nil, nil
-		}
 		var err error
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			return nil, fmt.Errorf("http.listen %s: %w (is another gmailtls running?)", addr, err)
+		if ln, err = metrics.Listen(d.config().HTTP.Listen); ln == nil {
+			return nil, err
 		}
 	}
-	srv := d.metrics.Server(metrics.Checks{
-		Health: d.store.Ping,
-		Ready: func(context.Context) error {
-			if d.bot.Ready() {
-				return nil
-			}
-			return errors.New("slack is not connected yet")
-		},
-	}, d.log)
-	srv.BaseContext = func(net.Listener) context.Context { return ctx }
-	wg.Go(func() {
-		if err := srv.Serve(metrics.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("metrics endpoint stopped", "err", err)
-		}
-	})
-	d.log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
-	return srv, nil
+	return d.metrics.Serve(ctx, wg, ln, metrics.Checks{Health: d.store.Ping, Ready: d.bot.CheckReady}, d.log), nil
 }
 
 // reload applies a new configuration file after SIGHUP: relays, schedules,
@@ -365,7 +317,7 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 	old := d.config()
 	d.mon.Reload(cfg, runners)
 	d.alerter.Reload(cfg.Alerts)
-	if err := d.exportLevels(ctx, cfg); err != nil {
+	if err := d.exportLevels(ctx); err != nil {
 		d.log.Warn("reload: /metrics keeps the old relays' levels until the next evaluation", "err", err)
 	}
 	stopCtx, cancel := context.WithTimeout(ctx, shutdownGrace)
@@ -377,8 +329,7 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 	d.sched = sched
 	d.sched.Start()
 	d.mu.Unlock()
-	if old.Slack.BotToken != cfg.Slack.BotToken || old.Slack.AppToken != cfg.Slack.AppToken ||
-		old.Slack.Mode != cfg.Slack.Mode || old.Slack.Listen != cfg.Slack.Listen {
+	if bot.NeedsRestart(old.Slack, cfg.Slack) {
 		d.log.Warn("reload: Slack tokens, mode or listen address changed; restart gmailtls to apply them")
 	}
 	d.log.Info("configuration reloaded", "file", path, "relays", len(cfg.Relays))

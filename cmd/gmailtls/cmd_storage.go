@@ -40,9 +40,7 @@ func runStorage(ctx context.Context, e *env, args []string) int {
 	}
 	cfg, err := cf.load(e)
 	if err != nil {
-		for _, p := range config.Problems(err) {
-			fmt.Fprintln(e.stderr, p)
-		}
+		config.WriteProblems(e.stderr, err)
 		return exitUsage
 	}
 	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: svcLogger(e), Mode: storage.ModeCreate})

@@ -38,13 +38,12 @@ type subcommand struct {
 	run     func(ctx context.Context, e *env, args []string) int
 }
 
-// Exit codes shared by every subcommand.
+// Exit codes shared by every subcommand: the CLI twins' (commands.CLI.Run).
 const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2
-	// exitInterrupted is Ctrl-C's (128 + SIGINT).
-	exitInterrupted = 130
+	exitOK          = commands.ExitOK
+	exitFailed      = commands.ExitFailed
+	exitUsage       = commands.ExitUsage
+	exitInterrupted = commands.ExitInterrupted
 )
 
 // commandTable lists the subcommands: the CLI twin of every chat command
