@@ -232,6 +232,9 @@ func (h *Handler) checkResponse(snap *monitor.Snapshot, c monitor.CheckResult, p
 		resultSec.Lines = []string{"no results: the target has no MX host the relay could probe"}
 	}
 	resp.Sections = append(resp.Sections, resultSec)
+	if line := controlLine(c); line != "" {
+		resp.Sections = append(resp.Sections, message.Section{Heading: "Control", Lines: []string{line}})
+	}
 	if hints := hintLines(failed); len(hints) > 0 {
 		resp.Sections = append(resp.Sections, message.Section{Heading: "What to check", Lines: hints})
 	}
@@ -250,6 +253,31 @@ func (h *Handler) checkResponse(snap *monitor.Snapshot, c monitor.CheckResult, p
 	}
 	resp.Context = h.runContext(c)
 	return resp
+}
+
+// controlLine says how the control destination ([target] control_mx),
+// probed through the same relay at the same time, fared beside Gmail: a
+// passing control makes a Gmail failure Gmail-specific, a failing one
+// points at the relay's own network. "" without a control.
+func controlLine(c monitor.CheckResult) string {
+	ctl := c.Control
+	if ctl == nil {
+		return ""
+	}
+	hosts := "control " + strings.Join(ctl.MX, ", ")
+	switch {
+	case ctl.Err != nil:
+		return hosts + " not probed: " + UserText(ctl.Err)
+	case ctl.Failed() && !c.OK():
+		return hosts + " ✗ failed too (" + failureCounts(ctl.Report.Results) + ") — this relay's network, not Gmail"
+	case ctl.Failed():
+		return hosts + " ✗ failed (" + failureCounts(ctl.Report.Results) + ") while Gmail passed — the control destination's own trouble"
+	case !ctl.Report.OK():
+		return hosts + " not judged: the relay's agent did not answer"
+	case !c.OK():
+		return hosts + " ✓ passed — the failure is Gmail-specific"
+	}
+	return hosts + " ✓ passed"
 }
 
 // mxOpt is the --mx of a check, kept on its Re-run button.

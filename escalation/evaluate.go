@@ -670,6 +670,11 @@ func (g *global) rule(t time.Time, ws []*relayWalk, p Policy) map[string]bool {
 	}
 	from := newest.Add(-p.Window)
 	for _, w := range ws {
+		if w.st.Scope == ScopeLocalInfra {
+			// Its control destination fails too: its own network, which
+			// says nothing of Gmail and never makes a Gmail incident.
+			continue
+		}
 		if w.st.Level == LevelInvestigate {
 			inv = append(inv, w.st.Relay)
 		}

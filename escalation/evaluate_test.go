@@ -360,3 +360,57 @@ func TestControlFailedTooIsLocalInfrastructure(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalInfrastructureIsNoGmailIncident: two relays at investigate make
+// an all_gmail incident, unless their control MX failed in the same runs
+// (local_infrastructure): a relay whose every destination fails counts
+// toward neither incident rule, while the relays failing toward Gmail
+// alone still do, and only they are named.
+func TestLocalInfrastructureIsNoGmailIncident(t *testing.T) {
+	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	var id int64
+	fail := func(relay string, n int, control bool) []Observation {
+		var obs []Observation
+		for i := range n {
+			id++
+			obs = append(obs, Observation{ID: id, RunID: id, Relay: relay, MX: "gmail-smtp-in.l.google.com", IP: "192.0.2.1",
+				At: now.Add(time.Duration(i-n) * 5 * time.Minute), Failure: string(probe.FailTLSReset), ControlFailed: control})
+		}
+		return obs
+	}
+	pass := func(relay string, n int) []Observation {
+		var obs []Observation
+		for i := range n {
+			id++
+			obs = append(obs, Observation{ID: id, RunID: id, Relay: relay, MX: "gmail-smtp-in.l.google.com", IP: "192.0.2.1",
+				At: now.Add(time.Duration(i-n) * 5 * time.Minute), OK: true})
+		}
+		return obs
+	}
+	for _, tc := range []struct {
+		name    string
+		obs     []Observation
+		want    Level
+		failing []string
+	}{
+		{"gmail fails on two relays", slices.Concat(fail("relay-1", 3, false), fail("relay-2", 3, false), pass("relay-3", 3)),
+			LevelIncident, []string{"relay-1", "relay-2"}},
+		{"every destination fails on two relays", slices.Concat(fail("relay-1", 3, true), fail("relay-2", 3, true), pass("relay-3", 3)),
+			LevelInvestigate, []string{"relay-1", "relay-2"}},
+		{"every destination fails on all relays", slices.Concat(fail("relay-1", 3, true), fail("relay-2", 3, true)),
+			LevelInvestigate, []string{"relay-1", "relay-2"}},
+		{"one local, two gmail", slices.Concat(fail("relay-1", 3, true), fail("relay-2", 3, false), fail("relay-3", 3, false)),
+			LevelIncident, []string{"relay-2", "relay-3"}},
+	} {
+		a := Evaluate(now, tc.obs, nil, nil, DefaultPolicy())
+		if a.Global.Level != tc.want || !slices.Equal(a.Global.FailingRelays, tc.failing) {
+			t.Errorf("%s: global %s %v, want %s %v", tc.name, a.Global.Level, a.Global.FailingRelays, tc.want, tc.failing)
+		}
+		if tc.want == LevelIncident && a.Global.Scope != ScopeAllGmail {
+			t.Errorf("%s: incident scope %s, want all_gmail", tc.name, a.Global.Scope)
+		}
+		if r := Replay(tc.obs, nil, DefaultPolicy()); r.Global.Level != tc.want {
+			t.Errorf("%s: replayed global %s, want %s", tc.name, r.Global.Level, tc.want)
+		}
+	}
+}

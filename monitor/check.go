@@ -65,6 +65,37 @@ type CheckResult struct {
 	// nil when it was. Such a run is what the probe found, shown to who
 	// asked but not in history and never evaluated.
 	NotStored error
+	// Control is the control probe run beside it ([target] control_mx),
+	// nil when none is configured.
+	Control *Control
+}
+
+// Control is the probe of the control destination ([target] control_mx),
+// run through the same relay at the same time as its Gmail probe. Its
+// results are never stored nor counted as Gmail results: only whether it
+// failed is kept with the run (storage.Run.ControlFailed), for the scope
+// local_infrastructure.
+type Control struct {
+	// MX are the control hosts as configured.
+	MX     []string
+	Report probe.Report
+	// Err is why the control could not be probed (the relay's agent does
+	// not list it…): then it is not judged.
+	Err error
+}
+
+// Failed reports whether the control was probed and failed toward a
+// destination (a failure of the relay's agent alone judges nothing).
+func (c *Control) Failed() bool {
+	if c == nil || c.Err != nil || c.Report.OK() {
+		return false
+	}
+	for _, r := range c.Report.Results {
+		if !r.OK && !r.Failure.IsRelayFailure() {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrNotStored wraps a storage failure after the probe ran: the
@@ -315,8 +346,16 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 	if lr, ok := r.(relay.LogReader); ok {
 		wg.Go(func() { mailLog = m.readLog(ctx, relayName, lr) })
 	}
+	var control *Control
+	if hosts := controlMX(c.snap); len(hosts) > 0 {
+		control = &Control{MX: slices.Clone(hosts)}
+		wg.Go(func() { control.Report, control.Err = r.Probe(ctx, relay.Options{MX: slices.Clone(hosts)}) })
+	}
 	rep, err := r.Probe(ctx, opts)
 	wg.Wait()
+	if control != nil && control.Err != nil && ctx.Err() == nil {
+		m.log.Warn("monitor: the control MX could not be probed", "relay", relayName, "control_mx", control.MX, "err", control.Err)
+	}
 	if ctx.Err() != nil {
 		// Interrupted (Ctrl-C, shutdown): what a cancelled probe saw is
 		// not a result.
@@ -343,14 +382,15 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 	if mailLog.Available {
 		m.recordLogSample(ctx, relayName, LogSampleOf(mailLog, rep.Results))
 	}
-	run := storage.Run{Relay: relayName, Trigger: c.Trigger, RequestedBy: c.RequestedBy, StartedAt: rep.StartedAt}
+	run := storage.Run{Relay: relayName, Trigger: c.Trigger, RequestedBy: c.RequestedBy, StartedAt: rep.StartedAt,
+		ControlFailed: control.Failed()}
 	// The run is stored even if the caller goes away now: the probe ran.
 	runID, ids, err := m.store.RecordRun(context.WithoutCancel(ctx), run, rep.Results)
 	if err != nil {
 		// The probe ran: who asked still sees what it found.
 		err = fmt.Errorf("check %s: %w: %w", relayName, ErrNotStored, err)
 		return CheckResult{Relay: relayName, Kind: r.Kind(), Trigger: c.Trigger, RequestedBy: c.RequestedBy,
-			Options: opts, Report: rep, NotStored: err}, err
+			Options: opts, Report: rep, NotStored: err, Control: control}, err
 	}
 	m.log.Debug("relay checked", "relay", relayName, "run", runID, "results", len(rep.Results), "ok", rep.OK(), "trigger", c.Trigger)
 	return CheckResult{
@@ -362,7 +402,17 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 		RunID:       runID,
 		ResultIDs:   ids,
 		Report:      rep,
+		Control:     control,
 	}, nil
+}
+
+// controlMX are the control hosts of snap's configuration ([target]
+// control_mx), none when there is none.
+func controlMX(snap *Snapshot) []string {
+	if snap.Config == nil {
+		return nil
+	}
+	return snap.Config.Target.ControlMX
 }
 
 // queueTimeout bounds the queue request made beside an agent's probe.

@@ -243,6 +243,9 @@ func observations(stored []storage.StoredResult, runners map[string]relay.Runner
 			OK:       r.OK,
 			Failure:  string(r.Failure),
 			RunID:    r.RunID,
+			// The control MX failed in the same run: scope
+			// local_infrastructure when every failing run says so.
+			ControlFailed: r.ControlFailed,
 			// The probe's span lets escalation see the runs of one round
 			// (relays probed together) as one.
 			Duration: time.Duration(r.Timings.Total * float64(time.Millisecond)),

@@ -29,6 +29,10 @@ type Run struct {
 	Trigger     message.Source
 	RequestedBy string
 	StartedAt   time.Time
+	// ControlFailed says that the relay's control destination ([target]
+	// control_mx), probed beside this run through the same relay, failed
+	// too. The control's own results are never stored.
+	ControlFailed bool
 }
 
 // RunWithResults is one element of a batch for RecordRuns.
@@ -49,6 +53,8 @@ type StoredResult struct {
 	// RunStartedAt is when its run started (set by the lean reads, Recent
 	// and ResultsAfter; zero otherwise).
 	RunStartedAt time.Time
+	// ControlFailed is its run's Run.ControlFailed (set by the lean reads).
+	ControlFailed bool
 }
 
 // maxTranscriptLines bounds a stored transcript; longer ones keep their
@@ -194,6 +200,11 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		}
 		if runIDs[i], err = res.LastInsertId(); err != nil {
 			return nil, nil, err
+		}
+		if rw.Run.ControlFailed {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO control_failures (run_id) VALUES (?)`, runIDs[i]); err != nil {
+				return nil, nil, fmt.Errorf("insert control failure: %w", err)
+			}
 		}
 		resIDs[i] = make([]int64, len(rw.Results))
 		for j := range rw.Results {
@@ -695,7 +706,8 @@ func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, re
 // the fields Recent documents, in no particular order.
 func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResult, where string, args ...any) ([]StoredResult, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.run_id, r.relay_id, r.path_id, r.started_at, r.ok, r.stage, r.failure,
-		r.smtp_code, r.t_handshake, r.t_total, ru.trigger, ru.started_at
+		r.smtp_code, r.t_handshake, r.t_total, ru.trigger, ru.started_at,
+		EXISTS (SELECT 1 FROM control_failures c WHERE c.run_id = ru.id)
 		FROM results r JOIN runs ru ON ru.id = r.run_id WHERE `+where, args...)
 	if err != nil {
 		return nil, err
@@ -710,7 +722,7 @@ func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResul
 		var stage, failure sql.NullString
 		var code, hs, total sql.NullInt64
 		var trigger string
-		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &trigger, &runAt); err != nil {
+		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &trigger, &runAt, &sr.ControlFailed); err != nil {
 			return nil, err
 		}
 		sr.Trigger = message.Source(trigger)
@@ -781,9 +793,10 @@ func (s *Store) LastRun(ctx context.Context, relay string) (Run, []StoredResult,
 		}
 		var started int64
 		var trigger string
-		err = tx.QueryRowContext(ctx, `SELECT id, trigger, requested_by, started_at FROM runs
+		err = tx.QueryRowContext(ctx, `SELECT id, trigger, requested_by, started_at,
+			EXISTS (SELECT 1 FROM control_failures c WHERE c.run_id = runs.id) FROM runs
 			WHERE relay_id = ? ORDER BY started_at DESC, id DESC LIMIT 1`, id).
-			Scan(&run.ID, &trigger, &run.RequestedBy, &started)
+			Scan(&run.ID, &trigger, &run.RequestedBy, &started, &run.ControlFailed)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: relay %q has no probe runs yet", ErrNotFound, relay)
 		}

@@ -242,3 +242,42 @@ func TestConcurrentWritersAndReaders(t *testing.T) {
 		t.Fatalf("%d results, want %d", len(all), writers*runs)
 	}
 }
+
+// TestRunControlFailedReadBack: a run's ControlFailed comes back on every
+// result of the lean reads (Recent, ResultsAfter) and on LastRun's run,
+// from a reopened file, and is false for runs stored without it.
+func TestRunControlFailedReadBack(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/gmailtls.db"
+	s := openTest(t, path, manualclock.New(t0))
+	for i, failed := range []bool{false, true} {
+		at := t0.Add(time.Duration(i) * 5 * time.Minute)
+		if _, _, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSchedule, StartedAt: at, ControlFailed: failed},
+			[]probe.Result{failResult("relay-1", mx1, "192.0.2.1", "", at, probe.FailTLSReset), okResult("relay-1", mx2, "192.0.2.2", "", at)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, manualclock.New(t0))
+	recent, err := s.Recent(ctx, time.Time{}, 10)
+	if err != nil || len(recent) != 4 {
+		t.Fatalf("%d results, %v", len(recent), err)
+	}
+	after, err := s.ResultsAfter(ctx, 0, 0)
+	if err != nil || len(after) != 4 {
+		t.Fatalf("%d results, %v", len(after), err)
+	}
+	for _, rs := range [][]StoredResult{recent, after} {
+		for _, r := range rs {
+			if want := r.StartedAt.After(t0.Add(time.Minute)); r.ControlFailed != want {
+				t.Errorf("result %d of run %d: ControlFailed %v, want %v", r.ID, r.RunID, r.ControlFailed, want)
+			}
+		}
+	}
+	run, _, err := s.LastRun(ctx, "relay-1")
+	if err != nil || !run.ControlFailed {
+		t.Fatalf("last run %+v, %v: want ControlFailed", run, err)
+	}
+}
