@@ -101,6 +101,10 @@ type RelayState struct {
 	// rules"). DeliveredLater is set on a watch (one_event) whose failing
 	// mail the log shows delivered later: a transient transport event.
 	LogRule, DeliveredLater bool
+	// PolicyRule is set when the level is investigate only because the
+	// relay's TLS policy makes Gmail-bound mail wait (TLS policy rules);
+	// like LogRule it is not carried to the next evaluation.
+	PolicyRule bool
 	// FailingRelays, in the global state, names the relays behind the
 	// global level: those that took part in the incident, or those above
 	// ok. Empty for a relay.
@@ -157,6 +161,7 @@ type relayWalk struct {
 	first    int    // index in runs of the first run not yet counted
 	queue    []QueueSample
 	logs     []LogSample
+	policy   *TLSPolicy
 	// lastAttemptAt is the step time of the newest counted attempt.
 	lastAttemptAt time.Time
 }
@@ -237,6 +242,12 @@ func EvaluateInput(now time.Time, in Input, prev *Assessment, p Policy) Assessme
 		}
 		w := get(s.Relay)
 		w.logs = append(w.logs, s)
+	}
+	for i := range in.TLSPolicies {
+		// Only relays with history: a policy alone makes no state.
+		if w := walks[in.TLSPolicies[i].Relay]; w != nil {
+			w.policy = &in.TLSPolicies[i]
+		}
 	}
 
 	names := make([]string, 0, len(walks))
@@ -606,6 +617,7 @@ func (w *relayWalk) finish(now time.Time, p Policy) {
 	st.FailingRelays = nil
 	if !st.AgentDown {
 		w.applyLog(now, p)
+		w.applyTLSPolicy()
 	}
 }
 

@@ -1,6 +1,9 @@
 package escalation
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // LogSample is what a relay's own MTA logged toward the target over a
 // window ending At (its mail log, read beside a probe: docs/architecture.md,
@@ -37,6 +40,27 @@ type Input struct {
 	Observations []Observation
 	Queues       []QueueSample
 	Logs         []LogSample
+	// TLSPolicies are the relays' MTA TLS policies toward Gmail, as last
+	// read (one per relay; the newest wins). They are not history: the
+	// TLS policy rules judge the state at now with them.
+	TLSPolicies []TLSPolicy
+}
+
+// TLSPolicy is what a relay's MTA does to Gmail-bound mail when TLS
+// toward Gmail fails (its agent's /v1/policy; docs/architecture.md, "TLS
+// policy rules").
+type TLSPolicy struct {
+	Relay string
+	// MailWaits: a TLS failure stalls Gmail-bound mail in the queue
+	// (Postfix encrypt, secure, dane-only, verify, MTA-STS enforce; Exim
+	// hosts_require_tls).
+	MailWaits bool
+	// WithoutTLS: a TLS failure lets the MTA deliver without TLS
+	// (opportunistic "may"), so no queue builds.
+	WithoutTLS bool
+	// Setting names the setting for the advice, e.g.
+	// "smtp_tls_security_level=encrypt".
+	Setting string
 }
 
 // The advice of the mail log rules (docs/architecture.md, "Mail log
@@ -125,8 +149,55 @@ func (w *relayWalk) applyLog(now time.Time, p Policy) {
 	}
 }
 
+// applyTLSPolicy applies the TLS policy rules at now, after the mail log
+// rules: under a policy that makes Gmail-bound mail wait, a relay at
+// watch for a handshake or verify failure is at investigate at once
+// (its mail is already queuing), marked PolicyRule so that the next
+// evaluation starts again from watch; under an opportunistic policy the
+// advice says that mail is delivered without TLS. Neither weakens TLS.
+func (w *relayWalk) applyTLSPolicy() {
+	st, tp := &w.st, w.policy
+	if tp == nil || st.Level == LevelOK {
+		return
+	}
+	tlsCause := st.Cause == CauseHandshake || st.Cause == CauseVerify
+	switch {
+	case tp.MailWaits && tlsCause:
+		if st.Level == LevelWatch && !st.DeliveredLater {
+			st.Level, st.PolicyRule = LevelInvestigate, true
+			if !st.LogRule && !st.DeliveredLater {
+				st.Advice = Advice(st.Level, st.Scope, st.Cause)
+			}
+		}
+		st.Advice = fmt.Sprintf(AdviceMailWaitsFormat, policySetting(tp)) + st.Advice
+	case tp.WithoutTLS && tlsCause:
+		st.Advice += fmt.Sprintf(AdviceWithoutTLSFormat, policySetting(tp))
+	}
+}
+
+func policySetting(tp *TLSPolicy) string {
+	if tp.Setting == "" {
+		return "its TLS policy"
+	}
+	return tp.Setting
+}
+
+// The TLS policy rules' advice (docs/architecture.md, "TLS policy rules").
+const (
+	// AdviceMailWaitsFormat prefixes the advice of a relay whose policy
+	// makes Gmail-bound mail wait; %s is the setting.
+	AdviceMailWaitsFormat = "mail to Gmail waits in the queue under %s: each TLS failure toward Gmail holds Gmail-bound mail until TLS works again, so this is raised sooner; keep the policy and fix the handshake. "
+	// AdviceWithoutTLSFormat is appended to the advice of a relay whose
+	// opportunistic policy delivers without TLS; %s is the setting.
+	AdviceWithoutTLSFormat = " Under %s this relay delivers Gmail-bound mail without TLS when TLS fails, so no queue builds and the mail goes out unencrypted; keep the policy and fix the handshake."
+)
+
 // undoLogRule takes a relay state back to what its probes alone say.
 func undoLogRule(st *RelayState) {
+	if st.PolicyRule {
+		st.Level = LevelWatch
+	}
+	st.PolicyRule = false
 	if st.LogRule {
 		st.Level, st.Scope, st.Cause, st.Advice = LevelOK, ScopeNone, CauseNone, Advice(LevelOK, ScopeNone, CauseNone)
 	}

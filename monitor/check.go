@@ -16,6 +16,7 @@ import (
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
+	"github.com/gmailtls/gmailtls/relay/mta"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -342,6 +343,9 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 	if iq, ok := r.(relay.InfoQueuer); ok && r.Kind() == relay.KindAgent {
 		wg.Go(func() { m.sampleQueue(ctx, relayName, iq) })
 	}
+	if pr, ok := r.(relay.PolicyReader); ok && r.Kind() == relay.KindAgent {
+		wg.Go(func() { m.samplePolicy(ctx, relayName, pr) })
+	}
 	var mailLog maillog.Summary
 	if lr, ok := r.(relay.LogReader); ok {
 		wg.Go(func() { mailLog = m.readLog(ctx, relayName, lr) })
@@ -434,6 +438,65 @@ func (m *Monitor) sampleQueue(ctx context.Context, relayName string, iq relay.In
 	if err := m.store.RecordQueueSample(context.WithoutCancel(ctx), s); err != nil {
 		m.log.Warn("could not store a queue sample", "relay", relayName, "error", err)
 	}
+}
+
+// samplePolicy asks an agent for its MTA's TLS policy toward Gmail and
+// keeps what a TLS failure does to Gmail-bound mail, in memory, for the
+// TLS policy rules of escalation (docs/architecture.md, "TLS policy
+// rules"). It is not stored: a policy is configuration, not history, and
+// the next check after a restart reads it again. A relay whose policy
+// cannot be read loses its entry; failures are logged only.
+func (m *Monitor) samplePolicy(ctx context.Context, relayName string, pr relay.PolicyReader) {
+	ctx, cancel := context.WithTimeout(ctx, queueTimeout)
+	defer cancel()
+	p, err := pr.Policy(ctx)
+	m.policyMu.Lock()
+	defer m.policyMu.Unlock()
+	if m.policies == nil {
+		m.policies = map[string]escalation.TLSPolicy{}
+	}
+	if err != nil || !p.Available {
+		m.log.Debug("no TLS policy from relay", "relay", relayName, "err", err, "reason", p.Error)
+		delete(m.policies, relayName)
+		return
+	}
+	m.policies[relayName] = TLSPolicyOf(relayName, p)
+}
+
+// TLSPolicyOf is what escalation needs of a relay's TLS policy: whether
+// a TLS failure makes Gmail-bound mail wait or go out without TLS, and
+// the setting that says so.
+func TLSPolicyOf(relayName string, p relay.Policy) escalation.TLSPolicy {
+	tp := escalation.TLSPolicy{Relay: relayName,
+		MailWaits:  p.OnTLSFailure == mta.TLSFailureStalls,
+		WithoutTLS: p.OnTLSFailure == mta.TLSFailurePlaintext}
+	switch {
+	case p.MTASTSResolver != "" && p.PolicyEntry == "":
+		tp.Setting = "the MTA-STS policy of " + p.MTASTSResolver
+	case p.PolicyEntry != "":
+		tp.Setting = "the TLS policy entry for " + p.Domain + " (" + p.PolicyEntry + ")"
+	case p.EffectiveLevel != "":
+		tp.Setting = "smtp_tls_security_level=" + p.EffectiveLevel
+	case p.Exim != nil && p.Exim.HostsRequireTLS != "":
+		tp.Setting = "Exim's hosts_require_tls = " + p.Exim.HostsRequireTLS
+	case p.Exim != nil:
+		tp.Setting = "Exim's remote_smtp TLS settings"
+	}
+	return tp
+}
+
+// tlsPolicies are the relays' TLS policies as last read, for the
+// configured relays.
+func (m *Monitor) tlsPolicies(runners map[string]relay.Runner) []escalation.TLSPolicy {
+	m.policyMu.Lock()
+	defer m.policyMu.Unlock()
+	out := make([]escalation.TLSPolicy, 0, len(m.policies))
+	for name, tp := range m.policies {
+		if _, ok := runners[name]; ok {
+			out = append(out, tp)
+		}
+	}
+	return out
 }
 
 // logSampleTimeout bounds the mail log read made beside a probe.

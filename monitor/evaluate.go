@@ -133,6 +133,7 @@ func (m *Monitor) assess(ctx context.Context, now time.Time, snap *Snapshot) (es
 	runners, p := snap.Runners, snap.Policy
 	queues := m.queueSamples(ctx, now, runners)
 	logs := m.logSamples(ctx, now, runners)
+	policies := m.tlsPolicies(runners)
 	if m.state == nil {
 		// The last replayRuns runs of each relay, none older than the
 		// replay window: bounded however many results a run has.
@@ -142,7 +143,7 @@ func (m *Monitor) assess(ctx context.Context, now time.Time, snap *Snapshot) (es
 		}
 		from := now.Add(-replayWindow)
 		stored = slices.DeleteFunc(stored, func(r storage.StoredResult) bool { return r.StartedAt.Before(from) })
-		st := escalation.ReplayInput(escalation.Input{Observations: observations(stored, runners), Queues: queues, Logs: logs}, p)
+		st := escalation.ReplayInput(escalation.Input{Observations: observations(stored, runners), Queues: queues, Logs: logs, TLSPolicies: policies}, p)
 		m.state = &st
 	}
 	runs, window := p.Lookback()
@@ -157,7 +158,7 @@ func (m *Monitor) assess(ctx context.Context, now time.Time, snap *Snapshot) (es
 		_, ok := runners[r.Relay]
 		return !ok
 	})
-	next := escalation.EvaluateInput(now, escalation.Input{Observations: observations(stored, runners), Queues: queues, Logs: logs}, &prev, p)
+	next := escalation.EvaluateInput(now, escalation.Input{Observations: observations(stored, runners), Queues: queues, Logs: logs, TLSPolicies: policies}, &prev, p)
 	m.state = &next
 	return next, nil
 }

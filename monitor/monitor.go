@@ -100,6 +100,10 @@ type Monitor struct {
 	seq    uint64
 	// limits rate-limits on-demand checks ([probing] user_burst …).
 	limits limiter
+	// policyMu guards policies, the agents' TLS policies as last read
+	// beside a probe (samplePolicy), by relay.
+	policyMu sync.Mutex
+	policies map[string]escalation.TLSPolicy
 }
 
 // New returns a Monitor over deps.
