@@ -795,6 +795,7 @@ func (h *Handler) rerun(ctx context.Context, c *call) (message.Response, error) 
 	if b.HasRun {
 		prev = &previousRun{RunID: b.RunID, At: b.At, OK: b.OK}
 	}
+	c.check.OnResult = progressOf(ctx)
 	if b.Relay == message.AllRelays {
 		all, err := h.svc.CheckAll(ctx, c.check)
 		if err != nil && !anyNotStored(all) {

@@ -56,6 +56,7 @@ func (h *Handler) runCheck(ctx context.Context, c *call) (Reply, error) {
 		resp message.Response
 		cmd  = c.cmd
 	)
+	c.check.OnResult = progressOf(ctx)
 	if cmd.Relay == message.AllRelays {
 		var err error
 		if all, err = h.svc.CheckAll(ctx, c.check); err != nil && !anyNotStored(all) {

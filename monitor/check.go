@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,12 @@ type Check struct {
 	// SkipPaused leaves the relays paused in storage out of CheckAll (the
 	// scheduled round); "check all" probes them too.
 	SkipPaused bool
+	// OnResult, when set, is called with each result as it arrives, before
+	// anything is stored: a local relay's one MX address at a time (from
+	// several goroutines at once, several relays too under CheckAll), an
+	// agent's all at once when it answers. For progress shown to a person
+	// waiting; it must not block for long.
+	OnResult func(probe.Result)
 
 	snap *Snapshot // set by Prepare
 }
@@ -333,6 +340,13 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 		return CheckResult{}, err
 	}
 	opts := relay.Options{MX: slices.Clone(c.MX)}
+	if c.OnResult != nil {
+		opts.OnResult = func(res probe.Result) {
+			if ctx.Err() == nil { // what a cancelled probe saw is not a result
+				c.OnResult(res)
+			}
+		}
+	}
 	if r.Kind() == relay.KindAgent {
 		// On the relay itself, compare with the MTA's own TLS stack (the
 		// agent runs it when its [agent] mta_stack allows).
@@ -364,6 +378,13 @@ func (m *Monitor) probeAndRecord(ctx context.Context, c Check, relayName string)
 		// Interrupted (Ctrl-C, shutdown): what a cancelled probe saw is
 		// not a result.
 		return CheckResult{}, fmt.Errorf("check %s: %w", relayName, context.Cause(ctx))
+	}
+	if err == nil && c.OnResult != nil && r.Kind() == relay.KindAgent {
+		// An agent answers in one piece: its results are handed over now.
+		for _, res := range rep.Results {
+			res.Relay = cmp.Or(res.Relay, relayName)
+			c.OnResult(res)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, relay.ErrNotConfigured) {

@@ -170,6 +170,18 @@ func (l *Local) Probe(ctx context.Context, opts Options) (probe.Report, error) {
 	if failed != nil {
 		return *failed, nil
 	}
+	if opts.OnResult != nil {
+		onResult, name := opts.OnResult, l.name
+		cfg.OnResult = func(r probe.Result) {
+			if r.Relay == "" {
+				r.Relay = name
+			}
+			if r.Engine == "" {
+				r.Engine = probe.EngineNative
+			}
+			onResult(r)
+		}
+	}
 	var stack *mtaStack
 	if opts.MTAStack && l.MTAStack {
 		// The relay's own tools run beside the native probe, not after it.

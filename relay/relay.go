@@ -83,6 +83,12 @@ type Options struct {
 	// that two identical requests in the same second (two bot processes,
 	// say) sign differently and are not refused as a replay.
 	Nonce string `json:"nonce,omitempty"`
+	// OnResult, when set, is called with each native result as it
+	// completes (probe.Config.OnResult), so that a person waiting sees the
+	// MX addresses answer one by one. A local relay streams; an agent
+	// answers in one piece and calls nothing (its caller has the report).
+	// Never sent to an agent.
+	OnResult func(probe.Result) `json:"-"`
 }
 
 // Runner runs a probe for one relay.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
@@ -178,6 +179,16 @@ func runVerb(v commands.Verb) func(context.Context, *env, []string) int {
 		}
 		defer s.store.Close()
 		req := message.Request{UserName: cmp.Or(e.getenv("USER"), "cli"), Source: message.SourceCLI}
-		return cli.Run(ctx, s.h, req, cmd, e.stdout, e.stderr)
+		stdout, stderr := e.stdout, e.stderr
+		if cmd.Verb == commands.VerbCheck && !cli.JSON {
+			// Each MX address as it answers, not 20 s of silence; the
+			// counter ends before the answer or the error is printed.
+			var stop func()
+			ctx, stop = checkProgress(ctx, e.stdout, s.mon.Snapshot(), cmd.Relay)
+			defer stop()
+			once := &sync.Once{}
+			stdout, stderr = stopBeforeWrite{e.stdout, once, stop}, stopBeforeWrite{e.stderr, once, stop}
+		}
+		return cli.Run(ctx, s.h, req, cmd, stdout, stderr)
 	}
 }

@@ -51,7 +51,8 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 	}
 	defer s.store.Close()
 	fmt.Fprintf(e.stderr, "gmailtls console: relays: %d, database %s. Type help, or quit to leave.\n", len(s.mon.Snapshot().Names()), s.store.Path())
-	con := terminal.Console{Doer: s.h, User: "console", Out: e.stdout} // in the audit log and on runs
+	doer := progressDoer{next: s.h, out: e.stdout, snap: s.mon.Snapshot}
+	con := terminal.Console{Doer: doer, User: "console", Out: e.stdout} // in the audit log and on runs
 	err := con.Run(ctx, terminal.NewLines(e.stdin, e.stdout, consolePrompt))
 	switch {
 	case errors.Is(err, terminal.ErrInterrupted):

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,7 +40,27 @@ func maskConsole(s string) string {
 	for _, m := range consoleMasks {
 		s = m.re.ReplaceAllString(s, m.with)
 	}
-	return s
+	return sortProgress(s)
+}
+
+// sortProgress sorts each run of a check's progress lines ("relay-2
+// 127.0.0.1  ok …"), which arrive in the order the relays answer.
+func sortProgress(s string) string {
+	lines := strings.Split(s, "\n")
+	isProgress := regexp.MustCompile(`^relay-\d+  `).MatchString
+	for i := 0; i < len(lines); {
+		j := i
+		for j < len(lines) && isProgress(lines[j]) {
+			j++
+		}
+		if j > i {
+			slices.Sort(lines[i:j])
+			i = j
+			continue
+		}
+		i++
+	}
+	return strings.Join(lines, "\n")
 }
 
 func consoleGolden(t *testing.T, name, got string) {
