@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gmailtls/gmailtls/probe"
+
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/internal/httpserver"
 )
@@ -110,6 +112,10 @@ func NewAgentDaemon(cfg *config.Config, logger *slog.Logger, version string) (*A
 		// Gmail-bound: the relay's own resolver says where its mail goes.
 		Resolver:     net.DefaultResolver,
 		GmailDomains: ac.GmailDomains,
+		// Recipients whose delivery attempts the mail log shows going to
+		// the target's MX hosts count too (a Workspace domain routed
+		// there by a transport map, whatever its MX records say).
+		MailLogBound: mailLogBound(mailLogSource(cfg), base.MX),
 	})
 	return a, nil
 }
@@ -199,4 +205,14 @@ func LoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// mailLogBound is the ServerConfig.MailLogBound hook reading source
+// toward the target's pinned MX (nil when no mail log is configured).
+func mailLogBound(source string, targets []probe.Target) func(queueID, domain string) bool {
+	if source == "" {
+		return nil
+	}
+	b := &MailLogBound{Source: source, Targets: targets}
+	return b.Func()
 }
