@@ -100,6 +100,9 @@ func (h *Handler) evidenceMessage(m monitor.EvidenceModel) message.Response {
 	if m.Policy != nil || m.PolicyError != "" {
 		resp.Sections = append(resp.Sections, policySection(m.Policy, m.PolicyError))
 	}
+	if m.MTASTS != nil || m.MTASTSError != "" {
+		resp.Sections = append(resp.Sections, mtastsSection(m.MTASTS, m.MTASTSError))
+	}
 	if m.Log != nil {
 		resp.Sections = append(resp.Sections, h.logSections(*m.Log)...)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/mtasts"
 	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
@@ -62,8 +63,14 @@ type EvidenceModel struct {
 	Log *LogEvidence `json:"log,omitempty"`
 	// Policy is the relay MTA's TLS policy toward Gmail (GET /v1/policy);
 	// PolicyError says why there is none when the relay was asked.
-	Policy      *relay.Policy   `json:"policy,omitempty"`
-	PolicyError string          `json:"policy_error,omitempty"`
+	Policy      *relay.Policy `json:"policy,omitempty"`
+	PolicyError string        `json:"policy_error,omitempty"`
+	// MTASTS is the target domain's MTA-STS policy as the relay fetched
+	// it, judged against the MX hosts and certificates of Results
+	// (mtasts.Judge); MTASTSError says why there is none when the target
+	// is a domain from DNS. Both are empty when the MX hosts are pinned.
+	MTASTS      *mtasts.Report  `json:"mta_sts,omitempty"`
+	MTASTSError string          `json:"mta_sts_error,omitempty"`
 	RunID       int64           `json:"run_id,omitempty"`
 	Results     []HistoryResult `json:"results"`
 
@@ -258,6 +265,7 @@ func (m *Monitor) evidenceModel(ctx context.Context, snap *Snapshot, relayName s
 	if pr, ok := r.(relay.PolicyReader); ok && r.Kind() == relay.KindAgent {
 		ev.Policy, ev.PolicyError = m.policyEvidence(ctx, relayName, pr)
 	}
+	ev.MTASTS, ev.MTASTSError = m.mtastsEvidence(ctx, snap, relayName, results)
 	return ev
 }
 

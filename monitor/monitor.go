@@ -45,6 +45,7 @@ import (
 
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/mtasts"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -73,6 +74,11 @@ type Deps struct {
 	// Hostname names this host in the evidence of local relays (default
 	// os.Hostname).
 	Hostname func() (string, error)
+	// MTASTS fetches the target domain's MTA-STS policy for local relays
+	// (Monitor.MTASTS); nil: no MTA-STS check. The daemon and the CLI pass
+	// the zero Client (the system's resolver, dialer and roots); tests
+	// inject a resolver, a dialer to a loopback HTTPS server and its CA.
+	MTASTS *mtasts.Client
 }
 
 // Monitor probes relays, stores the runs, evaluates escalation and tells
@@ -104,6 +110,10 @@ type Monitor struct {
 	// beside a probe (samplePolicy), by relay.
 	policyMu sync.Mutex
 	policies map[string]escalation.TLSPolicy
+
+	// stsClient fetches MTA-STS policies, sts caches them (mtasts.go).
+	stsClient *mtasts.Client
+	sts       stsCache
 }
 
 // New returns a Monitor over deps.
@@ -115,6 +125,7 @@ func New(deps Deps) *Monitor {
 		concurrency: deps.Concurrency,
 		fixedPolicy: deps.Policy,
 		hostname:    deps.Hostname,
+		stsClient:   deps.MTASTS,
 	}
 	if m.now == nil {
 		m.now = time.Now

@@ -30,10 +30,13 @@
 // the clock, so tests run against a loopback HTTPS server with a test CA.
 // The package imports nothing of the project but probe's result types.
 //
-// # Integration (not done yet)
+// # Integration (in part)
 //
-// The intended wiring, for whoever takes it on (see docs/architecture.md
-// for the layers):
+// Done: monitor.MTASTS fetches the policy for local relays (cached per
+// domain for max_age, fetched again when the id changes) and the evidence
+// verb shows the Report of the latest failing run. The rest of the
+// intended wiring, for whoever takes it on (see docs/architecture.md for
+// the layers):
 //
 //   - relay: the agent runs Client.Fetch with its own dialer (bound to its
 //     source address, like its probes) and returns the Discovery as JSON

@@ -14,6 +14,7 @@ import (
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
+	"github.com/gmailtls/gmailtls/mtasts"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -120,7 +121,7 @@ func svcOpen(ctx context.Context, e *env, cf *configFlag, o svcOptions) (*svc, i
 			return nil, exitFailed
 		}
 	}
-	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
+	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log, MTASTS: &mtasts.Client{}})
 	h := commands.New(commands.Deps{Service: mon, Store: st, Logger: log})
 	return &svc{store: st, mon: mon, h: h}, exitOK
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/metrics"
 	"github.com/gmailtls/gmailtls/monitor"
+	"github.com/gmailtls/gmailtls/mtasts"
 	"github.com/gmailtls/gmailtls/outbox"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/schedule"
@@ -161,7 +162,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 	d.metrics.SetOutboxSource(func(ctx context.Context) (int, time.Duration, int, error) {
 		return st.OutboxStats(ctx, time.Now())
 	})
-	d.mon = monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log})
+	d.mon = monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log, MTASTS: &mtasts.Client{}})
 	d.alerter = &alerts.Alerter{Store: st, Monitor: d.mon, Logger: log, Notify: func() { d.worker.Notify() }}
 	d.alerter.Reload(cfg.Alerts)
 	if err := d.exportLevels(ctx); err != nil {
