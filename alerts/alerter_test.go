@@ -950,6 +950,6 @@ func (e *env) press(action, value, userID string) message.Response {
 	cfg := config.Default()
 	cfg.Access.Admins = []string{userID}
 	mon := monitor.New(monitor.Deps{Store: e.store, Config: cfg, Now: e.clock.Now})
-	h := commands.New(commands.Deps{Service: mon, Store: e.store, Alerts: e.al, Now: e.clock.Now})
+	h := commands.New(commands.Deps{Service: mon, Alerts: e.al, Now: e.clock.Now})
 	return h.Do(context.Background(), message.Request{Action: action, Value: value, UserID: userID, ChannelID: "CALERTS", Source: message.SourceButton})
 }

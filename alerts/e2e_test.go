@@ -92,7 +92,7 @@ func (w *world) start() *process {
 	p := &process{store: s}
 	p.mon = monitor.New(monitor.Deps{Config: w.cfg, Store: s, Runners: w.runners})
 	p.al = &alerts.Alerter{Store: s, Channel: "CALERTS", Now: w.now, Notify: func() { p.worker.Notify() }, Monitor: p.mon}
-	p.h = commands.New(commands.Deps{Service: p.mon, Store: s, Alerts: p.al})
+	p.h = commands.New(commands.Deps{Service: p.mon, Alerts: p.al})
 	b, err := bot.New(bot.Config{BotToken: slackfake.DefaultBotToken, AppToken: slackfake.DefaultAppToken,
 		APIURL: w.slack.APIURL(), APIRetries: -1, HTTPClient: w.slack.Client(),
 		ResponseURLHosts: []string{strings.TrimPrefix(w.slack.URL(), "http://")}}, p.h)

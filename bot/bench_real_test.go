@@ -49,7 +49,7 @@ func realHandler(tb testing.TB, srv *smtptest.Server, now func() time.Time) *com
 	runner.Commands = fakeTools{}
 	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": runner}, Now: now,
 		Hostname: func() (string, error) { return "gmailtls.test.example", nil }})
-	return commands.New(commands.Deps{Service: mon, Store: st, Now: now, Location: time.UTC})
+	return commands.New(commands.Deps{Service: mon, Now: now, Location: time.UTC})
 }
 
 // BenchmarkAckLatencyRealHandler is BenchmarkAckLatency with the real

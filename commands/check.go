@@ -13,7 +13,6 @@ import (
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
 // Bounds that keep each message small (the Slack renderer enforces Slack's
@@ -488,13 +487,13 @@ func (h *Handler) transcriptResponse(ctx context.Context, b buttonValue) (messag
 		if shown == maxTranscripts {
 			break
 		}
-		r, err := h.store.Result(ctx, id)
+		r, found, err := h.svc.Result(ctx, id)
 		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				missing = append(missing, strconv.FormatInt(id, 10))
-				continue
-			}
 			return message.Response{}, err
+		}
+		if !found {
+			missing = append(missing, strconv.FormatInt(id, 10))
+			continue
 		}
 		if r.Relay != b.Relay && b.Relay != message.AllRelays {
 			return message.Response{}, fmt.Errorf("result %d does not belong to relay %s", id, b.Relay)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
 // prepareCompare accepts two different relays, each configured or with
@@ -104,7 +103,7 @@ func (h *Handler) healthyRelay(ctx context.Context, snap *monitor.Snapshot, fail
 		if name == failing {
 			continue
 		}
-		last, err := h.store.History(ctx, storage.HistoryQuery{Relay: name, Limit: 64})
+		last, err := h.svc.History(ctx, monitor.HistoryQuery{Relay: name, Limit: 64})
 		if err != nil || len(last) == 0 {
 			continue
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
 func (h *Handler) runEvidence(ctx context.Context, c *call) (Reply, error) {
@@ -134,7 +133,7 @@ func (h *Handler) evidenceMessage(m monitor.EvidenceModel) message.Response {
 }
 
 // resultEvidence is one result with everything known about it.
-func (h *Handler) resultEvidence(sr storage.StoredResult) message.Section {
+func (h *Handler) resultEvidence(sr monitor.StoredResult) message.Section {
 	r := sr.Result
 	sec := message.Section{Heading: fmt.Sprintf("%s result %d", message.Mark(r.OK), sr.ID)}
 	src := r.SourceIP

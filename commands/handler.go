@@ -29,7 +29,6 @@ import (
 	"github.com/gmailtls/gmailtls/escalation"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
 // Service is what commands needs of the monitoring service
@@ -53,18 +52,19 @@ type Service interface {
 	Evidence(ctx context.Context, snap *monitor.Snapshot, q monitor.EvidenceQuery) (monitor.EvidenceModel, error)
 	// Compare gathers two relays' evidence and compares them.
 	Compare(ctx context.Context, snap *monitor.Snapshot, a, b string) (monitor.CompareModel, error)
-}
-
-// Store is what commands reads and writes in the database itself
-// (*storage.Store): history, transcripts, relays and their pauses, and
-// the audit log.
-type Store interface {
-	Audit(ctx context.Context, a storage.AuditEntry) error
-	Relays(ctx context.Context, includeRetired bool) ([]storage.Relay, error)
-	PauseRelay(ctx context.Context, name string, until time.Time, by string) error
-	ResumeRelay(ctx context.Context, name, by string) error
-	Result(ctx context.Context, id int64) (storage.StoredResult, error)
-	History(ctx context.Context, q storage.HistoryQuery) ([]storage.StoredResult, error)
+	// History reads stored results, newest first; Result one of them with
+	// its transcript (found false once retention removed it).
+	History(ctx context.Context, q monitor.HistoryQuery) ([]monitor.StoredResult, error)
+	Result(ctx context.Context, id int64) (r monitor.StoredResult, found bool, err error)
+	// KnownRelay reports whether a relay has stored history, configured
+	// or retired.
+	KnownRelay(ctx context.Context, name string) (bool, error)
+	// Pause and Resume start and end a relay's pause from scheduled
+	// probing.
+	Pause(ctx context.Context, relayName string, until time.Time, by string) error
+	Resume(ctx context.Context, relayName, by string) error
+	// Audit writes one request to the audit log.
+	Audit(ctx context.Context, a monitor.AuditEntry) error
 }
 
 // Alerts is what the Acknowledge and Mute buttons of alerts need
@@ -75,11 +75,10 @@ type Alerts interface {
 	Mute(ctx context.Context, incidentID int64, userID string, d time.Duration) (message.Response, error)
 }
 
-// Deps is what a Handler needs. Service and Store are required to run
-// commands; a Handler without them only builds messages.
+// Deps is what a Handler needs. Service is required to run commands; a
+// Handler without it only builds messages.
 type Deps struct {
 	Service Service
-	Store   Store
 	// Alerts runs the alert buttons; nil answers them that alerts are not
 	// configured.
 	Alerts Alerts
@@ -92,12 +91,11 @@ type Deps struct {
 }
 
 // Handler runs /gmailtls commands and buttons: it parses, authorizes,
-// audits, asks the service or the database, and answers with a Response.
+// audits, asks the service (the monitor), and answers with a Response.
 // It satisfies the bot's Handler interface and serves the console. It is
 // safe for concurrent use.
 type Handler struct {
 	svc    Service
-	store  Store
 	alerts Alerts
 	now    func() time.Time
 	log    *slog.Logger
@@ -118,7 +116,6 @@ var ErrTarget = monitor.ErrTarget
 func New(deps Deps) *Handler {
 	h := &Handler{
 		svc:    deps.Service,
-		store:  deps.Store,
 		alerts: deps.Alerts,
 		now:    deps.Now,
 		log:    deps.Logger,
@@ -178,13 +175,8 @@ func (h *Handler) checkRelayName(ctx context.Context, snap *monitor.Snapshot, na
 	if err == nil || !allowRetired {
 		return err
 	}
-	rels, rerr := h.store.Relays(ctx, true)
-	if rerr == nil {
-		for _, r := range rels {
-			if r.Name == name {
-				return nil
-			}
-		}
+	if known, rerr := h.svc.KnownRelay(ctx, name); rerr == nil && known {
+		return nil
 	}
 	return err
 }
@@ -375,7 +367,7 @@ type PauseModel struct {
 func (h *Handler) pause(ctx context.Context, c *call) (Reply, error) {
 	req, cmd := c.req, c.cmd
 	until := h.now().Add(cmd.Duration)
-	if err := h.store.PauseRelay(ctx, cmd.Relay, until, req.Who()); err != nil {
+	if err := h.svc.Pause(ctx, cmd.Relay, until, req.Who()); err != nil {
 		return Reply{}, fmt.Errorf("pause %s: %w", cmd.Relay, err)
 	}
 	h.log.Info("relay paused", "relay", cmd.Relay, "until", until, "by", req.Who())
@@ -392,7 +384,7 @@ func (h *Handler) pause(ctx context.Context, c *call) (Reply, error) {
 
 func (h *Handler) resume(ctx context.Context, c *call) (Reply, error) {
 	req, cmd := c.req, c.cmd
-	if err := h.store.ResumeRelay(ctx, cmd.Relay, req.Who()); err != nil {
+	if err := h.svc.Resume(ctx, cmd.Relay, req.Who()); err != nil {
 		return Reply{}, fmt.Errorf("resume %s: %w", cmd.Relay, err)
 	}
 	h.log.Info("relay resumed", "relay", cmd.Relay, "by", req.Who())
@@ -424,7 +416,7 @@ func (h *Handler) audit(ctx context.Context, req message.Request, outcome string
 	// Bounded: Acknowledge audits too, and Slack waits 3 s for the ack.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
-	err := h.store.Audit(ctx, storage.AuditEntry{
+	err := h.svc.Audit(ctx, monitor.AuditEntry{
 		UserID:    req.UserID,
 		UserName:  req.UserName,
 		ChannelID: req.ChannelID,

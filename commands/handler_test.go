@@ -92,7 +92,7 @@ func (e *testEnv) open() {
 		e.changes = append(e.changes, ev.Changes...)
 	})
 	e.h = New(Deps{
-		Service: e.mon, Store: st, Alerts: e.alerts, Now: e.clock.Now, Location: time.UTC,
+		Service: e.mon, Alerts: e.alerts, Now: e.clock.Now, Location: time.UTC,
 	})
 }
 
@@ -704,7 +704,7 @@ func (c *countingService) Snapshot() *monitor.Snapshot {
 func TestCheckIsReadOnce(t *testing.T) {
 	e := newTestEnv(t)
 	cs := &countingService{Monitor: e.mon}
-	h := New(Deps{Service: cs, Store: e.store, Now: e.clock.Now, Location: time.UTC})
+	h := New(Deps{Service: cs, Now: e.clock.Now, Location: time.UTC})
 	ctx := context.Background()
 	req := slash("check relay-2 --mx mx2.test.example")
 	ack, more := h.Acknowledge(ctx, req)

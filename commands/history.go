@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
-	"github.com/gmailtls/gmailtls/storage"
 )
 
 // HistoryModel is what `gmailtls history --json` prints: the stored
@@ -33,12 +31,12 @@ const chatHistoryLimit = 2000
 func (h *Handler) runHistory(ctx context.Context, c *call) (Reply, error) {
 	now, cmd := h.now(), c.cmd
 	cli := c.req.Source == message.SourceCLI
-	q := storage.HistoryQuery{Relay: cmd.Relay, Since: now.Add(-cmd.Window), Limit: cmd.Limit, FailuresOnly: cmd.FailuresOnly, WithTranscript: cli}
+	q := monitor.HistoryQuery{Relay: cmd.Relay, Since: now.Add(-cmd.Window), Limit: cmd.Limit, FailuresOnly: cmd.FailuresOnly, WithTranscript: cli}
 	if !cli {
 		q.Limit = chatHistoryLimit
 	}
-	results, err := h.store.History(ctx, q)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	results, err := h.svc.History(ctx, q)
+	if err != nil {
 		return Reply{}, err
 	}
 	capped := !cli && len(results) == chatHistoryLimit
@@ -54,7 +52,7 @@ func (h *Handler) runHistory(ctx context.Context, c *call) (Reply, error) {
 }
 
 // historyTable is the command line's history: one line per result.
-func (h *Handler) historyTable(results []storage.StoredResult, window time.Duration) *Table {
+func (h *Handler) historyTable(results []monitor.StoredResult, window time.Duration) *Table {
 	t := &Table{Header: []string{"TIME", "RELAY", "OK", "MX", "IP", "SOURCE", "ENGINE", "STAGE", "FAILURE", "TLS", "TOTAL MS", "RUN", "TRIGGER"}}
 	if len(results) == 0 {
 		t.Empty = fmt.Sprintf("no probe results in the last %s", FormatWindow(window))
@@ -82,7 +80,7 @@ func (h *Handler) historyTable(results []storage.StoredResult, window time.Durat
 
 // historyMessage is "history <relay> [window]": the runs of the window,
 // newest first, one line each, with the failures spelled out.
-func (h *Handler) historyMessage(prefix, relayName string, window time.Duration, results []storage.StoredResult, capped bool) message.Response {
+func (h *Handler) historyMessage(prefix, relayName string, window time.Duration, results []monitor.StoredResult, capped bool) message.Response {
 	resp := message.Response{
 		Title:     fmt.Sprintf("%s: history over %s", relayName, FormatWindow(window)),
 		Verdict:   message.VerdictInfo,

@@ -37,7 +37,7 @@ type HistoryResult struct {
 }
 
 // NewHistoryResult is the HistoryResult of a stored result.
-func NewHistoryResult(r storage.StoredResult) HistoryResult {
+func NewHistoryResult(r StoredResult) HistoryResult {
 	return HistoryResult{ID: r.ID, RunID: r.RunID, Trigger: r.Trigger, WireResult: r.Result.Wire()}
 }
 
@@ -77,7 +77,7 @@ type EvidenceModel struct {
 	// Skew is the agent's clock skew when significant (ClockSkewS).
 	Skew time.Duration `json:"-"`
 	// Stored are the results behind Results, failures first.
-	Stored []storage.StoredResult `json:"-"`
+	Stored []StoredResult `json:"-"`
 	// Transcripts are the full stored transcripts of the failing results
 	// EvidenceQuery.Transcripts asked for, by result id.
 	Transcripts map[int64][]string `json:"-"`
@@ -214,8 +214,10 @@ func (m *Monitor) latestFailingRun(ctx context.Context, relayName string) ([]sto
 // evidenceModel gathers the evidence of results: the relay host's
 // description and queue, asked now, beside the stored results.
 func (m *Monitor) evidenceModel(ctx context.Context, snap *Snapshot, relayName string, results []storage.StoredResult) EvidenceModel {
-	ev := EvidenceModel{Relay: relayName, Results: make([]HistoryResult, 0, len(results)), Stored: results}
-	for _, sr := range results {
+	ev := EvidenceModel{Relay: relayName, Results: make([]HistoryResult, 0, len(results)), Stored: make([]StoredResult, 0, len(results))}
+	for _, r := range results {
+		sr := storedResult(r)
+		ev.Stored = append(ev.Stored, sr)
 		ev.Results = append(ev.Results, NewHistoryResult(sr))
 	}
 	if len(results) > 0 {

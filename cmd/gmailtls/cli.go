@@ -122,7 +122,7 @@ func svcOpen(ctx context.Context, e *env, cf *configFlag, o svcOptions) (*svc, i
 		}
 	}
 	mon := monitor.New(monitor.Deps{Config: cfg, Store: st, Runners: runners, Logger: log, MTASTS: &mtasts.Client{}})
-	h := commands.New(commands.Deps{Service: mon, Store: st, Logger: log})
+	h := commands.New(commands.Deps{Service: mon, Logger: log})
 	return &svc{store: st, mon: mon, h: h}, exitOK
 }
 

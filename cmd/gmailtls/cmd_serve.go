@@ -175,7 +175,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		}
 	})
 	d.mon.Subscribe(d.alerter.Observe)
-	d.handler = commands.New(commands.Deps{Service: d.mon, Store: st, Alerts: d.alerter, Logger: log})
+	d.handler = commands.New(commands.Deps{Service: d.mon, Alerts: d.alerter, Logger: log})
 	b, err := bot.New(bot.FromConfig(cfg.Slack, st, log), d.handler)
 	if err != nil {
 		st.Close()
