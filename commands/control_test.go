@@ -74,7 +74,7 @@ func (e *controlEnv) open(t *testing.T) {
 	}
 	e.store = st
 	e.mon = monitor.New(monitor.Deps{Config: e.cfg, Store: st, Runners: e.runners, Now: e.clock.Now})
-	e.h = New(Deps{Service: e.mon, Store: st, Now: e.clock.Now, Location: time.UTC})
+	e.h = New(Deps{Service: e.mon, Now: e.clock.Now, Location: time.UTC})
 }
 
 // checks runs n scheduled checks of relay-1, five minutes apart, and
