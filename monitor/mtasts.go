@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -15,10 +16,33 @@ import (
 )
 
 // ErrMTASTSAgent says a relay's MTA-STS policy was not fetched because the
-// relay runs on an agent, which does not fetch it yet: the policy a relay
-// sees is the one that matters (docs/architecture.md), so the bot does not
+// relay is not local and cannot fetch it itself: the policy a relay sees
+// is the one that matters (docs/architecture.md), so the bot does not
 // fetch it in its stead.
-var ErrMTASTSAgent = errors.New("the MTA-STS policy is not fetched from agent relays yet")
+var ErrMTASTSAgent = errors.New("this relay cannot fetch the MTA-STS policy itself")
+
+// mtastsFetcher is a relay whose agent fetches the MTA-STS policy itself
+// (relay.Agent, GET /v1/mtasts).
+type mtastsFetcher interface {
+	MTASTS(ctx context.Context) (mtasts.Discovery, error)
+}
+
+// agentMTASTS asks the relay's agent for the policy as it fetched it; not
+// cached, as each agent has its own view.
+func (m *Monitor) agentMTASTS(ctx context.Context, relayName string, r relay.Runner) (*mtasts.Discovery, error) {
+	f, ok := r.(mtastsFetcher)
+	if !ok {
+		return nil, ErrMTASTSAgent
+	}
+	d, err := f.MTASTS(ctx)
+	switch {
+	case err != nil && agentNotFound(err):
+		return nil, fmt.Errorf("the agent of %s predates the MTA-STS view (GET /v1/mtasts answered 404): upgrade it", relayName)
+	case err != nil:
+		return nil, err
+	}
+	return &d, nil
+}
 
 // stsCache keeps each domain's last valid MTA-STS policy for its max_age,
 // as a sending MTA caches it (RFC 8461 §3.3): within max_age only the TXT
@@ -39,7 +63,8 @@ type stsEntry struct {
 // Monitor has no MTA-STS client (Deps.MTASTS). A local
 // relay fetches it in process with Deps.MTASTS; a valid policy is cached
 // per domain for its max_age and fetched again when the TXT record's id
-// changes. A relay on an agent gives ErrMTASTSAgent.
+// changes. A relay on an agent fetches it itself (GET /v1/mtasts, with its
+// own resolver and dialer); a relay that cannot gives ErrMTASTSAgent.
 func (m *Monitor) MTASTS(ctx context.Context, snap *Snapshot, relayName string) (*mtasts.Discovery, error) {
 	t := snap.Config.Target
 	if m.stsClient == nil || len(t.MX) > 0 || strings.TrimSpace(t.Domain) == "" {
@@ -50,7 +75,7 @@ func (m *Monitor) MTASTS(ctx context.Context, snap *Snapshot, relayName string) 
 		return nil, err
 	}
 	if r.Kind() != relay.KindLocal {
-		return nil, ErrMTASTSAgent
+		return m.agentMTASTS(ctx, relayName, r)
 	}
 	domain := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(t.Domain), "."))
 	now := m.now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/mtasts"
+	"github.com/gmailtls/gmailtls/probe"
 	"github.com/gmailtls/gmailtls/relay"
 	"github.com/gmailtls/gmailtls/storage"
 )
@@ -58,6 +60,7 @@ type stsEnv struct {
 	runner  *fakerelay.Runner
 	dns     *stsDNS
 	srv     *httptest.Server
+	client  *mtasts.Client
 	fetches atomic.Int32
 }
 
@@ -107,9 +110,10 @@ func newSTSEnv(t *testing.T, mx ...string) *stsEnv {
 		t.Fatal(err)
 	}
 	e.runner = fakerelay.New("relay-1", e.clock.Now, mx...)
+	e.client = &mtasts.Client{Resolver: e.dns, DialContext: dial, RootCAs: ca.Pool, Timeout: 5 * time.Second}
 	e.m = New(Deps{
 		Config: cfg, Store: st, Runners: map[string]relay.Runner{"relay-1": e.runner}, Now: e.clock.Now,
-		MTASTS: &mtasts.Client{Resolver: e.dns, DialContext: dial, RootCAs: ca.Pool, Timeout: 5 * time.Second},
+		MTASTS: e.client,
 	})
 	return e
 }
@@ -246,5 +250,32 @@ func TestMTASTSNotForPinnedMX(t *testing.T) {
 	d, err := e.m.MTASTS(context.Background(), pinned, "relay-1")
 	if d != nil || err != nil || e.fetches.Load() != 0 {
 		t.Fatalf("pinned MX: %v, %v, %d fetches; want nothing", d, err, e.fetches.Load())
+	}
+}
+
+// TestMTASTSFromAgent: for a relay on an agent the agent fetches the
+// policy itself (GET /v1/mtasts, signed) with its own resolver and dialer:
+// the bot's own client, whose dialer reaches nothing, is not used.
+func TestMTASTSFromAgent(t *testing.T) {
+	e := newSTSEnv(t, "gmail-smtp-in.l.google.com")
+	secret := []byte("mtasts-test-secret")
+	agent := httptest.NewServer(relay.NewServer(relay.ServerConfig{
+		Base: probe.Config{Domain: "gmail.com"}, Secrets: [][]byte{secret}, MTASTS: e.client,
+	}))
+	t.Cleanup(agent.Close)
+	runner := relay.NewAgent("relay-1", agent.URL, secret, agent.Client(), 30*time.Second, time.Now)
+	snap := e.m.Snapshot()
+	m := New(Deps{
+		Config: snap.Config, Store: e.m.store, Runners: map[string]relay.Runner{"relay-1": runner}, Now: e.clock.Now,
+		MTASTS: &mtasts.Client{Resolver: e.dns, DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("the bot must not fetch an agent relay's policy")
+		}},
+	})
+	d, err := m.MTASTS(context.Background(), m.Snapshot(), "relay-1")
+	if err != nil || d == nil {
+		t.Fatalf("MTASTS = %v, %v", d, err)
+	}
+	if d.Class != mtasts.ClassOK || d.Policy == nil || d.Policy.Mode != mtasts.ModeEnforce || e.fetches.Load() != 1 {
+		t.Fatalf("class %s (%s) policy %+v, %d fetches; want ok, enforce, fetched once by the agent", d.Class, d.Detail, d.Policy, e.fetches.Load())
 	}
 }

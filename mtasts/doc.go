@@ -33,8 +33,9 @@
 // # Integration (in part)
 //
 // Done: monitor.MTASTS fetches the policy for local relays (cached per
-// domain for max_age, fetched again when the id changes) and the evidence
-// verb shows the Report of the latest failing run. The rest of the
+// domain for max_age, fetched again when the id changes), an agent fetches
+// it itself (relay, GET /v1/mtasts), and the evidence verb shows the
+// Report of the latest failing run. The rest of the
 // intended wiring, for whoever takes it on (see docs/architecture.md for
 // the layers):
 //

@@ -27,6 +27,7 @@ const (
 	PathQueue   = "/v1/queue"
 	PathLog     = "/v1/log"
 	PathPolicy  = "/v1/policy"
+	PathMTASTS  = "/v1/mtasts"
 	PathHealthz = "/healthz"
 )
 

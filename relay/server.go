@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gmailtls/gmailtls/mtasts"
 	"github.com/gmailtls/gmailtls/probe"
 )
 
@@ -88,6 +89,10 @@ type ServerConfig struct {
 	// MailConfig is the Postfix configuration directory GET /v1/policy
 	// reads (default: $MAIL_CONFIG).
 	MailConfig string
+	// MTASTS fetches the target domain's MTA-STS policy for GET
+	// /v1/mtasts with the agent's own resolver and dialer (nil: the zero
+	// mtasts.Client, the system's).
+	MTASTS *mtasts.Client
 	// Replay is the replay cache (default: a new one, in memory only).
 	// Give one from OpenReplayCache so that a restart does not forget the
 	// requests already accepted.
@@ -193,6 +198,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	mux.Handle("GET "+PathQueue, s.signed(s.queue))
 	mux.Handle("GET "+PathLog, s.signed(s.mailLog))
 	mux.Handle("GET "+PathPolicy, s.signed(s.policy))
+	mux.Handle("GET "+PathMTASTS, s.signed(s.mtasts))
 	return s.recoverer(s.dated(mux))
 }
 
