@@ -185,10 +185,10 @@ func runVerb(v commands.Verb) func(context.Context, *env, []string) int {
 			// Each MX address as it answers, not 20 s of silence; the
 			// counter ends before the answer or the error is printed.
 			var stop func()
-			ctx, stop = checkProgress(ctx, e.stdout, s.mon.Snapshot(), cmd.Relay)
+			ctx, stop = commands.CheckProgress(ctx, e.stdout, s.mon.Snapshot(), cmd.Relay)
 			defer stop()
 			once := &sync.Once{}
-			stdout, stderr = stopBeforeWrite{e.stdout, once, stop}, stopBeforeWrite{e.stderr, once, stop}
+			stdout, stderr = commands.StopBeforeWrite{W: e.stdout, Once: once, Stop: stop}, commands.StopBeforeWrite{W: e.stderr, Once: once, Stop: stop}
 		}
 		return cli.Run(ctx, s.h, req, cmd, stdout, stderr)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/storage"
 	"github.com/gmailtls/gmailtls/terminal"
@@ -51,7 +52,7 @@ func runConsole(ctx context.Context, e *env, args []string) int {
 	}
 	defer s.store.Close()
 	fmt.Fprintf(e.stderr, "gmailtls console: relays: %d, database %s. Type help, or quit to leave.\n", len(s.mon.Snapshot().Names()), s.store.Path())
-	doer := progressDoer{next: s.h, out: e.stdout, snap: s.mon.Snapshot}
+	doer := commands.ProgressDoer{Next: s.h, Out: e.stdout, Snap: s.mon.Snapshot}
 	con := terminal.Console{Doer: doer, User: "console", Out: e.stdout} // in the audit log and on runs
 	err := con.Run(ctx, terminal.NewLines(e.stdin, e.stdout, consolePrompt))
 	switch {

@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/probe"
@@ -16,13 +15,13 @@ import (
 	"github.com/gmailtls/gmailtls/terminal"
 )
 
-// checkProgress prints a check's results to out as they arrive, one line
+// CheckProgress prints a check's results to out as they arrive, one line
 // per MX address, and on a terminal a live elapsed counter naming what is
 // still awaited ("waiting for relay-2's agent… 12 s"). relayArg is the
 // check's relay argument (message.AllRelays for all). It returns the
 // context to run the check under and the function that ends the progress
 // before the answer is printed.
-func checkProgress(ctx context.Context, out io.Writer, snap *monitor.Snapshot, relayArg string) (context.Context, func()) {
+func CheckProgress(ctx context.Context, out io.Writer, snap *monitor.Snapshot, relayArg string) (context.Context, func()) {
 	names := []string{relayArg}
 	if relayArg == message.AllRelays {
 		names = snap.Names()
@@ -53,8 +52,8 @@ func checkProgress(ctx context.Context, out io.Writer, snap *monitor.Snapshot, r
 	p := terminal.NewProgress(out, terminal.IsTerminal(out))
 	var mu sync.Mutex
 	p.Start(status())
-	ctx = commands.WithProgress(ctx, func(r probe.Result) {
-		p.Line(commands.ResultLine(r))
+	ctx = WithProgress(ctx, func(r probe.Result) {
+		p.Line(ResultLine(r))
 		mu.Lock()
 		defer mu.Unlock()
 		if i := slices.Index(agents, r.Relay); i >= 0 {
@@ -65,40 +64,47 @@ func checkProgress(ctx context.Context, out io.Writer, snap *monitor.Snapshot, r
 	return ctx, p.Stop
 }
 
-// progressDoer is the console's Doer: a check typed in the console (or
+// ProgressDoer is the console's Doer: a check typed in the console (or
 // its Re-run button) shows its progress on out while it runs.
-type progressDoer struct {
-	next terminal.Doer
-	out  io.Writer
-	snap func() *monitor.Snapshot
+type ProgressDoer struct {
+	// Next runs the request.
+	Next terminal.Doer
+	// Out is where the progress goes.
+	Out io.Writer
+	// Snap is the configuration in force (monitor.Monitor.Snapshot).
+	Snap func() *monitor.Snapshot
 }
 
 // Do runs req, with progress when it is a check.
-func (d progressDoer) Do(ctx context.Context, req message.Request) message.Response {
+func (d ProgressDoer) Do(ctx context.Context, req message.Request) message.Response {
 	relayArg := ""
 	if req.Action == "" {
-		if cmd, err := commands.Parse(req.Text); err == nil && cmd.Verb == commands.VerbCheck {
+		if cmd, err := Parse(req.Text); err == nil && cmd.Verb == VerbCheck {
 			relayArg = cmd.Relay
 		}
 	}
 	if relayArg == "" {
-		return d.next.Do(ctx, req)
+		return d.Next.Do(ctx, req)
 	}
-	ctx, stop := checkProgress(ctx, d.out, d.snap(), relayArg)
+	ctx, stop := CheckProgress(ctx, d.Out, d.Snap(), relayArg)
 	defer stop()
-	return d.next.Do(ctx, req)
+	return d.Next.Do(ctx, req)
 }
 
-// stopBeforeWrite is a writer that ends the progress (once, shared with
+// StopBeforeWrite is a writer that ends the progress (once, shared with
 // its twin on the other stream) before its first write, so that the
 // answer starts on a clean line.
-type stopBeforeWrite struct {
-	w    io.Writer
-	once *sync.Once
-	stop func()
+type StopBeforeWrite struct {
+	// W is the stream written to.
+	W io.Writer
+	// Once is shared with the twin on the other stream.
+	Once *sync.Once
+	// Stop ends the progress.
+	Stop func()
 }
 
-func (s stopBeforeWrite) Write(p []byte) (int, error) {
-	s.once.Do(s.stop)
-	return s.w.Write(p)
+// Write ends the progress once, then writes p.
+func (s StopBeforeWrite) Write(p []byte) (int, error) {
+	s.Once.Do(s.Stop)
+	return s.W.Write(p)
 }
