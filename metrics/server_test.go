@@ -5,57 +5,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/gmailtls/gmailtls/escalation"
+	"github.com/gmailtls/gmailtls/internal/pipenet"
 )
-
-// pipeListener hands out in-memory connections, so that the server runs
-// in a synctest bubble on its fake clock.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9425} }
-
-func (l *pipeListener) dial() net.Conn {
-	client, server := net.Pipe()
-	go func() {
-		select {
-		case l.conns <- server:
-		case <-l.done:
-			server.Close()
-		}
-	}()
-	return client
-}
 
 // TestServerClosesIdleConnections: a scraper that keeps its connection
 // open after a scrape and sends nothing more is disconnected after the
@@ -64,11 +23,11 @@ func (l *pipeListener) dial() net.Conn {
 func TestServerClosesIdleConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := New().Server(Checks{}, slog.New(slog.DiscardHandler))
-		ln := newPipeListener()
+		ln := pipenet.Listen(9425)
 		go srv.Serve(Listener(ln))
 		defer srv.Close()
 
-		c := ln.dial()
+		c := ln.Dial()
 		defer c.Close()
 		br := bufio.NewReader(c)
 		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: metrics\r\n\r\n"); err != nil {
@@ -91,7 +50,7 @@ func TestServerClosesIdleConnections(t *testing.T) {
 			t.Errorf("the idle connection was closed after %s, want %s", waited, serverIdleTimeout)
 		}
 
-		slow := ln.dial()
+		slow := ln.Dial()
 		defer slow.Close()
 		if _, err := io.WriteString(slow, "GET /metrics HTTP/1.1\r\nHost: metr"); err != nil {
 			t.Fatal(err)

@@ -13,49 +13,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/gmailtls/gmailtls/internal/pipenet"
 )
-
-// pipeListener hands out in-memory connections, so that the server runs in
-// a synctest bubble on its fake clock.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9426} }
-
-// dial connects to the server without waiting for it to accept (a TCP
-// connection also exists before the server's Accept).
-func (l *pipeListener) dial() net.Conn {
-	client, server := net.Pipe()
-	go func() {
-		select {
-		case l.conns <- server:
-		case <-l.done:
-			server.Close()
-		}
-	}()
-	return client
-}
 
 // get sends one keep-alive GET on c and reads the answer.
 func get(t *testing.T, c net.Conn, br *bufio.Reader) string {
@@ -86,11 +46,11 @@ func TestIdleKeepAliveConnectionClosed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const idle = 5 * time.Second
 		srv := New(okHandler(), slog.New(slog.DiscardHandler), Options{IdleTimeout: idle, ReadTimeout: time.Hour, ReadHeaderTimeout: time.Hour})
-		ln := newPipeListener()
+		ln := pipenet.Listen(9426)
 		go srv.Serve(ln)
 		defer srv.Close()
 
-		c := ln.dial()
+		c := ln.Dial()
 		defer c.Close()
 		br := bufio.NewReader(c)
 		if got := get(t, c, br); got != "ok" {
@@ -131,10 +91,10 @@ func TestErrorLogGoesToSlog(t *testing.T) {
 			w.WriteHeader(200)
 			w.WriteHeader(500) // "superfluous response.WriteHeader call"
 		}), slog.New(slog.NewTextHandler(&buf, nil)), Options{})
-		ln := newPipeListener()
+		ln := pipenet.Listen(9426)
 		go srv.Serve(ln)
 		defer srv.Close()
-		c := ln.dial()
+		c := ln.Dial()
 		defer c.Close()
 		get(t, c, bufio.NewReader(c))
 		synctest.Wait()
@@ -148,19 +108,19 @@ func TestErrorLogGoesToSlog(t *testing.T) {
 // only when one closes.
 func TestLimitListener(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := newPipeListener()
+		ln := pipenet.Listen(9426)
 		srv := New(okHandler(), slog.New(slog.DiscardHandler), Options{})
 		go srv.Serve(LimitListener(ln, 2))
 		defer srv.Close()
 
 		var conns []net.Conn
 		for range 2 {
-			c := ln.dial()
+			c := ln.Dial()
 			defer c.Close()
 			get(t, c, bufio.NewReader(c))
 			conns = append(conns, c)
 		}
-		third := ln.dial()
+		third := ln.Dial()
 		defer third.Close()
 		answered := make(chan string, 1)
 		go func() {
@@ -189,7 +149,7 @@ func TestLimitListener(t *testing.T) {
 // TestLimitListenerClose: a closed listener stops waiting for a slot.
 func TestLimitListenerClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := LimitListener(newPipeListener(), 1)
+		ln := LimitListener(pipenet.Listen(9426), 1)
 		errc := make(chan error, 1)
 		go func() { _, err := ln.Accept(); errc <- err }()
 		synctest.Wait()
