@@ -435,16 +435,7 @@ func hostAddr(l *Line, s string) bool {
 	l.Host = strings.ToLower(s[:open])
 	l.IP = s[open+1 : cls]
 	rest := s[cls+1:]
-	if p, ok := strings.CutPrefix(rest, ":"); ok {
-		n := 0
-		for n < len(p) && isDigit(p[n]) && n < 5 {
-			n++
-		}
-		if port, err := strconv.Atoi(p[:n]); err == nil && port <= 65535 {
-			l.Port = port
-		}
-		rest = p[n:]
-	}
+	l.Port, rest = portSuffix(rest)
 	if l.Event != EventDelivery {
 		l.Reason = strings.TrimPrefix(rest, ": ")
 	}
@@ -574,16 +565,7 @@ func eximHost(l *Line, s string) bool {
 	l.Host = strings.ToLower(host)
 	l.IP = s[open+2 : cls]
 	rest := s[cls+1:]
-	if p, ok := strings.CutPrefix(rest, ":"); ok {
-		n := 0
-		for n < len(p) && isDigit(p[n]) && n < 5 {
-			n++
-		}
-		if port, err := strconv.Atoi(p[:n]); err == nil && port <= 65535 {
-			l.Port = port
-		}
-		rest = p[n:]
-	}
+	l.Port, rest = portSuffix(rest)
 	if l.Event == EventTLSError {
 		l.Reason = strings.TrimPrefix(strings.TrimPrefix(rest, " "), ": ")
 	}
@@ -673,4 +655,23 @@ func localChar(c byte) bool {
 		return true
 	}
 	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~.", c) >= 0
+}
+
+// portSuffix reads an optional ":port" (at most five digits, up to 65535)
+// at the start of rest, as in "host[ip]:25: …", and returns the port (0
+// when there is none or it is out of range) and what follows it.
+func portSuffix(rest string) (int, string) {
+	p, ok := strings.CutPrefix(rest, ":")
+	if !ok {
+		return 0, rest
+	}
+	n := 0
+	for n < len(p) && isDigit(p[n]) && n < 5 {
+		n++
+	}
+	port, err := strconv.Atoi(p[:n])
+	if err != nil || port > 65535 {
+		port = 0
+	}
+	return port, p[n:]
 }
