@@ -37,20 +37,9 @@ var testBase = time.Date(2026, 5, 4, 12, 3, 0, 0, time.UTC)
 
 func newTestEnv(t *testing.T, relays ...string) *testEnv {
 	t.Helper()
-	if len(relays) == 0 {
-		relays = []string{"relay-1", "relay-2", "relay-3"}
-	}
-	cfg := config.Default()
-	cfg.Target.MX = []string{"127.0.0.1:2525", "mx2.test.example"}
-	cfg.Relays = nil
-	for _, r := range relays {
-		cfg.Relays = append(cfg.Relays, config.Relay{Name: r, Kind: "local"})
-	}
-	e := &testEnv{t: t, clock: manualclock.New(testBase), cfg: cfg, path: filepath.Join(t.TempDir(), "gmailtls.db")}
-	e.runners = map[string]*fakerelay.Runner{}
-	for _, r := range relays {
-		e.runners[r] = fakerelay.New(r, e.clock.Now, "127.0.0.1:2525", "mx2.test.example")
-	}
+	clock := manualclock.New(testBase)
+	cfg, runners := fakerelay.Lab(clock.Now, relays...)
+	e := &testEnv{t: t, clock: clock, cfg: cfg, runners: runners, path: filepath.Join(t.TempDir(), "gmailtls.db")}
 	e.open()
 	t.Cleanup(func() { e.store.Close() })
 	return e
