@@ -13,7 +13,7 @@ import (
 	"sync"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql
 var migrationFS embed.FS
 
 // migration is one forward-only schema step; its version is its position
@@ -29,7 +29,7 @@ type migration struct {
 var migrations = sync.OnceValue(mustLoadMigrations)
 
 func mustLoadMigrations() []migration {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := fs.Glob(migrationFS, "migrations/sqlite/*.sql")
 	if err != nil {
 		panic(err)
 	}

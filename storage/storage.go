@@ -9,7 +9,7 @@
 // writer (a mutex in front of BEGIN IMMEDIATE transactions); reads run in
 // parallel on the same pool. The schema is versioned with PRAGMA
 // user_version and migrated forward at Open from the SQL files embedded
-// from migrations/.
+// from migrations/sqlite/.
 //
 // Raw results are kept compact (interned paths, TLS parameters and
 // certificate chains, integer timings in tenths of a millisecond, a
