@@ -59,9 +59,22 @@ type Target struct {
 	ControlMX []string `toml:"control_mx"`
 }
 
-// Storage says where the SQLite database lives.
+// Storage says which database engine keeps the history and where.
 type Storage struct {
-	Path string `toml:"path"` // default "gmailtls.db", relative to Dir
+	// Driver is "sqlite" (the default: one file, Path) or "postgres" (a
+	// PostgreSQL database shared by several serve replicas, reached with
+	// the connection string from DSNEnv or DSNFile).
+	Driver string `toml:"driver"`
+	Path   string `toml:"path"` // SQLite: default "gmailtls.db", relative to Dir
+	// DSNEnv / DSNFile hold the PostgreSQL connection string, like every
+	// other secret; with driver "postgres" and neither set, DSNEnv is
+	// EnvPostgresDSN.
+	DSNEnv  string `toml:"dsn_env"`
+	DSNFile string `toml:"dsn_file"`
+
+	// DSN is resolved from DSNEnv or DSNFile (driver "postgres" only);
+	// never logged.
+	DSN Secret `toml:"-"`
 }
 
 // Retention bounds how long history is kept.

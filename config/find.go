@@ -65,7 +65,7 @@ func PrepareDemo(path string, getenv func(string) string) (bool, error) {
 		return false, nil
 	}
 	cfg, err := LoadWithoutSecrets(path, getenv)
-	if err != nil {
+	if err != nil || cfg.Storage.Driver == DriverPostgres {
 		return true, nil
 	}
 	db := cfg.StoragePath()

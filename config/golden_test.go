@@ -19,6 +19,7 @@ var goldenEnv = map[string]string{
 	"GMAILTLS_AGENT_SECRET": "agent-secret-value-1234-0123456789abcdef",
 	"SLACK_BOT_TOKEN":       "xoxb-bot-token-value-1234",
 	"SHORT_SECRET":          "short-secret-value",
+	"BAD_DSN":               "hunter2 not a connection string",
 }
 
 // TestBadConfigs loads each testdata/bad/NAME.toml (with LoadAgent when

@@ -51,7 +51,7 @@ func Default() *Config {
 			Family:      "any",
 			Concurrency: 64, // probe.DefaultConcurrency
 		},
-		Storage:   Storage{Path: "gmailtls.db"},
+		Storage:   Storage{Driver: DriverSQLite, Path: "gmailtls.db"},
 		Retention: Retention{Raw: Duration{30 * day}, Rollup: Duration{400 * day}},
 		Relays:    []Relay{{Name: "local", Kind: "local", Timeout: Duration{60 * time.Second}}},
 		Slack: Slack{
@@ -657,6 +657,9 @@ func (c *Config) applyItemDefaults() {
 	if c.Agent != nil {
 		fileWins("agent.secret_env", &c.Agent.SecretEnv, c.Agent.SecretFile)
 	}
+	if c.Storage.Driver == DriverPostgres && c.Storage.DSNEnv == "" && c.Storage.DSNFile == "" {
+		c.Storage.DSNEnv = EnvPostgresDSN
+	}
 }
 
 // Environment variables that override keys of the file.
@@ -669,6 +672,11 @@ const (
 	EnvLogFormat    = "GMAILTLS_LOG_FORMAT"    // log.format
 	EnvTargetDomain = "GMAILTLS_TARGET_DOMAIN" // target.domain
 )
+
+// EnvPostgresDSN is the environment variable the PostgreSQL connection
+// string is read from when [storage] driver is "postgres" and neither
+// dsn_env nor dsn_file is set.
+const EnvPostgresDSN = "GMAILTLS_POSTGRES_DSN"
 
 // applyEnv applies the environment overrides; an empty variable is unset.
 func (c *Config) applyEnv(getenv func(string) string) {
@@ -728,6 +736,10 @@ func (c *Config) resolveSecrets(getenv func(string) string) {
 		if r.Kind == "agent" {
 			r.Secret = read(fmt.Sprintf("relay[%d].secret", i), r.SecretEnv, r.SecretFile)
 		}
+	}
+	// The agent's own file has no use for the database.
+	if c.Storage.Driver == DriverPostgres && !c.meta.agent {
+		c.Storage.DSN = read("storage.dsn", c.Storage.DSNEnv, c.Storage.DSNFile)
 	}
 	c.Slack.BotToken = read("slack.bot_token", c.Slack.BotTokenEnv, c.Slack.BotTokenFile)
 	c.Slack.AppToken = read("slack.app_token", c.Slack.AppTokenEnv, c.Slack.AppTokenFile)

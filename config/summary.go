@@ -33,7 +33,11 @@ func WriteSummary(w io.Writer, cfg *Config) {
 		relays = append(relays, s+")")
 	}
 	fmt.Fprintf(w, "  relays: %s\n", strings.Join(relays, "; "))
-	fmt.Fprintf(w, "  storage: %s\n", cfg.StoragePath())
+	if st := cfg.StorageSettings(); st.Driver == DriverPostgres {
+		fmt.Fprintf(w, "  storage: postgres (%s)\n", st.Display())
+	} else {
+		fmt.Fprintf(w, "  storage: %s\n", st.Path)
+	}
 	if s := cfg.Probing.Schedule; s == "" || s == "off" {
 		fmt.Fprintln(w, "  probing: off")
 	} else {

@@ -144,9 +144,7 @@ func (v *validator) target() {
 }
 
 func (v *validator) storage() {
-	if strings.TrimSpace(v.c.Storage.Path) == "" {
-		v.add("storage.path", "is empty; name the SQLite database file, such as \"gmailtls.db\"")
-	}
+	v.storageDriver()
 	r := v.c.Retention
 	v.positive("retention.raw", r.Raw)
 	v.positive("retention.rollup", r.Rollup)
