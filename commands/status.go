@@ -109,6 +109,11 @@ func (h *Handler) StatusResponse(m monitor.StatusModel) message.Response {
 		}
 		resp.Sections = append(resp.Sections, message.Section{Heading: "Slack outbox", Lines: lines})
 	}
+	if m.Leader != nil {
+		resp.Sections = append(resp.Sections, message.Section{Heading: "Leader", Lines: []string{
+			fmt.Sprintf("replica %s since %s (lease until %s)", m.Leader.Replica, h.clock(m.Leader.Since), m.Leader.Expires.In(h.loc).Format("15:04:05")),
+		}})
+	}
 	resp.Context = "as of " + h.stamp(m.At)
 	return resp
 }

@@ -60,6 +60,7 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	outbox func(context.Context) (pending int, oldest time.Duration, failed int, err error)
+	leader func() bool
 
 	levelMu     sync.Mutex
 	levelRelays map[string]bool // relays with a level gauge
@@ -98,12 +99,24 @@ func New() *Metrics {
 		Name: "gmailtls_outbox_oldest_age_seconds",
 		Help: "Age of the oldest undelivered outbox message.",
 	}, func() float64 { _, o, _ := m.outboxFigures(); return o.Seconds() })
+	leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gmailtls_leader",
+		Help: "1 while this serve replica leads (runs the schedule, the alert loop and the outbox), 0 on a follower.",
+	}, func() float64 {
+		m.mu.Lock()
+		f := m.leader
+		m.mu.Unlock()
+		if f != nil && f() {
+			return 1
+		}
+		return 0
+	})
 	outboxFailed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gmailtls_outbox_failed_messages",
 		Help: "Outbox messages given up on (channel_not_found, not_in_channel, ...).",
 	}, func() float64 { _, _, f := m.outboxFigures(); return float64(f) })
 	m.reg.MustRegister(m.probes, m.handshake, m.level, m.slackErrors, m.agentErrors,
-		outboxPending, outboxOldest, outboxFailed,
+		outboxPending, outboxOldest, outboxFailed, leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -194,6 +207,14 @@ func (m *Metrics) SetOutboxSource(f func(context.Context) (pending int, oldest t
 	m.outbox = f
 }
 
+// SetLeaderSource sets the function gmailtls_leader reads at scrape time:
+// whether this replica leads (leader.Elector.IsLeader).
+func (m *Metrics) SetLeaderSource(f func() bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leader = f
+}
+
 func (m *Metrics) outboxFigures() (int, time.Duration, int) {
 	m.mu.Lock()
 	f := m.outbox
@@ -243,6 +264,22 @@ type Checks struct {
 	Health func(context.Context) error
 	// Ready: Slack is connected (socket mode) or the HTTP endpoint listens.
 	Ready func(context.Context) error
+	// Role, when set, names this replica's role for /readyz's body,
+	// "leader" or "follower", and the replica that leads ("" when none
+	// does); both roles are ready.
+	Role func() (role, leader string)
+}
+
+// roleLines are the role lines of a /readyz body ("" without a role).
+func roleLines(role func() (string, string)) string {
+	if role == nil {
+		return ""
+	}
+	r, leader := role()
+	if leader == "" {
+		leader = "none"
+	}
+	return "role: " + r + "\nleader: " + leader + "\n"
 }
 
 // ErrNotReady is returned by readiness checks that have not passed yet.
@@ -252,12 +289,18 @@ var ErrNotReady = errors.New("not ready")
 func (m *Metrics) Handler(c Checks) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", checkHandler(c.Health))
-	mux.HandleFunc("GET /readyz", checkHandler(c.Ready))
+	mux.HandleFunc("GET /healthz", checkHandler(c.Health, nil))
+	mux.HandleFunc("GET /readyz", checkHandler(c.Ready, c.Role))
 	return mux
 }
 
-func checkHandler(check func(context.Context) error) http.HandlerFunc {
+// checkHandler answers "ok" or "fail: why" from check, followed by the
+// role's lines when role is set:
+//
+//	ok
+//	role: follower
+//	leader: bot-1:4242:9f3a1c2e
+func checkHandler(check func(context.Context) error, role func() (string, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if check != nil {
@@ -265,10 +308,10 @@ func checkHandler(check func(context.Context) error) http.HandlerFunc {
 			defer cancel()
 			if err := check(ctx); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte("fail: " + err.Error() + "\n"))
+				_, _ = w.Write([]byte("fail: " + err.Error() + "\n" + roleLines(role)))
 				return
 			}
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ok\n" + roleLines(role)))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,5 +119,39 @@ func TestHealthAndReady(t *testing.T) {
 	code, body := scrape(t, srv.URL+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "slack socket not connected") {
 		t.Errorf("/readyz = %d %q, want 503 with the reason", code, body)
+	}
+}
+
+// TestLeaderRole: gmailtls_leader follows the leader source (0 without
+// one) and /readyz names the role and the leader, on both roles ready.
+func TestLeaderRole(t *testing.T) {
+	m := New()
+	var leading atomic.Bool
+	srv := httptest.NewServer(m.Handler(Checks{
+		Ready: func(context.Context) error { return nil },
+		Role: func() (string, string) {
+			if leading.Load() {
+				return "leader", "bot-1:42:aa"
+			}
+			return "follower", "bot-2:7:bb"
+		},
+	}))
+	defer srv.Close()
+	if _, body := scrape(t, srv.URL+"/metrics"); !strings.Contains(body, "\ngmailtls_leader 0\n") {
+		t.Errorf("without a source gmailtls_leader is not 0:\n%s", body)
+	}
+	m.SetLeaderSource(func() bool { return leading.Load() })
+	if code, body := scrape(t, srv.URL+"/readyz"); code != 200 || body != "ok\nrole: follower\nleader: bot-2:7:bb\n" {
+		t.Errorf("/readyz on a follower = %d %q", code, body)
+	}
+	if _, body := scrape(t, srv.URL+"/metrics"); !strings.Contains(body, "\ngmailtls_leader 0\n") {
+		t.Errorf("gmailtls_leader on a follower:\n%s", body)
+	}
+	leading.Store(true)
+	if code, body := scrape(t, srv.URL+"/readyz"); code != 200 || body != "ok\nrole: leader\nleader: bot-1:42:aa\n" {
+		t.Errorf("/readyz on the leader = %d %q", code, body)
+	}
+	if _, body := scrape(t, srv.URL+"/metrics"); !strings.Contains(body, "\ngmailtls_leader 1\n") {
+		t.Errorf("gmailtls_leader on the leader:\n%s", body)
 	}
 }

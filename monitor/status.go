@@ -18,7 +18,25 @@ type StatusModel struct {
 	Relays        []RelayStatus    `json:"relays"`
 	OpenIncidents []IncidentStatus `json:"open_incidents"`
 	Outbox        OutboxStatus     `json:"outbox"`
+	// Leader is the serve replica that holds the leader lease (runs the
+	// schedule, the alert loop and the outbox); null when none does (no
+	// serve runs, or the last leader's lease expired).
+	Leader *LeaderStatus `json:"leader"`
 }
+
+// LeaderStatus is the serve replica that leads, from the stored lease.
+type LeaderStatus struct {
+	// Replica is the leader's id: host name, process id, random suffix.
+	Replica string `json:"replica"`
+	// Since is when it took the lease; Expires when the lease lapses
+	// unless renewed (every 2 s).
+	Since   time.Time `json:"since"`
+	Expires time.Time `json:"expires"`
+	Token   int64     `json:"token"`
+}
+
+// LeaseName is the leader lease of serve replicas (leader.DefaultName).
+const LeaseName = "serve"
 
 // GlobalStatus is the level across relays.
 type GlobalStatus struct {
@@ -200,6 +218,11 @@ func (mon *Monitor) Status(ctx context.Context, snap *Snapshot) (StatusModel, er
 		return m, err
 	}
 	m.Outbox = OutboxStatus{Pending: pending, OldestPendingS: oldest.Seconds(), Failed: failed}
+	if l, held, err := mon.store.CurrentLease(ctx, LeaseName); err != nil {
+		return m, err
+	} else if held {
+		m.Leader = &LeaderStatus{Replica: l.Holder, Since: l.Acquired, Expires: l.Expires, Token: l.Token}
+	}
 	if failed > 0 {
 		msgs, err := mon.store.FailedMessages(ctx, 3)
 		if err != nil {

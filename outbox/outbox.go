@@ -87,6 +87,14 @@ type Worker struct {
 	Poll time.Duration
 	// Batch is how many pending messages one read returns (default 100).
 	Batch int
+	// Claim, when set, is called before a message is sent, with its id:
+	// the fenced claim of a leader among replicas (storage.ClaimMessage
+	// under the leader's fence). storage.ErrDeposed stops delivery: Run
+	// returns it, since another replica delivers now; storage.ErrNotPending
+	// skips the message, delivered or given up meanwhile; any other error
+	// ends the pass until the next poll. Nil sends without a claim (a
+	// single process).
+	Claim func(ctx context.Context, id int64) error
 	// AuthPause and MaxAuthPause bound the pause of all delivery after an
 	// ErrSuspended error: the first pause, doubled after each refusal in a
 	// row (defaults 1m and 15m).
@@ -161,11 +169,17 @@ func (w *Worker) PausedUntil() time.Time {
 	return w.pausedTil
 }
 
-// Run delivers messages until ctx ends; it returns ctx's error.
+// Run delivers messages until ctx ends; it returns ctx's error, or
+// storage.ErrDeposed when Claim refused a message because this replica no
+// longer leads.
 func (w *Worker) Run(ctx context.Context) error {
 	w.init()
 	for {
 		_, next, err := w.drain(ctx)
+		if errors.Is(err, storage.ErrDeposed) {
+			w.Logger.Warn("outbox: this replica no longer leads; delivery stops here, the leader delivers", "err", err)
+			return err
+		}
 		if err != nil && ctx.Err() == nil {
 			w.Logger.Error("outbox: delivery pass failed; retrying at the next poll", "err", err)
 		}
@@ -249,6 +263,7 @@ func (w *Worker) drain(ctx context.Context) (delivered int, next time.Time, err 
 				earliest(out.next)
 			case stop:
 				return delivered, w.PausedUntil(), nil
+			case skipped:
 			}
 		}
 		if len(msgs) < w.Batch {
@@ -266,6 +281,7 @@ const (
 	retry         // transient error: backed off until next
 	failed        // permanent error: given up
 	stop          // rate limited, token refused or ctx ended: end the pass
+	skipped       // no longer pending (Claim): nothing to do
 )
 
 type outcome struct {
@@ -289,6 +305,13 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage, now time.
 			return outcome{state: waiting}, err
 		}
 		d.updateTS = ts
+	}
+	if w.Claim != nil {
+		if err := w.Claim(ctx, m.ID); errors.Is(err, storage.ErrNotPending) {
+			return outcome{state: skipped}, nil
+		} else if err != nil {
+			return outcome{}, fmt.Errorf("outbox: claim message %s before sending it: %w", m.Key, err)
+		}
 	}
 	// The outcome is recorded even when ctx ends now: Slack has answered.
 	wctx := context.WithoutCancel(ctx)

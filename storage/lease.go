@@ -36,7 +36,7 @@ type Lease struct {
 // still leads: the lease's name, the holder and the token it got.
 type Fence struct {
 	Name, Holder string
-	Token int64
+	Token        int64
 }
 
 // Fence returns the fence of the lease as held by its holder.

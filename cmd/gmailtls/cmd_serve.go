@@ -19,6 +19,7 @@ import (
 	"github.com/gmailtls/gmailtls/chart"
 	"github.com/gmailtls/gmailtls/commands"
 	"github.com/gmailtls/gmailtls/config"
+	"github.com/gmailtls/gmailtls/leader"
 	"github.com/gmailtls/gmailtls/logging"
 	"github.com/gmailtls/gmailtls/metrics"
 	"github.com/gmailtls/gmailtls/monitor"
@@ -35,6 +36,11 @@ Runs the Slack bot (Socket Mode, or HTTP mode with signed requests), the
 scheduler (periodic probing of every relay, health reports, retention), the
 alerts and their reminders, the outbox and /metrics, /healthz, /readyz on
 [http] listen.
+
+Several serve processes may share one database (replicas): every one
+answers Slack and serves /metrics, /healthz and /readyz; the one holding
+the leader lease runs the scheduler, the alerts' loop and the outbox, and
+another takes over within 15 s when it dies.
 
 SIGHUP reloads the configuration (relays, schedules, allowlists) without
 dropping the Slack connection; an invalid file is rejected and the old one
@@ -123,12 +129,16 @@ type daemonOptions struct {
 	MetricsListener net.Listener
 	// OutboxPoll overrides how often the outbox looks for due messages.
 	OutboxPoll time.Duration
+	// ReplicaID overrides the replica's id in the leader election.
+	ReplicaID string
 }
 
 // daemon is `gmailtls serve`: every long-running part, wired together.
 // Probes, evaluations and their subscribers are the monitor's, the alert
 // loop and reminders the alerter's, commands and buttons the handler's,
-// the periodic jobs the scheduler's.
+// the periodic jobs the scheduler's. The elector decides whether this
+// replica leads: only the leader runs the scheduler, the alert loop and
+// the outbox worker (lead).
 type daemon struct {
 	log     *slog.Logger
 	opts    daemonOptions
@@ -139,9 +149,17 @@ type daemon struct {
 	handler *commands.Handler
 	bot     *bot.Bot
 	worker  *outbox.Worker
+	elector *leader.Elector
 
-	mu    sync.Mutex // guards sched
-	sched *schedule.Scheduler
+	// stopping ends when serve's shutdown began; stopCtx bounds the
+	// shutdown (shutdownGrace from the signal).
+	stopping context.Context
+	stopCtx  context.Context
+
+	mu      sync.Mutex // guards sched, leading and fence
+	sched   *schedule.Scheduler
+	leading bool          // sched runs (this replica leads)
+	fence   storage.Fence // the lease's fence while leading
 }
 
 func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts daemonOptions) (*daemon, error) {
@@ -189,7 +207,12 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 		DrawChart: chart.RenderJSON,
 		Logger:    log,
 		Poll:      opts.OutboxPoll,
+		// Only the leader delivers: each message is claimed under the
+		// lease's fence first, so a deposed leader posts nothing.
+		Claim: func(ctx context.Context, id int64) error { return st.ClaimMessage(ctx, id, d.currentFence()) },
 	}
+	d.elector = &leader.Elector{Store: st, ID: opts.ReplicaID, Logger: log}
+	d.metrics.SetLeaderSource(d.elector.IsLeader)
 	if d.sched, err = d.scheduler(cfg); err != nil {
 		st.Close()
 		return nil, err
@@ -223,29 +246,27 @@ func (d *daemon) run(ctx context.Context) error {
 	defer d.store.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = d.worker.Run(ctx) })
-	wg.Go(func() { _ = d.alerter.Run(ctx) })
-	srv, err := d.serveHTTP(ctx, &wg)
-	if err != nil {
-		cancel()
-		wg.Wait()
-		return err
-	}
-	d.mu.Lock()
-	d.sched.Start()
-	d.mu.Unlock()
-	cfg := d.config()
-	d.log.Info("gmailtls serve started", "version", version, "mode", cfg.Slack.Mode,
-		"relays", len(cfg.Relays), "database", d.store.Path())
-
 	// The shutdown's bound counts from the signal, not from the end of
 	// the bot's own shutdown (which gives deliveries in flight a grace of
 	// their own), so that the whole of it stays within shutdownGrace.
 	stopCtx, stopCancel := context.WithCancel(context.Background())
 	defer stopCancel()
 	context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, stopCancel) })
+	d.stopping, d.stopCtx = ctx, stopCtx
+
+	var wg sync.WaitGroup
+	srv, err := d.serveHTTP(ctx, &wg)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	// The election tries at once: a single replica leads from the start.
+	wg.Go(func() { _ = d.elector.Run(ctx, d.lead) })
+	cfg := d.config()
+	d.log.Info("gmailtls serve started", "version", version, "mode", cfg.Slack.Mode,
+		"relays", len(cfg.Relays), "database", d.store.Path(), "replica", d.elector.Replica())
+
 	botErr := d.bot.Run(ctx)
 	cancel()
 	d.mu.Lock()
@@ -255,14 +276,12 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.log.Info("shutting down: waiting for the running jobs, the outbox, the alerts and the HTTP endpoint",
 		"jobs", d.sched.Running(), "waiting_for", waitFor, "grace", shutdownGrace.String())
-	if err := d.sched.Stop(stopCtx); err != nil {
-		d.log.Warn("scheduled jobs did not finish in time", "err", err)
-	}
 	d.mu.Unlock()
 	if srv != nil {
 		_ = srv.Shutdown(stopCtx)
 	}
-	// The outbox worker and the alerter stop with ctx; the whole shutdown
+	// The leader's work (scheduled jobs, the outbox worker, the alerter)
+	// stops with ctx, then the lease is released; the whole shutdown
 	// stays within shutdownGrace even if one does not.
 	stopped := make(chan struct{})
 	go func() { wg.Wait(); close(stopped) }()
@@ -278,6 +297,64 @@ func (d *daemon) run(ctx context.Context) error {
 	return nil
 }
 
+// lead runs the leader-only work, under ctx, which ends as soon as this
+// replica may no longer lead: the scheduler (probing rounds, reports,
+// retention), the alerter's loop (reconciliation, reminders) and the
+// outbox worker, whose claims carry f. On serve's shutdown the scheduled
+// jobs get the shutdown's grace; on a lost leadership they are cancelled
+// at once.
+func (d *daemon) lead(ctx context.Context, f storage.Fence) {
+	d.mu.Lock()
+	d.fence, d.leading = f, true
+	d.sched.Start()
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = d.worker.Run(ctx) })
+	wg.Go(func() { _ = d.alerter.Run(ctx) })
+	<-ctx.Done()
+
+	bound := d.stopCtx
+	if d.stopping.Err() == nil {
+		// Deposed: another replica may lead already.
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		bound = now
+	}
+	d.mu.Lock()
+	if err := d.sched.Stop(bound); err != nil && d.stopping.Err() != nil {
+		d.log.Warn("scheduled jobs did not finish in time", "err", err)
+	}
+	d.leading = false
+	// A scheduler runs once: the next term gets a fresh one.
+	if next, err := d.scheduler(d.config()); err != nil {
+		d.log.Error("the scheduler cannot be rebuilt; no schedule until the next reload", "err", err)
+	} else {
+		d.sched = next
+	}
+	d.mu.Unlock()
+	wg.Wait()
+}
+
+// currentFence is the fence of the term this replica leads (the outbox
+// worker runs only while it leads).
+func (d *daemon) currentFence() storage.Fence {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fence
+}
+
+// role names this replica's role and the leader for /readyz.
+func (d *daemon) role() (role, leaderID string) {
+	st := d.elector.State()
+	if st.Leader {
+		return "leader", st.ID
+	}
+	if st.Known && st.Lease.Holder != "" && st.Lease.Expires.After(time.Now()) {
+		return "follower", st.Lease.Holder
+	}
+	return "follower", ""
+}
+
 // serveHTTP starts /metrics, /healthz and /readyz unless [http] listen is
 // "off".
 func (d *daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (*http.Server, error) {
@@ -288,7 +365,7 @@ func (d *daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) (*http.Serve
 			return nil, err
 		}
 	}
-	return d.metrics.Serve(ctx, wg, ln, metrics.Checks{Health: d.store.Ping, Ready: d.bot.CheckReady}, d.log), nil
+	return d.metrics.Serve(ctx, wg, ln, metrics.Checks{Health: d.store.Ping, Ready: d.bot.CheckReady, Role: d.role}, d.log), nil
 }
 
 // reload applies a new configuration file after SIGHUP: relays, schedules,
@@ -328,7 +405,9 @@ func (d *daemon) reload(ctx context.Context, path string, getenv func(string) st
 		d.log.Warn("reload: old scheduled jobs did not finish in time", "err", err)
 	}
 	d.sched = sched
-	d.sched.Start()
+	if d.leading {
+		d.sched.Start()
+	}
 	d.mu.Unlock()
 	if bot.NeedsRestart(old.Slack, cfg.Slack) {
 		d.log.Warn("reload: Slack tokens, mode or listen address changed; restart gmailtls to apply them")
