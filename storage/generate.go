@@ -270,22 +270,28 @@ func (s *Store) generateRollups(ctx context.Context, rng *rand.Rand, o GenerateO
 	const hoursPerTx = 24
 	for h.Before(to) {
 		err := s.write(ctx, "generate history", func(tx *sql.Tx) error {
-			stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO rollups (hour, relay_id, mx_id, attempts, failures,
-				by_class, p50_handshake, p95_handshake, successes_timed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			stmt, err := tx.PrepareContext(ctx, `INSERT INTO rollups (hour, relay_id, mx_id, attempts, failures,
+				by_class, p50_handshake, p95_handshake, successes_timed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (relay_id, hour, mx_id) DO UPDATE SET attempts = excluded.attempts, failures = excluded.failures,
+					by_class = excluded.by_class, p50_handshake = excluded.p50_handshake,
+					p95_handshake = excluded.p95_handshake, successes_timed = excluded.successes_timed`)
 			if err != nil {
 				return err
 			}
 			defer stmt.Close()
-			hourly, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO hourly (relay_id, hour, ok, failure, n,
-				p50_handshake, timed) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+			hourly, err := tx.PrepareContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n,
+				p50_handshake, timed) VALUES (?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = excluded.n,
+					p50_handshake = excluded.p50_handshake, timed = excluded.timed`)
 			if err != nil {
 				return err
 			}
 			defer hourly.Close()
 			last, err := tx.PrepareContext(ctx, `INSERT INTO rollup_last (relay_id, last_ok_at, last_fail_at, last_fail_class)
-				VALUES (?1, ?2, ?3, ?4) ON CONFLICT (relay_id) DO UPDATE SET last_ok_at = max(last_ok_at, ?2),
-				last_fail_class = CASE WHEN ?3 > last_fail_at THEN ?4 ELSE last_fail_class END,
-				last_fail_at = max(last_fail_at, ?3)`)
+				VALUES (?1, ?2, ?3, ?4) ON CONFLICT (relay_id) DO UPDATE SET
+				last_ok_at = CASE WHEN ?2 > rollup_last.last_ok_at THEN ?2 ELSE rollup_last.last_ok_at END,
+				last_fail_class = CASE WHEN ?3 > rollup_last.last_fail_at THEN ?4 ELSE rollup_last.last_fail_class END,
+				last_fail_at = CASE WHEN ?3 > rollup_last.last_fail_at THEN ?3 ELSE rollup_last.last_fail_at END`)
 			if err != nil {
 				return err
 			}

@@ -190,7 +190,7 @@ func (in *interner) path(relayID int64, r *probe.Result) (pathID, mxID int64, er
 	err = in.tx.QueryRowContext(in.ctx, `
 		INSERT INTO paths (relay_id, mx_id, preference, ip, port, source_ip, servername)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO UPDATE SET port = excluded.port RETURNING id`,
+		ON CONFLICT (relay_id, mx_id, preference, ip, port, source_ip, servername) DO UPDATE SET port = excluded.port RETURNING id`,
 		relayID, mxID, int64(r.Preference), r.IP, r.Port, r.SourceIP, r.ServerName).Scan(&id)
 	if err != nil {
 		return 0, 0, fmt.Errorf("path %s[%s]:%d: %w", r.MX, r.IP, r.Port, err)
@@ -216,7 +216,7 @@ func (in *interner) tlsParams(t *probe.TLSInfo) (sql.NullInt64, error) {
 	if !ok {
 		err := in.tx.QueryRowContext(in.ctx, `
 			INSERT INTO tls_params (version, cipher, grp, variant, verified) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT DO UPDATE SET version = excluded.version RETURNING id`,
+			ON CONFLICT (version, cipher, grp, variant, verified) DO UPDATE SET version = excluded.version RETURNING id`,
 			k.version, k.cipher, k.group, k.variant, k.verified).Scan(&id)
 		if err != nil {
 			return sql.NullInt64{}, fmt.Errorf("tls parameters: %w", err)

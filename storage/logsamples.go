@@ -52,7 +52,7 @@ func (s *Store) LogSamples(ctx context.Context, relay string, since time.Time, p
 					ROW_NUMBER() OVER (PARTITION BY l.relay_id ORDER BY l.at DESC, l.id DESC) AS n
 				FROM log_samples l JOIN relays r ON r.id = l.relay_id
 				WHERE l.at >= ? AND (? = '' OR r.name = ?))
-			WHERE n <= ? ORDER BY at, id`, ms(since), relay, relay, perRelayLimit)
+			AS ranked WHERE n <= ? ORDER BY at, id`, ms(since), relay, relay, perRelayLimit)
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@ import (
 	"sync"
 )
 
-//go:embed migrations/sqlite/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
 // migration is one forward-only schema step; its version is its position
@@ -23,13 +23,30 @@ type migration struct {
 	sql  string
 }
 
-// migrations lists the embedded migrations in version order. It is built
-// once, at first use rather than at the start of every run of the binary,
-// from read-only embedded files and never changed.
-var migrations = sync.OnceValue(mustLoadMigrations)
+// sqliteMigrations and pgMigrations list each engine's embedded
+// migrations in version order: the same numbers and names in
+// migrations/sqlite/ and migrations/postgres/, so that both engines are at
+// the same schema version. They are built once, at first use rather than
+// at the start of every run of the binary, from read-only embedded files
+// and never changed.
+var (
+	sqliteMigrations = sync.OnceValue(func() []migration { return mustLoadMigrations(EngineSQLite) })
+	pgMigrations     = sync.OnceValue(func() []migration { return mustLoadMigrations(EnginePostgres) })
+)
 
-func mustLoadMigrations() []migration {
-	names, err := fs.Glob(migrationFS, "migrations/sqlite/*.sql")
+// migrations returns SQLite's migrations.
+func migrations() []migration { return sqliteMigrations() }
+
+// migrationsFor returns the migrations of engine.
+func migrationsFor(engine string) []migration {
+	if engine == EnginePostgres {
+		return pgMigrations()
+	}
+	return sqliteMigrations()
+}
+
+func mustLoadMigrations(engine string) []migration {
+	names, err := fs.Glob(migrationFS, "migrations/"+engine+"/*.sql")
 	if err != nil {
 		panic(err)
 	}
@@ -60,8 +77,8 @@ func (s *Store) migrate(ctx context.Context, level int) error {
 	defer func() { <-s.writer }()
 	// Most opens find the schema current: check without the write lock,
 	// so that `gmailtls status` never waits for a busy writer.
-	var cur int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+	cur, err := s.dialect.schemaVersion(ctx, s.db)
+	if err != nil {
 		return s.opErr("open", err)
 	}
 	if cur == level {
@@ -76,40 +93,42 @@ func (s *Store) migrate(ctx context.Context, level int) error {
 			return err
 		}
 	}
+	all := migrationsFor(s.dialect.engine())
 	for {
-		tx, err := s.db.BeginTx(ctx, nil) // IMMEDIATE: one process migrates at a time
+		// A write transaction (SQLite: IMMEDIATE; PostgreSQL: under the
+		// writer's advisory lock): one process migrates at a time, and
+		// the version read here is the one the last migrator left.
+		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return s.opErr("migrate", err)
 		}
-		var cur int
-		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+		cur, err := s.dialect.schemaVersion(ctx, tx)
+		if err != nil {
 			_ = tx.Rollback()
 			return s.opErr("migrate", err)
 		}
-		if cur > len(migrations()) {
+		if cur > len(all) {
 			_ = tx.Rollback()
-			return fmt.Errorf("storage: open %s: %w (file at version %d, this binary knows %d); upgrade gmailtls or restore a backup", s.path, ErrTooNew, cur, len(migrations()))
+			return fmt.Errorf("storage: open %s: %w (%s at version %d, this binary knows %d); upgrade gmailtls or restore a backup", s.path, ErrTooNew, s.dialect.noun(), cur, len(all))
 		}
 		if cur >= level {
 			return s.opErr("migrate", tx.Rollback())
 		}
-		m := migrations()[cur]
-		if err := applyMigration(ctx, tx, m, cur+1); err != nil {
+		m := all[cur]
+		if err := s.applyMigration(ctx, tx, m, cur+1); err != nil {
 			_ = tx.Rollback()
 			return s.opErr("migrate", fmt.Errorf("migration %s: %w", m.name, err))
 		}
 		if err := tx.Commit(); err != nil {
 			return s.opErr("migrate", fmt.Errorf("migration %s: %w", m.name, err))
 		}
-		s.log.Info("storage: schema migrated", "file", s.path, "migration", m.name, "version", cur+1)
+		s.log.Info("storage: schema migrated", s.dialect.noun(), s.path, "migration", m.name, "version", cur+1)
 	}
 }
 
-func applyMigration(ctx context.Context, tx *sql.Tx, m migration, version int) error {
+func (s *Store) applyMigration(ctx context.Context, tx *sql.Tx, m migration, version int) error {
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return err
 	}
-	// PRAGMA takes no bound parameters; version is an int we control.
-	_, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(version))
-	return err
+	return s.dialect.setSchemaVersion(ctx, tx, version)
 }

@@ -59,34 +59,31 @@ func readOnlyPlace(path string) bool {
 // checkReadOnly checks, without writing, that a read-only store holds this
 // binary's schema.
 func (s *Store) checkReadOnly(ctx context.Context) error {
-	var cur int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+	cur, err := s.dialect.schemaVersion(ctx, s.db)
+	if err != nil {
 		return s.opErr("open", err)
 	}
-	want := len(migrations())
+	want := len(migrationsFor(s.dialect.engine()))
 	switch {
 	case cur == 0:
 		_, err := s.noSchema(ctx)
 		return err
 	case cur > want:
-		return fmt.Errorf("storage: open %s: %w (file at version %d, this binary knows %d); upgrade gmailtls or restore a backup", s.path, ErrTooNew, cur, want)
+		return fmt.Errorf("storage: open %s: %w (%s at version %d, this binary knows %d); upgrade gmailtls or restore a backup", s.path, ErrTooNew, s.dialect.noun(), cur, want)
 	case cur < want:
-		return fmt.Errorf("storage: open %s: %w (file at version %d, this binary needs %d); a read-only command never migrates: run gmailtls serve or \"gmailtls storage init\" on it once with write access, or use the gmailtls that wrote it", s.path, ErrNeedsMigration, cur, want)
+		return fmt.Errorf("storage: open %s: %w (%s at version %d, this binary needs %d); a read-only command never migrates: run gmailtls serve or \"gmailtls storage init\" on it once with write access, or use the gmailtls that wrote it", s.path, ErrNeedsMigration, s.dialect.noun(), cur, want)
 	}
 	return nil
 }
 
-// noSchema is the error for a file at user_version 0: either a file
-// SQLite could open that holds no tables at all, or one whose tables are
-// not ours (or whose version was lost). Neither is migrated afresh. It
-// returns the number of tables too: a fresh file (0) may be created.
+// noSchema is the error for a database at schema version 0: either one
+// that holds no tables at all, or one whose tables are not ours (or whose
+// version was lost). Neither is migrated afresh. It returns the number of
+// tables too: a fresh database (0) may be created.
 func (s *Store) noSchema(ctx context.Context) (int, error) {
-	var tables int
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table'").Scan(&tables); err != nil {
+	tables, err := s.dialect.tables(ctx, s.db)
+	if err != nil {
 		return -1, s.opErr("open", err)
 	}
-	if tables > 0 {
-		return tables, fmt.Errorf("storage: open %s: %w: the file holds %d tables but no gmailtls schema version (user_version 0); it is another program's database, or its schema version was lost; restore a backup (docs/operations.md) rather than letting gmailtls write into it", s.path, ErrNoDatabase, tables)
-	}
-	return 0, fmt.Errorf("storage: open %s: %w: the file holds no tables; gmailtls serve or \"gmailtls storage init\" creates the schema", s.path, ErrNoDatabase)
+	return tables, s.dialect.noSchema(s.path, tables)
 }

@@ -233,9 +233,9 @@ func (s *Store) MarkPartSent(ctx context.Context, id int64, part int, ts string)
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO outbox (key, kind, channel, thread_key, payload, attempts,
-			next_attempt, state, ts, created_at, sent_at) VALUES (?, ?, ?, ?, x'', 1, ?, 'sent', ?, ?, ?)
+			next_attempt, state, ts, created_at, sent_at) VALUES (?, ?, ?, ?, ?, 1, ?, 'sent', ?, ?, ?)
 			ON CONFLICT (key) DO NOTHING`,
-			ReplyKey(key, part), kind, channel, key, now, ts, now, now)
+			ReplyKey(key, part), kind, channel, key, []byte{}, now, ts, now, now)
 		return err
 	})
 }
@@ -247,7 +247,7 @@ func (s *Store) RepliesSent(ctx context.Context, key string) (int, error) {
 	err := s.read(ctx, "count sent replies", func(tx *sql.Tx) error {
 		prefix := key + ":reply:"
 		return tx.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE thread_key = ? AND state = 'sent'
-			AND substr(key, 1, length(?)) = ?`, key, prefix, prefix).Scan(&n)
+			AND substr(key, 1, length(CAST(? AS TEXT))) = ?`, key, prefix, prefix).Scan(&n)
 	})
 	return n, err
 }

@@ -48,7 +48,7 @@ func (s *Store) QueueSamples(ctx context.Context, relay string, since time.Time,
 					ROW_NUMBER() OVER (PARTITION BY q.relay_id ORDER BY q.at DESC, q.id DESC) AS n
 				FROM queue_samples q JOIN relays r ON r.id = q.relay_id
 				WHERE q.at >= ? AND (? = '' OR r.name = ?))
-			WHERE n <= ? ORDER BY at, id`, ms(since), relay, relay, perRelayLimit)
+			AS ranked WHERE n <= ? ORDER BY at, id`, ms(since), relay, relay, perRelayLimit)
 		if err != nil {
 			return err
 		}

@@ -112,7 +112,7 @@ func (s *Store) Relays(ctx context.Context, includeRetired bool) ([]Relay, error
 	err := s.read(ctx, "list relays", func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `
 			SELECT id, name, kind, url, source_ips, retired, paused_until, paused_by, created_at
-			FROM relays WHERE retired = 0 OR ? ORDER BY name`, includeRetired)
+			FROM relays WHERE retired = 0 OR ? <> 0 ORDER BY name`, includeRetired)
 		if err != nil {
 			return err
 		}

@@ -102,7 +102,7 @@ type candidate struct {
 func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResults) ([]int64, [][]int64, error) {
 	now := s.now()
 	in := newInterner(ctx, tx, &s.cache, ms(now))
-	runStmt, err := tx.PrepareContext(ctx, `INSERT INTO runs (relay_id, trigger, requested_by, started_at) VALUES (?, ?, ?, ?)`)
+	runStmt, err := tx.PrepareContext(ctx, `INSERT INTO runs (relay_id, trigger, requested_by, started_at) VALUES (?, ?, ?, ?) RETURNING id`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -110,7 +110,7 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 	resStmt, err := tx.PrepareContext(ctx, `INSERT INTO results (
 		run_id, relay_id, path_id, started_at, ok, stage, failure, engine, error, smtp_code, smtp_text,
 		tls_id, cert_id, t_dns, t_connect, t_banner, t_ehlo, t_starttls, t_handshake, t_post_tls, t_total,
-		hints, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		hints, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,12 +194,8 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		if trigger == "" {
 			trigger = message.SourceCLI
 		}
-		res, err := runStmt.ExecContext(ctx, relayIDs[i], string(trigger), rw.Run.RequestedBy, ms(started))
-		if err != nil {
+		if err := runStmt.QueryRowContext(ctx, relayIDs[i], string(trigger), rw.Run.RequestedBy, ms(started)).Scan(&runIDs[i]); err != nil {
 			return nil, nil, fmt.Errorf("insert run: %w", err)
-		}
-		if runIDs[i], err = res.LastInsertId(); err != nil {
-			return nil, nil, err
 		}
 		if rw.Run.ControlFailed {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO control_failures (run_id) VALUES (?)`, runIDs[i]); err != nil {
@@ -213,12 +209,8 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 			if err != nil {
 				return nil, nil, err
 			}
-			res, err := resStmt.ExecContext(ctx, append([]any{runIDs[i], relayIDs[i], pathIDs[i][j]}, args...)...)
-			if err != nil {
+			if err := resStmt.QueryRowContext(ctx, append([]any{runIDs[i], relayIDs[i], pathIDs[i][j]}, args...)...).Scan(&resIDs[i][j]); err != nil {
 				return nil, nil, fmt.Errorf("insert result %s[%s]: %w", r.MX, r.IP, err)
-			}
-			if resIDs[i][j], err = res.LastInsertId(); err != nil {
-				return nil, nil, err
 			}
 		}
 	}

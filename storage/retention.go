@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,7 +141,7 @@ func (s *Store) Rollup(ctx context.Context, rawBefore, rollupBefore time.Time) (
 		}
 	}
 	if st.Rolled > 0 || st.RollupsDeleted > 0 {
-		s.log.Info("storage: retention applied", "file", s.path, "relay_hours", st.RelayHours, "rolled_up", st.Rolled,
+		s.log.Info("storage: retention applied", s.dialect.noun(), s.path, "relay_hours", st.RelayHours, "rolled_up", st.Rolled,
 			"runs_deleted", st.RunsDeleted, "rollups_deleted", st.RollupsDeleted, "watermark", st.Watermark)
 	}
 	return st, nil
@@ -227,9 +226,9 @@ func (s *Store) rollupOneHour(ctx context.Context, relayID, cutoff int64) (int, 
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_last (relay_id, last_ok_at, last_fail_at, last_fail_class)
 			VALUES (?1, ?2, ?3, ?4) ON CONFLICT (relay_id) DO UPDATE SET
-				last_ok_at = max(last_ok_at, ?2),
-				last_fail_class = CASE WHEN ?3 > last_fail_at THEN ?4 ELSE last_fail_class END,
-				last_fail_at = max(last_fail_at, ?3)`,
+				last_ok_at = CASE WHEN ?2 > rollup_last.last_ok_at THEN ?2 ELSE rollup_last.last_ok_at END,
+				last_fail_class = CASE WHEN ?3 > rollup_last.last_fail_at THEN ?4 ELSE rollup_last.last_fail_class END,
+				last_fail_at = CASE WHEN ?3 > rollup_last.last_fail_at THEN ?3 ELSE rollup_last.last_fail_at END`,
 			relayID, lastOK, lastFail, lastFailClass); err != nil {
 			return err
 		}
@@ -334,58 +333,24 @@ func (s *Store) Rollups(ctx context.Context, since, until time.Time) ([]Rollup, 
 	return out, err
 }
 
-// Backup writes a consistent copy of the database to dst with VACUUM
-// INTO, while readers and writers carry on. dst must not exist.
+// Backup writes a consistent copy of a SQLite database to dst with VACUUM
+// INTO, while readers and writers carry on. dst must not exist. On
+// PostgreSQL it refuses with an error wrapping [ErrBackupPostgres]: pg_dump
+// backs a PostgreSQL database up.
 func (s *Store) Backup(ctx context.Context, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
-		return fmt.Errorf("storage: backup %s to %s: the file exists; choose a new name", s.path, dst)
-	}
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return s.opErr("backup to "+dst+" from", err)
-	}
-	return nil
+	return s.dialect.backup(ctx, s, dst)
 }
 
-// IntegrityCheck runs PRAGMA integrity_check and foreign_key_check; any
+// IntegrityCheck asks the engine to check the database (SQLite: PRAGMA
+// integrity_check and foreign_key_check; PostgreSQL checks its pages and
+// foreign keys itself, so there only that the tables are readable); any
 // finding is an error wrapping ErrCorrupt.
 func (s *Store) IntegrityCheck(ctx context.Context) error {
 	var problems []string
 	err := s.read(ctx, "check integrity", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `PRAGMA integrity_check(20)`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				rows.Close()
-				return err
-			}
-			if line != "ok" {
-				problems = append(problems, line)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows, err = tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var table, parent string
-			var rowid, fkid sql.NullInt64
-			if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
-				return err
-			}
-			problems = append(problems, fmt.Sprintf("%s row %d refers to a missing %s row", table, rowid.Int64, parent))
-			if len(problems) >= 20 {
-				break
-			}
-		}
-		return rows.Err()
+		var err error
+		problems, err = s.dialect.integrity(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return err

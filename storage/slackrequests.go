@@ -47,7 +47,8 @@ func (s *Store) RememberSlackRequest(ctx context.Context, now time.Time, keys ..
 				seen[i] = true
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO slack_requests (digest, expires_at) VALUES (?, ?)
-				ON CONFLICT (digest) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
+				ON CONFLICT (digest) DO UPDATE SET expires_at = CASE WHEN excluded.expires_at > slack_requests.expires_at
+					THEN excluded.expires_at ELSE slack_requests.expires_at END`,
 				k.Digest, ms(k.Expires)); err != nil {
 				return err
 			}

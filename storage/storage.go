@@ -24,11 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"time"
-
-	"modernc.org/sqlite"
 )
 
 // Errors returned by the store. They are wrapped with the details; test
@@ -63,105 +60,101 @@ type Options struct {
 	Now func() time.Time
 	// MaxReaders bounds the pooled connections (default 4).
 	MaxReaders int
-	// MaxPages caps the database at this many pages (PRAGMA
+	// MaxPages caps a SQLite database at this many pages (PRAGMA
 	// max_page_count on every connection); 0 keeps SQLite's limit. A
 	// write that would grow the file past it fails as a full disk does
-	// (SQLITE_FULL), which is how tests exercise that path.
+	// (SQLITE_FULL), which is how tests exercise that path. PostgreSQL
+	// has no such limit: Open refuses a MaxPages with driver postgres.
 	MaxPages int
-	// Mode says whether the file may be created, migrated or written. The
-	// zero value, [ModeCreate], is serve's: create the file if needed and
-	// migrate it.
+	// Mode says whether the database may be created, migrated or
+	// written. The zero value, [ModeCreate], is serve's: create the
+	// database if needed and migrate it.
 	Mode Mode
+	// Driver is the engine: "" or "sqlite" (the default, a file at the
+	// path given to Open) or "postgres" (the database of DSN).
+	Driver string
+	// DSN is PostgreSQL's connection string, for driver postgres. It is
+	// never logged nor shown in an error: [Store.Path] is its display
+	// form, without the password.
+	DSN string
 }
 
 // Mode is how [Open] treats the file.
 type Mode int
 
 const (
-	// ModeCreate creates a missing or empty file and migrates its schema:
-	// for serve and "gmailtls storage init" only.
+	// ModeCreate creates a missing or empty file (on PostgreSQL: the
+	// schema in a database that has none) and migrates its schema: for
+	// serve and "gmailtls storage init" only.
 	ModeCreate Mode = iota
 	// ModeExisting opens a file that already holds a gmailtls database,
 	// for reading and writing, and migrates it forward; a missing or empty
-	// file, or one without a schema, is refused with [ErrNoDatabase].
+	// file, or one without a schema (on PostgreSQL: a database without
+	// gmailtls's tables), is refused with [ErrNoDatabase].
 	ModeExisting
-	// ModeReadOnly opens an existing database with SQLite's mode=ro: no
-	// WAL switch, no migration, no write. A file older than this binary
+	// ModeReadOnly opens an existing database with SQLite's mode=ro (on
+	// PostgreSQL: sessions with default_transaction_read_only): no WAL
+	// switch, no migration, no write. A database older than this binary
 	// is refused with [ErrNeedsMigration].
 	ModeReadOnly
 )
 
 // Store is an open gmailtls database. It is safe for concurrent use.
 type Store struct {
-	db     *sql.DB
-	path   string
-	log    *slog.Logger
-	now    func() time.Time
-	writer chan struct{} // a one-slot semaphore: the single writer
-	mode   Mode
+	db      *sql.DB
+	path    string // the display form: no password
+	dialect dialect
+	log     *slog.Logger
+	now     func() time.Time
+	writer  chan struct{} // a one-slot semaphore: the single writer
+	mode    Mode
 
 	cache   internCache
 	flaters sync.Pool // *flate.Writer for transcripts
 }
 
-// busyTimeout is how long a connection waits for another process's lock.
-const busyTimeout = 5 * time.Second
-
-// dsn builds the modernc DSN for path: every pooled connection gets the
-// pragmas, and write transactions begin IMMEDIATE so that they take the
-// write lock up front instead of failing on upgrade.
-func dsn(path string, mode Mode, maxPages int) string {
-	u := url.URL{Path: path}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	if mode == ModeReadOnly {
-		q.Set("mode", "ro")
-		if readOnlyPlace(path) {
-			// Nobody can write here, so nobody is writing: SQLite need
-			// not (and could not) create the -shm file of a WAL reader.
-			q.Set("immutable", "1")
-		}
-	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
-	}
-	q.Add("_pragma", "foreign_keys(1)")
-	if maxPages > 0 {
-		q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", maxPages))
-	}
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	return "file:" + u.EscapedPath() + "?" + q.Encode()
-}
-
-// Open opens the database at path as opts.Mode says: by default creating it
-// if needed and migrating its schema to the latest version.
-func Open(ctx context.Context, path string, opts Options) (*Store, error) {
-	return openAt(ctx, path, opts, len(migrations()))
-}
-
-// openAt opens path and migrates it up to level (a test hook: production
-// always migrates to len(migrations())).
-func openAt(ctx context.Context, path string, opts Options, level int) (*Store, error) {
-	if path == "" {
-		return nil, errors.New("storage: no database path configured ([storage] path)")
-	}
-	if opts.Mode != ModeCreate {
-		if err := checkExists(path); err != nil {
-			return nil, err
-		}
-	}
-	db, err := sql.Open("sqlite", dsn(path, opts.Mode, opts.MaxPages))
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
-	}
+// poolSize is the number of pooled connections: the readers and the
+// writer.
+func poolSize(opts Options) int {
 	readers := opts.MaxReaders
 	if readers <= 0 {
 		readers = 4
 	}
-	db.SetMaxOpenConns(readers + 1)
-	db.SetMaxIdleConns(readers + 1)
-	db.SetConnMaxIdleTime(0)
-	s := &Store{db: db, path: path, log: opts.Logger, now: opts.Now, writer: make(chan struct{}, 1), mode: opts.Mode}
+	return readers + 1
+}
+
+// Open opens the database opts.Driver names, as opts.Mode says: by default
+// creating it if needed and migrating its schema to the latest version.
+// For SQLite, path is the file; for PostgreSQL path is ignored and
+// opts.DSN is the connection string.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	return openAt(ctx, path, opts, SchemaVersion())
+}
+
+// openAt opens the database and migrates it up to level (a test hook:
+// production always migrates to SchemaVersion()).
+func openAt(ctx context.Context, path string, opts Options, level int) (*Store, error) {
+	var (
+		db      *sql.DB
+		d       dialect
+		display string
+		err     error
+	)
+	switch opts.Driver {
+	case "", EngineSQLite:
+		db, err = openSQLite(path, opts)
+		d, display = sqliteDialect{}, path
+	case EnginePostgres:
+		var pd pgDialect
+		db, display, pd, err = openPostgres(opts)
+		d = pd
+	default:
+		return nil, fmt.Errorf("storage: unknown driver %q ([storage] driver): use %q or %q", opts.Driver, EngineSQLite, EnginePostgres)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, path: display, dialect: d, log: opts.Logger, now: opts.Now, writer: make(chan struct{}, 1), mode: opts.Mode}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -180,14 +173,9 @@ func openAt(ctx context.Context, path string, opts Options, level int) (*Store, 
 		}
 		return s, nil
 	}
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := d.afterOpen(ctx, s); err != nil {
 		db.Close()
-		return nil, s.opErr("open", err)
-	}
-	if mode != "wal" {
-		db.Close()
-		return nil, fmt.Errorf("storage: open %s: cannot switch to WAL journal mode (got %q); is the file on a network filesystem?", path, mode)
+		return nil, err
 	}
 	if err := s.migrate(ctx, level); err != nil {
 		db.Close()
@@ -204,8 +192,13 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Path returns the file name the store was opened with.
+// Path names the database in messages and logs: the file name the store
+// was opened with, or for PostgreSQL postgres://user@host:port/dbname
+// (never the password).
 func (s *Store) Path() string { return s.path }
+
+// Engine returns the database engine: EngineSQLite or EnginePostgres.
+func (s *Store) Engine() string { return s.dialect.engine() }
 
 // opErr words a database error for an operator:
 // "storage: open /var/lib/gmailtls/gmailtls.db: database is locked by another process".
@@ -216,22 +209,8 @@ func (s *Store) opErr(op string, err error) error {
 	if errors.Is(err, ErrNotFound) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("storage: %s %s: %w", op, s.path, err)
 	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
-			return fmt.Errorf("storage: %s %s: %w (%w)", op, s.path, ErrLocked, err)
-		case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
-			return fmt.Errorf("storage: %s %s: %w (%w)", op, s.path, ErrCorrupt, err)
-		case 13: // SQLITE_FULL
-			return fmt.Errorf("storage: %s %s: the disk is full: %w", op, s.path, err)
-		case 14: // SQLITE_CANTOPEN
-			return fmt.Errorf("storage: %s %s: cannot open the file (does its folder exist and is it writable?): %w", op, s.path, err)
-		case 8: // SQLITE_READONLY
-			return fmt.Errorf("storage: %s %s: the file is read-only for this user: %w", op, s.path, err)
-		case 10: // SQLITE_IOERR
-			return fmt.Errorf("storage: %s %s: disk I/O error: %w", op, s.path, err)
-		}
+	if e := s.dialect.mapErr(op, s.path, err); e != nil {
+		return e
 	}
 	return fmt.Errorf("storage: %s %s: %w", op, s.path, err)
 }
@@ -264,7 +243,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 
 // read runs fn in one read-only transaction: a consistent snapshot.
 func (s *Store) read(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.db.BeginTx(ctx, s.dialect.readTx())
 	if err != nil {
 		return s.opErr(op, err)
 	}

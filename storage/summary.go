@@ -148,7 +148,7 @@ func (s *Store) Summary(ctx context.Context, since, until time.Time) ([]RelaySum
 				}
 			}
 			sum.MedianHandshakeMS = median(hist) / 10
-			if err := lastOutcomes(ctx, tx, r.id, to, &sum); err != nil {
+			if err := lastOutcomes(ctx, tx, s.dialect.lastFailureHint(), r.id, to, &sum); err != nil {
 				return fmt.Errorf("relay %q: %w", r.name, err)
 			}
 			if r.retired && sum.Attempts == 0 {
@@ -224,7 +224,8 @@ func summariseHourly(ctx context.Context, tx *sql.Tx, relayID, from, to, firstHo
 }
 
 // lastOutcomes fills the latest success and failure before to.
-func lastOutcomes(ctx context.Context, tx *sql.Tx, relayID, to int64, sum *RelaySummary) error {
+// hint is the dialect's index hint for the latest failure.
+func lastOutcomes(ctx context.Context, tx *sql.Tx, hint string, relayID, to int64, sum *RelaySummary) error {
 	var at int64
 	var class sql.NullString
 	err := tx.QueryRowContext(ctx, `SELECT started_at FROM results WHERE relay_id = ? AND started_at < ? AND ok = 1
@@ -234,7 +235,7 @@ func lastOutcomes(ctx context.Context, tx *sql.Tx, relayID, to int64, sum *Relay
 	}
 	sum.LastSuccess = fromMS(at)
 	at = 0
-	err = tx.QueryRowContext(ctx, `SELECT started_at, failure FROM results INDEXED BY results_failures
+	err = tx.QueryRowContext(ctx, `SELECT started_at, failure FROM results `+hint+`
 		WHERE relay_id = ? AND ok = 0 AND started_at < ?
 		ORDER BY started_at DESC LIMIT 1`, relayID, to).Scan(&at, &class)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {

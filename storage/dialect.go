@@ -1,0 +1,53 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+)
+
+// Engine names, as [Options.Driver] takes them and [Store.Engine] returns
+// them.
+const (
+	EngineSQLite   = "sqlite"
+	EnginePostgres = "postgres"
+)
+
+// dialect is what differs between the two engines. The SQL of the rest of
+// the package is shared: it is written with ? and ?N placeholders and in
+// the common subset of SQLite and PostgreSQL (ON CONFLICT ... DO UPDATE,
+// RETURNING, CASE instead of the scalar max and min, CAST AS BIGINT);
+// PostgreSQL's connections rewrite the placeholders (dialect_postgres.go).
+// Every SQL text that must differ lives in dialect_sqlite.go or
+// dialect_postgres.go.
+type dialect interface {
+	// engine is EngineSQLite or EnginePostgres.
+	engine() string
+	// noun names the database in messages: "file" or "database".
+	noun() string
+	// readTx is the options of a read transaction: a consistent,
+	// read-only snapshot.
+	readTx() *sql.TxOptions
+	// afterOpen checks a freshly opened, writable pool (SQLite: the
+	// switch to WAL).
+	afterOpen(ctx context.Context, s *Store) error
+	// schemaVersion reads the schema version; 0 for a database without
+	// one.
+	schemaVersion(ctx context.Context, q querier) (int, error)
+	// setSchemaVersion records v inside a migration's transaction.
+	setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) error
+	// tables counts the tables of the database, ours or not.
+	tables(ctx context.Context, q querier) (int, error)
+	// noSchema words the refusal of a database without a schema version
+	// holding tables tables (0: an empty one).
+	noSchema(display string, tables int) error
+	// mapErr words an engine error for an operator, or returns nil when
+	// it does not recognise err.
+	mapErr(op, display string, err error) error
+	// integrity lists what the engine finds damaged (empty: nothing).
+	integrity(ctx context.Context, tx *sql.Tx) ([]string, error)
+	// backup writes a consistent copy of the database to dst.
+	backup(ctx context.Context, s *Store, dst string) error
+	// lastFailureHint is inserted after "FROM results" in the query of a
+	// relay's latest failure: an index hint, or nothing.
+	lastFailureHint() string
+}
