@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/pglab"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
 )
@@ -57,9 +58,11 @@ func (m *cpuMeter) report() {
 	m.b.ReportMetric(float64(m.perOp().Microseconds())/1000, "cpu-ms/op")
 }
 
-// TestMain removes the generated benchmark database, if any.
+// TestMain runs the tests with a private PostgreSQL cluster for the
+// postgres subtests (started on first use, see internal/pglab) and removes
+// the generated benchmark database, if any.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pglab.Main(m)
 	if benchShared.path != "" {
 		os.RemoveAll(filepath.Dir(benchShared.path))
 	}

@@ -275,7 +275,7 @@ func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relay
 		}
 	}
 	up, err := tx.PrepareContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = n + excluded.n`)
+		ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = hourly.n + excluded.n`)
 	if err != nil {
 		return err
 	}

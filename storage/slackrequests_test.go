@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"crypto/sha256"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -27,53 +26,55 @@ func rows(t *testing.T, s *Store) int {
 // TestRememberSlackRequest: a key is new once, seen while unexpired, even
 // after the file is reopened; expired keys are forgotten and deleted.
 func TestRememberSlackRequest(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "gmailtls.db")
-	s := openTest(t, path, nil)
-	sig, body := digest("sig-1"), digest("body-1")
-	keys := []SeenKey{{Digest: sig, Expires: t0.Add(5 * time.Minute)}, {Digest: body, Expires: t0.Add(time.Hour)}}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		path := e.fresh(t)
+		s := e.open(t, path, nil)
+		sig, body := digest("sig-1"), digest("body-1")
+		keys := []SeenKey{{Digest: sig, Expires: t0.Add(5 * time.Minute)}, {Digest: body, Expires: t0.Add(time.Hour)}}
 
-	seen, err := s.RememberSlackRequest(ctx, t0, keys...)
-	if err != nil || !slices.Equal(seen, []bool{false, false}) {
-		t.Fatalf("first time: %v %v", seen, err)
-	}
-	seen, err = s.RememberSlackRequest(ctx, t0.Add(time.Minute), keys...)
-	if err != nil || !slices.Equal(seen, []bool{true, true}) {
-		t.Fatalf("second time: %v %v", seen, err)
-	}
+		seen, err := s.RememberSlackRequest(ctx, t0, keys...)
+		if err != nil || !slices.Equal(seen, []bool{false, false}) {
+			t.Fatalf("first time: %v %v", seen, err)
+		}
+		seen, err = s.RememberSlackRequest(ctx, t0.Add(time.Minute), keys...)
+		if err != nil || !slices.Equal(seen, []bool{true, true}) {
+			t.Fatalf("second time: %v %v", seen, err)
+		}
 
-	// The memory outlives the process.
-	s.Close()
-	s = openTest(t, path, nil)
-	seen, err = s.RememberSlackRequest(ctx, t0.Add(2*time.Minute), keys[0], SeenKey{Digest: digest("sig-2"), Expires: t0.Add(7 * time.Minute)})
-	if err != nil || !slices.Equal(seen, []bool{true, false}) {
-		t.Fatalf("after reopening: %v %v", seen, err)
-	}
+		// The memory outlives the process.
+		s.Close()
+		s = e.open(t, path, nil)
+		seen, err = s.RememberSlackRequest(ctx, t0.Add(2*time.Minute), keys[0], SeenKey{Digest: digest("sig-2"), Expires: t0.Add(7 * time.Minute)})
+		if err != nil || !slices.Equal(seen, []bool{true, false}) {
+			t.Fatalf("after reopening: %v %v", seen, err)
+		}
 
-	// Past its expiry a signature is forgotten (the bot refuses the
-	// request as stale by then) and its row is gone; the body's stays.
-	seen, err = s.RememberSlackRequest(ctx, t0.Add(6*time.Minute), SeenKey{Digest: digest("sig-3"), Expires: t0.Add(11 * time.Minute)})
-	if err != nil || !slices.Equal(seen, []bool{false}) {
-		t.Fatalf("a new key: %v %v", seen, err)
-	}
-	if n := rows(t, s); n != 3 { // body-1, sig-2, sig-3
-		t.Errorf("%d rows after pruning, want 3", n)
-	}
-	seen, err = s.RememberSlackRequest(ctx, t0.Add(6*time.Minute), keys[0])
-	if err != nil || !slices.Equal(seen, []bool{false}) {
-		t.Fatalf("an expired key: %v %v", seen, err)
-	}
+		// Past its expiry a signature is forgotten (the bot refuses the
+		// request as stale by then) and its row is gone; the body's stays.
+		seen, err = s.RememberSlackRequest(ctx, t0.Add(6*time.Minute), SeenKey{Digest: digest("sig-3"), Expires: t0.Add(11 * time.Minute)})
+		if err != nil || !slices.Equal(seen, []bool{false}) {
+			t.Fatalf("a new key: %v %v", seen, err)
+		}
+		if n := rows(t, s); n != 3 { // body-1, sig-2, sig-3
+			t.Errorf("%d rows after pruning, want 3", n)
+		}
+		seen, err = s.RememberSlackRequest(ctx, t0.Add(6*time.Minute), keys[0])
+		if err != nil || !slices.Equal(seen, []bool{false}) {
+			t.Fatalf("an expired key: %v %v", seen, err)
+		}
 
-	// A key seen again keeps the later expiry.
-	if _, err := s.RememberSlackRequest(ctx, t0.Add(6*time.Minute), SeenKey{Digest: body, Expires: t0.Add(10 * time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	seen, err = s.RememberSlackRequest(ctx, t0.Add(30*time.Minute), SeenKey{Digest: body, Expires: t0.Add(31 * time.Minute)})
-	if err != nil || !slices.Equal(seen, []bool{true}) {
-		t.Fatalf("body after a shorter re-record: %v %v", seen, err)
-	}
+		// A key seen again keeps the later expiry.
+		if _, err := s.RememberSlackRequest(ctx, t0.Add(6*time.Minute), SeenKey{Digest: body, Expires: t0.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		seen, err = s.RememberSlackRequest(ctx, t0.Add(30*time.Minute), SeenKey{Digest: body, Expires: t0.Add(31 * time.Minute)})
+		if err != nil || !slices.Equal(seen, []bool{true}) {
+			t.Fatalf("body after a shorter re-record: %v %v", seen, err)
+		}
 
-	if _, err := s.RememberSlackRequest(ctx, t0, SeenKey{}); err == nil {
-		t.Error("an empty digest was accepted")
-	}
+		if _, err := s.RememberSlackRequest(ctx, t0, SeenKey{}); err == nil {
+			t.Error("an empty digest was accepted")
+		}
+	})
 }

@@ -57,77 +57,90 @@ func failResult(relay, mx, ip, src string, at time.Time, f probe.Failure) probe.
 }
 
 func TestOpenPragmasAndReopen(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "x.db")
-	c := manualclock.New(t0)
-	s := openTest(t, path, c)
-	for _, q := range []struct{ pragma, want string }{
-		{"journal_mode", "wal"}, {"foreign_keys", "1"}, {"synchronous", "1"}, {"busy_timeout", "5000"},
-		{"user_version", fmt.Sprint(len(migrations()))},
-	} {
-		// Ask several pooled connections: every one must carry the pragmas.
-		for range 3 {
-			var got string
-			if err := s.db.QueryRowContext(ctx, "PRAGMA "+q.pragma).Scan(&got); err != nil {
-				t.Fatal(err)
-			}
-			if got != q.want {
-				t.Errorf("PRAGMA %s = %s, want %s", q.pragma, got, q.want)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		path := e.fresh(t)
+		c := manualclock.New(t0)
+		s := e.open(t, path, c)
+		if e.name == EnginePostgres {
+			var v int
+			if err := s.db.QueryRowContext(ctx, "SELECT version FROM "+pgSchemaTable).Scan(&v); err != nil || v != SchemaVersion() {
+				t.Errorf("schema version %d (%v), want %d", v, err, SchemaVersion())
 			}
 		}
-	}
-	if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1", Kind: "local"}}); err != nil {
-		t.Fatal(err)
-	}
-	runID, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceCLI, StartedAt: t0},
-		[]probe.Result{okResult("relay-1", "gmail-smtp-in.l.google.com", "192.0.2.1", "", t0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s2 := openTest(t, path, c)
-	run, res, err := s2.LastRun(ctx, "relay-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if run.ID != runID || len(res) != 1 || res[0].ID != ids[0] || !res[0].OK {
-		t.Fatalf("after reopen: run %+v results %+v", run, res)
-	}
-}
-
-func TestResultRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, "", manualclock.New(t0))
-	in := []probe.Result{
-		okResult("relay-1", "gmail-smtp-in.l.google.com", "192.0.2.1", "198.51.100.1", t0),
-		failResult("relay-1", "alt1.gmail-smtp-in.l.google.com", "192.0.2.2", "198.51.100.1", t0.Add(time.Second), probe.FailTLSReset),
-	}
-	_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSlash, RequestedBy: "U1"}, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, id := range ids {
-		got, err := s.Result(ctx, id)
+		for _, q := range []struct{ pragma, want string }{
+			{"journal_mode", "wal"}, {"foreign_keys", "1"}, {"synchronous", "1"}, {"busy_timeout", "5000"},
+			{"user_version", fmt.Sprint(len(migrations()))},
+		} {
+			if e.name != EngineSQLite {
+				break
+			}
+			// Ask several pooled connections: every one must carry the pragmas.
+			for range 3 {
+				var got string
+				if err := s.db.QueryRowContext(ctx, "PRAGMA "+q.pragma).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != q.want {
+					t.Errorf("PRAGMA %s = %s, want %s", q.pragma, got, q.want)
+				}
+			}
+		}
+		if err := s.SyncRelays(ctx, []RelaySpec{{Name: "relay-1", Kind: "local"}}); err != nil {
+			t.Fatal(err)
+		}
+		runID, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceCLI, StartedAt: t0},
+			[]probe.Result{okResult("relay-1", "gmail-smtp-in.l.google.com", "192.0.2.1", "", t0)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := in[i]
-		if got.Trigger != message.SourceSlash {
-			t.Errorf("trigger %q", got.Trigger)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
-		gotJSON, wantJSON := mustJSON(t, got.Result), mustJSON(t, want)
-		if gotJSON != wantJSON {
-			t.Errorf("result %d:\n got %s\nwant %s", i, gotJSON, wantJSON)
+		s2 := e.open(t, path, c)
+		run, res, err := s2.LastRun(ctx, "relay-1")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, err := s.Result(ctx, 999); !errors.Is(err, ErrNotFound) {
-		t.Errorf("missing result: %v", err)
-	}
-	if slices.Contains(ids, 0) {
-		t.Error("zero id")
-	}
+		if run.ID != runID || len(res) != 1 || res[0].ID != ids[0] || !res[0].OK {
+			t.Fatalf("after reopen: run %+v results %+v", run, res)
+		}
+	})
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		s := e.open(t, "", manualclock.New(t0))
+		in := []probe.Result{
+			okResult("relay-1", "gmail-smtp-in.l.google.com", "192.0.2.1", "198.51.100.1", t0),
+			failResult("relay-1", "alt1.gmail-smtp-in.l.google.com", "192.0.2.2", "198.51.100.1", t0.Add(time.Second), probe.FailTLSReset),
+		}
+		_, ids, err := s.RecordRun(ctx, Run{Relay: "relay-1", Trigger: message.SourceSlash, RequestedBy: "U1"}, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			got, err := s.Result(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := in[i]
+			if got.Trigger != message.SourceSlash {
+				t.Errorf("trigger %q", got.Trigger)
+			}
+			gotJSON, wantJSON := mustJSON(t, got.Result), mustJSON(t, want)
+			if gotJSON != wantJSON {
+				t.Errorf("result %d:\n got %s\nwant %s", i, gotJSON, wantJSON)
+			}
+		}
+		if _, err := s.Result(ctx, 999); !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing result: %v", err)
+		}
+		if slices.Contains(ids, 0) {
+			t.Error("zero id")
+		}
+	})
 }
 
 func TestPingWritesAndFailsOnReadOnlyFile(t *testing.T) {
