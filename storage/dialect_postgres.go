@@ -106,8 +106,14 @@ func (pgDialect) readTx() *sql.TxOptions {
 func (pgDialect) afterOpen(context.Context, *Store) error { return nil }
 
 func (pgDialect) schemaVersion(ctx context.Context, q querier) (int, error) {
+	// pg_class is read, not to_regclass: a backend that waited on the
+	// writer lock while another migrated has not yet processed the
+	// catalog invalidations (an advisory lock does not), and its cached
+	// "no such table" would hide the version just written.
 	var exists bool
-	if err := q.QueryRowContext(ctx, `SELECT to_regclass('`+pgSchemaTable+`') IS NOT NULL`).Scan(&exists); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relname = '`+pgSchemaTable+`' AND n.nspname = current_schema())`).Scan(&exists); err != nil {
 		return 0, err
 	}
 	if !exists {
