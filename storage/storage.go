@@ -1,15 +1,25 @@
-// Package storage keeps gmailtls's history in one SQLite file: the relays
-// synced from the configuration, every probe run and result, the escalation
-// events and incidents derived from them (with the model of each
-// incident's alert), the audit log of commands and the outbox of Slack
-// messages. All SQL of the project lives here.
+// Package storage keeps gmailtls's history: the relays synced from the
+// configuration, every probe run and result, the escalation events and
+// incidents derived from them (with the model of each incident's alert),
+// the audit log of commands and the outbox of Slack messages. All SQL of
+// the project lives here.
 //
-// The database runs in WAL mode with a busy timeout, foreign keys and
-// synchronous=NORMAL on every pooled connection. Writes go through a single
-// writer (a mutex in front of BEGIN IMMEDIATE transactions); reads run in
-// parallel on the same pool. The schema is versioned with PRAGMA
-// user_version and migrated forward at Open from the SQL files embedded
-// from migrations/sqlite/.
+// Two engines, with the same behaviour: SQLite (the default, one file) and
+// PostgreSQL (Options.Driver "postgres", for replicas sharing one
+// database). The SQL is shared, written with ? and ?N placeholders in the
+// subset both accept; what must differ lives in dialect_sqlite.go and
+// dialect_postgres.go (docs/architecture.md, "Storage engines").
+//
+// SQLite runs in WAL mode with a busy timeout, foreign keys and
+// synchronous=NORMAL on every pooled connection, its schema versioned with
+// PRAGMA user_version. On PostgreSQL the version is kept in a table, and
+// every write transaction first takes a transaction-level advisory lock.
+// Either way writes go through a single writer (a mutex in front of BEGIN
+// IMMEDIATE transactions, or of the advisory lock, which serialises every
+// process writing to the database) and reads run in parallel on the same
+// pool, each in one consistent snapshot. The schema is migrated forward
+// at Open from the SQL files embedded from migrations/sqlite/ or
+// migrations/postgres/ (the same numbers and names).
 //
 // Raw results are kept compact (interned paths, TLS parameters and
 // certificate chains, integer timings in tenths of a millisecond, a
