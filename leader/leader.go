@@ -209,7 +209,7 @@ type renewal struct {
 func (e *Elector) term(ctx context.Context, l storage.Lease, sent time.Time, lead func(context.Context, storage.Fence)) bool {
 	fence := l.Fence()
 	e.setState(true, l)
-	e.Logger.Info("became leader", "replica", e.ID, "token", l.Token, "expires", l.Expires)
+	e.Logger.Info("became leader", "replica", e.ID, "lease_token", l.Token, "expires", l.Expires)
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -231,7 +231,7 @@ func (e *Elector) term(ctx context.Context, l storage.Lease, sent time.Time, lea
 		cancel()
 		e.setLeader(false)
 		<-done
-		e.Logger.Warn("lost leadership: "+reason, append([]any{"replica", e.ID, "token", fence.Token}, args...)...)
+		e.Logger.Warn("lost leadership: "+reason, append([]any{"replica", e.ID, "lease_token", fence.Token}, args...)...)
 	}
 	for {
 		select {
@@ -244,9 +244,9 @@ func (e *Elector) term(ctx context.Context, l storage.Lease, sent time.Time, lea
 			rcancel()
 			if err != nil {
 				e.Logger.Warn("leadership not released; a follower takes over once the lease expires", "replica", e.ID,
-					"token", fence.Token, "expires_within", e.TTL, "err", err)
+					"lease_token", fence.Token, "expires_within", e.TTL, "err", err)
 			} else {
-				e.Logger.Info("leadership released", "replica", e.ID, "token", fence.Token)
+				e.Logger.Info("leadership released", "replica", e.ID, "lease_token", fence.Token)
 			}
 			return false
 		case <-done:
@@ -256,7 +256,7 @@ func (e *Elector) term(ctx context.Context, l storage.Lease, sent time.Time, lea
 			rctx, rcancel := context.WithTimeout(ctx, e.Interval)
 			_ = e.Store.ReleaseLease(rctx, fence)
 			rcancel()
-			e.Logger.Warn("lost leadership: the leader's work ended; lease released", "replica", e.ID, "token", fence.Token)
+			e.Logger.Warn("lost leadership: the leader's work ended; lease released", "replica", e.ID, "lease_token", fence.Token)
 			return true
 		case <-deadline.C:
 			lost("no successful renew before the local deadline", "deadline", until)

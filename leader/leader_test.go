@@ -170,8 +170,8 @@ func TestLeadAtOnceAndHandOverOnShutdown(t *testing.T) {
 		if !b.IsLeader() || len(got) != 1 || got[0].start.Sub(stopped) > DefaultInterval || got[0].fence.Token != 2 {
 			t.Fatalf("b after a's shutdown: leads %v, terms %+v", b.IsLeader(), got)
 		}
-		for _, want := range []string{`msg="became leader" replica=a token=1`, `msg="leadership released" replica=a token=1`,
-			`msg="became leader" replica=b token=2`} {
+		for _, want := range []string{`msg="became leader" replica=a lease_token=1`, `msg="leadership released" replica=a lease_token=1`,
+			`msg="became leader" replica=b lease_token=2`} {
 			if !strings.Contains(logs.String(), want) {
 				t.Errorf("log lacks %s:\n%s", want, logs.String())
 			}
@@ -244,7 +244,7 @@ func TestDeposedAndFailedRenew(t *testing.T) {
 		if got := ta.all(); len(got) != 1 || got[0].end.IsZero() || a.IsLeader() {
 			t.Fatalf("a leads on after a failed renew: %+v", got)
 		}
-		if !strings.Contains(logs.String(), `lost leadership: the lease could not be renewed" replica=a token=1`) {
+		if !strings.Contains(logs.String(), `lost leadership: the lease could not be renewed" replica=a lease_token=1`) {
 			t.Errorf("log:\n%s", logs.String())
 		}
 		st.set(func(m *memStore) { m.fail = nil })
@@ -269,7 +269,7 @@ func TestDeposedAndFailedRenew(t *testing.T) {
 		if s := a.State(); s.Lease.Holder != "b" {
 			t.Errorf("a's state names %s as the leader", s.Lease.Holder)
 		}
-		if !strings.Contains(logs.String(), `lost leadership: another replica holds the lease" replica=a token=1 leader=b leader_token=2`) {
+		if !strings.Contains(logs.String(), `lost leadership: another replica holds the lease" replica=a lease_token=1 leader=b leader_token=2`) {
 			t.Errorf("log:\n%s", logs.String())
 		}
 	})
