@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/pglab"
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/message"
@@ -345,4 +346,84 @@ func testFailOver(t *testing.T, s *replicaSetup, open func(context.Context) (*st
 		t.Errorf("the lease is held after replica-b's clean stop (%v)", err)
 	}
 	t.Logf("%d posts in all, %d alerts, takeover %s", len(s.posts()), len(s.alerts()), takeover.Round(10*time.Millisecond))
+}
+
+// TestReplicasFailOverPostgres is the two-replica failover on PostgreSQL
+// (internal/pglab), as [storage] driver = "postgres" configures it.
+func TestReplicasFailOverPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two serve processes for about a minute")
+	}
+	dsn := pglab.NewDatabase(t)
+	s := newReplicaSetup(t, "[storage]\ndriver = \"postgres\"\ndsn_env = \"GMAILTLS_TEST_REPLICA_DSN\"", "GMAILTLS_TEST_REPLICA_DSN="+dsn)
+	testFailOver(t, s, postgresOpener(dsn))
+}
+
+func postgresOpener(dsn string) func(context.Context) (*storage.Store, error) {
+	return func(ctx context.Context) (*storage.Store, error) {
+		return storage.Open(ctx, "", storage.Options{Driver: storage.EnginePostgres, DSN: dsn, Mode: storage.ModeReadOnly})
+	}
+}
+
+// TestDeposedLeaderComesBackSQLite: the leader is frozen (SIGSTOP), the
+// follower takes over and alerts; thawed (SIGCONT), the old leader turns
+// follower and posts nothing: its log shows no delivery, and the alert
+// went out once.
+func TestDeposedLeaderComesBackSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two serve processes for about half a minute")
+	}
+	testComesBack(t, newReplicaSetup(t, "[storage]\npath = \"replicas.db\""))
+}
+
+// TestDeposedLeaderComesBackPostgres is TestDeposedLeaderComesBackSQLite
+// on PostgreSQL.
+func TestDeposedLeaderComesBackPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two serve processes for about half a minute")
+	}
+	dsn := pglab.NewDatabase(t)
+	testComesBack(t, newReplicaSetup(t, "[storage]\ndriver = \"postgres\"\ndsn_env = \"GMAILTLS_TEST_REPLICA_DSN\"", "GMAILTLS_TEST_REPLICA_DSN="+dsn))
+}
+
+func testComesBack(t *testing.T, s *replicaSetup) {
+	a, aURL := s.start(t, "replica-a")
+	waitUntil(t, "replica-a leads", 10*time.Second, func() bool { r, _ := role(aURL); return r == "leader" })
+	_, aID := role(aURL)
+	_, bURL := s.start(t, "replica-b")
+	waitUntil(t, "replica-b answers as a follower", 10*time.Second, func() bool { r, l := role(bURL); return r == "follower" && l == aID })
+
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitUntil(t, "replica-b takes over", 20*time.Second, func() bool { r, _ := role(bURL); return r == "leader" })
+	t.Logf("replica-b leads %s after replica-a froze", time.Since(stopped).Round(10*time.Millisecond))
+	_, bID := role(bURL)
+
+	s.smtp.SetBehavior(smtptest.ResetAfterReady)
+	waitUntil(t, "replica-b's alert", 40*time.Second, func() bool { return len(s.alerts()) >= 1 })
+	posts := len(s.posts())
+
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	thawed := time.Now()
+	waitUntil(t, "replica-a turns follower", 10*time.Second, func() bool { r, l := role(aURL); return r == "follower" && l == bID })
+	t.Logf("replica-a answers as a follower %s after it was thawed", time.Since(thawed).Round(10*time.Millisecond))
+	time.Sleep(4 * time.Second)
+	if !strings.Contains(a.log(), "lost leadership") {
+		t.Errorf("replica-a does not log that it lost leadership:\n%s", a.log())
+	}
+	if strings.Contains(a.log(), "outbox: delivered") {
+		t.Errorf("the deposed replica-a delivered:\n%s", a.log())
+	}
+	if n := len(s.alerts()); n != 1 {
+		t.Errorf("%d alerts, want 1", n)
+	}
+	for _, m := range s.posts()[posts:] {
+		if m.ThreadTS == "" {
+			t.Errorf("a top-level post after replica-a came back: %s %s", m.Text, blocksText(m.Blocks))
+		}
+	}
 }
