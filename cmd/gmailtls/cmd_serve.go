@@ -168,7 +168,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, opts d
 	if err != nil {
 		return nil, err
 	}
-	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log})
+	st, err := openStore(ctx, cfg, storage.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
