@@ -109,7 +109,7 @@ func svcOpen(ctx context.Context, e *env, cf *configFlag, o svcOptions) (*svc, i
 			return nil, exitUsage
 		}
 	}
-	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: log, Mode: o.mode})
+	st, err := openStore(ctx, cfg, storage.Options{Logger: log, Mode: o.mode})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls: %v\n", err)
 		return nil, storeExit(err)

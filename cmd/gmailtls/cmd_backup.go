@@ -5,15 +5,17 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/gmailtls/gmailtls/config"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
 const backupUsage = `usage: gmailtls backup [--config FILE] --to FILE
 
-Writes a consistent, compacted copy of the database (VACUUM INTO) while
-gmailtls keeps running. The target file must not exist yet. Restore by
+Writes a consistent, compacted copy of the SQLite database (VACUUM INTO)
+while gmailtls keeps running. The target file must not exist yet. Restore by
 stopping gmailtls and putting the copy in place of the database file (see
-docs/operations.md).
+docs/operations.md). On PostgreSQL ([storage] driver = "postgres") it
+refuses: back up with pg_dump, restore with pg_restore.
 
 `
 
@@ -33,7 +35,12 @@ func runBackup(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
 		return exitUsage
 	}
-	st, err := storage.Open(ctx, cfg.StoragePath(), storage.Options{Logger: svcLogger(e), Mode: storage.ModeReadOnly})
+	if st := cfg.StorageSettings(); st.Driver == config.DriverPostgres {
+		fmt.Fprintf(e.stderr, "gmailtls backup: the database is PostgreSQL (%s): gmailtls backup writes copies of SQLite files only; "+
+			"back up PostgreSQL with pg_dump --format=custom and restore with pg_restore (docs/operations.md, \"Backups on PostgreSQL\")\n", st.Display())
+		return exitUsage
+	}
+	st, err := openStore(ctx, cfg, storage.Options{Logger: svcLogger(e), Mode: storage.ModeReadOnly})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "gmailtls backup: %v\n", err)
 		return storeExit(err)

@@ -57,7 +57,7 @@ func commandTable() map[string]subcommand {
 		"console":     {"type bot commands in a terminal, without Slack", runConsole},
 		"agent":       {"run the relay agent (HTTPS probe endpoint for the bot)", runAgent},
 		"backup":      {"copy the live database consistently to a file", runBackup},
-		"storage":     {"storage init: create or migrate the database", runStorage},
+		"storage":     {"storage init: create or migrate the database; storage copy: move the history to another database", runStorage},
 		"healthcheck": {"exit 0 if /healthz answers ok (for container HEALTHCHECK)", runHealthcheck},
 	}
 	for _, v := range commands.CLIVerbs() {
