@@ -22,7 +22,7 @@ var copyTables = []string{
 	"runs", "results", "newest_success", "control_failures",
 	"events", "incidents", "alert_models", "audit",
 	"rollups", "rollup_last", "hourly", "meta",
-	"outbox", "health", "queue_samples", "log_samples",
+	"outbox", "outbox_claims", "health", "queue_samples", "log_samples",
 	"slack_requests", "leases",
 }
 

@@ -114,6 +114,16 @@ func fillHistory(t *testing.T, s *Store) {
 	if err := s.MarkRetry(ctx, ids[2], copyEnd.Add(time.Minute), "ratelimited"); err != nil {
 		t.Fatal(err)
 	}
+	lease, err := s.AcquireLease(ctx, "serve", "replica-a", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimMessage(ctx, ids[3], lease.Fence()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseLease(ctx, lease.Fence()); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.RecordQueueSample(ctx, QueueSample{Relay: "relay-01", At: copyEnd, Deferred: 3, OldestAge: time.Hour, Recipients: 4, TopReason: "TLS is required"}); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +259,7 @@ func checkCopy(t *testing.T, dst, src *Store) {
 		}
 		total += c.Copied
 	}
-	for _, want := range []string{"relays", "results", "runs", "rollups", "hourly", "events", "incidents", "outbox", "audit", "meta", "alert_models", "slack_requests"} {
+	for _, want := range []string{"relays", "results", "runs", "rollups", "hourly", "events", "incidents", "outbox", "audit", "meta", "alert_models", "slack_requests", "leases", "outbox_claims"} {
 		i := slices.Index(names, want)
 		if i < 0 {
 			t.Errorf("no count for %s in %v", want, names)
@@ -368,6 +378,16 @@ func TestCopyRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := setup.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := setup.AcquireLease(ctx, "serve", "replica-b", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Copy(ctx, setup, src); err == nil || !strings.Contains(err.Error(), "holds the destination's leader lease") {
+		t.Errorf("copy into a database a serve leads: %v", err)
+	}
+	if err := setup.ReleaseLease(ctx, lease.Fence()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Copy(ctx, setup, src); err != nil {
