@@ -90,17 +90,15 @@ func Copy(ctx context.Context, dst, src *Store) ([]TableCount, error) {
 			return err
 		}
 		for i, t := range tables {
-			n, err := copyTable(ctx, stx, dtx, t)
+			n, hasID, err := copyTable(ctx, stx, dtx, t)
 			if err != nil {
 				return err
 			}
 			if n != counts[i].Source {
 				return fmt.Errorf("%s: read %d rows from the source, which counts %d", t, n, counts[i].Source)
 			}
-		}
-		if dst.Engine() == EnginePostgres {
-			for _, t := range tables {
-				if err := pgResetIdentity(ctx, dtx, t); err != nil {
+			if hasID {
+				if err := dst.dialect.resetIDs(ctx, dtx, t); err != nil {
 					return fmt.Errorf("moving the id sequence of %s past the copied ids: %w", t, err)
 				}
 			}
@@ -161,7 +159,7 @@ func sameDatabase(a, b *Store) bool {
 // copySourceTables lists the tables of copyTables src holds, in order, and
 // refuses a table it does not know.
 func copySourceTables(ctx context.Context, s *Store, tx *sql.Tx) ([]string, error) {
-	have, err := tableNames(ctx, s, tx)
+	have, err := s.dialect.tableNames(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("listing the tables: %w", err)
 	}
@@ -183,7 +181,7 @@ func copySourceTables(ctx context.Context, s *Store, tx *sql.Tx) ([]string, erro
 // no history, that no serve holds its leader lease, and empties its setup
 // tables.
 func copyPrepare(ctx context.Context, dst *Store, tx *sql.Tx, tables []string) error {
-	have, err := tableNames(ctx, dst, tx)
+	have, err := dst.dialect.tableNames(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("listing the tables: %w", err)
 	}
@@ -231,30 +229,31 @@ func countRows(ctx context.Context, q querier, table string) (int64, error) {
 
 // copyTable copies every row of table from the source transaction to the
 // destination's, in batched INSERTs naming the columns, and returns the
-// rows copied. Values are converted to what the destination's column
+// rows copied and whether the table has an id column. Values are converted to what the destination's column
 // keeps (text or bytes) where the engines' drivers differ.
-func copyTable(ctx context.Context, stx, dtx *sql.Tx, table string) (int64, error) {
+func copyTable(ctx context.Context, stx, dtx *sql.Tx, table string) (total int64, hasID bool, err error) {
 	kinds, err := columnKinds(ctx, dtx, table)
 	if err != nil {
-		return 0, fmt.Errorf("reading the columns of %s in the destination: %w", table, err)
+		return 0, false, fmt.Errorf("reading the columns of %s in the destination: %w", table, err)
 	}
+	_, hasID = kinds["id"]
 	rows, err := stx.QueryContext(ctx, `SELECT * FROM `+table)
 	if err != nil {
-		return 0, fmt.Errorf("reading %s from the source: %w", table, err)
+		return 0, false, fmt.Errorf("reading %s from the source: %w", table, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return 0, fmt.Errorf("reading %s from the source: %w", table, err)
+		return 0, false, fmt.Errorf("reading %s from the source: %w", table, err)
 	}
 	if len(cols) != len(kinds) {
-		return 0, fmt.Errorf("%s has %d columns in the source and %d in the destination: the schemas differ", table, len(cols), len(kinds))
+		return 0, false, fmt.Errorf("%s has %d columns in the source and %d in the destination: the schemas differ", table, len(cols), len(kinds))
 	}
 	colKinds := make([]columnKind, len(cols))
 	for i, c := range cols {
 		k, ok := kinds[c]
 		if !ok {
-			return 0, fmt.Errorf("%s has a column %s in the source only: the schemas differ", table, c)
+			return 0, false, fmt.Errorf("%s has a column %s in the source only: the schemas differ", table, c)
 		}
 		colKinds[i] = k
 	}
@@ -272,7 +271,6 @@ func copyTable(ctx context.Context, stx, dtx *sql.Tx, table string) (int64, erro
 		}
 		return nil
 	}
-	var total int64
 	args := make([]any, 0, perBatch*len(cols))
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
@@ -281,7 +279,7 @@ func copyTable(ctx context.Context, stx, dtx *sql.Tx, table string) (int64, erro
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return total, fmt.Errorf("reading %s from the source: %w", table, err)
+			return total, false, fmt.Errorf("reading %s from the source: %w", table, err)
 		}
 		for i, v := range vals {
 			args = append(args, colKinds[i].convert(v))
@@ -289,15 +287,15 @@ func copyTable(ctx context.Context, stx, dtx *sql.Tx, table string) (int64, erro
 		total++
 		if len(args) == perBatch*len(cols) {
 			if err := flush(args); err != nil {
-				return total, err
+				return total, false, err
 			}
 			args = args[:0]
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return total, fmt.Errorf("reading %s from the source: %w", table, err)
+		return total, false, fmt.Errorf("reading %s from the source: %w", table, err)
 	}
-	return total, flush(args)
+	return total, hasID, flush(args)
 }
 
 // columnKind is what a destination column keeps, as far as the copy must
@@ -352,46 +350,7 @@ func (k columnKind) convert(v any) any {
 	return v
 }
 
-// tableNames lists the tables of the database, but for the engine's own
-// and the schema-version table.
-func tableNames(ctx context.Context, s *Store, q querier) ([]string, error) {
-	switch s.Engine() {
-	case EnginePostgres:
-		return pgTableNames(ctx, q)
-	default:
-		return sqliteTableNames(ctx, q)
-	}
-}
-
-// The engine-specific SQL of Copy.
-
-// sqliteTableNames lists the tables of an SQLite database, without
-// SQLite's own (sqlite_sequence, sqlite_stat1).
-func sqliteTableNames(ctx context.Context, q querier) ([]string, error) {
-	return queryNames(ctx, q, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
-}
-
-// pgTableNames lists the tables of the connection's schema, without the
-// schema-version table.
-func pgTableNames(ctx context.Context, q querier) ([]string, error) {
-	return queryNames(ctx, q, `SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename <> '`+pgSchemaTable+`' ORDER BY tablename`)
-}
-
-// pgResetIdentity moves the identity sequence of table's id column (if it
-// has one) past the largest id, so that the next row inserted without an
-// id gets a new one.
-func pgResetIdentity(ctx context.Context, tx *sql.Tx, table string) error {
-	kinds, err := columnKinds(ctx, tx, table)
-	if err != nil {
-		return err
-	}
-	if _, ok := kinds["id"]; !ok {
-		return nil
-	}
-	_, err = tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence(?, 'id'), COALESCE((SELECT max(id) FROM `+table+`), 0) + 1, false)`, table)
-	return err
-}
-
+// queryNames runs a query of one text column: the dialects' tableNames.
 func queryNames(ctx context.Context, q querier, query string) ([]string, error) {
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {

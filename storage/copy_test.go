@@ -408,7 +408,7 @@ func TestCopyTablesCoverSchema(t *testing.T) {
 	ctx := context.Background()
 	check := func(t *testing.T, s *Store) {
 		err := s.read(ctx, "tables", func(tx *sql.Tx) error {
-			have, err := tableNames(ctx, s, tx)
+			have, err := s.dialect.tableNames(ctx, tx)
 			if err != nil {
 				return err
 			}

@@ -50,4 +50,12 @@ type dialect interface {
 	// lastFailureHint is inserted after "FROM results" in the query of a
 	// relay's latest failure: an index hint, or nothing.
 	lastFailureHint() string
+
+	// For Copy (copy.go):
+	// tableNames lists the database's tables, without the engine's own
+	// and the schema-version table.
+	tableNames(ctx context.Context, q querier) ([]string, error)
+	// resetIDs makes the next row inserted into table without an id get
+	// one past the largest id, after a copy wrote explicit ids.
+	resetIDs(ctx context.Context, tx *sql.Tx, table string) error
 }

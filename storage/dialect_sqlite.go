@@ -186,3 +186,15 @@ func (sqliteDialect) backup(ctx context.Context, s *Store, dst string) error {
 // lastFailureHint makes SQLite read a relay's latest failure from the
 // partial index of failures rather than scanning its successes.
 func (sqliteDialect) lastFailureHint() string { return "INDEXED BY results_failures" }
+
+// ---- storage copy (copy.go) ----
+
+// tableNames lists the tables but SQLite's own (sqlite_sequence,
+// sqlite_stat1); the schema version is a pragma, not a table.
+func (sqliteDialect) tableNames(ctx context.Context, q querier) ([]string, error) {
+	return queryNames(ctx, q, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
+}
+
+// resetIDs has nothing to do: a row inserted without an id into an INTEGER
+// PRIMARY KEY gets the largest id + 1 by itself.
+func (sqliteDialect) resetIDs(context.Context, *sql.Tx, string) error { return nil }
