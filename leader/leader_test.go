@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/gmailtls/gmailtls/internal/pglab"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -123,6 +125,8 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // it starts, the second follows and knows who leads; a clean shutdown of
 // the leader ends its work, releases the lease, and the follower leads
 // within one interval.
+func TestMain(m *testing.M) { os.Exit(pglab.Main(m)) }
+
 func TestLeadAtOnceAndHandOverOnShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &memStore{}
@@ -300,16 +304,32 @@ func TestLeadEndsOnItsOwn(t *testing.T) {
 // first still leads, and the deposed leader's fence is refused by a
 // fenced write.
 func TestTwoReplicasOnSQLite(t *testing.T) {
-	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "leader.db")
-	open := func() *storage.Store {
-		s, err := storage.Open(ctx, path, storage.Options{})
+	testTwoReplicas(t, func() *storage.Store {
+		s, err := storage.Open(t.Context(), path, storage.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
-	}
+	})
+}
+
+// TestTwoReplicasOnPostgres is TestTwoReplicasOnSQLite on PostgreSQL.
+func TestTwoReplicasOnPostgres(t *testing.T) {
+	dsn := pglab.NewDatabase(t)
+	testTwoReplicas(t, func() *storage.Store {
+		s, err := storage.Open(t.Context(), "", storage.Options{Driver: storage.EnginePostgres, DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func testTwoReplicas(t *testing.T, open func() *storage.Store) {
+	ctx := t.Context()
 	sa, sb := open(), open()
 	frozen := &freezable{Store: sa}
 	const ttl, interval, margin = 900 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/gmailtls/gmailtls/internal/slackfake"
 	"github.com/gmailtls/gmailtls/internal/smtptest"
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/monitor"
 	"github.com/gmailtls/gmailtls/storage"
 )
 
@@ -194,6 +196,22 @@ func (s *replicaSetup) start(t *testing.T, name string) (*replica, string) {
 	return r, r.metricsURL(t)
 }
 
+// statusJSON runs `gmailtls status --json` on the replicas' configuration.
+func (s *replicaSetup) statusJSON(t *testing.T) monitor.StatusModel {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReplicaChild$", "-test.v=false")
+	cmd.Env = append(append(os.Environ(), s.env...), replicaChildEnv+"="+strings.Join([]string{"status", "--json", "--config", s.cfgPath}, "\x1f"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gmailtls status --json: %v\n%s", err, out)
+	}
+	var m monitor.StatusModel
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("gmailtls status --json: %v\n%s", err, out)
+	}
+	return m
+}
+
 // posts are the chat.postMessage calls the stand-in answered with a ts.
 func (s *replicaSetup) posts() []slackfake.Message { return s.slack.MessagesBy("chat.postMessage") }
 
@@ -262,6 +280,12 @@ func testFailOver(t *testing.T, s *replicaSetup, open func(context.Context) (*st
 	}
 	if !regexp.MustCompile(`msg="became leader" replica=\S+ lease_token=2`).MatchString(b.log()) {
 		t.Errorf("replica-b does not log its term under token 2:\n%s", b.log())
+	}
+	// The CLI, where no elector runs, names the leader from the lease.
+	_, bID := role(bURL)
+	if st := s.statusJSON(t); st.Leader == nil || st.Leader.Replica != bID || st.Leader.Token != 2 ||
+		!st.Leader.Expires.After(time.Now()) {
+		t.Errorf("status --json names the leader %+v, want %s", st.Leader, bID)
 	}
 
 	// The schedule goes on under the new leader.
