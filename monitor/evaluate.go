@@ -85,14 +85,21 @@ func (m *Monitor) evaluateLocked(ctx context.Context, snap *Snapshot) (Evaluatio
 	if err != nil {
 		return Evaluation{At: now, Assessment: next}, err
 	}
-	announced, err := m.announced(ctx, next)
+	announced, newest, err := m.announced(ctx, next)
 	if err != nil {
 		return Evaluation{At: now, Assessment: next}, err
 	}
-	changes := escalation.Diff(announced, next, now)
-	ids := make([]int64, 0, len(changes))
-	for _, c := range changes {
-		id, err := m.store.AddEvent(ctx, storage.Event{
+	diff := escalation.Diff(announced, next, now)
+	if m.beforeStore != nil {
+		m.beforeStore()
+	}
+	changes := make([]escalation.Change, 0, len(diff))
+	ids := make([]int64, 0, len(diff))
+	for _, c := range diff {
+		// Stored only if no other replica announced a change of this
+		// relay since the events were read: a change is announced once
+		// however many replicas evaluate at the same time.
+		id, stored, err := m.store.AddEventAfter(ctx, storage.Event{
 			Relay:    c.Relay,
 			From:     c.From,
 			To:       c.To,
@@ -100,10 +107,16 @@ func (m *Monitor) evaluateLocked(ctx context.Context, snap *Snapshot) (Evaluatio
 			Advice:   c.Advice,
 			Evidence: c.Evidence,
 			At:       c.At,
-		})
+		}, newest[c.Relay])
 		if err != nil {
 			return Evaluation{At: now, Assessment: next}, fmt.Errorf("storing the escalation change of %s: %w", relayOrGlobal(c.Relay), err)
 		}
+		if !stored {
+			m.log.Info("escalation change left to another replica, which announced a change of this relay first",
+				"relay", relayOrGlobal(c.Relay), "from", c.From, "to", c.To)
+			continue
+		}
+		changes = append(changes, c)
 		ids = append(ids, id)
 		m.log.Info("escalation level changed", "relay", relayOrGlobal(c.Relay), "from", c.From, "to", c.To, "scope", c.Scope)
 	}
@@ -206,11 +219,15 @@ func (m *Monitor) logSamples(ctx context.Context, now time.Time, runners map[str
 
 // announced rebuilds the levels already announced (stored as events) for
 // every relay of next and for the global state.
-func (m *Monitor) announced(ctx context.Context, next escalation.Assessment) (escalation.Assessment, error) {
+func (m *Monitor) announced(ctx context.Context, next escalation.Assessment) (escalation.Assessment, map[string]int64, error) {
 	var a escalation.Assessment
 	last, err := m.store.LastEvents(ctx)
 	if err != nil {
-		return a, fmt.Errorf("reading the last escalation events: %w", err)
+		return a, nil, fmt.Errorf("reading the last escalation events: %w", err)
+	}
+	newest := make(map[string]int64, len(last))
+	for relay, e := range last {
+		newest[relay] = e.ID
 	}
 	level := func(relayName string) escalation.RelayState {
 		st := escalation.RelayState{Relay: relayName, Level: escalation.LevelOK}
@@ -224,7 +241,7 @@ func (m *Monitor) announced(ctx context.Context, next escalation.Assessment) (es
 		a.Relays = append(a.Relays, level(r.Relay))
 	}
 	a.Global = level("")
-	return a, nil
+	return a, newest, nil
 }
 
 // observations converts stored results of the configured relays.

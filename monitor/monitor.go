@@ -104,6 +104,10 @@ type Monitor struct {
 	state  *escalation.Assessment
 	recent recentCache
 	seq    uint64
+	// beforeStore, when set (tests only), runs between reading the
+	// announced levels and storing the changes: where another replica's
+	// evaluation can come in.
+	beforeStore func()
 	// limits rate-limits on-demand checks ([probing] user_burst …).
 	limits limiter
 	// policyMu guards policies, the agents' TLS policies as last read

@@ -69,28 +69,67 @@ func optRelay(in *interner, name string) (any, error) {
 
 // AddEvent stores an escalation event and returns its id.
 func (s *Store) AddEvent(ctx context.Context, e Event) (int64, error) {
+	id, _, err := s.addEvent(ctx, e, -1)
+	return id, err
+}
+
+// AddEventAfter stores an escalation event only if the newest event of its
+// relay (relay "" = the global one) is still the event latest (0: the
+// relay has none), in the same write transaction: the compare-and-append
+// that keeps replicas evaluating at once from announcing one change twice.
+// A change computed against an older newest event is not stored and
+// stored is false: another replica announced a change meanwhile.
+func (s *Store) AddEventAfter(ctx context.Context, e Event, latest int64) (id int64, stored bool, err error) {
+	if latest < 0 {
+		return 0, false, fmt.Errorf("storage: add escalation event: invalid newest event id %d", latest)
+	}
+	return s.addEvent(ctx, e, latest)
+}
+
+// addEvent stores e; with latest >= 0, only if the newest event of e's
+// relay is latest (0: none).
+func (s *Store) addEvent(ctx context.Context, e Event, latest int64) (int64, bool, error) {
 	ev := e.Evidence
 	if ev == nil {
 		ev = []int64{}
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	at := e.At
 	if at.IsZero() {
 		at = s.now()
 	}
 	var id int64
+	stored := true
 	err = s.write(ctx, "add escalation event", func(tx *sql.Tx) error {
 		relay, err := optRelay(newInterner(ctx, tx, &s.cache, ms(s.now())), e.Relay)
 		if err != nil {
 			return err
 		}
+		if latest >= 0 {
+			var newest sql.NullInt64
+			if relay == nil {
+				err = tx.QueryRowContext(ctx, `SELECT MAX(id) FROM events WHERE relay_id IS NULL`).Scan(&newest)
+			} else {
+				err = tx.QueryRowContext(ctx, `SELECT MAX(id) FROM events WHERE relay_id = ?`, relay).Scan(&newest)
+			}
+			if err != nil {
+				return err
+			}
+			if newest.Int64 != latest {
+				stored = false
+				return nil
+			}
+		}
 		return tx.QueryRowContext(ctx, `INSERT INTO events (relay_id, from_level, to_level, scope, advice, evidence, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, relay, string(e.From), string(e.To), string(e.Scope), e.Advice, string(b), ms(at)).Scan(&id)
 	})
-	return id, err
+	if err != nil {
+		return 0, false, err
+	}
+	return id, stored, nil
 }
 
 const eventCols = `SELECT e.id, COALESCE(r.name, ''), e.from_level, e.to_level, e.scope, e.advice, e.evidence, e.at

@@ -49,6 +49,47 @@ func TestEventsPersistAndOrder(t *testing.T) {
 	})
 }
 
+// TestAddEventAfterIsCompareAndAppend checks that a change computed
+// against an older newest event is not stored: two replicas that both saw
+// relay-1 at ok and both computed ok→watch announce it once.
+func TestAddEventAfterIsCompareAndAppend(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		s := e.open(t, "", manualclock.New(t0))
+		change := Event{Relay: "relay-1", From: "ok", To: "watch", Scope: "one_event", At: t0}
+		id, stored, err := s.AddEventAfter(ctx, change, 0)
+		if err != nil || !stored || id == 0 {
+			t.Fatalf("first replica: id %d, stored %v, %v; want stored", id, stored, err)
+		}
+		// The second replica read the events before the first stored its
+		// change: it too believes relay-1 has none.
+		id2, stored, err := s.AddEventAfter(ctx, change, 0)
+		if err != nil || stored || id2 != 0 {
+			t.Fatalf("second replica: id %d, stored %v, %v; want not stored", id2, stored, err)
+		}
+		// A global change is guarded by the global events alone.
+		g := Event{From: "ok", To: "incident", Scope: "all_gmail", At: t0}
+		if _, stored, err := s.AddEventAfter(ctx, g, 0); err != nil || !stored {
+			t.Fatalf("global change after relay-1's: stored %v, %v", stored, err)
+		}
+		if _, stored, err := s.AddEventAfter(ctx, g, 0); err != nil || stored {
+			t.Fatalf("the same global change again: stored %v, %v; want not stored", stored, err)
+		}
+		// A change computed against the newest event is stored.
+		next := Event{Relay: "relay-1", From: "watch", To: "investigate", Scope: "one_host", At: t0.Add(time.Minute)}
+		if _, stored, err := s.AddEventAfter(ctx, next, id); err != nil || !stored {
+			t.Fatalf("change after the newest event: stored %v, %v", stored, err)
+		}
+		evs, err := s.Events(ctx, "relay-1", 0)
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("relay-1 has %d events (%v), want 2: %+v", len(evs), err, evs)
+		}
+		if _, _, err := s.AddEventAfter(ctx, next, -1); err == nil {
+			t.Fatal("a negative newest id was accepted")
+		}
+	})
+}
+
 func TestIncidentLifecycle(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
