@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/gmailtls/gmailtls/internal/pglab"
 	"github.com/gmailtls/gmailtls/message"
 	"github.com/gmailtls/gmailtls/probe"
+	"github.com/jackc/pgx/v5"
 )
 
 // benchDBEnv points the benchmarks at a database made beforehand, e.g. a
@@ -25,12 +27,66 @@ const benchDBEnv = "GMAILTLS_BENCH_DB"
 // benchEnd is the end of generated benchmark histories.
 var benchEnd = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
-// benchShared holds the generated database across benchmark functions.
-var benchShared struct {
+// benchData is one engine's generated benchmark database.
+type benchData struct {
 	once sync.Once
-	path string
+	loc  string // path or DSN
 	end  time.Time
 	err  error
+}
+
+// benchShared holds each engine's generated database across benchmark
+// functions.
+var benchShared = map[string]*benchData{EngineSQLite: {}, EnginePostgres: {}}
+
+// benchCluster is the durable PostgreSQL cluster of the benchmarks (fsync
+// on, as a production server runs), started on first use and stopped by
+// TestMain. The tests' clusters run with fsync off.
+var benchCluster struct {
+	once sync.Once
+	c    *pglab.Cluster
+	err  error
+}
+
+// benchPostgres returns the connection string of a new database on the
+// durable benchmark cluster.
+func benchPostgres(tb testing.TB) string {
+	tb.Helper()
+	pglab.Require(tb)
+	benchCluster.once.Do(func() {
+		benchCluster.c, benchCluster.err = pglab.Launch(context.Background(), pglab.Options{Durable: true})
+	})
+	if benchCluster.err != nil {
+		tb.Fatal(benchCluster.err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, benchCluster.c.DSN)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
+		tb.Fatal(err)
+	}
+	u, err := url.Parse(benchCluster.c.DSN)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// benchEngines are the engines of the benchmarks: SQLite in a temporary
+// file, PostgreSQL on the durable cluster.
+var benchEngines = []engine{sqliteEngine, {name: EnginePostgres, fresh: benchPostgres}}
+
+// forEachBenchEngine runs f as a sub-benchmark per engine: "sqlite" and
+// "postgres".
+func forEachBenchEngine(b *testing.B, f func(b *testing.B, e engine)) {
+	for _, e := range benchEngines {
+		b.Run(e.name, func(b *testing.B) { f(b, e) })
+	}
 }
 
 // cpuTime returns the process's user+system CPU time so far. The machine
@@ -63,16 +119,19 @@ func (m *cpuMeter) report() {
 // the generated benchmark database, if any.
 func TestMain(m *testing.M) {
 	code := pglab.Main(m)
-	if benchShared.path != "" {
-		os.RemoveAll(filepath.Dir(benchShared.path))
+	if p := benchShared[EngineSQLite].loc; p != "" {
+		os.RemoveAll(filepath.Dir(p))
+	}
+	if benchCluster.c != nil {
+		_ = benchCluster.c.Stop()
 	}
 	os.Exit(code)
 }
 
-// benchDB returns a generated history database and its end time.
-func benchDB(b *testing.B) (string, time.Time) {
+// benchDB returns e's generated history database and its end time.
+func benchDB(b *testing.B, e engine) (string, time.Time) {
 	b.Helper()
-	if p := os.Getenv(benchDBEnv); p != "" {
+	if p := os.Getenv(benchDBEnv); p != "" && e.name == EngineSQLite {
 		s, err := Open(context.Background(), p, Options{})
 		if err != nil {
 			b.Fatal(err)
@@ -84,16 +143,21 @@ func benchDB(b *testing.B) (string, time.Time) {
 		}
 		return p, h[0].StartedAt.Add(time.Minute)
 	}
-	benchShared.once.Do(func() {
-		dir, err := os.MkdirTemp("", "gmailtls-bench-")
-		if err != nil {
-			benchShared.err = err
-			return
+	d := benchShared[e.name]
+	d.once.Do(func() {
+		if e.name == EngineSQLite {
+			dir, err := os.MkdirTemp("", "gmailtls-bench-")
+			if err != nil {
+				d.err = err
+				return
+			}
+			d.loc = filepath.Join(dir, "history.db")
+		} else {
+			d.loc = e.fresh(b)
 		}
-		benchShared.path = filepath.Join(dir, "history.db")
-		s, err := Open(context.Background(), benchShared.path, Options{})
+		s, err := e.openErr(context.Background(), d.loc, Options{})
 		if err != nil {
-			benchShared.err = err
+			d.err = err
 			return
 		}
 		defer s.Close()
@@ -101,48 +165,52 @@ func benchDB(b *testing.B) (string, time.Time) {
 		// End mid-hour, as "now" usually is: summaries then read two
 		// partial hours from raw rows.
 		st, err := s.Generate(context.Background(), GenerateOptions{Days: 30, RawDays: 3, End: benchEnd.Add(37 * time.Minute), Seed: 1})
-		benchShared.err = err
-		benchShared.end = benchEnd.Add(37 * time.Minute)
+		d.err = err
+		d.end = benchEnd.Add(37 * time.Minute)
 		fmt.Fprintf(os.Stderr, "bench: generated %d raw results and %d rollups in %s into %s\n",
-			st.Results, st.Rollups, time.Since(start).Round(time.Millisecond), benchShared.path)
+			st.Results, st.Rollups, time.Since(start).Round(time.Millisecond), s.Path())
 	})
-	if benchShared.err != nil {
-		b.Fatal(benchShared.err)
+	if d.err != nil {
+		b.Fatal(d.err)
 	}
-	return benchShared.path, benchShared.end
+	return d.loc, d.end
 }
 
 // BenchmarkSummary24h measures the 24-hour status summary of all relays
 // (goal: under 50 ms).
 func BenchmarkSummary24h(b *testing.B) {
-	path, end := benchDB(b)
-	s := openTest(b, path, nil)
-	ctx := context.Background()
-	cpu := startCPU(b)
-	for b.Loop() {
-		sums, err := s.Summary(ctx, end.Add(-24*time.Hour), end)
-		if err != nil {
-			b.Fatal(err)
+	forEachBenchEngine(b, func(b *testing.B, e engine) {
+		path, end := benchDB(b, e)
+		s := e.open(b, path, nil)
+		ctx := context.Background()
+		cpu := startCPU(b)
+		for b.Loop() {
+			sums, err := s.Summary(ctx, end.Add(-24*time.Hour), end)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(sums) == 0 || sums[0].Attempts == 0 {
+				b.Fatalf("empty summary %+v", sums)
+			}
 		}
-		if len(sums) == 0 || sums[0].Attempts == 0 {
-			b.Fatalf("empty summary %+v", sums)
-		}
-	}
-	cpu.report()
+		cpu.report()
+	})
 }
 
 // BenchmarkSummary30d is the same over 30 days: raw rows and rollups.
 func BenchmarkSummary30d(b *testing.B) {
-	path, end := benchDB(b)
-	s := openTest(b, path, nil)
-	ctx := context.Background()
-	cpu := startCPU(b)
-	for b.Loop() {
-		if _, err := s.Summary(ctx, end.AddDate(0, 0, -30), end); err != nil {
-			b.Fatal(err)
+	forEachBenchEngine(b, func(b *testing.B, e engine) {
+		path, end := benchDB(b, e)
+		s := e.open(b, path, nil)
+		ctx := context.Background()
+		cpu := startCPU(b)
+		for b.Loop() {
+			if _, err := s.Summary(ctx, end.AddDate(0, 0, -30), end); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
-	cpu.report()
+		cpu.report()
+	})
 }
 
 // BenchmarkRecent measures the read of escalation's whole input, which the
@@ -150,23 +218,25 @@ func BenchmarkSummary30d(b *testing.B) {
 // ResultsAfter): the last 10 runs per relay and everything of the last
 // hour.
 func BenchmarkRecent(b *testing.B) {
-	path, end := benchDB(b)
-	s := openTest(b, path, nil)
-	ctx := context.Background()
-	cpu := startCPU(b)
-	n := 0
-	for b.Loop() {
-		res, err := s.Recent(ctx, end.Add(-time.Hour), 10)
-		if err != nil {
-			b.Fatal(err)
+	forEachBenchEngine(b, func(b *testing.B, e engine) {
+		path, end := benchDB(b, e)
+		s := e.open(b, path, nil)
+		ctx := context.Background()
+		cpu := startCPU(b)
+		n := 0
+		for b.Loop() {
+			res, err := s.Recent(ctx, end.Add(-time.Hour), 10)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res) == 0 {
+				b.Fatal("no recent results")
+			}
+			n = len(res)
 		}
-		if len(res) == 0 {
-			b.Fatal("no recent results")
-		}
-		n = len(res)
-	}
-	cpu.report()
-	b.ReportMetric(float64(n), "results/op")
+		cpu.report()
+		b.ReportMetric(float64(n), "results/op")
+	})
 }
 
 // benchRuns builds n runs of 10 results each (5 MX × 2 IPs), one failure
@@ -198,41 +268,45 @@ func benchRuns(n, first int, start time.Time) []RunWithResults {
 // BenchmarkRecordBatch measures batched inserts (goal: at least 20,000
 // results per second): 200 runs of 10 results per transaction.
 func BenchmarkRecordBatch(b *testing.B) {
-	s := openTest(b, "", nil)
-	ctx := context.Background()
-	start := benchEnd
-	results := 0
-	cpu := startCPU(b)
-	for b.Loop() {
-		batch := benchRuns(200, 0, start)
-		start = start.Add(200 * time.Second)
-		if err := s.RecordRuns(ctx, batch); err != nil {
-			b.Fatal(err)
+	forEachBenchEngine(b, func(b *testing.B, e engine) {
+		s := e.open(b, "", nil)
+		ctx := context.Background()
+		start := benchEnd
+		results := 0
+		cpu := startCPU(b)
+		for b.Loop() {
+			batch := benchRuns(200, 0, start)
+			start = start.Add(200 * time.Second)
+			if err := s.RecordRuns(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			results += 200 * 10
 		}
-		results += 200 * 10
-	}
-	b.ReportMetric(float64(results)/b.Elapsed().Seconds(), "results/s")
-	b.ReportMetric(float64(results)/(cpu.perOp()*time.Duration(b.N)).Seconds(), "results/cpu-s")
+		b.ReportMetric(float64(results)/b.Elapsed().Seconds(), "results/s")
+		b.ReportMetric(float64(results)/(cpu.perOp()*time.Duration(b.N)).Seconds(), "results/cpu-s")
+	})
 }
 
 // BenchmarkRecordRun measures one run of 10 results per transaction, the
 // shape of scheduled probing (20 relays every 5 minutes: a run every 15 s).
 func BenchmarkRecordRun(b *testing.B) {
-	s := openTest(b, "", nil)
-	ctx := context.Background()
-	start := benchEnd
-	results := 0
-	cpu := startCPU(b)
-	for b.Loop() {
-		rw := benchRuns(1, results/10, start)[0]
-		start = start.Add(15 * time.Second)
-		if _, _, err := s.RecordRun(ctx, rw.Run, rw.Results); err != nil {
-			b.Fatal(err)
+	forEachBenchEngine(b, func(b *testing.B, e engine) {
+		s := e.open(b, "", nil)
+		ctx := context.Background()
+		start := benchEnd
+		results := 0
+		cpu := startCPU(b)
+		for b.Loop() {
+			rw := benchRuns(1, results/10, start)[0]
+			start = start.Add(15 * time.Second)
+			if _, _, err := s.RecordRun(ctx, rw.Run, rw.Results); err != nil {
+				b.Fatal(err)
+			}
+			results += len(rw.Results)
 		}
-		results += len(rw.Results)
-	}
-	b.ReportMetric(float64(results)/b.Elapsed().Seconds(), "results/s")
-	b.ReportMetric(float64(results)/(cpu.perOp()*time.Duration(b.N)).Seconds(), "results/cpu-s")
+		b.ReportMetric(float64(results)/b.Elapsed().Seconds(), "results/s")
+		b.ReportMetric(float64(results)/(cpu.perOp()*time.Duration(b.N)).Seconds(), "results/cpu-s")
+	})
 }
 
 // BenchmarkBytesPerResult stores 100,000 successful results of the
@@ -240,40 +314,59 @@ func BenchmarkRecordRun(b *testing.B) {
 // for the newest success per relay × MX) and reports the file size per
 // result after VACUUM (goal: under 200 bytes).
 func BenchmarkBytesPerResult(b *testing.B) {
-	ctx := context.Background()
-	for b.Loop() {
-		b.StopTimer()
-		s := openTest(b, "", nil)
-		const runs = 10_000
-		start := benchEnd
-		for i := 0; i < runs; i += 500 {
-			batch := benchRuns(500, 0, start)
-			for k := range batch {
-				batch[k].Run.StartedAt = start.Add(time.Duration((i+k)/20) * 5 * time.Minute)
-				for j := range batch[k].Results {
-					r := &batch[k].Results[j]
-					*r = okResult(r.Relay, r.MX, r.IP, "", batch[k].Run.StartedAt.Add(time.Duration(j)*37*time.Millisecond))
-					r.Timings.Handshake = 30 + float64((i+k*7+j*13)%400)/10
-				}
-			}
-			b.StartTimer()
-			if err := s.RecordRuns(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
+	forEachBenchEngine(b, func(b *testing.B, e engine) {
+		ctx := context.Background()
+		for b.Loop() {
 			b.StopTimer()
+			s := e.open(b, "", nil)
+			const runs = 10_000
+			start := benchEnd
+			for i := 0; i < runs; i += 500 {
+				batch := benchRuns(500, 0, start)
+				for k := range batch {
+					batch[k].Run.StartedAt = start.Add(time.Duration((i+k)/20) * 5 * time.Minute)
+					for j := range batch[k].Results {
+						r := &batch[k].Results[j]
+						*r = okResult(r.Relay, r.MX, r.IP, "", batch[k].Run.StartedAt.Add(time.Duration(j)*37*time.Millisecond))
+						r.Timings.Handshake = 30 + float64((i+k*7+j*13)%400)/10
+					}
+				}
+				b.StartTimer()
+				if err := s.RecordRuns(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+			}
+			size := storedBytes(b, s)
+			b.ReportMetric(float64(size)/float64(runs*10), "bytes/result")
+			s.Close()
+			b.StartTimer()
 		}
-		if _, err := s.db.ExecContext(ctx, "VACUUM"); err != nil {
-			b.Fatal(err)
-		}
-		var pages, size int64
-		if err := s.db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(pages*size)/float64(runs*10), "bytes/result")
-		s.Close()
-		b.StartTimer()
+	})
+}
+
+// storedBytes vacuums s's database and returns its size: the file's on
+// SQLite, the tables' and indexes' on PostgreSQL (its catalog left out).
+func storedBytes(b *testing.B, s *Store) int64 {
+	ctx := context.Background()
+	if _, err := s.db.ExecContext(ctx, "VACUUM"); err != nil {
+		b.Fatal(err)
 	}
+	if s.Engine() == EnginePostgres {
+		var size int64
+		if err := s.db.QueryRowContext(ctx, `SELECT CAST(sum(pg_total_relation_size(c.oid)) AS BIGINT)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relkind = 'r'`).Scan(&size); err != nil {
+			b.Fatal(err)
+		}
+		return size
+	}
+	var pages, size int64
+	if err := s.db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		b.Fatal(err)
+	}
+	return pages * size
 }

@@ -47,6 +47,9 @@ type dialect interface {
 	integrity(ctx context.Context, tx *sql.Tx) ([]string, error)
 	// backup writes a consistent copy of the database to dst.
 	backup(ctx context.Context, s *Store, dst string) error
+	// afterBulkLoad runs after a bulk load (the history generator): what
+	// the engine needs to plan queries over the new rows well.
+	afterBulkLoad(ctx context.Context, s *Store) error
 	// lastFailureHint is inserted after "FROM results" in the query of a
 	// relay's latest failure: an index hint, or nothing.
 	lastFailureHint() string

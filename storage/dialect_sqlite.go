@@ -187,6 +187,10 @@ func (sqliteDialect) backup(ctx context.Context, s *Store, dst string) error {
 // partial index of failures rather than scanning its successes.
 func (sqliteDialect) lastFailureHint() string { return "INDEXED BY results_failures" }
 
+// afterBulkLoad: SQLite plans from its indexes alone (no ANALYZE has ever
+// run on gmailtls's files), so there is nothing to refresh.
+func (sqliteDialect) afterBulkLoad(context.Context, *Store) error { return nil }
+
 // ---- storage copy (copy.go) ----
 
 // tableNames lists the tables but SQLite's own (sqlite_sequence,

@@ -230,7 +230,10 @@ func (s *Store) Generate(ctx context.Context, o GenerateOptions) (GenerateStats,
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, strconv.FormatInt(ms(rawStart), 10))
 		return err
 	})
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	return st, s.dialect.afterBulkLoad(ctx, s)
 }
 
 // generateRollups writes the hourly rollups of [from, to) directly.

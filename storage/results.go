@@ -102,20 +102,6 @@ type candidate struct {
 func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResults) ([]int64, [][]int64, error) {
 	now := s.now()
 	in := newInterner(ctx, tx, &s.cache, ms(now))
-	runStmt, err := tx.PrepareContext(ctx, `INSERT INTO runs (relay_id, trigger, requested_by, started_at) VALUES (?, ?, ?, ?) RETURNING id`)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer runStmt.Close()
-	resStmt, err := tx.PrepareContext(ctx, `INSERT INTO results (
-		run_id, relay_id, path_id, started_at, ok, stage, failure, engine, error, smtp_code, smtp_text,
-		tls_id, cert_id, t_dns, t_connect, t_banner, t_ehlo, t_starttls, t_handshake, t_post_tls, t_total,
-		hints, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resStmt.Close()
-
 	// Resolve relays and paths first, and pick per relay × MX the newest
 	// success of the batch: the only success whose transcript is kept.
 	relayIDs := make([]int64, len(batch))
@@ -130,6 +116,7 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		if name == "" {
 			return nil, nil, errors.New("run has no relay name")
 		}
+		var err error
 		if relayIDs[i], err = in.relay(name); err != nil {
 			return nil, nil, err
 		}
@@ -157,26 +144,50 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 	}
 	prev := map[newestKey]previous{}
 	keep := map[[2]int]bool{}
-	for k, c := range newest {
-		var id, at int64
-		err := tx.QueryRowContext(ctx, `
-			SELECT n.result_id, r.started_at FROM newest_success n JOIN results r ON r.id = n.result_id
-			WHERE n.relay_id = ? AND n.mx_id = ?`, k.relayID, k.mxID).Scan(&id, &at)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			prev[k] = previous{win: true}
-		case err != nil:
-			return nil, nil, err
-		default:
-			prev[k] = previous{resultID: id, win: c.startedAt >= at}
+	if len(newest) > 0 {
+		// One query for every relay of the batch; the few MX hosts of
+		// each are filtered here.
+		relaySet := map[int64]bool{}
+		for k := range newest {
+			relaySet[k.relayID] = true
 		}
-		if prev[k].win {
-			keep[[2]int{c.run, c.res}] = true
+		var args []any
+		for id := range relaySet {
+			args = append(args, id)
+		}
+		rows, err := tx.QueryContext(ctx, `
+			SELECT n.relay_id, n.mx_id, n.result_id, r.started_at FROM newest_success n JOIN results r ON r.id = n.result_id
+			WHERE n.relay_id IN (`+placeholders(len(args))+`)`, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		stored := map[newestKey][2]int64{}
+		for rows.Next() {
+			var k newestKey
+			var id, at int64
+			if err := rows.Scan(&k.relayID, &k.mxID, &id, &at); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			stored[k] = [2]int64{id, at}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+		for k, c := range newest {
+			if old, ok := stored[k]; ok {
+				prev[k] = previous{resultID: old[0], win: c.startedAt >= old[1]}
+			} else {
+				prev[k] = previous{win: true}
+			}
+			if prev[k].win {
+				keep[[2]int{c.run, c.res}] = true
+			}
 		}
 	}
 
-	runIDs := make([]int64, len(batch))
-	resIDs := make([][]int64, len(batch))
+	runRows := make([][]any, len(batch))
 	for i := range batch {
 		rw := &batch[i]
 		started := rw.Run.StartedAt
@@ -194,45 +205,67 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		if trigger == "" {
 			trigger = message.SourceCLI
 		}
-		if err := runStmt.QueryRowContext(ctx, relayIDs[i], string(trigger), rw.Run.RequestedBy, ms(started)).Scan(&runIDs[i]); err != nil {
-			return nil, nil, fmt.Errorf("insert run: %w", err)
-		}
+		runRows[i] = []any{relayIDs[i], string(trigger), rw.Run.RequestedBy, ms(started)}
+	}
+	runIDs, err := insertRows(ctx, tx, `INSERT INTO runs (relay_id, trigger, requested_by, started_at)`, runRows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert runs: %w", err)
+	}
+	var resRows [][]any
+	for i := range batch {
+		rw := &batch[i]
 		if rw.Run.ControlFailed {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO control_failures (run_id) VALUES (?)`, runIDs[i]); err != nil {
 				return nil, nil, fmt.Errorf("insert control failure: %w", err)
 			}
 		}
-		resIDs[i] = make([]int64, len(rw.Results))
 		for j := range rw.Results {
 			r := &rw.Results[j]
 			args, err := s.resultArgs(in, r, !r.OK || keep[[2]int{i, j}])
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("result %s[%s]: %w", r.MX, r.IP, err)
 			}
-			if err := resStmt.QueryRowContext(ctx, append([]any{runIDs[i], relayIDs[i], pathIDs[i][j]}, args...)...).Scan(&resIDs[i][j]); err != nil {
-				return nil, nil, fmt.Errorf("insert result %s[%s]: %w", r.MX, r.IP, err)
-			}
+			resRows = append(resRows, append([]any{runIDs[i], relayIDs[i], pathIDs[i][j]}, args...))
 		}
+	}
+	flat, err := insertRows(ctx, tx, `INSERT INTO results (
+		run_id, relay_id, path_id, started_at, ok, stage, failure, engine, error, smtp_code, smtp_text,
+		tls_id, cert_id, t_dns, t_connect, t_banner, t_ehlo, t_starttls, t_handshake, t_post_tls, t_total,
+		hints, transcript)`, resRows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert results: %w", err)
+	}
+	resIDs := make([][]int64, len(batch))
+	for i := range batch {
+		n := len(batch[i].Results)
+		resIDs[i], flat = flat[:n:n], flat[n:]
 	}
 	if err := updateHourly(ctx, tx, batch, relayIDs); err != nil {
 		return nil, nil, fmt.Errorf("hourly figures: %w", err)
 	}
+	var upserts, stale []any
 	for k, c := range newest {
 		p := prev[k]
 		if !p.win {
 			continue
 		}
 		id := resIDs[c.run][c.res]
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO newest_success (relay_id, mx_id, result_id) VALUES (?, ?, ?)
-			ON CONFLICT (relay_id, mx_id) DO UPDATE SET result_id = excluded.result_id`,
-			k.relayID, k.mxID, id); err != nil {
+		upserts = append(upserts, k.relayID, k.mxID, id)
+		if p.resultID != 0 && p.resultID != id {
+			stale = append(stale, p.resultID)
+		}
+	}
+	if len(upserts) > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO newest_success (relay_id, mx_id, result_id) VALUES `+
+			valueRows(len(upserts)/3, 3)+` ON CONFLICT (relay_id, mx_id) DO UPDATE SET result_id = excluded.result_id`,
+			upserts...); err != nil {
 			return nil, nil, err
 		}
-		if p.resultID != 0 && p.resultID != id {
-			if _, err := tx.ExecContext(ctx, `UPDATE results SET transcript = NULL WHERE id = ? AND ok = 1`, p.resultID); err != nil {
-				return nil, nil, err
-			}
+	}
+	if len(stale) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE results SET transcript = NULL WHERE ok = 1 AND id IN (`+
+			placeholders(len(stale))+`)`, stale...); err != nil {
+			return nil, nil, err
 		}
 	}
 	return runIDs, resIDs, nil
@@ -274,15 +307,18 @@ func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relay
 			}
 		}
 	}
-	up, err := tx.PrepareContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = hourly.n + excluded.n`)
-	if err != nil {
-		return err
-	}
-	defer up.Close()
-	for k, n := range counts {
-		if _, err := up.ExecContext(ctx, k.relayID, k.hour, k.ok, k.failure, n); err != nil {
-			return err
+	if len(counts) > 0 {
+		args := make([]any, 0, 5*len(counts))
+		for k, n := range counts {
+			args = append(args, k.relayID, k.hour, k.ok, k.failure, n)
+		}
+		for len(args) > 0 {
+			n := min(len(args), 5*maxRowsPerInsert(5))
+			if _, err := tx.ExecContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n) VALUES `+valueRows(n/5, 5)+`
+				ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = hourly.n + excluded.n`, args[:n]...); err != nil {
+				return err
+			}
+			args = args[n:]
 		}
 	}
 	if len(timed) == 0 {
@@ -804,4 +840,68 @@ func (s *Store) LastRun(ctx context.Context, relay string) (Run, []StoredResult,
 		return err
 	})
 	return run, res, err
+}
+
+// maxParams bounds the parameters of one multi-row statement, well under
+// both engines' limits (SQLite 32,766, PostgreSQL 65,535).
+const maxParams = 2000
+
+// maxRowsPerInsert is how many rows of cols columns one statement takes.
+func maxRowsPerInsert(cols int) int { return max(1, maxParams/cols) }
+
+// placeholders returns n comma-separated placeholders.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// valueRows returns the VALUES list of n rows of cols placeholders.
+func valueRows(n, cols int) string {
+	row := "(" + placeholders(cols) + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+// insertRows inserts rows (each the values of head's columns) with
+// multi-row INSERT statements, a few hundred rows per statement (one round
+// trip each on PostgreSQL), and returns their new ids in the order of
+// rows. The ids one statement assigns ascend in the order of its VALUES
+// on both engines (SQLite's rowids, PostgreSQL's identity sequence) and
+// RETURNING's own order is not promised, so they are sorted.
+func insertRows(ctx context.Context, tx *sql.Tx, head string, rows [][]any) ([]int64, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	cols := len(rows[0])
+	per := maxRowsPerInsert(cols)
+	ids := make([]int64, 0, len(rows))
+	args := make([]any, 0, min(len(rows), per)*cols)
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), per)]
+		rows = rows[len(chunk):]
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		q, err := tx.QueryContext(ctx, head+` VALUES `+valueRows(len(chunk), cols)+` RETURNING id`, args...)
+		if err != nil {
+			return nil, err
+		}
+		first := len(ids)
+		for q.Next() {
+			var id int64
+			if err := q.Scan(&id); err != nil {
+				q.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		q.Close()
+		if err := q.Err(); err != nil {
+			return nil, err
+		}
+		if len(ids)-first != len(chunk) {
+			return nil, fmt.Errorf("inserted %d rows, got %d ids back", len(chunk), len(ids)-first)
+		}
+		slices.Sort(ids[first:])
+	}
+	return ids, nil
 }

@@ -130,31 +130,46 @@ func (s *Store) Summary(ctx context.Context, since, until time.Time) ([]RelaySum
 			spans = append(spans, span{fullStart, fullEnd, false})
 			add(fullEnd, to)
 		}
-		for _, r := range relays {
+		// Every span is read for all relays at once (a few queries, not
+		// a few per relay: each is a round trip on PostgreSQL), a chunk
+		// of relays at a time.
+		sums := make([]RelaySummary, len(relays))
+		hists := make([]map[int64]float64, len(relays)) // handshake tenths -> weight
+		index := make(map[int64]int, len(relays))
+		for i, r := range relays {
 			sum := RelaySummary{Relay: r.name, ByClass: map[string]int{}, Hourly: make([]chart.HourFigures, nHours)}
-			for i := range sum.Hourly {
-				sum.Hourly[i].Hour = fromMS(firstHour + int64(i)*hourMS)
+			for j := range sum.Hourly {
+				sum.Hourly[j].Hour = fromMS(firstHour + int64(j)*hourMS)
 			}
-			hist := map[int64]float64{} // handshake tenths -> weight
+			sums[i], hists[i], index[r.id] = sum, map[int64]float64{}, i
+		}
+		for chunk := range slices.Chunk(relays, maxParams/2) {
+			ids := make([]any, len(chunk))
+			for i, r := range chunk {
+				ids[i] = r.id
+			}
 			for _, sp := range spans {
 				var err error
 				if sp.raw {
-					err = summariseRaw(ctx, tx, r.id, sp.from, sp.to, firstHour, &sum, hist)
+					err = summariseRaw(ctx, tx, ids, sp.from, sp.to, firstHour, index, sums, hists)
 				} else {
-					err = summariseHourly(ctx, tx, r.id, sp.from, sp.to, firstHour, &sum, hist)
+					err = summariseHourly(ctx, tx, ids, sp.from, sp.to, firstHour, index, sums, hists)
 				}
 				if err != nil {
-					return fmt.Errorf("relay %q: %w", r.name, err)
+					return err
 				}
 			}
-			sum.MedianHandshakeMS = median(hist) / 10
-			if err := lastOutcomes(ctx, tx, s.dialect.lastFailureHint(), r.id, to, &sum); err != nil {
-				return fmt.Errorf("relay %q: %w", r.name, err)
-			}
+		}
+		if err := lastOutcomes(ctx, tx, s.dialect.lastFailureHint(), to, index, sums); err != nil {
+			return err
+		}
+		for i, r := range relays {
+			sum := &sums[i]
+			sum.MedianHandshakeMS = median(hists[i]) / 10
 			if r.retired && sum.Attempts == 0 {
 				continue
 			}
-			out = append(out, sum)
+			out = append(out, *sum)
 		}
 		return nil
 	})
@@ -177,91 +192,104 @@ func (sum *RelaySummary) count(h, firstHour int64, ok bool, failure string, n in
 	}
 }
 
-func summariseRaw(ctx context.Context, tx *sql.Tx, relayID, from, to, firstHour int64, sum *RelaySummary, hist map[int64]float64) error {
-	rows, err := tx.QueryContext(ctx, `SELECT started_at, ok, failure, t_handshake FROM results
-		WHERE relay_id = ? AND started_at >= ? AND started_at < ?`, relayID, from, to)
+// summariseRaw counts the raw results of relays ids in [from, to) into
+// their sums (index maps a relay id to its place in sums and hists).
+func summariseRaw(ctx context.Context, tx *sql.Tx, ids []any, from, to, firstHour int64, index map[int64]int,
+	sums []RelaySummary, hists []map[int64]float64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT relay_id, started_at, ok, failure, t_handshake FROM results
+		WHERE relay_id IN (`+placeholders(len(ids))+`) AND started_at >= ? AND started_at < ?`, append(ids, from, to)...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var at int64
+		var relayID, at int64
 		var ok bool
 		var failure sql.NullString
 		var hs sql.NullInt64
-		if err := rows.Scan(&at, &ok, &failure, &hs); err != nil {
+		if err := rows.Scan(&relayID, &at, &ok, &failure, &hs); err != nil {
 			return err
 		}
-		sum.count(floorHour(at), firstHour, ok, failure.String, 1)
+		i := index[relayID]
+		sums[i].count(floorHour(at), firstHour, ok, failure.String, 1)
 		if ok && hs.Int64 > 0 {
-			hist[hs.Int64]++
+			hists[i][hs.Int64]++
 		}
 	}
 	return rows.Err()
 }
 
-func summariseHourly(ctx context.Context, tx *sql.Tx, relayID, from, to, firstHour int64, sum *RelaySummary, hist map[int64]float64) error {
-	rows, err := tx.QueryContext(ctx, `SELECT hour, ok, failure, n, p50_handshake, timed FROM hourly
-		WHERE relay_id = ? AND hour >= ? AND hour < ?`, relayID, from, to)
+// summariseHourly counts the hourly figures of relays ids in [from, to)
+// into their sums, as summariseRaw does.
+func summariseHourly(ctx context.Context, tx *sql.Tx, ids []any, from, to, firstHour int64, index map[int64]int,
+	sums []RelaySummary, hists []map[int64]float64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT relay_id, hour, ok, failure, n, p50_handshake, timed FROM hourly
+		WHERE relay_id IN (`+placeholders(len(ids))+`) AND hour >= ? AND hour < ?`, append(ids, from, to)...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var h, p50, timed int64
+		var relayID, h, p50, timed int64
 		var ok bool
 		var failure string
 		var n int
-		if err := rows.Scan(&h, &ok, &failure, &n, &p50, &timed); err != nil {
+		if err := rows.Scan(&relayID, &h, &ok, &failure, &n, &p50, &timed); err != nil {
 			return err
 		}
-		sum.count(h, firstHour, ok, failure, n)
+		i := index[relayID]
+		sums[i].count(h, firstHour, ok, failure, n)
 		if ok && timed > 0 && p50 > 0 {
-			hist[p50] += float64(timed)
+			hists[i][p50] += float64(timed)
 		}
 	}
 	return rows.Err()
 }
 
-// lastOutcomes fills the latest success and failure before to.
-// hint is the dialect's index hint for the latest failure.
-func lastOutcomes(ctx context.Context, tx *sql.Tx, hint string, relayID, to int64, sum *RelaySummary) error {
-	var at int64
-	var class sql.NullString
-	err := tx.QueryRowContext(ctx, `SELECT started_at FROM results WHERE relay_id = ? AND started_at < ? AND ok = 1
-		ORDER BY started_at DESC LIMIT 1`, relayID, to).Scan(&at)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	sum.LastSuccess = fromMS(at)
-	at = 0
-	err = tx.QueryRowContext(ctx, `SELECT started_at, failure FROM results `+hint+`
-		WHERE relay_id = ? AND ok = 0 AND started_at < ?
-		ORDER BY started_at DESC LIMIT 1`, relayID, to).Scan(&at, &class)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	sum.LastFailure, sum.LastFailureClass = fromMS(at), class.String
-	if !sum.LastSuccess.IsZero() && !sum.LastFailure.IsZero() {
-		return nil
-	}
-	var okAt, failAt int64
-	var failClass string
-	err = tx.QueryRowContext(ctx, `SELECT last_ok_at, last_fail_at, last_fail_class FROM rollup_last WHERE relay_id = ?`, relayID).
-		Scan(&okAt, &failAt, &failClass)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
+// lastOutcomes fills every relay's latest success and failure before to,
+// from the raw results or else from what retention kept of the rolled-up
+// ones, in one query (index as for summariseRaw). hint is the dialect's
+// index hint for the latest failure.
+func lastOutcomes(ctx context.Context, tx *sql.Tx, hint string, to int64, index map[int64]int, sums []RelaySummary) error {
+	rows, err := tx.QueryContext(ctx, `SELECT x.id, x.ok_at, f.started_at, f.failure,
+			u.last_ok_at, u.last_fail_at, u.last_fail_class
+		FROM (SELECT r.id,
+				(SELECT started_at FROM results WHERE relay_id = r.id AND started_at < ?1 AND ok = 1
+				 ORDER BY started_at DESC LIMIT 1) AS ok_at,
+				(SELECT id FROM results `+hint+` WHERE relay_id = r.id AND ok = 0 AND started_at < ?1
+				 ORDER BY started_at DESC LIMIT 1) AS fail_id
+			FROM relays r) AS x
+		LEFT JOIN results f ON f.id = x.fail_id
+		LEFT JOIN rollup_last u ON u.relay_id = x.id`, to)
 	if err != nil {
 		return err
 	}
-	if sum.LastSuccess.IsZero() && okAt < to {
-		sum.LastSuccess = fromMS(okAt)
+	defer rows.Close()
+	for rows.Next() {
+		var relayID int64
+		var okAt, failAt, rolledOK, rolledFail sql.NullInt64
+		var class, rolledClass sql.NullString
+		if err := rows.Scan(&relayID, &okAt, &failAt, &class, &rolledOK, &rolledFail, &rolledClass); err != nil {
+			return err
+		}
+		i, ok := index[relayID]
+		if !ok {
+			continue
+		}
+		sum := &sums[i]
+		sum.LastSuccess = fromMS(okAt.Int64)
+		sum.LastFailure, sum.LastFailureClass = fromMS(failAt.Int64), class.String
+		if !rolledOK.Valid {
+			continue
+		}
+		if sum.LastSuccess.IsZero() && rolledOK.Int64 < to {
+			sum.LastSuccess = fromMS(rolledOK.Int64)
+		}
+		if sum.LastFailure.IsZero() && rolledFail.Int64 < to {
+			sum.LastFailure, sum.LastFailureClass = fromMS(rolledFail.Int64), rolledClass.String
+		}
 	}
-	if sum.LastFailure.IsZero() && failAt < to {
-		sum.LastFailure, sum.LastFailureClass = fromMS(failAt), failClass
-	}
-	return nil
+	return rows.Err()
 }
 
 // median returns the weighted median of a histogram (0 when empty).
