@@ -84,12 +84,11 @@ func (s *Store) migrate(ctx context.Context, level int) error {
 	if cur == level {
 		return nil
 	}
-	if cur == 0 {
-		// A fresh file is created with no tables. A file at version 0
-		// with tables is not ours (or lost its version): never migrate
-		// it afresh. Outside ModeCreate, an empty schema is refused too.
-		tables, err := s.noSchema(ctx)
-		if err != nil && (tables != 0 || s.mode != ModeCreate) {
+	if cur == 0 && s.mode != ModeCreate {
+		// Outside ModeCreate, an empty schema is refused. (Tables
+		// without a version may be another process's migration under
+		// way: that is decided under the write lock, below.)
+		if tables, err := s.noSchema(ctx); err != nil && tables <= 0 {
 			return err
 		}
 	}
@@ -113,6 +112,21 @@ func (s *Store) migrate(ctx context.Context, level int) error {
 		}
 		if cur >= level {
 			return s.opErr("migrate", tx.Rollback())
+		}
+		if cur == 0 {
+			// A fresh database is created with no tables. One at
+			// version 0 with tables is not ours (or lost its version):
+			// never migrate it afresh. Outside ModeCreate, an empty
+			// schema is refused too.
+			tables, err := s.dialect.tables(ctx, tx)
+			if err != nil {
+				_ = tx.Rollback()
+				return s.opErr("open", err)
+			}
+			if tables != 0 || s.mode != ModeCreate {
+				_ = tx.Rollback()
+				return s.dialect.noSchema(s.path, tables)
+			}
 		}
 		m := all[cur]
 		if err := s.applyMigration(ctx, tx, m, cur+1); err != nil {

@@ -657,63 +657,40 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]StoredResult, er
 // and the handshake and total timings; TLS, hints, error text and
 // transcript are left empty (Result has them).
 func (s *Store) Recent(ctx context.Context, since time.Time, perRelayRuns int) ([]StoredResult, error) {
+	// Per relay not retired, the lower bound of its results: since, or
+	// the start of its perRelayRuns-th latest run if older (all of its
+	// results with fewer runs). A run starts before its results: its
+	// start bounds them.
+	lower := ms(since)
+	if since.IsZero() {
+		lower = 1<<63 - 1
+	}
+	bounds := `SELECT r.id, CAST(?1 AS BIGINT) AS lower_at FROM relays r WHERE r.retired = 0`
+	args := []any{lower}
+	if perRelayRuns > 0 {
+		bounds = `SELECT r.id, COALESCE((SELECT CASE WHEN ru.started_at < ?1 THEN ru.started_at ELSE ?1 END FROM runs ru
+			WHERE ru.relay_id = r.id ORDER BY ru.started_at DESC LIMIT 1 OFFSET ?2), ?3) AS lower_at
+			FROM relays r WHERE r.retired = 0`
+		args = append(args, perRelayRuns-1, int64(-1<<63))
+	}
 	var out []StoredResult
 	err := s.read(ctx, "read recent results", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM relays WHERE retired = 0 ORDER BY id`)
-		if err != nil {
+		// Counted first (from the index), so that out is allocated
+		// once: grown by append, a slice of 50,000 results would
+		// allocate several times its size.
+		var total int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM((SELECT COUNT(*) FROM results
+			WHERE relay_id = b.id AND started_at >= b.lower_at)), 0) FROM (`+bounds+`) AS b`, args...).Scan(&total); err != nil {
 			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		type span struct{ relayID, lower int64 }
-		spans := make([]span, 0, len(ids))
-		total := 0
-		for _, id := range ids {
-			lower := ms(since)
-			if since.IsZero() {
-				lower = 1<<63 - 1
-			}
-			if perRelayRuns > 0 {
-				// A run starts before its results: its start bounds them.
-				var nth int64
-				err := tx.QueryRowContext(ctx, `SELECT started_at FROM runs WHERE relay_id = ?
-					ORDER BY started_at DESC LIMIT 1 OFFSET ?`, id, perRelayRuns-1).Scan(&nth)
-				if errors.Is(err, sql.ErrNoRows) {
-					lower = -1 << 63 // fewer than perRelayRuns runs: all of them
-				} else if err != nil {
-					return err
-				} else {
-					lower = min(lower, nth)
-				}
-			}
-			// Counted first (from the index), so that out is allocated
-			// once: grown by append, a slice of 50,000 results would
-			// allocate several times its size.
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM results WHERE relay_id = ? AND started_at >= ?`, id, lower).Scan(&n); err != nil {
-				return err
-			}
-			total += n
-			spans = append(spans, span{id, lower})
 		}
 		out = make([]StoredResult, 0, total)
-		for _, sp := range spans {
-			if out, err = s.scanLean(ctx, tx, out, sp.relayID, sp.lower); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		// CROSS JOIN makes SQLite loop over the relays outside, seeking
+		// each one's range in results_relay_time; PostgreSQL plans it as
+		// any inner join.
+		out, err = s.scanLeanFrom(ctx, tx, out, `(`+bounds+`) AS b CROSS JOIN results r`,
+			`WHERE r.relay_id = b.id AND r.started_at >= b.lower_at`, args...)
+		return err
 	})
 	slices.SortStableFunc(out, func(a, b StoredResult) int {
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
@@ -724,19 +701,19 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayRuns int) (
 	return out, err
 }
 
-// scanLean appends relayID's results since lower with the fields Recent
-// documents.
-func (s *Store) scanLean(ctx context.Context, tx *sql.Tx, out []StoredResult, relayID, lower int64) ([]StoredResult, error) {
-	return s.scanLeanWhere(ctx, tx, out, `r.relay_id = ? AND r.started_at >= ?`, relayID, lower)
-}
-
 // scanLeanWhere appends the results matching where (over results r) with
 // the fields Recent documents, in no particular order.
 func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResult, where string, args ...any) ([]StoredResult, error) {
+	return s.scanLeanFrom(ctx, tx, out, `results r`, `WHERE `+where, args...)
+}
+
+// scanLeanFrom appends the results of from (which names results r) and
+// where with the fields Recent documents, in no particular order.
+func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult, from, where string, args ...any) ([]StoredResult, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.run_id, r.relay_id, r.path_id, r.started_at, r.ok, r.stage, r.failure,
 		r.smtp_code, r.t_handshake, r.t_total, ru.trigger, ru.started_at,
 		EXISTS (SELECT 1 FROM control_failures c WHERE c.run_id = ru.id)
-		FROM results r JOIN runs ru ON ru.id = r.run_id WHERE `+where, args...)
+		FROM `+from+` JOIN runs ru ON ru.id = r.run_id `+where, args...)
 	if err != nil {
 		return nil, err
 	}
