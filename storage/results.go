@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -187,6 +189,10 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		}
 	}
 
+	hourly, err := planHourly(ctx, tx, batch, relayIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("hourly figures: %w", err)
+	}
 	runRows := make([][]any, len(batch))
 	for i := range batch {
 		rw := &batch[i]
@@ -240,7 +246,7 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		n := len(batch[i].Results)
 		resIDs[i], flat = flat[:n:n], flat[n:]
 	}
-	if err := updateHourly(ctx, tx, batch, relayIDs); err != nil {
+	if err := hourly.write(ctx, tx); err != nil {
 		return nil, nil, fmt.Errorf("hourly figures: %w", err)
 	}
 	var upserts, stale []any
@@ -283,10 +289,22 @@ type hourKey struct {
 // checks) fold new results in by weight, keeping inserts O(batch).
 const exactMedianMax = 1000
 
-// updateHourly adds a batch's outcomes to the hourly counts and refreshes
-// the median handshake of every relay-hour it touched.
-func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayIDs []int64) error {
-	counts := map[hourKey]int{}
+// hourlyUpdate is what a batch adds to the hourly figures: outcome counts
+// per relay-hour, and the new median handshake of every relay-hour with
+// successes. planHourly reads what it needs before the batch's results
+// are stored, and write stores it after, in one statement.
+type hourlyUpdate struct {
+	counts  map[hourKey]int
+	medians map[[2]int64][2]int64 // relay, hour -> p50, timed
+}
+
+// planHourly counts a batch's outcomes per relay-hour and computes the
+// median handshake of every relay-hour it touches: exactly, from every
+// handshake stored and the batch's, while the hour's raw rows are all
+// there and not too many; else by weighing the batch's median in. A few
+// statements for the whole batch (each is a round trip on PostgreSQL).
+func planHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayIDs []int64) (hourlyUpdate, error) {
+	u := hourlyUpdate{counts: map[hourKey]int{}, medians: map[[2]int64][2]int64{}}
 	timed := map[[2]int64][]int64{} // relay, hour -> handshakes of this batch
 	for i := range batch {
 		for j := range batch[i].Results {
@@ -296,7 +314,7 @@ func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relay
 			if !r.OK {
 				k.failure = string(r.Failure)
 			}
-			counts[k]++
+			u.counts[k]++
 			if r.OK {
 				rh := [2]int64{relayIDs[i], h}
 				if v := tenths(r.Timings.Handshake); v > 0 {
@@ -307,70 +325,131 @@ func updateHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relay
 			}
 		}
 	}
-	if len(counts) > 0 {
-		args := make([]any, 0, 5*len(counts))
-		for k, n := range counts {
-			args = append(args, k.relayID, k.hour, k.ok, k.failure, n)
-		}
-		for len(args) > 0 {
-			n := min(len(args), 5*maxRowsPerInsert(5))
-			if _, err := tx.ExecContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n) VALUES `+valueRows(n/5, 5)+`
-				ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = hourly.n + excluded.n`, args[:n]...); err != nil {
-				return err
-			}
-			args = args[n:]
-		}
-	}
 	if len(timed) == 0 {
-		return nil
+		return u, nil
 	}
-	wm, err := watermark(ctx, tx)
-	if err != nil {
-		return err
+	type medianRow struct{ p50, timed int64 }
+	old := make(map[[2]int64]medianRow, len(timed))
+	relaySet := map[int64]bool{}
+	minH, maxH := int64(1<<63-1), int64(-1<<63)
+	for rh := range timed {
+		relaySet[rh[0]] = true
+		minH, maxH = min(minH, rh[1]), max(maxH, rh[1])
+	}
+	// The stored medians, with the watermark in the same query (at
+	// least one row, the watermark's, even before the hour has any).
+	var wm int64
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(relaySet)), maxParams-2) {
+		args := make([]any, 0, len(chunk)+2)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT w.value, h.relay_id, h.hour, h.p50_handshake, h.timed
+			FROM (SELECT 1 AS one) AS one
+			LEFT JOIN meta w ON w.key = 'rollup_watermark'
+			LEFT JOIN hourly h ON h.ok = 1 AND h.failure = '' AND h.relay_id IN (`+placeholders(len(chunk))+`)
+				AND h.hour >= ? AND h.hour <= ?`, append(args, minH, maxH)...)
+		if err != nil {
+			return u, err
+		}
+		for rows.Next() {
+			var w sql.NullString
+			var relayID, hour, p50, n sql.NullInt64
+			if err := rows.Scan(&w, &relayID, &hour, &p50, &n); err != nil {
+				rows.Close()
+				return u, err
+			}
+			if w.Valid {
+				if wm, err = strconv.ParseInt(w.String, 10, 64); err != nil {
+					rows.Close()
+					return u, fmt.Errorf("rollup watermark: %w", err)
+				}
+			}
+			if relayID.Valid {
+				old[[2]int64{relayID.Int64, hour.Int64}] = medianRow{p50.Int64, n.Int64}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return u, err
+		}
+	}
+	// The hours recomputed exactly: every handshake stored so far.
+	var exact [][2]int64
+	for rh, vals := range timed {
+		if rh[1] >= wm && old[rh].timed+int64(len(vals)) <= exactMedianMax {
+			exact = append(exact, rh)
+		}
+	}
+	stored := make(map[[2]int64][]int64, len(exact))
+	for chunk := range slices.Chunk(exact, maxParams/3) {
+		var where []string
+		args := make([]any, 0, 3*len(chunk))
+		for _, rh := range chunk {
+			where = append(where, `(relay_id = ? AND started_at >= ? AND started_at < ?)`)
+			args = append(args, rh[0], rh[1], rh[1]+hourMS)
+			stored[rh] = []int64{}
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT relay_id, started_at, t_handshake FROM results
+			WHERE ok = 1 AND t_handshake IS NOT NULL AND (`+strings.Join(where, " OR ")+`)`, args...)
+		if err != nil {
+			return u, err
+		}
+		for rows.Next() {
+			var relayID, at, v int64
+			if err := rows.Scan(&relayID, &at, &v); err != nil {
+				rows.Close()
+				return u, err
+			}
+			rh := [2]int64{relayID, floorHour(at)}
+			stored[rh] = append(stored[rh], v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return u, err
+		}
 	}
 	for rh, vals := range timed {
-		relayID, h := rh[0], rh[1]
-		var p50, count, oldP50, oldTimed int64
-		if err := tx.QueryRowContext(ctx, `SELECT p50_handshake, timed FROM hourly
-			WHERE relay_id = ? AND hour = ? AND ok = 1 AND failure = ''`, relayID, h).Scan(&oldP50, &oldTimed); err != nil {
+		if all, ok := stored[rh]; ok {
+			all = append(all, vals...)
+			slices.Sort(all)
+			u.medians[rh] = [2]int64{percentile(all, 50), int64(len(all))}
+			continue
+		}
+		// A busy hour, or late results for a rolled-up one: weigh the
+		// batch's median in.
+		slices.Sort(vals)
+		k := int64(len(vals))
+		o := old[rh]
+		var p50 int64
+		if count := o.timed + k; count > 0 {
+			p50 = (o.p50*o.timed + percentile(vals, 50)*k) / count
+		}
+		u.medians[rh] = [2]int64{p50, o.timed + k}
+	}
+	return u, nil
+}
+
+// write adds the counts and sets the medians, in multi-row upserts.
+func (u hourlyUpdate) write(ctx context.Context, tx *sql.Tx) error {
+	args := make([]any, 0, 7*len(u.counts))
+	for k, n := range u.counts {
+		var m [2]int64
+		if k.ok {
+			m = u.medians[[2]int64{k.relayID, k.hour}]
+		}
+		args = append(args, k.relayID, k.hour, k.ok, k.failure, n, m[0], m[1])
+	}
+	for len(args) > 0 {
+		n := min(len(args), 7*maxRowsPerInsert(7))
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n, p50_handshake, timed)
+			VALUES `+valueRows(n/7, 7)+`
+			ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = hourly.n + excluded.n,
+				p50_handshake = CASE WHEN excluded.ok = 1 THEN excluded.p50_handshake ELSE hourly.p50_handshake END,
+				timed = CASE WHEN excluded.ok = 1 THEN excluded.timed ELSE hourly.timed END`, args[:n]...); err != nil {
 			return err
 		}
-		if h >= wm && oldTimed+int64(len(vals)) <= exactMedianMax {
-			// The hour's raw rows are all there: recompute exactly.
-			rows, err := tx.QueryContext(ctx, `SELECT t_handshake FROM results WHERE relay_id = ? AND started_at >= ?
-				AND started_at < ? AND ok = 1 AND t_handshake IS NOT NULL`, relayID, h, h+hourMS)
-			if err != nil {
-				return err
-			}
-			vals = vals[:0]
-			for rows.Next() {
-				var v int64
-				if err := rows.Scan(&v); err != nil {
-					rows.Close()
-					return err
-				}
-				vals = append(vals, v)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			slices.Sort(vals)
-			p50, count = percentile(vals, 50), int64(len(vals))
-		} else {
-			// A busy hour, or late results for a rolled-up one: weigh
-			// the batch's median in.
-			slices.Sort(vals)
-			k := int64(len(vals))
-			count = oldTimed + k
-			if count > 0 {
-				p50 = (oldP50*oldTimed + percentile(vals, 50)*k) / count
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE hourly SET p50_handshake = ?, timed = ?
-			WHERE relay_id = ? AND hour = ? AND ok = 1 AND failure = ''`, p50, count, relayID, h); err != nil {
-			return err
-		}
+		args = args[n:]
 	}
 	return nil
 }
