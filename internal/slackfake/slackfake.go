@@ -7,8 +7,11 @@
 //     files.getUploadURLExternal, files.completeUploadExternal), form-encoded
 //     or JSON, with the token in the form or as a Bearer header;
 //   - a Socket Mode WebSocket at /ws: a hello frame on connect, envelopes the
-//     test sends with SendEnvelope, WebSocket pings, disconnect frames and
-//     dropped connections, and a record of every ack with its arrival time;
+//     test sends with SendEnvelope (to the newest connection, spread over the
+//     open connections with Options.SpreadEnvelopes, or to one connection
+//     with SendEnvelopeTo), WebSocket pings, disconnect frames and dropped
+//     connections, and a record of every ack with its arrival time and the
+//     connection it came on;
 //   - an upload URL (/upload/<file id>) and response_url sinks
 //     (/response/<id>) that, like Slack, accept at most five posts.
 //
@@ -64,6 +67,12 @@ type Options struct {
 	// PingInterval is how often the WebSocket side pings the client
 	// (default 200ms; Slack pings about every 10 s).
 	PingInterval time.Duration
+	// SpreadEnvelopes sends SendEnvelope's envelopes to the open
+	// connections in turn (round-robin, in the order they connected), as
+	// Slack spreads an app's envelopes over its connections (up to 10,
+	// e.g. one per replica). By default every envelope goes to the newest
+	// connection.
+	SpreadEnvelopes bool
 }
 
 // Call is one recorded HTTP call to the stand-in.
@@ -90,6 +99,9 @@ type Envelope struct {
 	ID     string
 	Type   string
 	SentAt time.Time
+	// Conn is the connection it was written to (see ConnectionIDs); 0
+	// while it waits for a connection.
+	Conn int
 }
 
 // Ack is one Socket Mode ack the client sent back.
@@ -98,6 +110,8 @@ type Ack struct {
 	// Payload is the ack's payload, nil when the ack carried none.
 	Payload json.RawMessage
 	At      time.Time
+	// Conn is the connection the ack came on (see ConnectionIDs).
+	Conn int
 }
 
 // Message is a message the bot delivered: through a Web API method or a
@@ -130,6 +144,8 @@ type failure struct {
 }
 
 type wsConn struct {
+	// id numbers the connections from 1 in the order they were accepted.
+	id      int
 	conn    *websocket.Conn
 	writeMu sync.Mutex
 	done    chan struct{}
@@ -157,6 +173,7 @@ type Server struct {
 	acks        []Ack
 	conns       []*wsConn
 	connections int
+	nextConn    int // SpreadEnvelopes' turn: an index into conns
 	pending     []pendingEnvelope
 	sent        map[string]sentEnvelope
 	failures    map[string][]*failure

@@ -2,6 +2,7 @@ package slackfake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -51,8 +52,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	s.conns = append(s.conns, c)
 	s.connections++
+	c.id = s.connections
+	s.conns = append(s.conns, c)
 	pending := s.pending
 	s.pending = nil
 	call.Status = http.StatusSwitchingProtocols
@@ -118,16 +120,18 @@ func (s *Server) readAcks(c *wsConn) {
 			frame.Payload = nil
 		}
 		s.mu.Lock()
-		s.acks = append(s.acks, Ack{EnvelopeID: frame.EnvelopeID, Payload: frame.Payload, At: at})
+		s.acks = append(s.acks, Ack{EnvelopeID: frame.EnvelopeID, Payload: frame.Payload, At: at, Conn: c.id})
 		s.notifyLocked()
 		s.mu.Unlock()
 	}
 }
 
-// writeEnvelope writes one envelope frame and stamps its send time.
+// writeEnvelope writes one envelope frame and stamps its send time and
+// connection.
 func (s *Server) writeEnvelope(c *wsConn, p pendingEnvelope) {
 	s.mu.Lock()
 	s.envelopes[p.index].SentAt = time.Now()
+	s.envelopes[p.index].Conn = c.id
 	s.mu.Unlock()
 	if err := c.write(p.frame); err != nil {
 		// The connection is going away: keep the envelope for the next one,
@@ -140,15 +144,37 @@ func (s *Server) writeEnvelope(c *wsConn, p pendingEnvelope) {
 
 // SendEnvelope sends a Socket Mode envelope of the given type
 // (EnvelopeSlashCommands, EnvelopeInteractive, …) with payload as its
-// "payload" and returns its envelope_id. With no connection open, the
-// envelope waits and goes out on the next connection.
+// "payload" and returns its envelope_id. It goes to the newest open
+// connection, or with Options.SpreadEnvelopes to the next one in turn.
+// With no connection open, the envelope waits and goes out on the next
+// connection.
 func (s *Server) SendEnvelope(typ string, payload any) (envelopeID string) {
-	s.mu.Lock()
-	s.seq++
-	id := fmt.Sprintf("env-%06d", s.seq)
-	s.mu.Unlock()
-	s.sendFrame(id, typ, payload, 0)
+	id := s.newEnvelopeID()
+	_ = s.sendFrame(id, typ, payload, 0, 0)
 	return id
+}
+
+// ErrNoConnection is SendEnvelopeTo's and ResendEnvelopeTo's error when
+// the connection named is not open.
+var ErrNoConnection = errors.New("slackfake: no such open Socket Mode connection")
+
+// SendEnvelopeTo is SendEnvelope on one connection, conn (one of
+// ConnectionIDs), as Slack picks one of an app's connections for each
+// envelope. It fails with ErrNoConnection, sending nothing, when conn is
+// not open.
+func (s *Server) SendEnvelopeTo(conn int, typ string, payload any) (envelopeID string, err error) {
+	id := s.newEnvelopeID()
+	if err := s.sendFrame(id, typ, payload, 0, conn); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Server) newEnvelopeID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	return fmt.Sprintf("env-%06d", s.seq)
 }
 
 // ResendEnvelope sends envelope id again, as Slack redelivers an envelope
@@ -161,7 +187,20 @@ func (s *Server) ResendEnvelope(id string) {
 	if !ok {
 		panic("slackfake: ResendEnvelope of an envelope never sent: " + id)
 	}
-	s.sendFrame(id, orig.typ, orig.payload, 1)
+	_ = s.sendFrame(id, orig.typ, orig.payload, 1, 0)
+}
+
+// ResendEnvelopeTo is ResendEnvelope on one connection, conn: Slack may
+// redeliver an envelope on another of the app's connections than the
+// first delivery's. It fails with ErrNoConnection when conn is not open.
+func (s *Server) ResendEnvelopeTo(conn int, id string) error {
+	s.mu.Lock()
+	orig, ok := s.sent[id]
+	s.mu.Unlock()
+	if !ok {
+		panic("slackfake: ResendEnvelopeTo of an envelope never sent: " + id)
+	}
+	return s.sendFrame(id, orig.typ, orig.payload, 1, conn)
 }
 
 type sentEnvelope struct {
@@ -169,8 +208,10 @@ type sentEnvelope struct {
 	payload any
 }
 
-// sendFrame encodes and sends (or queues) one envelope frame.
-func (s *Server) sendFrame(id, typ string, payload any, retry int) {
+// sendFrame encodes and sends (or queues) one envelope frame: to
+// connection to when to > 0 (ErrNoConnection when it is not open),
+// otherwise to the connection Options.SpreadEnvelopes picks.
+func (s *Server) sendFrame(id, typ string, payload any, retry, to int) error {
 	reason := ""
 	if retry > 0 {
 		reason = "timeout"
@@ -187,22 +228,39 @@ func (s *Server) sendFrame(id, typ string, payload any, retry int) {
 		panic(fmt.Sprintf("slackfake: envelope payload does not encode: %v", err))
 	}
 	s.mu.Lock()
+	var c *wsConn
+	switch n := len(s.conns); {
+	case to > 0:
+		for _, x := range s.conns {
+			if x.id == to {
+				c = x
+			}
+		}
+		if c == nil {
+			open := s.connectionIDsLocked()
+			s.mu.Unlock()
+			return fmt.Errorf("%w: connection %d (open: %v)", ErrNoConnection, to, open)
+		}
+	case n > 0 && s.opts.SpreadEnvelopes:
+		c = s.conns[s.nextConn%n]
+		s.nextConn = s.nextConn%n + 1
+	case n > 0:
+		c = s.conns[n-1]
+	}
 	if s.sent == nil {
 		s.sent = map[string]sentEnvelope{}
 	}
 	s.sent[id] = sentEnvelope{typ: typ, payload: payload}
 	s.envelopes = append(s.envelopes, Envelope{ID: id, Type: typ})
 	p := pendingEnvelope{index: len(s.envelopes) - 1, frame: frame}
-	var c *wsConn
-	if n := len(s.conns); n > 0 {
-		c = s.conns[n-1]
-	} else {
+	if c == nil {
 		s.pending = append(s.pending, p)
 	}
 	s.mu.Unlock()
 	if c != nil {
 		s.writeEnvelope(c, p)
 	}
+	return nil
 }
 
 // SendDisconnect sends Slack's disconnect frame (reason e.g.
@@ -244,6 +302,23 @@ func (s *Server) OpenConnections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// ConnectionIDs returns the ids of the open WebSocket connections, oldest
+// first: connections are numbered from 1 in the order they were accepted,
+// and Envelope.Conn and Ack.Conn name them.
+func (s *Server) ConnectionIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connectionIDsLocked()
+}
+
+func (s *Server) connectionIDsLocked() []int {
+	ids := make([]int, 0, len(s.conns))
+	for _, c := range s.conns {
+		ids = append(ids, c.id)
+	}
+	return ids
 }
 
 // Envelopes returns the envelopes sent so far. SentAt is zero for an
