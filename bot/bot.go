@@ -85,10 +85,12 @@ type Config struct {
 	AppToken string
 	// SigningSecret verifies HTTP-mode requests (HTTP mode only).
 	SigningSecret string
-	// Replay remembers the HTTP-mode requests the bot accepted, so that
-	// none runs twice (*storage.Store, which keeps them across restarts).
-	// Nil keeps them in memory; then requests signed before the bot
-	// started are refused.
+	// Replay remembers the HTTP-mode requests the bot accepted and the
+	// Socket Mode envelopes it handled, so that none runs twice
+	// (*storage.Store, which keeps them across restarts and shares them
+	// between replicas: Slack may redeliver an envelope on another
+	// replica's connection). Nil keeps them in memory; then HTTP-mode
+	// requests signed before the bot started are refused.
 	Replay ReplayMemory
 	// APIURL is the Web API base (default DefaultAPIURL); a missing
 	// trailing "/" is added.

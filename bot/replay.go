@@ -47,10 +47,11 @@ const (
 	headerRetryNum  = "X-Slack-Retry-Num"
 )
 
-// ReplayMemory remembers the signed requests HTTP mode accepted.
-// RememberSlackRequest records keys and reports, key by key, whether each
-// was recorded before and has not expired at now. *storage.Store
-// implements it in the database, so that the memory survives a restart.
+// ReplayMemory remembers the signed requests HTTP mode accepted and the
+// Socket Mode envelopes the bot handled. RememberSlackRequest records keys
+// and reports, key by key, whether each was recorded before and has not
+// expired at now. *storage.Store implements it in the database, so that
+// the memory survives a restart and is shared by the replicas.
 type ReplayMemory interface {
 	RememberSlackRequest(ctx context.Context, now time.Time, keys ...storage.SeenKey) (seen []bool, err error)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gmailtls/gmailtls/message"
+	"github.com/gmailtls/gmailtls/storage"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 )
@@ -92,7 +93,7 @@ func (b *Bot) onSocketEvent(ctx context.Context, client *socketmode.Client, evt 
 		}
 		id := evt.Request.EnvelopeID
 		b.spawn(ctx, func() {
-			first := b.seen.first(id, b.now())
+			first := b.firstEnvelope(ctx, id)
 			// Ack empty first, then handle.
 			b.ack(ctx, client, id, nil)
 			if first {
@@ -133,7 +134,7 @@ func (b *Bot) spawn(ctx context.Context, f func()) {
 // onSlashEnvelope acknowledges a slash_commands envelope with the
 // Handler's immediate reply and queues the rest of the work.
 func (b *Bot) onSlashEnvelope(ctx context.Context, client *socketmode.Client, id string, cmd slack.SlashCommand) {
-	if !b.seen.first(id, b.now()) {
+	if !b.firstEnvelope(ctx, id) {
 		// A redelivery: ack it so Slack stops, run nothing.
 		b.log.Debug("slack: envelope redelivered; acknowledged again, not run twice", "envelope_id", id)
 		b.ack(ctx, client, id, nil)
@@ -142,6 +143,38 @@ func (b *Bot) onSlashEnvelope(ctx context.Context, client *socketmode.Client, id
 	reply, after := b.acceptSlash(ctx, cmd)
 	b.ack(ctx, client, id, reply)
 	after()
+}
+
+// firstEnvelope reports whether envelope id arrives for the first time, in
+// this process or, with a shared replay memory (the database), in any
+// replica: Slack may redeliver an envelope on another of the app's
+// connections, another replica's. The process's own memory answers a
+// redelivery to this replica without waiting; if the shared memory cannot
+// be reached in time the envelope counts as new, so that a database
+// hiccup costs at worst a double run on two replicas, not an unanswered
+// command.
+func (b *Bot) firstEnvelope(ctx context.Context, id string) bool {
+	now := b.now()
+	if !b.seen.first(id, now) {
+		return false
+	}
+	if b.cfg.Replay == nil {
+		return true // no shared memory: the process's own is all there is
+	}
+	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	seen, err := b.replay.RememberSlackRequest(rctx, now, storage.SeenKey{
+		Digest: digest("slack-envelope", []byte(id)), Expires: now.Add(dedupeWindow),
+	})
+	if err != nil {
+		b.log.Warn("slack: could not check the envelope against the other replicas; handling it", "envelope_id", id, "err", err)
+		return true
+	}
+	if seen[0] {
+		b.log.Info("slack: envelope redelivered after another replica (or this one before a restart) handled it; acknowledged, not run again", "envelope_id", id)
+		return false
+	}
+	return true
 }
 
 // ack acknowledges envelope id, with reply as its payload when non-nil.

@@ -143,7 +143,31 @@ type replicaSetup struct {
 
 func newReplicaSetup(t *testing.T, storageTOML string, env ...string) *replicaSetup {
 	t.Helper()
-	s := &replicaSetup{slack: slackfake.New(slackfake.Options{})}
+	return newReplicaSetupWith(t, replicaOptions{}, storageTOML, env...)
+}
+
+// replicaOptions are what the replica tests may change in the setup.
+type replicaOptions struct {
+	// Slack configures the stand-in.
+	Slack slackfake.Options
+	// Mode is [slack] mode: "socket" (the default) or "http", which each
+	// replica serves on a loopback port of its own.
+	Mode string
+	// Schedule is [probing] schedule (default "@every 2s").
+	Schedule string
+	// Extra is appended to the configuration file.
+	Extra string
+}
+
+func newReplicaSetupWith(t *testing.T, o replicaOptions, storageTOML string, env ...string) *replicaSetup {
+	t.Helper()
+	if o.Mode == "" {
+		o.Mode = "socket"
+	}
+	if o.Schedule == "" {
+		o.Schedule = "@every 2s"
+	}
+	s := &replicaSetup{slack: slackfake.New(o.Slack)}
 	t.Cleanup(s.slack.Close)
 	ca, err := smtptest.NewCA()
 	if err != nil {
@@ -166,18 +190,20 @@ timeout = "5s"
 name = "relay-1"
 
 [slack]
-mode = "socket"
+mode = %q
 api_url = %q
+listen = "127.0.0.1:0"
+response_url_hosts = [%q]
 
 [probing]
-schedule = "@every 2s"
+schedule = %q
 
 [alerts]
 channel = "C0456EFGH"
 
 [http]
 listen = "127.0.0.1:0"
-`, s.smtp.Addr(), storageTOML, s.slack.APIURL())
+%s`, s.smtp.Addr(), storageTOML, o.Mode, s.slack.APIURL(), strings.TrimPrefix(s.slack.URL(), "http://"), o.Schedule, o.Extra)
 	s.cfgPath = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
