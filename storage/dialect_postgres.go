@@ -38,6 +38,25 @@ const pgWriterLock int64 = 0x676d61696c746c73
 // user_version), one row written by every migration.
 const pgSchemaTable = "gmailtls_schema"
 
+// pgIdleInTransaction is how long PostgreSQL lets a session sit idle in
+// a transaction before it ends the session (and its locks): longer than
+// the busy timeout, so that a writer waiting for the lock fails first,
+// and shorter than the leader lease (10 s), so that the writer lock of a
+// frozen leader is free again before a follower may take the lease. No
+// transaction of gmailtls waits on its client for more than a few
+// milliseconds between statements.
+const pgIdleInTransaction = 8 * time.Second
+
+// pgSessionLimits are the session settings that bound how long a vanished
+// client can hold locks (see openPostgres).
+var pgSessionLimits = map[string]string{
+	"idle_in_transaction_session_timeout": strconv.FormatInt(pgIdleInTransaction.Milliseconds(), 10),
+	"tcp_keepalives_idle":                 "5",
+	"tcp_keepalives_interval":             "2",
+	"tcp_keepalives_count":                "3",
+	"tcp_user_timeout":                    "10000",
+}
+
 // pgMaxIdle is how long an idle pooled connection is kept: after a
 // failover of PostgreSQL, dead connections are replaced at the latest this
 // long after their last use (a failed use replaces them at once).
@@ -68,6 +87,18 @@ func openPostgres(opts Options) (*sql.DB, string, pgDialect, error) {
 	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(busyTimeout.Milliseconds(), 10)
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "gmailtls"
+	}
+	// A replica that stops between two statements of a transaction (a
+	// frozen process or VM, a network cut) would hold the writer lock,
+	// and with it every replica's writes and the leader lease, until its
+	// session ended: PostgreSQL ends a session idle in a transaction
+	// after pgIdleInTransaction, and notices a dead peer within seconds
+	// through TCP keepalives and tcp_user_timeout instead of the kernel's
+	// two hours. A DSN naming its own settings keeps them.
+	for k, v := range pgSessionLimits {
+		if cfg.RuntimeParams[k] == "" {
+			cfg.RuntimeParams[k] = v
+		}
 	}
 	// pgx prepares every statement once per connection; after five runs
 	// PostgreSQL may switch a prepared statement to a generic plan, made

@@ -198,6 +198,70 @@ func TestPostgresWriterLockTimeout(t *testing.T) {
 	}
 }
 
+// TestPostgresFrozenWriterReleasesTheLock: a replica that stops in the
+// middle of a write transaction (frozen, or cut off from PostgreSQL) holds
+// the writer lock only until PostgreSQL ends its session for sitting idle
+// in a transaction; then the other replica writes again, and the frozen
+// one's commit fails instead of landing late.
+func TestPostgresFrozenWriterReleasesTheLock(t *testing.T) {
+	ctx := context.Background()
+	dsn := postgresEngine.fresh(t)
+	// The frozen replica's session limit is shortened through its DSN (a
+	// DSN naming the setting keeps it); the default is pgIdleInTransaction.
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	frozen := postgresEngine.open(t, dsn+sep+"idle_in_transaction_session_timeout=1500", nil)
+	other := postgresEngine.open(t, dsn, nil)
+	var limit string
+	if err := other.db.QueryRowContext(ctx, "SHOW idle_in_transaction_session_timeout").Scan(&limit); err != nil {
+		t.Fatal(err)
+	}
+	if limit != "8s" {
+		t.Errorf("idle_in_transaction_session_timeout = %s, want 8s (pgIdleInTransaction)", limit)
+	}
+	held, thaw := make(chan struct{}), make(chan struct{})
+	frozenDone := make(chan error, 1)
+	go func() {
+		frozenDone <- frozen.write(ctx, "write, then freeze", func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('frozen', 'yes')`); err != nil {
+				return err
+			}
+			close(held)
+			<-thaw
+			return nil
+		})
+	}()
+	<-held
+	start := time.Now()
+	var err error
+	for time.Since(start) < 15*time.Second {
+		if err = other.Ping(ctx); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrLocked) {
+			t.Fatalf("the other replica's write: %v, want ErrLocked until the frozen session ends", err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("the other replica still cannot write after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	t.Logf("the other replica wrote again after %s", time.Since(start).Round(time.Millisecond))
+	close(thaw)
+	if err := <-frozenDone; err == nil {
+		t.Fatal("the frozen replica's transaction committed after PostgreSQL ended its session")
+	}
+	var n int
+	if err := other.db.QueryRowContext(ctx, `SELECT count(*) FROM meta WHERE key = 'frozen'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the frozen replica's write landed (%d rows, %v)", n, err)
+	}
+	// The frozen store reconnects on its next use.
+	if err := frozen.Ping(ctx); err != nil {
+		t.Fatalf("the thawed replica cannot write again: %v", err)
+	}
+}
+
 // TestPostgresModes: ModeExisting and ModeReadOnly refuse a database
 // without the schema (and create nothing in it), ModeCreate refuses
 // another program's tables, and a read-only store reads but never writes.
