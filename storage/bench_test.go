@@ -24,6 +24,11 @@ import (
 // rollups).
 const benchDBEnv = "GMAILTLS_BENCH_DB"
 
+// benchPostgresEnv is benchDBEnv for PostgreSQL: the connection string of
+// a database filled beforehand, e.g. with `GMAILTLS_POSTGRES_DSN=...
+// go run ./storage/cmd/gen -driver postgres -days 365`.
+const benchPostgresEnv = "GMAILTLS_BENCH_POSTGRES"
+
 // benchEnd is the end of generated benchmark histories.
 var benchEnd = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
@@ -131,15 +136,19 @@ func TestMain(m *testing.M) {
 // benchDB returns e's generated history database and its end time.
 func benchDB(b *testing.B, e engine) (string, time.Time) {
 	b.Helper()
-	if p := os.Getenv(benchDBEnv); p != "" && e.name == EngineSQLite {
-		s, err := Open(context.Background(), p, Options{})
+	env := benchDBEnv
+	if e.name == EnginePostgres {
+		env = benchPostgresEnv
+	}
+	if p := os.Getenv(env); p != "" {
+		s, err := e.openErr(context.Background(), p, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer s.Close()
 		h, err := s.History(context.Background(), HistoryQuery{Limit: 1})
 		if err != nil || len(h) == 0 {
-			b.Fatalf("%s: no history (%v)", p, err)
+			b.Fatalf("%s: no history (%v)", s.Path(), err)
 		}
 		return p, h[0].StartedAt.Add(time.Minute)
 	}

@@ -3,6 +3,9 @@
 //
 //	go run ./storage/cmd/gen -db /tmp/year.db -relays 20 -mx 5 -ips 2 -every 5m -days 365
 //
+// With -driver postgres it fills the PostgreSQL database whose connection
+// string is in the variable -dsn-env names (GMAILTLS_POSTGRES_DSN) instead.
+//
 // The last -raw days are stored as raw results (batched inserts); the
 // older part directly as the hourly rollups retention would have left.
 // Never point it at a production database.
@@ -24,7 +27,9 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	db := fs.String("db", "", "database file to create or extend (required)")
+	db := fs.String("db", "", "database file to create or extend (required for sqlite)")
+	driver := fs.String("driver", storage.EngineSQLite, "storage engine: sqlite or postgres")
+	dsnEnv := fs.String("dsn-env", "GMAILTLS_POSTGRES_DSN", "for postgres: the variable holding the connection string")
 	relays := fs.Int("relays", 20, "number of relays")
 	mx := fs.Int("mx", 5, "MX hosts")
 	ips := fs.Int("ips", 2, "addresses per MX host")
@@ -37,14 +42,22 @@ func run() int {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
-	if *db == "" {
+	opts := storage.Options{Driver: *driver}
+	switch {
+	case *driver == storage.EnginePostgres:
+		if opts.DSN = os.Getenv(*dsnEnv); opts.DSN == "" {
+			fmt.Fprintf(os.Stderr, "gen: driver postgres: set %s to the connection string\n", *dsnEnv)
+			return 2
+		}
+	case *db == "":
 		fmt.Fprintln(os.Stderr, "gen: -db FILE is required")
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	s, err := storage.Open(ctx, *db, storage.Options{Logger: log})
+	opts.Logger = log
+	s, err := storage.Open(ctx, *db, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		return 1
@@ -69,7 +82,7 @@ func run() int {
 	}
 	el := time.Since(begin)
 	fmt.Printf("gen: %s: %d runs, %d raw results (since %s), %d hourly rollups in %s (%.0f results/s)\n",
-		*db, st.Runs, st.Results, st.RawSince.Format(time.RFC3339), st.Rollups, el.Round(time.Millisecond),
+		s.Path(), st.Runs, st.Results, st.RawSince.Format(time.RFC3339), st.Rollups, el.Round(time.Millisecond),
 		float64(st.Results)/el.Seconds())
 	return 0
 }
