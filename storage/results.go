@@ -12,7 +12,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -144,52 +143,24 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		resultID int64
 		win      bool
 	}
+	st, err := readBatchState(ctx, tx, batch, relayIDs)
+	if err != nil {
+		return nil, nil, err
+	}
 	prev := map[newestKey]previous{}
 	keep := map[[2]int]bool{}
-	if len(newest) > 0 {
-		// One query for every relay of the batch; the few MX hosts of
-		// each are filtered here.
-		relaySet := map[int64]bool{}
-		for k := range newest {
-			relaySet[k.relayID] = true
+	for k, c := range newest {
+		if old, ok := st.newest[k]; ok {
+			prev[k] = previous{resultID: old[0], win: c.startedAt >= old[1]}
+		} else {
+			prev[k] = previous{win: true}
 		}
-		var args []any
-		for id := range relaySet {
-			args = append(args, id)
-		}
-		rows, err := tx.QueryContext(ctx, `
-			SELECT n.relay_id, n.mx_id, n.result_id, r.started_at FROM newest_success n JOIN results r ON r.id = n.result_id
-			WHERE n.relay_id IN (`+placeholders(len(args))+`)`, args...)
-		if err != nil {
-			return nil, nil, err
-		}
-		stored := map[newestKey][2]int64{}
-		for rows.Next() {
-			var k newestKey
-			var id, at int64
-			if err := rows.Scan(&k.relayID, &k.mxID, &id, &at); err != nil {
-				rows.Close()
-				return nil, nil, err
-			}
-			stored[k] = [2]int64{id, at}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, nil, err
-		}
-		for k, c := range newest {
-			if old, ok := stored[k]; ok {
-				prev[k] = previous{resultID: old[0], win: c.startedAt >= old[1]}
-			} else {
-				prev[k] = previous{win: true}
-			}
-			if prev[k].win {
-				keep[[2]int{c.run, c.res}] = true
-			}
+		if prev[k].win {
+			keep[[2]int{c.run, c.res}] = true
 		}
 	}
 
-	hourly, err := planHourly(ctx, tx, batch, relayIDs)
+	hourly, err := planHourly(ctx, tx, batch, relayIDs, st)
 	if err != nil {
 		return nil, nil, fmt.Errorf("hourly figures: %w", err)
 	}
@@ -289,6 +260,80 @@ type hourKey struct {
 // checks) fold new results in by weight, keeping inserts O(batch).
 const exactMedianMax = 1000
 
+// medianRow is a relay-hour's stored median handshake and the successes
+// behind it.
+type medianRow struct{ p50, timed int64 }
+
+// batchState is what a batch's writes depend on: per relay × MX the
+// stored newest success (its result id and start), the stored medians of
+// the relay-hours the batch touches, and the rollup watermark.
+type batchState struct {
+	newest  map[newestKey][2]int64
+	medians map[[2]int64]medianRow
+	wm      int64
+}
+
+// readBatchState reads the batch's state in one query (a chunk of relays
+// at a time): one round trip on PostgreSQL rather than one per kind.
+func readBatchState(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayIDs []int64) (batchState, error) {
+	st := batchState{newest: map[newestKey][2]int64{}, medians: map[[2]int64]medianRow{}}
+	relaySet := map[int64]bool{}
+	minH, maxH := int64(1<<63-1), int64(-1<<63)
+	for i := range batch {
+		relaySet[relayIDs[i]] = true
+		for j := range batch[i].Results {
+			if r := &batch[i].Results[j]; r.OK {
+				h := floorHour(ms(r.StartedAt))
+				minH, maxH = min(minH, h), max(maxH, h)
+			}
+		}
+	}
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(relaySet)), (maxParams-2)/2) {
+		args := make([]any, 0, 2*len(chunk)+2)
+		for range 2 {
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+		}
+		args = append(args, minH, maxH)
+		in := placeholders(len(chunk))
+		// The IN lists come first and the hours last: the placeholders
+		// are numbered in that order.
+		rows, err := tx.QueryContext(ctx, `
+			SELECT 'n', n.relay_id, n.mx_id, n.result_id, r.started_at
+			FROM newest_success n JOIN results r ON r.id = n.result_id WHERE n.relay_id IN (`+in+`)
+			UNION ALL
+			SELECT 'h', relay_id, hour, p50_handshake, timed FROM hourly
+			WHERE ok = 1 AND failure = '' AND relay_id IN (`+in+`) AND hour >= ? AND hour <= ?
+			UNION ALL
+			SELECT 'w', 0, 0, 0, CAST(value AS BIGINT) FROM meta WHERE key = 'rollup_watermark'`, args...)
+		if err != nil {
+			return st, err
+		}
+		for rows.Next() {
+			var kind string
+			var a, b, c, d int64
+			if err := rows.Scan(&kind, &a, &b, &c, &d); err != nil {
+				rows.Close()
+				return st, err
+			}
+			switch kind {
+			case "n":
+				st.newest[newestKey{a, b}] = [2]int64{c, d}
+			case "h":
+				st.medians[[2]int64{a, b}] = medianRow{c, d}
+			case "w":
+				st.wm = d
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
 // hourlyUpdate is what a batch adds to the hourly figures: outcome counts
 // per relay-hour, and the new median handshake of every relay-hour with
 // successes. planHourly reads what it needs before the batch's results
@@ -301,9 +346,10 @@ type hourlyUpdate struct {
 // planHourly counts a batch's outcomes per relay-hour and computes the
 // median handshake of every relay-hour it touches: exactly, from every
 // handshake stored and the batch's, while the hour's raw rows are all
-// there and not too many; else by weighing the batch's median in. A few
-// statements for the whole batch (each is a round trip on PostgreSQL).
-func planHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayIDs []int64) (hourlyUpdate, error) {
+// there and not too many; else by weighing the batch's median in. st has
+// the stored medians; one more query reads the handshakes of the hours
+// recomputed exactly, for the whole batch.
+func planHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayIDs []int64, st batchState) (hourlyUpdate, error) {
 	u := hourlyUpdate{counts: map[hourKey]int{}, medians: map[[2]int64][2]int64{}}
 	timed := map[[2]int64][]int64{} // relay, hour -> handshakes of this batch
 	for i := range batch {
@@ -328,52 +374,7 @@ func planHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayID
 	if len(timed) == 0 {
 		return u, nil
 	}
-	type medianRow struct{ p50, timed int64 }
-	old := make(map[[2]int64]medianRow, len(timed))
-	relaySet := map[int64]bool{}
-	minH, maxH := int64(1<<63-1), int64(-1<<63)
-	for rh := range timed {
-		relaySet[rh[0]] = true
-		minH, maxH = min(minH, rh[1]), max(maxH, rh[1])
-	}
-	// The stored medians, with the watermark in the same query (at
-	// least one row, the watermark's, even before the hour has any).
-	var wm int64
-	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(relaySet)), maxParams-2) {
-		args := make([]any, 0, len(chunk)+2)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT w.value, h.relay_id, h.hour, h.p50_handshake, h.timed
-			FROM (SELECT 1 AS one) AS one
-			LEFT JOIN meta w ON w.key = 'rollup_watermark'
-			LEFT JOIN hourly h ON h.ok = 1 AND h.failure = '' AND h.relay_id IN (`+placeholders(len(chunk))+`)
-				AND h.hour >= ? AND h.hour <= ?`, append(args, minH, maxH)...)
-		if err != nil {
-			return u, err
-		}
-		for rows.Next() {
-			var w sql.NullString
-			var relayID, hour, p50, n sql.NullInt64
-			if err := rows.Scan(&w, &relayID, &hour, &p50, &n); err != nil {
-				rows.Close()
-				return u, err
-			}
-			if w.Valid {
-				if wm, err = strconv.ParseInt(w.String, 10, 64); err != nil {
-					rows.Close()
-					return u, fmt.Errorf("rollup watermark: %w", err)
-				}
-			}
-			if relayID.Valid {
-				old[[2]int64{relayID.Int64, hour.Int64}] = medianRow{p50.Int64, n.Int64}
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return u, err
-		}
-	}
+	old, wm := st.medians, st.wm
 	// The hours recomputed exactly: every handshake stored so far.
 	var exact [][2]int64
 	for rh, vals := range timed {
