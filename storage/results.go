@@ -768,7 +768,7 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayRuns int) (
 		// CROSS JOIN makes SQLite loop over the relays outside, seeking
 		// each one's range in results_relay_time; PostgreSQL plans it as
 		// any inner join.
-		out, err = s.scanLeanFrom(ctx, tx, out, `(`+bounds+`) AS b CROSS JOIN results r`,
+		out, err = s.scanLeanFrom(ctx, tx, out, false, `(`+bounds+`) AS b CROSS JOIN results r`,
 			`WHERE r.relay_id = b.id AND r.started_at >= b.lower_at`, args...)
 		return err
 	})
@@ -782,18 +782,26 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayRuns int) (
 }
 
 // scanLeanWhere appends the results matching where (over results r) with
-// the fields Recent documents, in no particular order.
+// the fields Recent documents, in no particular order, their runs' fields
+// joined in.
 func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResult, where string, args ...any) ([]StoredResult, error) {
-	return s.scanLeanFrom(ctx, tx, out, `results r`, `WHERE `+where, args...)
+	return s.scanLeanFrom(ctx, tx, out, true, `results r`, `WHERE `+where, args...)
 }
 
 // scanLeanFrom appends the results of from (which names results r) and
-// where with the fields Recent documents, in no particular order.
-func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult, from, where string, args ...any) ([]StoredResult, error) {
+// where with the fields Recent documents, in no particular order. With
+// joinRuns the runs' fields come in the same query; without, from a
+// second one by run id: where from's rows cannot be estimated (bounds
+// computed in the query), PostgreSQL would otherwise plan for all of
+// them and hash every run.
+func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult, joinRuns bool, from, where string, args ...any) ([]StoredResult, error) {
+	runCols := `, ru.trigger, ru.started_at, EXISTS (SELECT 1 FROM control_failures c WHERE c.run_id = ru.id)
+		FROM ` + from + ` JOIN runs ru ON ru.id = r.run_id `
+	if !joinRuns {
+		runCols = ` FROM ` + from + ` `
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.run_id, r.relay_id, r.path_id, r.started_at, r.ok, r.stage, r.failure,
-		r.smtp_code, r.t_handshake, r.t_total, ru.trigger, ru.started_at,
-		EXISTS (SELECT 1 FROM control_failures c WHERE c.run_id = ru.id)
-		FROM `+from+` JOIN runs ru ON ru.id = r.run_id `+where, args...)
+		r.smtp_code, r.t_handshake, r.t_total`+runCols+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -807,7 +815,11 @@ func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult
 		var stage, failure sql.NullString
 		var code, hs, total sql.NullInt64
 		var trigger string
-		if err := rows.Scan(&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total, &trigger, &runAt, &sr.ControlFailed); err != nil {
+		dest := []any{&sr.ID, &sr.RunID, &relayID, &pathID, &at, &sr.OK, &stage, &failure, &code, &hs, &total}
+		if joinRuns {
+			dest = append(dest, &trigger, &runAt, &sr.ControlFailed)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		sr.Trigger = message.Source(trigger)
@@ -822,6 +834,11 @@ func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult
 		return nil, err
 	}
 	rows.Close()
+	if !joinRuns {
+		if err := fillRuns(ctx, tx, out[first:]); err != nil {
+			return nil, err
+		}
+	}
 	for i, pid := range pathIDs {
 		name, err := s.relayName(ctx, tx, relayIDs[i])
 		if err != nil {
@@ -837,6 +854,50 @@ func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult
 		sr.SourceIP, sr.ServerName = p.key.sourceIP, p.key.serverName
 	}
 	return out, nil
+}
+
+// fillRuns sets the run fields (trigger, start, control failed) of res,
+// reading their runs by id.
+func fillRuns(ctx context.Context, tx *sql.Tx, res []StoredResult) error {
+	type runInfo struct {
+		trigger       string
+		at            int64
+		controlFailed bool
+	}
+	runs := map[int64]runInfo{}
+	for i := range res {
+		runs[res[i].RunID] = runInfo{}
+	}
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(runs)), maxParams) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, trigger, started_at,
+			EXISTS (SELECT 1 FROM control_failures c WHERE c.run_id = runs.id)
+			FROM runs WHERE id IN (`+placeholders(len(chunk))+`)`, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			var ri runInfo
+			if err := rows.Scan(&id, &ri.trigger, &ri.at, &ri.controlFailed); err != nil {
+				rows.Close()
+				return err
+			}
+			runs[id] = ri
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	for i := range res {
+		ri := runs[res[i].RunID]
+		res[i].Trigger, res[i].RunStartedAt, res[i].ControlFailed = message.Source(ri.trigger), fromMS(ri.at), ri.controlFailed
+	}
+	return nil
 }
 
 // ResultsAfter returns the results stored with an id above afterID (the
