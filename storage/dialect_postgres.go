@@ -62,6 +62,10 @@ var pgSessionLimits = map[string]string{
 // long after their last use (a failed use replaces them at once).
 const pgMaxIdle = time.Minute
 
+// pgKeepAlive is the idle time before TCP keepalive probes on PostgreSQL
+// connections; three unanswered probes a third of it apart close one.
+const pgKeepAlive = 15 * time.Second
+
 // openPostgres opens the pool of opts.DSN and returns it with the display
 // form of the DSN (no password).
 func openPostgres(opts Options) (*sql.DB, string, pgDialect, error) {
@@ -122,6 +126,14 @@ func openPostgres(opts Options) (*sql.DB, string, pgDialect, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
+	// TCP keepalives every few seconds: a connection whose server went
+	// away without a word (a failover, a network cut) fails within about
+	// pgKeepAlive × 3 instead of the system's default hours, and the pool
+	// replaces it.
+	cfg.DialFunc = (&net.Dialer{
+		Timeout:         cfg.ConnectTimeout,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: pgKeepAlive, Interval: pgKeepAlive / 3, Count: 3},
+	}).DialContext
 	db := sql.OpenDB(&pgConnector{inner: stdlib.GetConnector(*cfg)})
 	n := poolSize(opts)
 	db.SetMaxOpenConns(n)
@@ -384,16 +396,18 @@ func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 		}
 		return nil, err
 	}
-	return &pgWriteTx{conn: pc}, nil
+	return &pgWriteTx{ctx: ctx, conn: pc}, nil
 }
 
-// pgWriteTx is a write transaction begun by pgConn.BeginTx.
+// pgWriteTx is a write transaction begun by pgConn.BeginTx. Its commit
+// runs under the transaction's context, as pgx's own transactions do.
 type pgWriteTx struct {
+	ctx  context.Context
 	conn *pgx.Conn
 }
 
 func (t *pgWriteTx) Commit() error {
-	tag, err := t.conn.Exec(context.Background(), "COMMIT")
+	tag, err := t.conn.Exec(t.ctx, "COMMIT")
 	if err != nil {
 		return err
 	}
