@@ -106,12 +106,9 @@ func openPostgres(opts Options) (*sql.DB, string, pgDialect, error) {
 	}
 	// pgx prepares every statement once per connection; after five runs
 	// PostgreSQL may switch a prepared statement to a generic plan, made
-	// without the parameters' values, and the package's time windows
-	// range from a minute to a year: one plan cannot serve both.
-	// Planning is cheap next to a misplanned scan.
-	if cfg.RuntimeParams["plan_cache_mode"] == "" {
-		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
-	}
+	// without the parameters' values. Read transactions plan every
+	// statement for its values (pgBeginRead); the one-statement reads
+	// outside them (readOne) and writes keep PostgreSQL's default.
 	// PostgreSQL's default random_page_cost (4) models spinning disks and
 	// makes it prefer hashing a whole table of runs to a hundred lookups
 	// by primary key; gmailtls's working set is small and cached (and
@@ -380,15 +377,24 @@ func (c *pgConn) Begin() (driver.Tx, error) {
 var pgBeginWrite = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL plan_cache_mode = auto; SELECT pg_advisory_xact_lock(` +
 	strconv.FormatInt(pgWriterLock, 10) + `)`
 
-// BeginTx begins read transactions as pgx does, and write transactions
-// with the writer lock: every write of every process is serialised, and
-// each statement of a write sees everything committed before it.
+// pgBeginRead starts a read transaction (readTx: one REPEATABLE READ,
+// READ ONLY snapshot) whose statements are planned for their values, in
+// one round trip: the package's time windows range from a minute to a
+// year, and one generic plan cannot serve both; planning is cheap next to
+// a misplanned scan.
+const pgBeginRead = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL plan_cache_mode = force_custom_plan`
+
+// BeginTx begins read transactions planned for their values, and write
+// transactions with the writer lock: every write of every process is
+// serialised, and each statement of a write sees everything committed
+// before it.
 func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	begin := pgBeginWrite
 	if opts.ReadOnly {
-		return c.Conn.BeginTx(ctx, opts)
+		begin = pgBeginRead
 	}
 	pc := c.Conn.Conn()
-	if _, err := pc.Exec(ctx, pgBeginWrite); err != nil {
+	if _, err := pc.Exec(ctx, begin); err != nil {
 		if pc.PgConn().TxStatus() != 'I' && !pc.IsClosed() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -396,17 +402,18 @@ func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 		}
 		return nil, err
 	}
-	return &pgWriteTx{ctx: ctx, conn: pc}, nil
+	return &pgTx{ctx: ctx, conn: pc}, nil
 }
 
-// pgWriteTx is a write transaction begun by pgConn.BeginTx. Its commit
-// runs under the transaction's context, as pgx's own transactions do.
-type pgWriteTx struct {
+// pgTx is a transaction begun by pgConn.BeginTx (a write, or a read
+// planned for its values). Its commit runs under the transaction's
+// context, as pgx's own transactions do.
+type pgTx struct {
 	ctx  context.Context
 	conn *pgx.Conn
 }
 
-func (t *pgWriteTx) Commit() error {
+func (t *pgTx) Commit() error {
 	tag, err := t.conn.Exec(t.ctx, "COMMIT")
 	if err != nil {
 		return err
@@ -418,7 +425,7 @@ func (t *pgWriteTx) Commit() error {
 	return nil
 }
 
-func (t *pgWriteTx) Rollback() error {
+func (t *pgTx) Rollback() error {
 	if t.conn.IsClosed() {
 		return driver.ErrBadConn
 	}

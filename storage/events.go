@@ -203,7 +203,7 @@ func (s *Store) LastEvent(ctx context.Context, relay string) (Event, bool, error
 // announced, read at every evaluation.
 func (s *Store) LastEvents(ctx context.Context) (map[string]Event, error) {
 	out := map[string]Event{}
-	err := s.read(ctx, "read escalation events", func(tx *sql.Tx) error {
+	err := s.readOne(ctx, "read escalation events", func(tx querier) error {
 		rows, err := tx.QueryContext(ctx, eventCols+`WHERE e.id IN (SELECT MAX(id) FROM events GROUP BY relay_id)`)
 		if err != nil {
 			return err
@@ -355,7 +355,7 @@ func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
 		limit = 100
 	}
 	var out []AuditEntry
-	err := s.read(ctx, "read audit log", func(tx *sql.Tx) error {
+	err := s.readOne(ctx, "read audit log", func(tx querier) error {
 		rows, err := tx.QueryContext(ctx, `SELECT at, user_id, user_name, channel_id, source, text, outcome
 			FROM audit ORDER BY id DESC LIMIT ?`, limit)
 		if err != nil {

@@ -46,7 +46,7 @@ func (s *Store) LogSamples(ctx context.Context, relay string, since time.Time, p
 		perRelayLimit = 100
 	}
 	var out []LogSample
-	err := s.read(ctx, "read mail log samples", func(tx *sql.Tx) error {
+	err := s.readOne(ctx, "read mail log samples", func(tx querier) error {
 		rows, err := tx.QueryContext(ctx, `SELECT name, at, window_s, tls_failures, connect_failures, delivered, stuck, delivered_later FROM (
 				SELECT r.name, l.at, l.window_s, l.tls_failures, l.connect_failures, l.delivered, l.stuck, l.delivered_later, l.id,
 					ROW_NUMBER() OVER (PARTITION BY l.relay_id ORDER BY l.at DESC, l.id DESC) AS n

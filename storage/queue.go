@@ -42,7 +42,7 @@ func (s *Store) QueueSamples(ctx context.Context, relay string, since time.Time,
 		perRelayLimit = 100
 	}
 	var out []QueueSample
-	err := s.read(ctx, "read queue samples", func(tx *sql.Tx) error {
+	err := s.readOne(ctx, "read queue samples", func(tx querier) error {
 		rows, err := tx.QueryContext(ctx, `SELECT name, at, deferred, oldest_age_s, recipients, top_reason FROM (
 				SELECT r.name, q.at, q.deferred, q.oldest_age_s, q.recipients, q.top_reason, q.id,
 					ROW_NUMBER() OVER (PARTITION BY q.relay_id ORDER BY q.at DESC, q.id DESC) AS n

@@ -784,7 +784,7 @@ func (s *Store) Recent(ctx context.Context, since time.Time, perRelayRuns int) (
 // scanLeanWhere appends the results matching where (over results r) with
 // the fields Recent documents, in no particular order, their runs' fields
 // joined in.
-func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResult, where string, args ...any) ([]StoredResult, error) {
+func (s *Store) scanLeanWhere(ctx context.Context, tx querier, out []StoredResult, where string, args ...any) ([]StoredResult, error) {
 	return s.scanLeanFrom(ctx, tx, out, true, `results r`, `WHERE `+where, args...)
 }
 
@@ -794,7 +794,7 @@ func (s *Store) scanLeanWhere(ctx context.Context, tx *sql.Tx, out []StoredResul
 // second one by run id: where from's rows cannot be estimated (bounds
 // computed in the query), PostgreSQL would otherwise plan for all of
 // them and hash every run.
-func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult, joinRuns bool, from, where string, args ...any) ([]StoredResult, error) {
+func (s *Store) scanLeanFrom(ctx context.Context, tx querier, out []StoredResult, joinRuns bool, from, where string, args ...any) ([]StoredResult, error) {
 	runCols := `, ru.trigger, ru.started_at, EXISTS (SELECT 1 FROM control_failures c WHERE c.run_id = ru.id)
 		FROM ` + from + ` JOIN runs ru ON ru.id = r.run_id `
 	if !joinRuns {
@@ -858,7 +858,7 @@ func (s *Store) scanLeanFrom(ctx context.Context, tx *sql.Tx, out []StoredResult
 
 // fillRuns sets the run fields (trigger, start, control failed) of res,
 // reading their runs by id.
-func fillRuns(ctx context.Context, tx *sql.Tx, res []StoredResult) error {
+func fillRuns(ctx context.Context, tx querier, res []StoredResult) error {
 	type runInfo struct {
 		trigger       string
 		at            int64
@@ -910,7 +910,7 @@ func (s *Store) ResultsAfter(ctx context.Context, afterID int64, limit int) ([]S
 		limit = 10_000
 	}
 	var out []StoredResult
-	err := s.read(ctx, "read new results", func(tx *sql.Tx) error {
+	err := s.readOne(ctx, "read new results", func(tx querier) error {
 		var err error
 		out, err = s.scanLeanWhere(ctx, tx, nil, `r.id > ? ORDER BY r.id LIMIT ?`, afterID, limit)
 		return err
@@ -921,7 +921,7 @@ func (s *Store) ResultsAfter(ctx context.Context, afterID int64, limit int) ([]S
 // MaxResultID is the highest result id stored (0: none).
 func (s *Store) MaxResultID(ctx context.Context) (int64, error) {
 	var id sql.NullInt64
-	err := s.read(ctx, "read results", func(tx *sql.Tx) error {
+	err := s.readOne(ctx, "read results", func(tx querier) error {
 		return tx.QueryRowContext(ctx, `SELECT MAX(id) FROM results`).Scan(&id)
 	})
 	return id.Int64, err

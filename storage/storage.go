@@ -264,6 +264,19 @@ func (s *Store) read(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	return nil
 }
 
+// readOne runs fn, a read of exactly one statement, outside any
+// transaction: one statement sees one consistent snapshot on both engines,
+// and on PostgreSQL it saves the two round trips of BEGIN and ROLLBACK.
+// Lookups of interned rows (a relay's name, a path) may follow the
+// statement: those rows never change once written. A read of several
+// statements that must agree uses read.
+func (s *Store) readOne(ctx context.Context, op string, fn func(q querier) error) error {
+	if err := fn(s.db); err != nil {
+		return s.opErr(op, err)
+	}
+	return nil
+}
+
 // ms converts a time to the stored form: milliseconds since the epoch, 0
 // for the zero time.
 func ms(t time.Time) int64 {
