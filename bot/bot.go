@@ -251,7 +251,9 @@ func New(cfg Config, h Handler) (*Bot, error) {
 		replay: cfg.Replay,
 		ackSem: make(chan struct{}, 32),
 	}
-	if b.replay == nil {
+	if b.replay != nil {
+		b.replay = newGroupReplay(b.replay)
+	} else {
 		b.replay = newMemoryReplay()
 		b.replayFrom = cfg.Now().Truncate(time.Second)
 		b.memoryOnly = cfg.Mode == ModeHTTP
