@@ -53,6 +53,10 @@ type dialect interface {
 	// lastFailureHint is inserted after "FROM results" in the query of a
 	// relay's latest failure: an index hint, or nothing.
 	lastFailureHint() string
+	// execAll runs stmts, in order, in tx: statements whose results
+	// nothing reads. PostgreSQL sends them as one pipeline (one round
+	// trip); SQLite runs them one by one.
+	execAll(ctx context.Context, tx *sql.Tx, stmts []stmt) error
 
 	// For Copy (copy.go):
 	// tableNames lists the database's tables, without the engine's own
@@ -61,4 +65,11 @@ type dialect interface {
 	// resetIDs makes the next row inserted into table without an id get
 	// one past the largest id, after a copy wrote explicit ids.
 	resetIDs(ctx context.Context, tx *sql.Tx, table string) error
+}
+
+// stmt is one statement of execAll: SQL with ? placeholders and its
+// arguments.
+type stmt struct {
+	query string
+	args  []any
 }

@@ -304,6 +304,28 @@ func (pgDialect) afterBulkLoad(ctx context.Context, s *Store) error {
 // lastFailureHint: PostgreSQL's planner picks the partial index itself.
 func (pgDialect) lastFailureHint() string { return "" }
 
+// pgPipelineQuery is the query text of an execAll: the one argument of
+// the Exec is the pgPipeline, which pgConn.ExecContext sends as one batch.
+const pgPipelineQuery = "-- gmailtls pipeline"
+
+// pgPipeline is the statements of one execAll.
+type pgPipeline []stmt
+
+// execAll sends the statements as one pipeline, one round trip, through
+// database/sql's Exec of tx (so that they run on tx's connection, inside
+// it): a failing statement fails the batch, and the transaction with it.
+func (pgDialect) execAll(ctx context.Context, tx *sql.Tx, stmts []stmt) error {
+	switch len(stmts) {
+	case 0:
+		return nil
+	case 1:
+		_, err := tx.ExecContext(ctx, stmts[0].query, stmts[0].args...)
+		return err
+	}
+	_, err := tx.ExecContext(ctx, pgPipelineQuery, pgPipeline(stmts))
+	return err
+}
+
 // pgConnector makes the pool's connections: pgx's database/sql
 // connections, wrapped in pgConn.
 type pgConnector struct {
@@ -346,7 +368,45 @@ func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt,
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if query == pgPipelineQuery && len(args) == 1 {
+		if p, ok := args[0].Value.(pgPipeline); ok {
+			return c.execPipeline(ctx, p)
+		}
+	}
 	return c.Conn.ExecContext(ctx, pgRewrite(query), args)
+}
+
+// execPipeline sends p as one pgx batch and reads every statement's
+// result; the rows affected are summed.
+func (c *pgConn) execPipeline(ctx context.Context, p pgPipeline) (driver.Result, error) {
+	b := &pgx.Batch{}
+	for _, st := range p {
+		args := make([]any, len(st.args))
+		for i, a := range st.args {
+			args[i] = a
+			if v, ok := a.(bool); ok {
+				args[i] = int64(0)
+				if v {
+					args[i] = int64(1)
+				}
+			}
+		}
+		b.Queue(pgRewrite(st.query), args...)
+	}
+	br := c.Conn.Conn().SendBatch(ctx, b)
+	var n int64
+	for range p {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+		n += tag.RowsAffected()
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	return driver.RowsAffected(n), nil
 }
 
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {

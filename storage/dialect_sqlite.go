@@ -187,6 +187,16 @@ func (sqliteDialect) backup(ctx context.Context, s *Store, dst string) error {
 // partial index of failures rather than scanning its successes.
 func (sqliteDialect) lastFailureHint() string { return "INDEXED BY results_failures" }
 
+// execAll runs the statements one by one: they are function calls.
+func (sqliteDialect) execAll(ctx context.Context, tx *sql.Tx, stmts []stmt) error {
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // afterBulkLoad: SQLite plans from its indexes alone (no ANALYZE has ever
 // run on gmailtls's files), so there is nothing to refresh.
 func (sqliteDialect) afterBulkLoad(context.Context, *Store) error { return nil }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -70,4 +71,42 @@ func (e engine) open(t testing.TB, loc string, c *manualclock.Clock) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestExecAllIsAllOrNothing: the statements of execAll (one pipeline on
+// PostgreSQL) all apply, in order; one that fails fails the write, and
+// the transaction leaves nothing behind.
+func TestExecAllIsAllOrNothing(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		s := e.open(t, "", nil)
+		ok := []stmt{
+			{`INSERT INTO meta (key, value) VALUES (?, ?)`, []any{"a", "1"}},
+			{`UPDATE meta SET value = ? WHERE key = ?`, []any{"2", "a"}},
+			{`INSERT INTO meta (key, value) VALUES (?, ?)`, []any{"b", "x"}},
+		}
+		if err := s.write(ctx, "pipeline", func(tx *sql.Tx) error { return s.dialect.execAll(ctx, tx, ok) }); err != nil {
+			t.Fatal(err)
+		}
+		var a string
+		if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'a'`).Scan(&a); err != nil || a != "2" {
+			t.Fatalf("meta a = %q (%v), want 2: the statements ran out of order or not at all", a, err)
+		}
+		bad := []stmt{
+			{`INSERT INTO meta (key, value) VALUES (?, ?)`, []any{"c", "1"}},
+			{`INSERT INTO meta (key, value) VALUES (?, ?)`, []any{"b", "again"}}, // the key exists
+			{`INSERT INTO meta (key, value) VALUES (?, ?)`, []any{"d", "1"}},
+		}
+		if err := s.write(ctx, "pipeline", func(tx *sql.Tx) error { return s.dialect.execAll(ctx, tx, bad) }); err == nil {
+			t.Fatal("a pipeline with a failing statement succeeded")
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM meta WHERE key IN ('c', 'd')`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%d rows of the failed pipeline stayed (%v)", n, err)
+		}
+		// The connection is usable again.
+		if err := s.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

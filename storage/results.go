@@ -188,13 +188,14 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 	if err != nil {
 		return nil, nil, fmt.Errorf("insert runs: %w", err)
 	}
+	// The writes that follow the results and whose answers nothing reads
+	// go out together at the end (execAll: one round trip on PostgreSQL).
+	var tail []stmt
 	var resRows [][]any
 	for i := range batch {
 		rw := &batch[i]
 		if rw.Run.ControlFailed {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO control_failures (run_id) VALUES (?)`, runIDs[i]); err != nil {
-				return nil, nil, fmt.Errorf("insert control failure: %w", err)
-			}
+			tail = append(tail, stmt{`INSERT INTO control_failures (run_id) VALUES (?)`, []any{runIDs[i]}})
 		}
 		for j := range rw.Results {
 			r := &rw.Results[j]
@@ -217,9 +218,7 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		n := len(batch[i].Results)
 		resIDs[i], flat = flat[:n:n], flat[n:]
 	}
-	if err := hourly.write(ctx, tx); err != nil {
-		return nil, nil, fmt.Errorf("hourly figures: %w", err)
-	}
+	tail = append(tail, hourly.stmts()...)
 	var upserts, stale []any
 	for k, c := range newest {
 		p := prev[k]
@@ -233,17 +232,16 @@ func (s *Store) insertRuns(ctx context.Context, tx *sql.Tx, batch []RunWithResul
 		}
 	}
 	if len(upserts) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO newest_success (relay_id, mx_id, result_id) VALUES `+
-			valueRows(len(upserts)/3, 3)+` ON CONFLICT (relay_id, mx_id) DO UPDATE SET result_id = excluded.result_id`,
-			upserts...); err != nil {
-			return nil, nil, err
-		}
+		tail = append(tail, stmt{`INSERT INTO newest_success (relay_id, mx_id, result_id) VALUES ` +
+			valueRows(len(upserts)/3, 3) + ` ON CONFLICT (relay_id, mx_id) DO UPDATE SET result_id = excluded.result_id`,
+			upserts})
 	}
 	if len(stale) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE results SET transcript = NULL WHERE ok = 1 AND id IN (`+
-			placeholders(len(stale))+`)`, stale...); err != nil {
-			return nil, nil, err
-		}
+		tail = append(tail, stmt{`UPDATE results SET transcript = NULL WHERE ok = 1 AND id IN (` +
+			placeholders(len(stale)) + `)`, stale})
+	}
+	if err := s.dialect.execAll(ctx, tx, tail); err != nil {
+		return nil, nil, fmt.Errorf("control failures, hourly figures, newest successes: %w", err)
 	}
 	return runIDs, resIDs, nil
 }
@@ -431,8 +429,10 @@ func planHourly(ctx context.Context, tx *sql.Tx, batch []RunWithResults, relayID
 	return u, nil
 }
 
-// write adds the counts and sets the medians, in multi-row upserts.
-func (u hourlyUpdate) write(ctx context.Context, tx *sql.Tx) error {
+// stmts are the multi-row upserts that add the counts and set the
+// medians.
+func (u hourlyUpdate) stmts() []stmt {
+	var out []stmt
 	args := make([]any, 0, 7*len(u.counts))
 	for k, n := range u.counts {
 		var m [2]int64
@@ -443,16 +443,14 @@ func (u hourlyUpdate) write(ctx context.Context, tx *sql.Tx) error {
 	}
 	for len(args) > 0 {
 		n := min(len(args), 7*maxRowsPerInsert(7))
-		if _, err := tx.ExecContext(ctx, `INSERT INTO hourly (relay_id, hour, ok, failure, n, p50_handshake, timed)
-			VALUES `+valueRows(n/7, 7)+`
+		out = append(out, stmt{`INSERT INTO hourly (relay_id, hour, ok, failure, n, p50_handshake, timed)
+			VALUES ` + valueRows(n/7, 7) + `
 			ON CONFLICT (relay_id, hour, ok, failure) DO UPDATE SET n = hourly.n + excluded.n,
 				p50_handshake = CASE WHEN excluded.ok = 1 THEN excluded.p50_handshake ELSE hourly.p50_handshake END,
-				timed = CASE WHEN excluded.ok = 1 THEN excluded.timed ELSE hourly.timed END`, args[:n]...); err != nil {
-			return err
-		}
+				timed = CASE WHEN excluded.ok = 1 THEN excluded.timed ELSE hourly.timed END`, args[:n:n]})
 		args = args[n:]
 	}
-	return nil
+	return out
 }
 
 // resultArgs returns the stored columns of r from started_at on.
