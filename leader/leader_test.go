@@ -337,7 +337,7 @@ func testTwoReplicas(t *testing.T, open func() *storage.Store) {
 	a := &Elector{Store: frozen, ID: "a", TTL: ttl, Interval: interval, Margin: margin}
 	b := &Elector{Store: sb, ID: "b", TTL: ttl, Interval: interval, Margin: margin}
 	go func() { _ = a.Run(ctx, ta.lead) }()
-	waitFor(t, "a leads", a.IsLeader)
+	waitFor(t, "a leads", func() bool { return a.IsLeader() && len(ta.all()) > 0 })
 	go func() { _ = b.Run(ctx, tb.lead) }()
 	time.Sleep(3 * ttl)
 	if b.IsLeader() || !a.IsLeader() {
@@ -353,7 +353,8 @@ func testTwoReplicas(t *testing.T, open func() *storage.Store) {
 	}
 
 	frozen.freeze()
-	waitFor(t, "b leads", b.IsLeader)
+	// IsLeader turns true just before lead runs: wait for b's term too.
+	waitFor(t, "b leads", func() bool { return b.IsLeader() && len(tb.all()) > 0 })
 	aEnd, bStart := ta.all()[0].end, tb.all()[0].start
 	if aEnd.IsZero() || !aEnd.Before(bStart) {
 		t.Fatalf("a's term ended %s, b's began %s: they overlap", aEnd, bStart)
