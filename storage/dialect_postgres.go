@@ -383,13 +383,7 @@ func (c *pgConn) execPipeline(ctx context.Context, p pgPipeline) (driver.Result,
 	for _, st := range p {
 		args := make([]any, len(st.args))
 		for i, a := range st.args {
-			args[i] = a
-			if v, ok := a.(bool); ok {
-				args[i] = int64(0)
-				if v {
-					args[i] = int64(1)
-				}
-			}
+			args[i] = pgValue(a)
 		}
 		b.Queue(pgRewrite(st.query), args...)
 	}
@@ -416,13 +410,20 @@ func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.N
 // CheckNamedValue sends booleans as the integers the schema keeps them
 // as (SQLite's driver does the same); everything else goes to pgx as is.
 func (c *pgConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if b, ok := nv.Value.(bool); ok {
-		nv.Value = int64(0)
-		if b {
-			nv.Value = int64(1)
-		}
-	}
+	nv.Value = pgValue(nv.Value)
 	return nil
+}
+
+// pgValue is v as PostgreSQL's connections send it: a boolean as the
+// integer 0 or 1 the schema keeps, anything else as it is.
+func pgValue(v any) any {
+	if b, ok := v.(bool); ok {
+		if b {
+			return int64(1)
+		}
+		return int64(0)
+	}
+	return v
 }
 
 func (c *pgConn) Begin() (driver.Tx, error) {
