@@ -95,6 +95,33 @@ func TestPostgresConcurrentMigration(t *testing.T) {
 	}
 }
 
+// holdWrite begins a write transaction on s, runs first in it (nil:
+// nothing) and returns once the transaction holds the writer lock; the
+// transaction commits when release is called, and done then gets the
+// write's outcome.
+func holdWrite(ctx context.Context, s *Store, first func(tx *sql.Tx) error) (release func(), done <-chan error) {
+	held, rel := make(chan struct{}), make(chan struct{})
+	out := make(chan error, 1)
+	go func() {
+		out <- s.write(ctx, "hold the writer lock", func(tx *sql.Tx) error {
+			if first != nil {
+				if err := first(tx); err != nil {
+					return err
+				}
+			}
+			close(held)
+			<-rel
+			return nil
+		})
+	}()
+	select {
+	case <-held:
+	case err := <-out:
+		out <- err // the write failed before holding the lock: done reports it
+	}
+	return sync.OnceFunc(func() { close(rel) }), out
+}
+
 // TestPostgresWriterLock: two Stores on one database (two replicas) take
 // turns to write: a write of one waits for the other's to commit, and
 // both writing the same new relays at once lose nothing.
@@ -104,16 +131,7 @@ func TestPostgresWriterLock(t *testing.T) {
 	a := postgresEngine.open(t, dsn, nil)
 	b := postgresEngine.open(t, dsn, nil)
 
-	held, release := make(chan struct{}), make(chan struct{})
-	aDone := make(chan error, 1)
-	go func() {
-		aDone <- a.write(ctx, "hold the lock", func(tx *sql.Tx) error {
-			close(held)
-			<-release
-			return nil
-		})
-	}()
-	<-held
+	release, aDone := holdWrite(ctx, a, nil)
 	bDone := make(chan error, 1)
 	go func() { bDone <- b.Ping(ctx) }()
 	select {
@@ -121,7 +139,7 @@ func TestPostgresWriterLock(t *testing.T) {
 		t.Fatalf("the second store wrote while the first held the writer lock (err %v)", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	close(release)
+	release()
 	if err := <-aDone; err != nil {
 		t.Fatal(err)
 	}
@@ -178,18 +196,9 @@ func TestPostgresWriterLockTimeout(t *testing.T) {
 	dsn := postgresEngine.fresh(t)
 	a := postgresEngine.open(t, dsn, nil)
 	b := postgresEngine.open(t, dsn, nil)
-	held, release := make(chan struct{}), make(chan struct{})
-	aDone := make(chan error, 1)
-	go func() {
-		aDone <- a.write(ctx, "hold the lock", func(tx *sql.Tx) error {
-			close(held)
-			<-release
-			return nil
-		})
-	}()
-	<-held
+	release, aDone := holdWrite(ctx, a, nil)
 	err := b.Ping(ctx)
-	close(release)
+	release()
 	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), b.Path()) {
 		t.Errorf("write past the busy timeout = %v; want ErrLocked naming %s", err, b.Path())
 	}
@@ -221,19 +230,10 @@ func TestPostgresFrozenWriterReleasesTheLock(t *testing.T) {
 	if limit != "8s" {
 		t.Errorf("idle_in_transaction_session_timeout = %s, want 8s (pgIdleInTransaction)", limit)
 	}
-	held, thaw := make(chan struct{}), make(chan struct{})
-	frozenDone := make(chan error, 1)
-	go func() {
-		frozenDone <- frozen.write(ctx, "write, then freeze", func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('frozen', 'yes')`); err != nil {
-				return err
-			}
-			close(held)
-			<-thaw
-			return nil
-		})
-	}()
-	<-held
+	thaw, frozenDone := holdWrite(ctx, frozen, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('frozen', 'yes')`)
+		return err
+	})
 	start := time.Now()
 	var err error
 	for time.Since(start) < 15*time.Second {
@@ -248,7 +248,7 @@ func TestPostgresFrozenWriterReleasesTheLock(t *testing.T) {
 		t.Fatalf("the other replica still cannot write after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 	t.Logf("the other replica wrote again after %s", time.Since(start).Round(time.Millisecond))
-	close(thaw)
+	thaw()
 	if err := <-frozenDone; err == nil {
 		t.Fatal("the frozen replica's transaction committed after PostgreSQL ended its session")
 	}
