@@ -431,11 +431,11 @@ func (c *pgConn) Begin() (driver.Tx, error) {
 }
 
 // pgBeginWrite starts a write transaction and takes the writer lock, in
-// one round trip. Writes plan as PostgreSQL does by default (a generic
-// plan once five custom ones cost no less): their statements touch a
-// relay-hour or a few rows by key, where one plan fits every value and
-// planning each time would cost more than running them.
-var pgBeginWrite = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL plan_cache_mode = auto; SELECT pg_advisory_xact_lock(` +
+// one round trip. Writes plan with the session's setting, PostgreSQL's
+// default (a generic plan once five custom ones cost no less): their
+// statements touch a relay-hour or a few rows by key, where one plan fits
+// every value and planning each time would cost more than running them.
+var pgBeginWrite = `BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(` +
 	strconv.FormatInt(pgWriterLock, 10) + `)`
 
 // pgBeginRead starts a read transaction (readTx: one REPEATABLE READ,
